@@ -1,0 +1,148 @@
+#include "common/blob_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common/fs.hpp"
+#include "common/sha256.hpp"
+
+namespace drover {
+
+namespace fs = std::filesystem;
+
+BlobStore::BlobStore(fs::path root) : root_(std::move(root)) {}
+
+bool BlobStore::valid_hash(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+fs::path BlobStore::path_of(std::string_view sha) const {
+  return root_ / std::string(sha.substr(0, 2)) / std::string(sha.substr(2));
+}
+
+bool BlobStore::has(std::string_view sha) const {
+  if (!valid_hash(sha)) return false;
+  struct stat st;
+  return ::stat(path_of(sha).c_str(), &st) == 0;
+}
+
+Result<BlobRef> BlobStore::commit_temp(const fs::path& tmp, BlobRef ref) {
+  fs::path dest = path_of(ref.sha256);
+  struct stat st;
+  if (::stat(dest.c_str(), &st) == 0) {  // already stored: dedup
+    ::unlink(tmp.c_str());
+    return ref;
+  }
+  if (auto s = make_dirs(dest.parent_path()); !s) {
+    ::unlink(tmp.c_str());
+    return s.error();
+  }
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return make_error(dest.string() + ": " + std::strerror(e));
+  }
+  (void)fsync_dir(dest.parent_path());
+  return ref;
+}
+
+static Result<int> open_temp(const fs::path& root, fs::path& tmp) {
+  if (auto s = make_dirs(root / "tmp"); !s) return s.error();
+  tmp = root / "tmp" / random_hex(12);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (fd < 0) return make_error(tmp.string() + ": " + std::strerror(errno));
+  return fd;
+}
+
+static bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+Result<BlobRef> BlobStore::put_file(const fs::path& src) {
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return make_error(src.string() + ": " + std::strerror(errno));
+  fs::path tmp;
+  auto out = open_temp(root_, tmp);
+  if (!out) {
+    ::close(in);
+    return out.error();
+  }
+  Sha256 h;
+  BlobRef ref;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (n > 0 && !write_all(*out, buf.data(), static_cast<size_t>(n)))) {
+      int e = errno;
+      ::close(in);
+      ::close(*out);
+      ::unlink(tmp.c_str());
+      return make_error(src.string() + ": " + std::strerror(e));
+    }
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+    ref.size += static_cast<uint64_t>(n);
+  }
+  ::close(in);
+  bool ok = ::fsync(*out) == 0;
+  ok = (::close(*out) == 0) && ok;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return make_error(tmp.string() + ": fsync failed");
+  }
+  ref.sha256 = h.hex_digest();
+  return commit_temp(tmp, ref);
+}
+
+Result<BlobRef> BlobStore::put_bytes(std::string_view data) {
+  BlobRef ref{sha256_hex(data), data.size()};
+  if (has(ref.sha256)) return ref;
+  fs::path tmp;
+  auto out = open_temp(root_, tmp);
+  if (!out) return out.error();
+  bool ok = write_all(*out, data.data(), data.size()) && ::fsync(*out) == 0;
+  ok = (::close(*out) == 0) && ok;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return make_error(tmp.string() + ": write failed");
+  }
+  return commit_temp(tmp, ref);
+}
+
+Status BlobStore::materialize(std::string_view sha, const fs::path& dest) const {
+  if (!valid_hash(sha)) return make_error("invalid blob hash '" + std::string(sha) + "'");
+  fs::path src = path_of(sha);
+  if (::link(src.c_str(), dest.c_str()) == 0) return {};
+  if (errno == EEXIST) return make_error(dest.string() + ": already exists");
+  std::error_code ec;
+  fs::copy_file(src, dest, ec);
+  if (ec) return make_error(dest.string() + ": " + ec.message());
+  return {};
+}
+
+Status BlobStore::verify(std::string_view sha) const {
+  auto d = sha256_file(path_of(sha));
+  if (!d) return d.error();
+  if (d->sha256 != sha) return make_error("blob " + std::string(sha) + " is corrupt");
+  return {};
+}
+
+}  // namespace drover

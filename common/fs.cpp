@@ -1,0 +1,95 @@
+#include "common/fs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+namespace drover {
+
+namespace fs = std::filesystem;
+
+static Error errno_error(const fs::path& p, int e) {
+  return make_error(p.string() + ": " + std::strerror(e));
+}
+
+std::string random_hex(size_t bytes) {
+  static thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                          (static_cast<uint64_t>(::getpid()) << 32));
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (size_t i = 0; i < bytes; ++i) {
+    auto b = static_cast<unsigned>(rng() & 0xff);
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+Status fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error(dir, errno);
+  ::fsync(fd);
+  ::close(fd);
+  return {};
+}
+
+Status make_dirs(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error(dir.string() + ": " + ec.message());
+  return {};
+}
+
+Status write_file_atomic(const fs::path& path, std::string_view content, int mode) {
+  fs::path tmp = path;
+  tmp += ".tmp-" + random_hex(6);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return errno_error(tmp, errno);
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return errno_error(tmp, e);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  ::fchmod(fd, mode);
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return errno_error(tmp, e);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return errno_error(path, e);
+  }
+  return fsync_dir(path.parent_path());
+}
+
+Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(path.string() + ": " + std::strerror(errno));
+  std::string out;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > max_bytes)
+      return make_error(path.string() + ": larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  return out;
+}
+
+}  // namespace drover

@@ -1,0 +1,22 @@
+// Small filesystem helpers with explicit durability: atomic replace (temp name, fsync,
+// rename, fsync of the folder). Thread-safe (no shared state).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+
+namespace drover {
+
+// Writes `content` to `path` atomically: readers see the old file or the new one.
+Status write_file_atomic(const std::filesystem::path& path, std::string_view content,
+                         int mode = 0644);
+Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);
+Status fsync_dir(const std::filesystem::path& dir);
+Status make_dirs(const std::filesystem::path& dir);
+// A fresh random hex string (for temp names and ids).
+std::string random_hex(size_t bytes);
+
+}  // namespace drover

@@ -1,0 +1,40 @@
+// SHA-256 through OpenSSL's EVP (which uses the CPU's SHA extensions). Streaming: no
+// file is read into memory whole. A Sha256 object is not thread-safe; the free
+// functions are.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+
+namespace drover {
+
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t n);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  std::string hex_digest();  // finishes; the object must not be updated again
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+std::string sha256_hex(std::string_view data);
+
+struct FileDigest {
+  std::string sha256;
+  uint64_t size = 0;
+};
+// Hashes a file by streaming it in 1 MiB blocks.
+Result<FileDigest> sha256_file(const std::filesystem::path& path);
+
+}  // namespace drover

@@ -1,0 +1,115 @@
+// TaskType: the interface every built-in task type implements (DESIGN.md §6), and the
+// registry that finds them by name. A type validates its `with:` block at lint time and
+// runs inside the try process (`drover worker` / `drover exec`), never in the daemon.
+// The registry is filled once at start-up (register_builtin_task_types) and read-only
+// afterwards, so lookups are thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/blob_store.hpp"
+#include "common/result.hpp"
+
+namespace drover {
+
+using json = nlohmann::json;
+
+// One file of a task's inputs or outputs, by content.
+struct FileEntry {
+  std::string path;  // relative, '/'-separated
+  std::string sha256;
+  uint64_t size = 0;
+  int mode = 0644;
+  std::string from_task;  // inputs only: the upstream task that produced it
+};
+
+// Everything a try needs, resolved by the daemon; sent to a worker as JSON.
+struct TrySpec {
+  std::string run_id, dag, task, type;
+  int try_number = 1;
+  std::vector<std::string> argv;           // empty for types that don't run a command
+  std::map<std::string, std::string> env;  // added to the inherited environment
+  json with = json::object();              // rendered `with:`
+  std::vector<std::string> outputs;        // declared outputs, relative to work_dir
+  std::string home;                        // drover home; blobs at home/blobs
+  std::string project_dir;
+  std::string try_dir;                     // holds work/, inputs/, log, result.json
+  std::vector<FileEntry> inputs;           // materialized under try_dir/inputs/FROM_TASK/PATH
+  std::map<std::string, json> upstream_values;  // "TASK.KEY" -> value
+  long long timeout_ms = 0;                // 0 = none (the daemon enforces; informative)
+
+  std::filesystem::path work_dir() const { return std::filesystem::path(try_dir) / "work"; }
+  std::filesystem::path inputs_dir() const { return std::filesystem::path(try_dir) / "inputs"; }
+  std::filesystem::path log_path() const { return std::filesystem::path(try_dir) / "log"; }
+  std::filesystem::path result_path() const {
+    return std::filesystem::path(try_dir) / "result.json";
+  }
+  json to_json() const;
+  static Result<TrySpec> from_json(const json& j);
+};
+
+// What a type publishes besides its exit code.
+class Publisher {
+ public:
+  virtual ~Publisher() = default;
+  // A value readable downstream as {{ outputs.TASK.KEY }} and recorded in the run.
+  virtual void value(const std::string& key, const json& v) = 0;
+  // A numeric metric recorded in the run (step < 0: final value).
+  virtual void metric(const std::string& name, double v, long long step = -1) = 0;
+  // An output file already in the blob store (declared `outputs:` are collected for you).
+  virtual void file(const FileEntry& f) = 0;
+};
+
+struct TaskContext {
+  const TrySpec& spec;
+  BlobStore& blobs;
+  Publisher& publish;
+  // Upstream task -> its materialized, read-only input folder.
+  std::map<std::string, std::filesystem::path> inputs;
+};
+
+// A problem in a `with:` block found at lint time. `key` is the top-level key of `with:`
+// it concerns ("" for the block itself), so the loader can point at its line:col.
+struct ConfigError {
+  std::string key;
+  std::string message;
+};
+
+class TaskType {
+ public:
+  virtual ~TaskType() = default;
+  virtual std::string_view name() const = 0;
+  // Whether `run:` must be given (command, train) or is refused (snapshot, drift …).
+  enum class RunField { Required, Optional, Forbidden };
+  virtual RunField run_field() const { return RunField::Forbidden; }
+  // Lint-time check of `with:` (strings may still hold unrendered templates).
+  virtual void validate(const json& with, std::vector<ConfigError>& errors) const {}
+  // Runs the try in the try process, cwd = work dir, stdout/stderr = the try's log.
+  // Returns the exit code (0 = success). Expected failures are printed to stderr (the
+  // log) and reported as a non-zero code.
+  virtual int run(TaskContext& ctx) const = 0;
+};
+
+class TaskTypeRegistry {
+ public:
+  static TaskTypeRegistry& instance();
+  // A duplicate name is an error (aborts at start-up: a programming error).
+  void add(std::unique_ptr<TaskType> type);
+  const TaskType* find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<TaskType>, std::less<>> types_;
+};
+
+// Registers every built-in type (plugins/builtin.cpp: one line per type). Idempotent.
+void register_builtin_task_types();
+
+}  // namespace drover

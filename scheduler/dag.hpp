@@ -1,0 +1,113 @@
+// DagSpec: the immutable, validated model of one DAG file (DESIGN.md §4, version 1).
+// Built only by the loader (scheduler/dag_loader.hpp); shared as shared_ptr<const DagSpec>
+// between the daemon, the core and the API, so it is thread-safe to read.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.hpp"
+#include "common/result.hpp"
+#include "scheduler/cron.hpp"
+
+namespace drover {
+
+using json = nlohmann::json;
+
+// A position in a source file, 1-based; 0 means unknown.
+struct SourceLoc {
+  int line = 0;
+  int col = 0;
+};
+
+// One validation finding: printed as "file:line:col: message".
+struct Diagnostic {
+  std::string file;
+  int line = 0;
+  int col = 0;
+  std::string message;
+  std::string str() const {
+    return file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + message;
+  }
+};
+
+struct ParamSpec {
+  enum class Type { String, Int, Float, Bool };
+  std::string name;
+  Type type = Type::String;
+  json default_value;  // null: required at trigger time
+  std::optional<double> min, max;
+  std::optional<std::string> pattern;  // ECMAScript regex, whole-string match
+  std::vector<json> choices;           // `enum:`; empty = any
+  std::string description;
+  SourceLoc loc;
+
+  // Checks a JSON value against type/min/max/pattern/enum; error message names the param.
+  // Ints accept JSON integers only; floats accept any number; bools true/false.
+  Result<json> check(const json& value) const;
+  // Parses a CLI string ("-p NAME=VALUE") into this param's type, then check()s it.
+  Result<json> parse_cli(const std::string& text) const;
+  static const char* type_name(Type t);
+};
+
+enum class TriggerRule { AllSuccess, AllDone, OneFailed };
+
+struct Resources {
+  int gpu = 0;
+  double cpu = 0;
+  long long memory_bytes = 0;
+};
+
+struct TaskSpec {
+  std::string id;
+  std::string type = "command";
+  std::vector<std::string> needs;
+  std::vector<std::string> run_argv;       // `run:` as a list: an argv, no shell
+  std::optional<std::string> run_shell;    // `run:` as a string: /bin/sh -c, values quoted
+  json with = json::object();              // the `with:` block; strings may hold templates
+  std::vector<std::string> outputs;        // paths relative to the work dir
+  std::map<std::string, std::string> env;  // values may hold templates
+  Resources resources;
+  int retries = 0;
+  Micros retry_delay = std::chrono::seconds(30);
+  Micros max_retry_delay = std::chrono::hours(1);
+  std::optional<Micros> timeout;
+  std::string queue = "default";
+  TriggerRule trigger_rule = TriggerRule::AllSuccess;
+  SourceLoc loc;
+};
+
+struct DagSpec {
+  std::string id;
+  std::string description;
+  std::string owner;
+  std::vector<std::string> tags;
+  std::string file;       // path as given to the loader
+  std::string file_hash;  // SHA-256 of the exact file bytes
+  std::string content;    // the exact file bytes (kept for lineage)
+  std::shared_ptr<const cron::Schedule> schedule;  // null: manual only
+  std::string timezone = "UTC";
+  bool catchup = false;
+  int max_active_runs = 1;
+  std::optional<Micros> sla;
+  std::map<std::string, std::vector<std::string>> alerts;  // on_failure/on_drift/on_sla_miss
+  std::vector<ParamSpec> params;  // in file order
+  std::vector<TaskSpec> tasks;    // topologically sorted (each after all its needs)
+
+  const TaskSpec* task(const std::string& id) const;
+  const ParamSpec* param(const std::string& name) const;
+  // Params after defaults, with `given` checked: an unknown name or a bad value is an
+  // error with code "invalid" naming the param; a missing required param likewise.
+  Result<json> resolve_params(const json& given) const;
+  // Names of all tasks that `task` transitively needs.
+  std::vector<std::string> ancestors(const std::string& task) const;
+};
+
+using DagPtr = std::shared_ptr<const DagSpec>;
+
+}  // namespace drover

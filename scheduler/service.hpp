@@ -1,0 +1,39 @@
+// Service: what the daemon offers to the API (web/) — list and show DAGs and runs,
+// trigger, cancel, find logs. Implemented by the daemon (scheduler/daemon.cpp). Not
+// thread-safe: call it on the daemon's io thread (the HTTP server shares that thread).
+// Errors carry a code (see common/result.hpp) that the API maps to an HTTP status.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
+#include "scheduler/store.hpp"
+
+namespace drover {
+
+class Service {
+ public:
+  virtual ~Service() = default;
+  // {"dags": [{"dag","file","description","owner","tags","schedule","timezone",
+  //            "next_fire" (ISO or null),"paused","params":{...},"tasks":[ids]}],
+  //  "errors": [{"file","line","col","message"}]}   (load errors of broken files)
+  virtual json list_dags() = 0;
+  // One DAG: the list entry plus "file_hash", "runs" (last 10 run summaries).
+  virtual Result<json> get_dag(const std::string& dag) = 0;
+  // Creates a manual run; params are checked ("invalid" error naming the param; nothing
+  // is created). Returns the run id. Unknown DAG: "not_found".
+  virtual Result<std::string> trigger(const std::string& dag, const json& params,
+                                      const std::string& user) = 0;
+  virtual Result<json> list_runs(const RunFilter& filter) = 0;  // {"runs":[summary...]}
+  virtual Result<json> get_run(const std::string& run_id) = 0;  // the §5 record
+  // Cancels a run's unfinished tasks. "not_found", or "conflict" when already finished.
+  virtual Status cancel(const std::string& run_id, const std::string& user) = 0;
+  // The log file of a try (latest try when nullopt). "not_found" when absent.
+  virtual Result<std::string> log_path(const std::string& run_id, const std::string& task,
+                                       std::optional<int> try_number) = 0;
+};
+
+}  // namespace drover
