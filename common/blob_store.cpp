@@ -50,8 +50,18 @@ Result<BlobRef> BlobStore::commit_temp(const fs::path& tmp, BlobRef ref) {
     ::unlink(tmp.c_str());
     return make_error(dest.string() + ": " + std::strerror(e));
   }
-  (void)fsync_dir(dest.parent_path());
+  if (!deferred_sync_) (void)fsync_dir(dest.parent_path());
   return ref;
+}
+
+Status BlobStore::sync() const {
+  int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_error(root_.string() + ": " + std::strerror(errno));
+  int rc = ::syncfs(fd);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0) return make_error(root_.string() + ": syncfs: " + std::strerror(e));
+  return {};
 }
 
 static Result<int> open_temp(const fs::path& root, fs::path& tmp) {
@@ -102,7 +112,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
     ref.size += static_cast<uint64_t>(n);
   }
   ::close(in);
-  bool ok = ::fsync(*out) == 0;
+  bool ok = deferred_sync_ || ::fsync(*out) == 0;
   ok = (::close(*out) == 0) && ok;
   if (!ok) {
     ::unlink(tmp.c_str());
@@ -118,7 +128,7 @@ Result<BlobRef> BlobStore::put_bytes(std::string_view data) {
   fs::path tmp;
   auto out = open_temp(root_, tmp);
   if (!out) return out.error();
-  bool ok = write_all(*out, data.data(), data.size()) && ::fsync(*out) == 0;
+  bool ok = write_all(*out, data.data(), data.size()) && (deferred_sync_ || ::fsync(*out) == 0);
   ok = (::close(*out) == 0) && ok;
   if (!ok) {
     ::unlink(tmp.c_str());

@@ -36,9 +36,16 @@ class BlobStore {
 
   static bool valid_hash(std::string_view s);
 
+  // Batch mode for writers of many blobs (snapshots): put_* skip the per-blob fsync of the
+  // file and its folder, and the caller calls sync() once (syncfs) before publishing
+  // anything that refers to the new blobs. Off by default. Set before concurrent use.
+  void set_deferred_sync(bool on) { deferred_sync_ = on; }
+  Status sync() const;
+
  private:
   Result<BlobRef> commit_temp(const std::filesystem::path& tmp, BlobRef ref);
   std::filesystem::path root_;
+  bool deferred_sync_ = false;
 };
 
 }  // namespace drover

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -98,15 +99,26 @@ struct DagSpec {
   std::map<std::string, std::vector<std::string>> alerts;  // on_failure/on_drift/on_sla_miss
   std::vector<ParamSpec> params;  // in file order
   std::vector<TaskSpec> tasks;    // topologically sorted (each after all its needs)
+  SourceLoc id_loc;               // where the `dag:` key sits (for duplicate-id reports)
 
   const TaskSpec* task(const std::string& id) const;
   const ParamSpec* param(const std::string& name) const;
   // Params after defaults, with `given` checked: an unknown name or a bad value is an
   // error with code "invalid" naming the param; a missing required param likewise.
   Result<json> resolve_params(const json& given) const;
-  // Names of all tasks that `task` transitively needs.
+  // Names of all tasks that `task` transitively needs, in the order of `tasks`.
   std::vector<std::string> ancestors(const std::string& task) const;
+
+  // id -> index into `tasks`, filled by the loader; task() falls back to a linear search
+  // when it does not match `tasks` (a DagSpec built by hand in a test).
+  std::map<std::string, size_t, std::less<>> task_index;
 };
+
+// "Did you mean" for unknown names: the candidate closest to `word` by edit distance
+// (adjacent transpositions count 1), or "" when none is close enough.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+// " (did you mean 'X'?)" or "" — ready to append to an error message.
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
 
 using DagPtr = std::shared_ptr<const DagSpec>;
 

@@ -1,0 +1,311 @@
+// LocalExecutor: a pool of warm `drover worker` processes talking JSON lines over pipes.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <spdlog/spdlog.h>
+
+#include "executor/executor.hpp"
+#include "executor/proc.hpp"
+#include "executor/try_runner.hpp"
+
+extern char** environ;
+
+namespace drover {
+
+namespace asio = boost::asio;
+
+std::string try_key(const std::string& run_id, const std::string& task, int try_number) {
+  return run_id + "/" + task + "/" + std::to_string(try_number);
+}
+
+namespace {
+
+struct Worker {
+  int pid = 0;
+  int to_fd = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> from;
+  asio::streambuf buf;
+  std::string current_key;  // empty: idle
+  std::string current_try_dir;
+  int try_pid = 0;
+  long long try_pid_start = 0;
+  bool dead = false;
+  bool gone = false;  // its pipe reached EOF: no handler refers to it any more
+};
+
+class LocalExecutor final : public Executor {
+ public:
+  LocalExecutor(asio::io_context& io, LocalExecutorOptions opts)
+      : io_(io), opts_(std::move(opts)) {
+    // A task writing to a closed pipe must not kill the daemon.
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+
+  ~LocalExecutor() override { shutdown(); }
+
+  void set_callback(Callback cb) override { cb_ = std::move(cb); }
+
+  void start(const TrySpec& spec) override {
+    stopping_ = false;
+    std::string key = try_key(spec.run_id, spec.task, spec.try_number);
+    Worker* w = idle_worker();
+    if (!w) {
+      finish_error(key, "no worker process could be started");
+      return;
+    }
+    w->current_key = key;
+    w->current_try_dir = spec.try_dir;
+    w->try_pid = 0;
+    std::string line = json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}.dump() + "\n";
+    if (!write_all(w->to_fd, line)) {
+      w->current_key.clear();
+      mark_dead(*w);
+      finish_error(key, "worker pipe closed");
+    }
+  }
+
+  void kill(const std::string& key) override {
+    for (auto& w : workers_) {
+      if (w->current_key == key && w->try_pid > 0) {
+        signal_group(w->try_pid, w->try_pid_start);
+        return;
+      }
+    }
+    auto it = adopted_.find(key);
+    if (it != adopted_.end()) signal_group(it->second.pid, it->second.start);
+  }
+
+  void adopt(const std::string& key, const std::string& try_dir) override {
+    PidFile p = read_pid_file(try_dir);
+    adopted_[key] = Adopted{try_dir, p.pid, p.start};
+    poll_adopted();
+  }
+
+  void shutdown() override {
+    stopping_ = true;
+    for (auto& w : workers_) {
+      if (w->to_fd >= 0) ::close(w->to_fd);
+      w->to_fd = -1;
+    }
+    if (poll_timer_) poll_timer_->cancel();
+  }
+
+ private:
+  struct Adopted {
+    std::string try_dir;
+    int pid = 0;
+    long long start = 0;
+  };
+
+  static bool write_all(int fd, const std::string& s) {
+    const char* p = s.data();
+    size_t n = s.size();
+    while (n > 0) {
+      ssize_t w = ::write(fd, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+  void signal_group(int pid, long long start) {
+    if (pid <= 0 || !process_alive(pid, start)) return;
+    ::kill(-pid, SIGTERM);
+    auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(opts_.kill_grace_ms));
+    t->async_wait([t, pid, start](const boost::system::error_code& ec) {
+      if (!ec && process_alive(pid, start)) ::kill(-pid, SIGKILL);
+    });
+  }
+
+  Worker* idle_worker() {
+    for (auto& w : workers_)
+      if (!w->dead && w->current_key.empty()) return w.get();
+    // Drop dead workers, then start a new one.
+    workers_.erase(std::remove_if(workers_.begin(), workers_.end(),
+                                  [](auto& w) { return w->gone; }),
+                   workers_.end());
+    return spawn_worker();
+  }
+
+  Worker* spawn_worker() {
+    int to[2], from[2];
+    if (::pipe2(to, O_CLOEXEC) != 0) return nullptr;
+    if (::pipe2(from, O_CLOEXEC) != 0) {
+      ::close(to[0]);
+      ::close(to[1]);
+      return nullptr;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, to[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, from[1], 1);
+    std::string exe = opts_.self_exe;
+    char arg0[] = "drover";
+    char arg1[] = "worker";
+    char* argv[] = {arg0, arg1, nullptr};
+    pid_t pid = 0;
+    int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(to[0]);
+    ::close(from[1]);
+    if (rc != 0) {
+      spdlog::error("cannot start worker {}: {}", exe, std::strerror(rc));
+      ::close(to[1]);
+      ::close(from[0]);
+      return nullptr;
+    }
+    auto w = std::make_unique<Worker>();
+    w->pid = pid;
+    w->to_fd = to[1];
+    w->from = std::make_unique<asio::posix::stream_descriptor>(io_, from[0]);
+    Worker* raw = w.get();
+    workers_.push_back(std::move(w));
+    read_next(raw);
+    return raw;
+  }
+
+  void read_next(Worker* w) {
+    asio::async_read_until(*w->from, w->buf, '\n',
+                           [this, w](const boost::system::error_code& ec, size_t n) {
+                             if (ec) {
+                               on_worker_gone(w);
+                               return;
+                             }
+                             std::string line(asio::buffers_begin(w->buf.data()),
+                                              asio::buffers_begin(w->buf.data()) + n);
+                             w->buf.consume(n);
+                             on_line(w, line);
+                             if (!w->dead) read_next(w);
+                           });
+  }
+
+  void on_line(Worker* w, const std::string& line) {
+    json ev = json::parse(line, nullptr, false);
+    if (ev.is_discarded()) return;
+    std::string kind = ev.value("ev", "");
+    std::string key = ev.value("key", "");
+    if (kind == "started") {
+      w->try_pid = ev.value("pid", 0);
+      w->try_pid_start = ev.value("pid_start", 0LL);
+      TryEvent e;
+      e.kind = TryEvent::Kind::Started;
+      e.key = key;
+      e.pid = w->try_pid;
+      e.pid_start = w->try_pid_start;
+      if (cb_) cb_(e);
+    } else if (kind == "finished") {
+      TryEvent e;
+      e.kind = TryEvent::Kind::Finished;
+      e.key = key;
+      e.pid = w->try_pid;
+      if (ev["exit_code"].is_number_integer()) e.exit_code = ev["exit_code"].get<int>();
+      if (ev["signal"].is_number_integer()) e.signal = ev["signal"].get<int>();
+      e.result = ev.value("result", json());
+      e.error = ev.value("error", "");
+      w->current_key.clear();
+      w->try_pid = 0;
+      if (cb_) cb_(e);
+    }
+  }
+
+  void mark_dead(Worker& w) {
+    w.dead = true;
+    if (w.to_fd >= 0) ::close(w.to_fd);
+    w.to_fd = -1;
+  }
+
+  // Collects an exited worker's status so it leaves no zombie (events came by pipe).
+  void reap(int pid, int attempts = 100) {
+    if (pid <= 0 || ::waitpid(pid, nullptr, WNOHANG) != 0 || attempts == 0) return;
+    auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
+    t->async_wait([this, t, pid, attempts](const boost::system::error_code& ec) {
+      if (!ec) reap(pid, attempts - 1);
+    });
+  }
+
+  void on_worker_gone(Worker* w) {
+    w->gone = true;
+    mark_dead(*w);
+    reap(w->pid);
+    if (!w->current_key.empty() && !stopping_) {
+      // The worker died mid-try: its try process may live on; watch it like an adopted one.
+      std::string key = w->current_key;
+      std::string dir = w->current_try_dir;
+      w->current_key.clear();
+      adopt(key, dir);
+    }
+  }
+
+  void finish_error(const std::string& key, const std::string& error) {
+    TryEvent e;
+    e.kind = TryEvent::Kind::Finished;
+    e.key = key;
+    e.error = error;
+    asio::post(io_, [this, e] {
+      if (cb_) cb_(e);
+    });
+  }
+
+  void poll_adopted() {
+    std::vector<std::string> done;
+    for (auto& [key, a] : adopted_) {
+      if (a.pid == 0) {
+        PidFile p = read_pid_file(a.try_dir);
+        a.pid = p.pid;
+        a.start = p.start;
+      }
+      if (a.pid > 0 && process_alive(a.pid, a.start)) continue;
+      done.push_back(key);
+    }
+    for (auto& key : done) {
+      Adopted a = adopted_[key];
+      adopted_.erase(key);
+      TryEvent e;
+      e.kind = TryEvent::Kind::Finished;
+      e.key = key;
+      e.pid = a.pid;
+      e.result = read_try_result(a.try_dir);
+      if (e.result.is_object()) {
+        e.exit_code = e.result.value("exit_code", 1);
+      } else {
+        e.error = a.pid ? "the try process vanished without a result"
+                        : "the try never started (no pid file)";
+      }
+      if (cb_) cb_(e);
+    }
+    if (adopted_.empty()) return;
+    if (!poll_timer_) poll_timer_ = std::make_unique<asio::steady_timer>(io_);
+    poll_timer_->expires_after(std::chrono::milliseconds(100));
+    poll_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) poll_adopted();
+    });
+  }
+
+  asio::io_context& io_;
+  LocalExecutorOptions opts_;
+  Callback cb_;
+  bool stopping_ = false;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::map<std::string, Adopted> adopted_;
+  std::unique_ptr<asio::steady_timer> poll_timer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_local_executor(asio::io_context& io, LocalExecutorOptions opts) {
+  return std::make_unique<LocalExecutor>(io, std::move(opts));
+}
+
+}  // namespace drover

@@ -1,0 +1,63 @@
+#include "executor/proc.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/fs.hpp"
+
+namespace drover {
+
+static bool read_stat(int pid, char& state, long long& start) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  // Fields after ")": 3=state ... 22=starttime.
+  rest >> state;
+  for (int i = 4; i <= 22; ++i) rest >> field;
+  start = std::atoll(field.c_str());
+  return true;
+}
+
+long long process_start_ticks(int pid) {
+  char state;
+  long long start = 0;
+  return read_stat(pid, state, start) ? start : 0;
+}
+
+bool process_alive(int pid, long long start) {
+  if (pid <= 0) return false;
+  char state = 0;
+  long long s = 0;
+  if (!read_stat(pid, state, s)) return false;
+  if (state == 'Z' || state == 'X') return false;
+  return start == 0 || s == start;
+}
+
+PidFile read_pid_file(const std::string& try_dir) {
+  PidFile p;
+  std::ifstream in(try_dir + "/pid");
+  in >> p.pid >> p.start;
+  if (!in) return {};
+  return p;
+}
+
+void write_pid_file(const std::string& try_dir, int pid, long long start) {
+  std::string text = std::to_string(pid) + " " + std::to_string(start) + "\n";
+  // No fsync: after a machine crash the process is gone anyway.
+  std::string tmp = try_dir + "/pid.tmp";
+  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    std::rename(tmp.c_str(), (try_dir + "/pid").c_str());
+  }
+}
+
+}  // namespace drover

@@ -1,0 +1,21 @@
+// Process facts from /proc, used to adopt tries that outlived a daemon: a pid is only
+// "the same process" when its start time matches too (pids are reused). Thread-safe.
+#pragma once
+
+#include <string>
+
+namespace drover {
+
+// Start time of `pid` in clock ticks since boot (/proc/PID/stat field 22); 0 if absent.
+long long process_start_ticks(int pid);
+// True when `pid` exists, is not a zombie, and (when start != 0) started at `start`.
+bool process_alive(int pid, long long start);
+// "PID START" written by a try process into TRY_DIR/pid; {0,0} when absent.
+struct PidFile {
+  int pid = 0;
+  long long start = 0;
+};
+PidFile read_pid_file(const std::string& try_dir);
+void write_pid_file(const std::string& try_dir, int pid, long long start);
+
+}  // namespace drover

@@ -1,0 +1,177 @@
+#include "executor/try_runner.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "common/fs.hpp"
+
+namespace drover {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+long long now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class CollectingPublisher final : public Publisher {
+ public:
+  json values = json::object();
+  json metrics = json::array();
+  std::vector<FileEntry> files;
+  void value(const std::string& key, const json& v) override { values[key] = v; }
+  void metric(const std::string& name, double v, long long step) override {
+    metrics.push_back({{"name", name}, {"value", v}, {"step", step}});
+  }
+  void file(const FileEntry& f) override { files.push_back(f); }
+};
+
+// True when `rel` is a relative path that stays inside its root.
+bool safe_relative(const std::string& rel) {
+  if (rel.empty() || rel[0] == '/') return false;
+  for (auto& part : fs::path(rel))
+    if (part == "..") return false;
+  return true;
+}
+
+Status materialize_inputs(const TrySpec& spec, BlobStore& blobs) {
+  std::vector<fs::path> dirs;
+  for (auto& f : spec.inputs) {
+    if (!safe_relative(f.path) || !safe_relative(f.from_task))
+      return make_error("input path '" + f.path + "' leaves its folder");
+    fs::path dest = spec.inputs_dir() / f.from_task / f.path;
+    if (auto s = make_dirs(dest.parent_path()); !s) return s;
+    if (auto s = blobs.materialize(f.sha256, dest); !s) return s;
+  }
+  return {};
+}
+
+Status collect_one(BlobStore& blobs, const fs::path& work, const fs::path& file,
+                   std::vector<FileEntry>& out) {
+  auto ref = blobs.put_file(file);
+  if (!ref) return ref.error();
+  struct stat st;
+  int mode = ::stat(file.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : 0644;
+  out.push_back(FileEntry{fs::relative(file, work).generic_string(), ref->sha256, ref->size, mode, ""});
+  return {};
+}
+
+Status collect_outputs(const TrySpec& spec, BlobStore& blobs, std::vector<FileEntry>& out) {
+  fs::path work = spec.work_dir();
+  for (auto& decl : spec.outputs) {
+    if (!safe_relative(decl)) return make_error("output '" + decl + "' leaves the work dir");
+    fs::path p = work / decl;
+    std::error_code ec;
+    auto st = fs::symlink_status(p, ec);
+    if (ec || !fs::exists(st)) return make_error("declared output '" + decl + "' was not produced");
+    if (fs::is_directory(st)) {
+      std::vector<fs::path> files;
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+           it.increment(ec))
+        if (it->is_regular_file()) files.push_back(it->path());
+      std::sort(files.begin(), files.end());
+      for (auto& f : files)
+        if (auto s = collect_one(blobs, work, f, out); !s) return s;
+    } else {
+      if (auto s = collect_one(blobs, work, p, out); !s) return s;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+int run_try(const TrySpec& spec) {
+  long long started = now_us();
+  json result = {{"started_at", started}};
+  fs::path try_dir = spec.try_dir;
+  (void)make_dirs(spec.work_dir());
+
+  int log = ::open(spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log >= 0) {
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::close(log);
+  }
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull >= 0) {
+    ::dup2(devnull, 0);
+    ::close(devnull);
+  }
+
+  BlobStore blobs(fs::path(spec.home) / "blobs");
+  CollectingPublisher pub;
+  std::string error;
+  int code = 0;
+
+  const TaskType* type = TaskTypeRegistry::instance().find(spec.type);
+  if (!type) {
+    error = "unknown task type '" + spec.type + "'";
+    code = 1;
+  } else if (auto s = materialize_inputs(spec, blobs); !s) {
+    error = "materializing inputs: " + s.message();
+    code = 1;
+  } else if (::chdir(spec.work_dir().c_str()) != 0) {
+    error = spec.work_dir().string() + ": " + std::strerror(errno);
+    code = 1;
+  } else {
+    ::setenv("DROVER_RUN_ID", spec.run_id.c_str(), 1);
+    ::setenv("DROVER_TASK", spec.task.c_str(), 1);
+    ::setenv("DROVER_TRY", std::to_string(spec.try_number).c_str(), 1);
+    ::setenv("DROVER_WORK_DIR", spec.work_dir().c_str(), 1);
+    ::setenv("DROVER_HOME", spec.home.c_str(), 1);
+    for (auto& [k, v] : spec.env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::map<std::string, fs::path> inputs;
+    for (auto& f : spec.inputs) inputs[f.from_task] = spec.inputs_dir() / f.from_task;
+    TaskContext ctx{spec, blobs, pub, inputs};
+    std::fflush(stdout);
+    code = type->run(ctx);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    if (code == 0) {
+      std::vector<FileEntry> outs;
+      if (auto s = collect_outputs(spec, blobs, outs); !s) {
+        error = s.message();
+        std::fprintf(stderr, "drover: %s\n", error.c_str());
+        code = 1;
+      }
+      for (auto& f : outs) pub.files.push_back(f);
+    }
+  }
+  if (!error.empty() && code != 0) std::fprintf(stderr, "drover: %s\n", error.c_str());
+
+  json outputs = json::array();
+  for (auto& f : pub.files)
+    outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
+  result["exit_code"] = code;
+  result["error"] = error;
+  result["outputs"] = outputs;
+  result["values"] = pub.values;
+  result["metrics"] = pub.metrics;
+  result["ended_at"] = now_us();
+  if (auto s = write_file_atomic(spec.result_path(), result.dump()); !s) {
+    std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
+    return code == 0 ? 1 : code;
+  }
+  return code;
+}
+
+json read_try_result(const std::string& try_dir) {
+  auto text = read_file(fs::path(try_dir) / "result.json", 64 << 20);
+  if (!text) return nullptr;
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return nullptr;
+  return j;
+}
+
+}  // namespace drover

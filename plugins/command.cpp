@@ -1,0 +1,34 @@
+// The `command` task type: runs `run:` (an argv, or a string under /bin/sh -c with every
+// substituted value shell-quoted — the daemon renders it). Declared `outputs:` are
+// collected by the try runner for every type.
+#include <cstdio>
+
+#include "plugins/process.hpp"
+#include "plugins/task_type.hpp"
+
+namespace drover {
+namespace {
+
+class CommandTaskType final : public TaskType {
+ public:
+  std::string_view name() const override { return "command"; }
+  RunField run_field() const override { return RunField::Required; }
+  void validate(const json& with, std::vector<ConfigError>& errors) const override {
+    if (!with.is_object() || !with.empty())
+      errors.push_back({"", "task type 'command' takes no 'with:' block"});
+  }
+  int run(TaskContext& ctx) const override {
+    auto rc = spawn_and_wait(ctx.spec.argv, {}, {});
+    if (!rc) {
+      std::fprintf(stderr, "drover: %s\n", rc.message().c_str());
+      return 127;
+    }
+    return *rc;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<TaskType> make_command_task_type() { return std::make_unique<CommandTaskType>(); }
+
+}  // namespace drover

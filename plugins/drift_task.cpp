@@ -1,0 +1,171 @@
+// The `drift` task type (DESIGN.md §6): compares `current` with `reference` and writes
+// drift.json and an HTML report in the work dir, publishes per-feature scores as metrics
+// (`drift.FEATURE.score`, `drift.share`) and the values `drift` and `drifted`; fails only on
+// drift with `fail_on_drift: true`.
+// with: {reference: PATH, current: PATH, columns: [..], drift_share: 0.5,
+//        fail_on_drift: false, report: drift.html, methods: {col: psi},
+//        thresholds: {col: 0.2}, types: {col: categorical}}
+#include <cstdio>
+#include <filesystem>
+
+#include "common/fs.hpp"
+#include "plugins/drift/drift.hpp"
+#include "plugins/task_type.hpp"
+
+namespace drover {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_template(const json& v) {
+  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
+}
+
+class DriftTaskType final : public TaskType {
+ public:
+  std::string_view name() const override { return "drift"; }
+
+  void validate(const json& with, std::vector<ConfigError>& errors) const override {
+    static const char* kKeys[] = {"reference", "current",     "columns", "drift_share",
+                                  "fail_on_drift", "report", "methods", "thresholds", "types"};
+    if (!with.is_object()) {
+      errors.push_back({"", "task type 'drift' needs a 'with:' block with reference and current"});
+      return;
+    }
+    for (auto& [k, v] : with.items()) {
+      bool known = false;
+      for (auto* key : kKeys) known |= k == key;
+      if (!known) errors.push_back({k, "unknown key '" + k + "' in drift task"});
+    }
+    for (const char* k : {"reference", "current"}) {
+      if (!with.contains(k)) {
+        errors.push_back({"", std::string("drift task needs '") + k + "'"});
+      } else if (!with[k].is_string() || with[k].get<std::string>().empty()) {
+        errors.push_back({k, std::string("'") + k + "' must be a file path"});
+      }
+    }
+    if (with.contains("report") && !with["report"].is_string())
+      errors.push_back({"report", "'report' must be a file name"});
+    if (with.contains("columns")) {
+      const json& c = with["columns"];
+      bool ok = c.is_array();
+      if (ok)
+        for (auto& x : c) ok &= x.is_string();
+      if (!ok) errors.push_back({"columns", "'columns' must be a list of column names"});
+    }
+    if (with.contains("drift_share") && !is_template(with["drift_share"])) {
+      const json& s = with["drift_share"];
+      if (!s.is_number() || s.get<double>() <= 0 || s.get<double>() > 1)
+        errors.push_back({"drift_share", "'drift_share' must be a number in (0, 1]"});
+    }
+    if (with.contains("fail_on_drift") && !with["fail_on_drift"].is_boolean() &&
+        !is_template(with["fail_on_drift"]))
+      errors.push_back({"fail_on_drift", "'fail_on_drift' must be true or false"});
+    if (with.contains("methods")) {
+      const json& m = with["methods"];
+      if (!m.is_object()) {
+        errors.push_back({"methods", "'methods' must map column names to methods"});
+      } else {
+        for (auto& [col, v] : m.items()) {
+          if (!v.is_string()) {
+            errors.push_back({"methods", "method of column '" + col + "' must be a name"});
+          } else if (!is_template(v)) {
+            auto c = drift::canonical_method(v.get<std::string>());
+            if (!c.ok()) errors.push_back({"methods", "column '" + col + "': " + c.message()});
+          }
+        }
+      }
+    }
+    if (with.contains("thresholds")) {
+      const json& t = with["thresholds"];
+      if (!t.is_object()) {
+        errors.push_back({"thresholds", "'thresholds' must map column names to numbers"});
+      } else {
+        for (auto& [col, v] : t.items())
+          if (!v.is_number() && !is_template(v))
+            errors.push_back({"thresholds", "threshold of column '" + col + "' must be a number"});
+      }
+    }
+    if (with.contains("types")) {
+      const json& t = with["types"];
+      if (!t.is_object()) {
+        errors.push_back({"types", "'types' must map column names to numeric or categorical"});
+      } else {
+        for (auto& [col, v] : t.items())
+          if (!v.is_string() || (v != "numeric" && v != "categorical"))
+            errors.push_back({"types", "type of column '" + col +
+                                           "' must be numeric or categorical"});
+      }
+    }
+  }
+
+  int run(TaskContext& ctx) const override {
+    std::vector<ConfigError> errors;
+    const json& w = ctx.spec.with;
+    validate(w, errors);
+    if (!errors.empty()) {
+      for (auto& e : errors) std::fprintf(stderr, "drift: %s\n", e.message.c_str());
+      return 1;
+    }
+    fs::path work = ctx.spec.work_dir();
+    auto resolve = [&](const std::string& p) {
+      fs::path path(p);
+      return path.is_absolute() ? path : work / path;
+    };
+    drift::DriftOptions o;
+    o.reference = resolve(w["reference"].get<std::string>()).string();
+    o.current = resolve(w["current"].get<std::string>()).string();
+    o.reference_name = w["reference"].get<std::string>();
+    o.current_name = w["current"].get<std::string>();
+    if (w.contains("columns"))
+      for (auto& c : w["columns"]) o.columns.push_back(c.get<std::string>());
+    if (w.contains("drift_share")) o.drift_share = w["drift_share"].get<double>();
+    if (w.contains("methods"))
+      for (auto& [k, v] : w["methods"].items()) o.methods[k] = v.get<std::string>();
+    if (w.contains("thresholds"))
+      for (auto& [k, v] : w["thresholds"].items()) o.thresholds[k] = v.get<double>();
+    if (w.contains("types"))
+      for (auto& [k, v] : w["types"].items()) o.types[k] = v.get<std::string>();
+    bool fail_on_drift = w.value("fail_on_drift", false);
+
+    auto report = drift::compute_drift(o);
+    if (!report.ok()) {
+      std::fprintf(stderr, "drift: %s\n", report.message().c_str());
+      return 1;
+    }
+    const json& r = *report;
+    Status st = write_file_atomic(work / "drift.json", r.dump(2) + "\n");
+    if (st.ok()) {
+      st = write_file_atomic(resolve(w.value("report", std::string("drift.html"))),
+                             drift::render_html(r));
+    }
+    if (!st.ok()) {
+      std::fprintf(stderr, "drift: %s\n", st.message().c_str());
+      return 1;
+    }
+    for (auto& [name, f] : r["features"].items()) {
+      if (f["score"].is_number())
+        ctx.publish.metric("drift." + name + ".score", f["score"].get<double>());
+    }
+    ctx.publish.metric("drift.share", r["share"].get<double>());
+    ctx.publish.value("drift", r["drift"]);
+    ctx.publish.value("drifted", r["drifted"]);
+    std::printf("drift: %d of %d features drifted (share %.4g, threshold %.4g)%s\n",
+                r["n_drifted"].get<int>(), r["n_tested"].get<int>(), r["share"].get<double>(),
+                r["drift_share"].get<double>(), r["drift"].get<bool>() ? ": DATASET DRIFT" : "");
+    for (auto& name : r["drifted"]) {
+      const json& f = r["features"][name.get<std::string>()];
+      std::printf("  %s: %s score %.6g (threshold %g)\n", name.get<std::string>().c_str(),
+                  f["method"].get<std::string>().c_str(), f["score"].get<double>(),
+                  f["threshold"].get<double>());
+    }
+    std::fflush(stdout);
+    return r["drift"].get<bool>() && fail_on_drift ? 1 : 0;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<TaskType> make_drift_task_type() { return std::make_unique<DriftTaskType>(); }
+
+}  // namespace drover

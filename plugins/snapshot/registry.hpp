@@ -1,0 +1,133 @@
+// Registry: the dataset registry under a drover home (DESIGN.md §6 snapshot, §9). Blobs in
+// HOME/blobs, refs as files: HOME/datasets/NAME/{latest, log, tags/TAG}. Makes versions,
+// resolves REFs (NAME@TAG, NAME@latest, a version id or a unique prefix of ≥ 8 hex digits),
+// diffs, checks out, tags, garbage-collects, pushes and pulls. Safe to use from several
+// processes at once (atomic ref writes, append-only logs); one Registry object is not
+// meant to be shared between threads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/blob_store.hpp"
+#include "common/result.hpp"
+#include "plugins/snapshot/manifest.hpp"
+#include "plugins/snapshot/remote.hpp"
+#include "plugins/snapshot/snapshotter.hpp"
+
+namespace drover::snapshot {
+
+// Dataset names: [a-z0-9_.-]+, not starting with '.' or '-'. Tags: [A-Za-z0-9_.-]+, not
+// starting with '.' or '-', and not "latest".
+bool valid_dataset_name(std::string_view name);
+bool valid_tag_name(std::string_view tag);
+
+struct LogEntry {
+  std::string time;  // ISO 8601 UTC
+  std::string version;
+  std::string message;
+};
+
+struct AddResult {
+  std::string version;
+  Manifest manifest;
+  SnapshotStats stats;
+};
+
+struct DiffEntry {
+  std::string path;
+  uint64_t old_size = 0, new_size = 0;
+  std::string old_sha256, new_sha256;  // empty for symlinks and folders
+};
+struct Diff {
+  std::vector<DiffEntry> added, removed, changed;  // each sorted by path
+};
+// Compares two manifests: a path present in both whose kind, content, mode or link target
+// differs is "changed".
+Diff diff_manifests(const Manifest& a, const Manifest& b);
+
+struct CheckoutOptions {
+  unsigned threads = 0;
+  bool progress = false;
+  // Hard-link every file from the store (files then carry the store's read-only mode).
+  // By default only files whose recorded mode is the store's 0444 are linked; others are
+  // copied and given their recorded mode.
+  bool link_always = false;
+};
+
+struct GcOptions {
+  // Blob hashes to keep besides those reachable from datasets (e.g. referenced by runs);
+  // a kept hash that is a manifest keeps its files too.
+  std::set<std::string> keep;
+  // Blobs written less than this long ago are kept (a snapshot in progress has stored its
+  // files but not yet its refs).
+  int64_t grace_seconds = 3600;
+  bool dry_run = false;
+};
+struct GcResult {
+  uint64_t blobs_deleted = 0, bytes_freed = 0, blobs_kept = 0;
+};
+
+struct TransferResult {
+  std::string version;
+  uint64_t blobs_sent = 0, bytes_sent = 0, blobs_skipped = 0;
+};
+
+class Registry {
+ public:
+  explicit Registry(std::filesystem::path home);
+
+  const std::filesystem::path& home() const { return home_; }
+  BlobStore& blobs() { return blobs_; }
+
+  // Snapshots `src` as a new version of `dataset`: stores the files and the manifest, appends
+  // to the log, moves `latest`, and sets `tag` when non-empty.
+  Result<AddResult> add(const std::filesystem::path& src, const std::string& dataset,
+                        const std::string& tag, const std::string& message,
+                        SnapshotOptions opts = {});
+  // REF -> version id. Errors (code "not_found" or "invalid") are the product: see
+  // docs/data.md.
+  Result<std::string> resolve(std::string_view ref) const;
+  Result<Manifest> load(std::string_view version) const;
+  Status set_tag(std::string_view ref, const std::string& tag);
+
+  std::vector<std::string> datasets() const;
+  bool has_dataset(std::string_view name) const;
+  // Oldest first.
+  Result<std::vector<LogEntry>> log(const std::string& dataset) const;
+  std::map<std::string, std::string> tags(const std::string& dataset) const;
+  std::optional<std::string> latest(const std::string& dataset) const;
+
+  // Materializes version `ref` into `dest` (which must not exist or be an empty folder),
+  // verifying every file's hash.
+  Status checkout(std::string_view ref, const std::filesystem::path& dest,
+                  const CheckoutOptions& opts = {});
+  Result<GcResult> gc(const GcOptions& opts);
+
+  // Sends the version's missing blobs, then its manifest, then (for NAME@TAG / NAME@latest)
+  // the ref, so a ref on the remote always names a complete version.
+  Result<TransferResult> push(std::string_view ref, Remote& remote, bool progress = false);
+  // Fetches a version by NAME@TAG, NAME@latest (read on the remote) or full version id,
+  // verifying every blob; records it in the local log (and the tag) so gc keeps it.
+  Result<TransferResult> pull(std::string_view ref, Remote& remote, bool progress = false);
+
+ private:
+  std::filesystem::path dataset_dir(std::string_view name) const;
+  Status append_log(const std::string& dataset, const std::string& version,
+                    const std::string& message);
+  Status write_ref(const std::filesystem::path& file, const std::string& version);
+  std::set<std::string> known_versions() const;
+  Status fetch_blob(Remote& remote, const std::string& sha, uint64_t* bytes);
+
+  std::filesystem::path home_;
+  BlobStore blobs_;
+};
+
+}  // namespace drover::snapshot

@@ -1,0 +1,76 @@
+#include "plugins/task_type.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace drover {
+
+TaskTypeRegistry& TaskTypeRegistry::instance() {
+  static TaskTypeRegistry r;
+  return r;
+}
+
+void TaskTypeRegistry::add(std::unique_ptr<TaskType> type) {
+  std::string name(type->name());
+  if (types_.count(name)) {
+    std::fprintf(stderr, "drover: task type '%s' registered twice\n", name.c_str());
+    std::abort();
+  }
+  types_[name] = std::move(type);
+}
+
+const TaskType* TaskTypeRegistry::find(std::string_view name) const {
+  auto it = types_.find(name);
+  return it == types_.end() ? nullptr : it->second.get();
+}
+
+std::vector<std::string> TaskTypeRegistry::names() const {
+  std::vector<std::string> out;
+  for (auto& [n, t] : types_) out.push_back(n);
+  return out;
+}
+
+json TrySpec::to_json() const {
+  json files = json::array();
+  for (auto& f : inputs)
+    files.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode},
+                     {"from_task", f.from_task}});
+  return {{"run_id", run_id},   {"dag", dag},
+          {"task", task},       {"type", type},
+          {"try", try_number},  {"argv", argv},
+          {"env", env},         {"with", with},
+          {"outputs", outputs}, {"home", home},
+          {"project_dir", project_dir}, {"try_dir", try_dir},
+          {"inputs", files},    {"upstream_values", upstream_values},
+          {"timeout_ms", timeout_ms}};
+}
+
+Result<TrySpec> TrySpec::from_json(const json& j) {
+  try {
+    TrySpec s;
+    s.run_id = j.at("run_id").get<std::string>();
+    s.dag = j.at("dag").get<std::string>();
+    s.task = j.at("task").get<std::string>();
+    s.type = j.at("type").get<std::string>();
+    s.try_number = j.at("try").get<int>();
+    s.argv = j.at("argv").get<std::vector<std::string>>();
+    s.env = j.at("env").get<std::map<std::string, std::string>>();
+    s.with = j.value("with", json::object());
+    s.outputs = j.at("outputs").get<std::vector<std::string>>();
+    s.home = j.at("home").get<std::string>();
+    s.project_dir = j.value("project_dir", "");
+    s.try_dir = j.at("try_dir").get<std::string>();
+    for (auto& f : j.at("inputs"))
+      s.inputs.push_back(FileEntry{f.at("path"), f.at("sha256"), f.at("size"), f.value("mode", 0644),
+                                   f.value("from_task", "")});
+    if (j.contains("upstream_values"))
+      s.upstream_values = j.at("upstream_values").get<std::map<std::string, json>>();
+    s.timeout_ms = j.value("timeout_ms", 0LL);
+    if (s.try_dir.empty()) return make_error("try spec: empty try_dir");
+    return s;
+  } catch (const std::exception& e) {
+    return make_error(std::string("try spec: ") + e.what(), "bad_request");
+  }
+}
+
+}  // namespace drover

@@ -1,0 +1,875 @@
+#include "scheduler/daemon.hpp"
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/fs.hpp"
+#include "common/time.hpp"
+#include "scheduler/dag_loader.hpp"
+#include "scheduler/git.hpp"
+#include "scheduler/store_json.hpp"
+#include "scheduler/template.hpp"
+
+namespace drover {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct DagEntry {
+  DagPtr dag;
+  std::string file;
+  std::optional<TimePoint> next_fire;
+};
+
+struct RunningTry {
+  std::string run_id, task;
+  int try_number = 0;
+  TryRecord rec;
+  std::optional<TimePoint> deadline;
+  bool timed_out = false;
+  bool cancelled = false;
+};
+
+std::string hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string param_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  Engine& self;
+  asio::io_context& io;
+  const Clock& clock;
+  Store& store;
+  Executor& exec;
+  EngineOptions opts;
+  asio::steady_timer timer;
+  std::map<std::string, DagEntry> dags;
+  std::map<std::string, std::vector<Diagnostic>> load_errors;  // by file
+  std::map<std::string, core::RunView> active;                 // unfinished runs
+  std::map<std::string, RunningTry> running;                   // by try key
+  std::string host = hostname();
+  bool in_pump = false, pump_again = false, stopped = false;
+  int inotify_fd = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> watch;
+  std::unique_ptr<asio::steady_timer> reload_timer;
+  std::array<char, 16384> watch_buf{};
+
+  Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, Executor& x, EngineOptions o)
+      : self(e), io(io_), clock(c), store(s), exec(x), opts(std::move(o)), timer(io_) {}
+
+  // ---- DAGs ---------------------------------------------------------------------------
+
+  void reload_dags() {
+    if (!opts.dags_dir) return;
+    std::map<std::string, std::string> seen_ids;  // id -> file
+    std::set<std::string> files_now;
+    std::map<std::string, std::vector<Diagnostic>> errors;
+    for (auto& path : find_dag_files(*opts.dags_dir)) {
+      std::string file = path.string();
+      files_now.insert(file);
+      LoadResult r = load_dag_file(path);
+      if (!r.dag) {
+        errors[file] = r.diagnostics;
+        continue;
+      }
+      if (seen_ids.count(r.dag->id)) {
+        errors[file].push_back(Diagnostic{file, 1, 1,
+                                          "dag id '" + r.dag->id + "' is already defined in " +
+                                              seen_ids[r.dag->id]});
+        continue;
+      }
+      seen_ids[r.dag->id] = file;
+      auto it = dags.find(r.dag->id);
+      if (it != dags.end() && it->second.dag->file_hash == r.dag->file_hash) continue;
+      if (auto s = store.put_dag_version(r.dag->file_hash, r.dag->id, file, r.dag->content); !s)
+        spdlog::error("storing DAG version of {}: {}", file, s.message());
+      spdlog::info("loaded DAG {} from {}", r.dag->id, file);
+      dags[r.dag->id] = DagEntry{r.dag, file, std::nullopt};
+    }
+    // A DAG whose file is gone is removed; one whose file is broken keeps its last good
+    // version (and its error is reported).
+    for (auto it = dags.begin(); it != dags.end();) {
+      if (!files_now.count(it->second.file)) {
+        spdlog::info("DAG {} removed ({} is gone)", it->first, it->second.file);
+        it = dags.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [file, diags] : errors)
+      for (auto& d : diags) spdlog::warn("{}", d.str());
+    load_errors = std::move(errors);
+  }
+
+  void start_watch() {
+    if (!opts.dags_dir) return;
+    inotify_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd < 0) return;
+    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE |
+                          IN_MODIFY | IN_ATTRIB;
+    ::inotify_add_watch(inotify_fd, opts.dags_dir->c_str(), mask);
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(*opts.dags_dir, ec);
+         !ec && it != fs::end(it); it.increment(ec))
+      if (it->is_directory()) ::inotify_add_watch(inotify_fd, it->path().c_str(), mask);
+    watch = std::make_unique<asio::posix::stream_descriptor>(io, inotify_fd);
+    reload_timer = std::make_unique<asio::steady_timer>(io);
+    read_watch();
+  }
+
+  void read_watch() {
+    watch->async_read_some(asio::buffer(watch_buf),
+                           [this](const boost::system::error_code& ec, size_t) {
+                             if (ec || stopped) return;
+                             // Changes come in bursts (editors write, rename, chmod): settle.
+                             reload_timer->expires_after(std::chrono::milliseconds(150));
+                             reload_timer->async_wait([this](const boost::system::error_code& e) {
+                               if (e || stopped) return;
+                               reload_dags();
+                               pump();
+                             });
+                             read_watch();
+                           });
+  }
+
+  // ---- runs ---------------------------------------------------------------------------
+
+  std::string project_dir_for(const DagSpec& dag, const GitInfo& git) {
+    if (!opts.project_dir.empty()) return opts.project_dir;
+    if (!git.toplevel.empty()) return git.toplevel;
+    return fs::absolute(fs::path(dag.file)).parent_path().string();
+  }
+
+  Result<std::string> create_run(const DagPtr& dag, const json& given, bool from_cli,
+                                 const std::string& kind, const std::string& user,
+                                 std::optional<core::DueRun> interval, bool commit_now = true) {
+    json typed = json::object();
+    if (!given.is_null() && !given.is_object())
+      return make_error("params must be a JSON object", "invalid");
+    if (from_cli) {
+      for (auto& [name, v] : given.items()) {
+        const ParamSpec* p = dag->param(name);
+        if (!p) {
+          typed[name] = v;  // resolve_params reports the unknown name
+          continue;
+        }
+        auto parsed = p->parse_cli(v.is_string() ? v.get<std::string>() : v.dump());
+        if (!parsed) return make_error(parsed.message(), "invalid");
+        typed[name] = *parsed;
+      }
+    } else if (given.is_object()) {
+      typed = given;
+    }
+    auto params = dag->resolve_params(typed);
+    if (!params) return make_error(params.message(), "invalid");
+
+    auto seq = store.next_run_seq(dag->id);
+    if (!seq) return seq.error();
+    RunRecord run;
+    run.seq = *seq;
+    run.id = dag->id + "-" + std::to_string(*seq);
+    run.dag = dag->id;
+    run.dag_hash = dag->file_hash;
+    run.params = *params;
+    run.trigger_kind = kind;
+    run.trigger_user = user;
+    run.created_at = clock.now();
+    if (interval) {
+      run.logical_date = interval->interval_start;
+      run.interval_start = interval->interval_start;
+      run.interval_end = interval->interval_end;
+    } else {
+      run.logical_date = run.created_at;
+    }
+    GitInfo git = git_info(fs::absolute(fs::path(dag->file)).parent_path());
+    run.git_commit = git.commit;
+    run.git_dirty = git.dirty;
+    std::vector<TaskInstance> tasks;
+    core::RunView view{run, dag, {}};
+    for (auto& t : dag->tasks) {
+      TaskInstance ti{run.id, t.id, TaskState::Pending, 0, std::nullopt};
+      tasks.push_back(ti);
+      view.tasks[t.id] = ti;
+    }
+    if (auto s = store.put_dag_version(dag->file_hash, dag->id, dag->file, dag->content); !s)
+      return s.error();
+    if (auto s = store.insert_run(run, tasks); !s) return s.error();
+    project_dirs[run.id] = project_dir_for(*dag, git);
+    active[run.id] = std::move(view);
+    spdlog::info("run {} created ({} by {})", run.id, kind, user);
+    if (commit_now) post_pump();
+    return run.id;
+  }
+
+  std::map<std::string, std::string> project_dirs;  // run id -> {{ project_dir }}
+
+  void post_pump() {
+    asio::post(io, [this] { pump(); });
+  }
+
+  fs::path try_dir(const std::string& run_id, const std::string& task, int try_number) {
+    return opts.home / "runs" / run_id / task / std::to_string(try_number);
+  }
+
+  // The latest successful try of a task in a run (0 when none).
+  int successful_try(const core::RunView& v, const std::string& task) {
+    auto it = v.tasks.find(task);
+    if (it == v.tasks.end() || it->second.state != TaskState::Success) return 0;
+    return it->second.try_number;
+  }
+
+  // Builds the resolved spec of a try; an error fails the try before it starts.
+  Result<TrySpec> build_spec(const core::RunView& v, const TaskSpec& t, int try_number) {
+    TrySpec s;
+    s.run_id = v.run.id;
+    s.dag = v.dag->id;
+    s.task = t.id;
+    s.type = t.type;
+    s.try_number = try_number;
+    s.home = fs::absolute(opts.home).string();
+    auto pd = project_dirs.find(v.run.id);
+    s.project_dir = pd != project_dirs.end() ? pd->second : fs::current_path().string();
+    s.try_dir = fs::absolute(try_dir(v.run.id, t.id, try_number)).string();
+    s.outputs = t.outputs;
+    if (t.timeout) s.timeout_ms = t.timeout->count() / 1000;
+
+    // Inputs: every ancestor this task reads through {{ inputs.X.path }}, and its direct needs.
+    std::set<std::string> input_tasks(t.needs.begin(), t.needs.end());
+    std::map<std::string, json> values_cache;
+    auto values_of = [&](const std::string& task) -> json {
+      auto it = values_cache.find(task);
+      if (it != values_cache.end()) return it->second;
+      json vals = json::object();
+      if (int n = successful_try(v, task); n > 0) {
+        if (auto r = store.values_of(v.run.id, task, n)) vals = *r;
+      }
+      values_cache[task] = vals;
+      return vals;
+    };
+    std::string missing_error;
+    TemplateLookup lookup = [&](std::string_view name) -> std::optional<std::string> {
+      std::string n(name);
+      if (n == "run.id") return v.run.id;
+      if (n == "run.logical_date" && v.run.logical_date) return format_iso_utc(*v.run.logical_date);
+      if (n == "run.interval_start")
+        return v.run.interval_start ? format_iso_utc(*v.run.interval_start) : "";
+      if (n == "run.interval_end")
+        return v.run.interval_end ? format_iso_utc(*v.run.interval_end) : "";
+      if (n == "project_dir") return s.project_dir;
+      if (n.rfind("params.", 0) == 0) {
+        std::string p = n.substr(7);
+        if (v.run.params.contains(p)) return param_text(v.run.params[p]);
+        return std::nullopt;
+      }
+      if (n.rfind("inputs.", 0) == 0) {
+        auto dot = n.find('.', 7);
+        if (dot == std::string::npos || n.substr(dot + 1) != "path") return std::nullopt;
+        std::string task = n.substr(7, dot - 7);
+        input_tasks.insert(task);
+        return (fs::path(s.try_dir) / "inputs" / task).string();
+      }
+      if (n.rfind("outputs.", 0) == 0) {
+        auto dot = n.find('.', 8);
+        if (dot == std::string::npos) return std::nullopt;
+        std::string task = n.substr(8, dot - 8), key = n.substr(dot + 1);
+        json vals = values_of(task);
+        // Dotted keys ("metrics.auc") are stored flat.
+        if (vals.contains(key)) return param_text(vals[key]);
+        return std::nullopt;
+      }
+      if (n.rfind("secrets.", 0) == 0) {
+        std::string env = "DROVER_SECRET_" + n.substr(8);
+        if (const char* val = std::getenv(env.c_str())) return std::string(val);
+        return std::nullopt;
+      }
+      return std::nullopt;
+    };
+
+    if (t.run_shell) {
+      auto cmd = render_template(*t.run_shell, lookup, /*shell_quote=*/true);
+      if (!cmd) return cmd.error();
+      s.argv = {"/bin/sh", "-c", *cmd};
+    } else {
+      for (auto& a : t.run_argv) {
+        auto arg = render_template(a, lookup, false);
+        if (!arg) return arg.error();
+        s.argv.push_back(*arg);
+      }
+    }
+    for (auto& [k, val] : t.env) {
+      auto r = render_template(val, lookup, false);
+      if (!r) return r.error();
+      s.env[k] = *r;
+    }
+    std::function<Result<json>(const json&)> render_json = [&](const json& j) -> Result<json> {
+      if (j.is_string()) {
+        auto r = render_template(j.get<std::string>(), lookup, false);
+        if (!r) return r.error();
+        return json(*r);
+      }
+      if (j.is_array() || j.is_object()) {
+        json out = j;
+        for (auto it = out.begin(); it != out.end(); ++it) {
+          auto r = render_json(*it);
+          if (!r) return r.error();
+          *it = *r;
+        }
+        return out;
+      }
+      return j;
+    };
+    auto with = render_json(t.with);
+    if (!with) return with.error();
+    s.with = *with;
+
+    for (auto& up : input_tasks) {
+      int n = successful_try(v, up);
+      if (n == 0) continue;  // all_done / one_failed: an upstream without outputs
+      auto files = store.files_of(v.run.id, up, n, "output");
+      if (!files) return files.error();
+      for (auto& f : *files) s.inputs.push_back(FileEntry{f.path, f.sha256, f.size, f.mode, up});
+      json up_values = values_of(up);
+      for (auto& [k, val] : up_values.items()) s.upstream_values[up + "." + k] = val;
+    }
+    return s;
+  }
+
+  core::Slots free_slots() {
+    core::Slots slots;
+    slots.global = opts.global_slots - static_cast<int>(running.size());
+    for (auto& [q, limit] : opts.queue_slots) slots.queue[q] = limit;
+    for (auto& [key, rt] : running) {
+      auto it = slots.queue.find(rt.rec.queue);
+      if (it != slots.queue.end()) --it->second;
+    }
+    return slots;
+  }
+
+  struct Launch {
+    TrySpec spec;
+  };
+
+  void notify_task(const TaskInstance& t) {
+    if (self.task_observer_) self.task_observer_(t.run_id, t.task, t.state, t.try_number);
+  }
+
+  // Applies a step's task updates and starts to the store (inside the caller's
+  // transaction) and to memory; queues the launches.
+  void apply_step(core::RunView& v, const core::RunStep& step, std::vector<Launch>& launches) {
+    TimePoint now = clock.now();
+    for (auto& u : step.updates) {
+      (void)store.update_task(u);
+      v.tasks[u.task] = u;
+    }
+    for (auto& st : step.starts) {
+      const TaskSpec* t = v.dag->task(st.task);
+      TryRecord rec;
+      rec.run_id = v.run.id;
+      rec.task = st.task;
+      rec.try_number = st.try_number;
+      rec.queue = t->queue;
+      rec.host = host;
+      rec.started_at = now;
+      rec.try_dir = try_dir(v.run.id, st.task, st.try_number).string();
+      rec.log_path = rec.try_dir + "/log";
+      rec.facts = {{"hostname", host}, {"executor", "local"}};
+      auto spec = build_spec(v, *t, st.try_number);
+      if (!spec) {
+        // The try cannot even be prepared (e.g. a value upstream did not publish).
+        rec.state = TryState::Failed;
+        rec.ended_at = now;
+        rec.error = spec.message();
+        (void)store.insert_try(rec);
+        TaskInstance ti = core::after_try(*t, v.tasks[st.task], core::TryEnd::Failed, now);
+        (void)store.update_task(ti);
+        v.tasks[st.task] = ti;
+        spdlog::warn("run {} task {}: {}", v.run.id, st.task, rec.error);
+        continue;
+      }
+      rec.command = spec->argv;
+      rec.state = TryState::Running;
+      (void)store.insert_try(rec);
+      std::vector<FileRecord> inputs;
+      for (auto& f : spec->inputs)
+        inputs.push_back(FileRecord{f.path, f.sha256, f.size, f.mode, f.from_task});
+      if (!inputs.empty()) (void)store.add_files(v.run.id, st.task, st.try_number, "input", inputs);
+      RunningTry rt{v.run.id, st.task, st.try_number, rec, std::nullopt, false, false};
+      if (t->timeout) rt.deadline = now + *t->timeout;
+      running[try_key(v.run.id, st.task, st.try_number)] = rt;
+      launches.push_back(Launch{std::move(*spec)});
+    }
+    if (step.run_state && *step.run_state != v.run.state) {
+      v.run.state = *step.run_state;
+      if (v.run.state == RunState::Running && !v.run.started_at) v.run.started_at = now;
+      if (is_terminal(v.run.state)) v.run.ended_at = now;
+      (void)store.update_run(v.run);
+    }
+  }
+
+  void fire_schedules(TimePoint now, std::optional<TimePoint>& wake) {
+    if (!opts.schedules) return;
+    for (auto& [id, e] : dags) {
+      if (!e.dag->schedule) continue;
+      auto paused = store.paused(id);
+      if (paused && *paused) continue;
+      auto last = store.last_scheduled(id);
+      if (!last) continue;
+      core::ScheduleStep st = core::schedule_dag(*e.dag, *last, now);
+      for (auto& due : st.due) {
+        auto r = create_run(e.dag, json::object(), false, "schedule", "scheduler", due, false);
+        if (!r) spdlog::error("scheduling {}: {}", id, r.message());
+      }
+      if (!*last || **last != st.last_fire) (void)store.set_last_scheduled(id, st.last_fire);
+      e.next_fire = st.next_fire == TimePoint::max() ? std::nullopt
+                                                      : std::optional<TimePoint>(st.next_fire);
+      if (e.next_fire && (!wake || *e.next_fire < *wake)) wake = e.next_fire;
+    }
+  }
+
+  void pump() {
+    if (stopped) return;
+    if (in_pump) {
+      pump_again = true;
+      return;
+    }
+    in_pump = true;
+    do {
+      pump_again = false;
+      pump_once();
+    } while (pump_again);
+    in_pump = false;
+  }
+
+  void pump_once() {
+    TimePoint now = clock.now();
+    std::optional<TimePoint> wake;
+    std::vector<Launch> launches;
+    std::vector<std::pair<std::string, RunState>> finished_runs;
+    {
+      Transaction txn(store);
+      fire_schedules(now, wake);
+      expire_timeouts(now, wake);
+      core::Slots slots = free_slots();
+      // Per DAG, runs start oldest first up to max_active_runs.
+      std::map<std::string, int> running_runs;
+      for (auto& [id, v] : active)
+        if (v.run.state == RunState::Running) running_runs[v.run.dag]++;
+      std::vector<core::RunView*> order;
+      for (auto& [id, v] : active) order.push_back(&v);
+      std::sort(order.begin(), order.end(), [](auto* a, auto* b) {
+        return a->run.created_at != b->run.created_at ? a->run.created_at < b->run.created_at
+                                                       : a->run.seq < b->run.seq;
+      });
+      for (core::RunView* v : order) {
+        bool may_start = v->run.state == RunState::Running ||
+                         running_runs[v->run.dag] < v->dag->max_active_runs;
+        bool was_queued = v->run.state == RunState::Queued;
+        core::RunStep step = core::step_run(*v, now, slots, may_start);
+        if (step.updates.empty() && step.starts.empty() && !step.run_state) {
+          if (step.wake_at && (!wake || *step.wake_at < *wake)) wake = step.wake_at;
+          continue;
+        }
+        apply_step(*v, step, launches);
+        if (was_queued && v->run.state == RunState::Running) running_runs[v->run.dag]++;
+        for (auto& u : step.updates) notify_task(v->tasks[u.task]);
+        if (step.wake_at && (!wake || *step.wake_at < *wake)) wake = step.wake_at;
+        if (is_terminal(v->run.state)) finished_runs.push_back({v->run.id, v->run.state});
+      }
+      if (auto s = txn.commit(); !s) {
+        // Nothing was committed: act on nothing. A later event or timer retries.
+        spdlog::error("store commit failed: {}", s.message());
+        for (auto& l : launches)
+          running.erase(try_key(l.spec.run_id, l.spec.task, l.spec.try_number));
+        arm_timer(TimePoint(now + std::chrono::seconds(1)));
+        return;
+      }
+    }
+    for (auto& l : launches) exec.start(l.spec);
+    for (auto& [id, state] : finished_runs) {
+      // A run is done: keep it out of the active set once no try of it still runs.
+      bool busy = false;
+      for (auto& [k, rt] : running) busy |= rt.run_id == id;
+      if (!busy) active.erase(id);
+      spdlog::info("run {} {}", id, to_string(state));
+      if (self.run_observer_) self.run_observer_(id, state);
+    }
+    for (auto& [k, rt] : running)
+      if (rt.deadline && !rt.timed_out && (!wake || *rt.deadline < *wake)) wake = rt.deadline;
+    arm_timer(wake);
+  }
+
+  void expire_timeouts(TimePoint now, std::optional<TimePoint>& wake) {
+    for (auto& [key, rt] : running) {
+      if (!rt.deadline || rt.timed_out || *rt.deadline > now) continue;
+      rt.timed_out = true;
+      rt.rec.state = TryState::TimedOut;
+      rt.rec.error = "timed out";
+      (void)store.update_try(rt.rec);
+      spdlog::warn("try {} timed out; killing its process group", key);
+      asio::post(io, [this, key] { exec.kill(key); });
+    }
+  }
+
+  void arm_timer(std::optional<TimePoint> wake) {
+    if (stopped) return;
+    if (!wake) {
+      timer.cancel();
+      return;
+    }
+    auto delay = *wake - clock.now();
+    if (delay < Micros(0)) delay = Micros(0);
+    // Cap long sleeps so a wall-clock jump is noticed within a minute.
+    if (delay > std::chrono::minutes(1)) delay = std::chrono::minutes(1);
+    timer.expires_after(delay + Micros(500));
+    timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) pump();
+    });
+  }
+
+  // ---- try events ----------------------------------------------------------------------
+
+  void on_event(const TryEvent& ev) {
+    if (ev.kind == TryEvent::Kind::Started) {
+      auto it = running.find(ev.key);
+      if (it != running.end()) {
+        it->second.rec.pid = ev.pid;
+        it->second.rec.pid_start = ev.pid_start;
+      }
+      return;
+    }
+    auto it = running.find(ev.key);
+    if (it == running.end()) return;  // not ours (or already recorded)
+    RunningTry rt = std::move(it->second);
+    running.erase(it);
+    TimePoint now = clock.now();
+    TryRecord& rec = rt.rec;
+    rec.ended_at = now;
+    rec.exit_code = ev.exit_code;
+    rec.signal = ev.signal;
+    const json& res = ev.result;
+    int code = res.is_object() ? res.value("exit_code", 1) : (ev.exit_code.value_or(1));
+    if (res.is_object() && !res.value("error", "").empty()) rec.error = res["error"];
+    if (!ev.error.empty()) rec.error = ev.error;
+    core::TryEnd end;
+    if (rt.cancelled) {
+      end = core::TryEnd::Cancelled;
+      rec.error = "cancelled";
+    } else if (rt.timed_out) {
+      end = core::TryEnd::TimedOut;
+      rec.error = "timed out";
+    } else if (!res.is_object()) {
+      end = ev.signal || ev.exit_code ? core::TryEnd::Failed : core::TryEnd::Lost;
+      if (rec.error.empty())
+        rec.error = ev.signal ? "killed by signal " + std::to_string(*ev.signal)
+                              : "the try ended without a result";
+    } else {
+      end = code == 0 ? core::TryEnd::Success : core::TryEnd::Failed;
+      rec.exit_code = code;
+    }
+    rec.state = end == core::TryEnd::Success   ? TryState::Success
+                : end == core::TryEnd::TimedOut ? TryState::TimedOut
+                : end == core::TryEnd::Cancelled ? TryState::Cancelled
+                : end == core::TryEnd::Lost     ? TryState::Lost
+                                                : TryState::Failed;
+    auto vit = active.find(rt.run_id);
+    {
+      Transaction txn(store);
+      (void)store.update_try(rec);
+      if (res.is_object() && end == core::TryEnd::Success) {
+        std::vector<FileRecord> outs;
+        for (auto& f : res.value("outputs", json::array()))
+          outs.push_back(FileRecord{f.value("path", ""), f.value("sha256", ""),
+                                    f.value("size", 0ULL), f.value("mode", 0644), ""});
+        if (!outs.empty()) (void)store.add_files(rec.run_id, rec.task, rec.try_number, "output", outs);
+        json values = res.value("values", json::object());
+        for (auto& [k, val] : values.items())
+          (void)store.set_value(rec.run_id, rec.task, rec.try_number, k, val);
+      }
+      if (res.is_object())
+        for (auto& m : res.value("metrics", json::array()))
+          (void)store.add_metric(rec.run_id, rec.task, rec.try_number, m.value("name", ""),
+                                 m.value("value", 0.0), m.value("step", -1LL));
+      if (vit != active.end()) {
+        core::RunView& v = vit->second;
+        TaskInstance& ti = v.tasks[rec.task];
+        const TaskSpec* spec = v.dag->task(rec.task);
+        if (spec && !is_terminal(ti.state) && ti.try_number == rec.try_number) {
+          ti = core::after_try(*spec, ti, end, now);
+          (void)store.update_task(ti);
+          notify_task(ti);
+        }
+      }
+      if (auto s = txn.commit(); !s) spdlog::error("recording try {}: {}", ev.key, s.message());
+    }
+    if (vit != active.end() && is_terminal(vit->second.run.state)) {
+      bool busy = false;
+      for (auto& [k, r] : running) busy |= r.run_id == rt.run_id;
+      if (!busy) active.erase(vit);
+    }
+    pump();
+  }
+
+  // ---- recovery --------------------------------------------------------------------------
+
+  Status recover() {
+    auto runs = store.unfinished_runs();
+    if (!runs) return runs.error();
+    for (auto& run : *runs) {
+      DagPtr dag;
+      auto content = store.dag_version_content(run.dag_hash);
+      if (content && *content) {
+        LoadResult r = load_dag_text(**content, run.dag + ".yaml@" + run.dag_hash.substr(0, 12));
+        dag = r.dag;
+      }
+      if (!dag) {
+        spdlog::error("run {}: its DAG version {} cannot be loaded; failing it", run.id,
+                      run.dag_hash.substr(0, 12));
+        run.state = RunState::Failed;
+        run.ended_at = clock.now();
+        (void)store.update_run(run);
+        continue;
+      }
+      core::RunView v{run, dag, {}};
+      auto tasks = store.tasks_of(run.id);
+      if (!tasks) return tasks.error();
+      for (auto& t : *tasks) v.tasks[t.task] = t;
+      GitInfo git = git_info(fs::absolute(fs::path(dag->file)).parent_path());
+      auto pd = store.dag_version_content(run.dag_hash);
+      project_dirs[run.id] = opts.project_dir.empty() ? (git.toplevel.empty()
+                                                              ? fs::current_path().string()
+                                                              : git.toplevel)
+                                                        : opts.project_dir;
+      // Prefer the live DAG's path for project_dir when this DAG is loaded.
+      auto live = dags.find(run.dag);
+      if (live != dags.end() && opts.project_dir.empty())
+        project_dirs[run.id] = project_dir_for(*live->second.dag,
+                                               git_info(fs::absolute(fs::path(live->second.file)).parent_path()));
+      auto tries = store.tries_of(run.id);
+      if (!tries) return tries.error();
+      for (auto& tr : *tries) {
+        if (tr.ended_at) continue;
+        std::string key = try_key(tr.run_id, tr.task, tr.try_number);
+        RunningTry rt{tr.run_id, tr.task, tr.try_number, tr, std::nullopt, false, false};
+        rt.timed_out = tr.state == TryState::TimedOut;
+        const TaskSpec* spec = dag->task(tr.task);
+        if (spec && spec->timeout) rt.deadline = tr.started_at + *spec->timeout;
+        running[key] = rt;
+        spdlog::info("adopting try {} from an earlier daemon", key);
+        exec.adopt(key, tr.try_dir);
+      }
+      active[run.id] = std::move(v);
+    }
+    return {};
+  }
+};
+
+Engine::Engine(asio::io_context& io, const Clock& clock, Store& store, Executor& executor,
+               EngineOptions opts)
+    : impl_(std::make_unique<Impl>(*this, io, clock, store, executor, std::move(opts))) {
+  impl_->exec.set_callback([this](const TryEvent& ev) { impl_->on_event(ev); });
+}
+
+Engine::~Engine() { stop(); }
+
+Status Engine::start() {
+  if (auto s = make_dirs(impl_->opts.home / "runs"); !s) return s;
+  impl_->reload_dags();
+  if (auto s = impl_->recover(); !s) return s;
+  impl_->start_watch();
+  impl_->post_pump();
+  return {};
+}
+
+void Engine::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->timer.cancel();
+  if (impl_->watch) {
+    boost::system::error_code ec;
+    impl_->watch->close(ec);
+  }
+  if (impl_->reload_timer) impl_->reload_timer->cancel();
+}
+
+void Engine::add_dag(DagPtr dag) {
+  std::string id = dag->id;
+  impl_->dags[id] = DagEntry{std::move(dag), impl_->dags.count(id) ? impl_->dags[id].file : "", {}};
+  impl_->dags[id].file = impl_->dags[id].dag->file;
+}
+
+Result<std::string> Engine::create_run(const DagPtr& dag, const json& params, bool from_cli,
+                                       const std::string& kind, const std::string& user,
+                                       std::optional<core::DueRun> interval) {
+  return impl_->create_run(dag, params, from_cli, kind, user, interval);
+}
+
+void Engine::reload_dags() { impl_->reload_dags(); }
+void Engine::pump() { impl_->pump(); }
+
+// ---- Service -------------------------------------------------------------------------------
+
+static json dag_entry_json(const DagEntry& e, Store& store) {
+  const DagSpec& d = *e.dag;
+  json params = json::object();
+  for (auto& p : d.params) {
+    json pj = {{"type", ParamSpec::type_name(p.type)}, {"default", p.default_value}};
+    if (p.min) pj["min"] = *p.min;
+    if (p.max) pj["max"] = *p.max;
+    if (p.pattern) pj["pattern"] = *p.pattern;
+    if (!p.description.empty()) pj["description"] = p.description;
+    params[p.name] = pj;
+  }
+  json tasks = json::array();
+  for (auto& t : d.tasks) tasks.push_back(t.id);
+  auto paused = store.paused(d.id);
+  return {{"dag", d.id},
+          {"file", e.file},
+          {"file_hash", d.file_hash},
+          {"description", d.description},
+          {"owner", d.owner},
+          {"tags", d.tags},
+          {"schedule", d.schedule ? json(d.schedule->text()) : json(nullptr)},
+          {"timezone", d.timezone},
+          {"next_fire", e.next_fire ? json(format_iso_utc(*e.next_fire)) : json(nullptr)},
+          {"paused", paused && *paused},
+          {"params", params},
+          {"tasks", tasks}};
+}
+
+json Engine::list_dags() {
+  json out = {{"dags", json::array()}, {"errors", json::array()}};
+  for (auto& [id, e] : impl_->dags) {
+    json j = dag_entry_json(e, impl_->store);
+    RunFilter f;
+    f.dag = id;
+    f.limit = 1;
+    auto runs = impl_->store.list_runs(f);
+    j["last_run"] = runs && !runs->empty() ? run_summary_json(runs->front()) : json(nullptr);
+    out["dags"].push_back(j);
+  }
+  for (auto& [file, diags] : impl_->load_errors)
+    for (auto& d : diags)
+      out["errors"].push_back({{"file", d.file}, {"line", d.line}, {"col", d.col},
+                               {"message", d.message}});
+  return out;
+}
+
+Result<json> Engine::get_dag(const std::string& dag) {
+  auto it = impl_->dags.find(dag);
+  if (it == impl_->dags.end()) return make_error("no DAG '" + dag + "'", "not_found");
+  json j = dag_entry_json(it->second, impl_->store);
+  RunFilter f;
+  f.dag = dag;
+  f.limit = 10;
+  json runs = json::array();
+  if (auto r = impl_->store.list_runs(f))
+    for (auto& run : *r) runs.push_back(run_summary_json(run));
+  j["runs"] = runs;
+  json errors = json::array();
+  auto le = impl_->load_errors.find(it->second.file);
+  if (le != impl_->load_errors.end())
+    for (auto& d : le->second) errors.push_back(d.str());
+  j["errors"] = errors;
+  return j;
+}
+
+Result<std::string> Engine::trigger(const std::string& dag, const json& body,
+                                    const std::string& user) {
+  auto it = impl_->dags.find(dag);
+  if (it == impl_->dags.end()) return make_error("no DAG '" + dag + "'", "not_found");
+  // body: {"params": {typed}} and/or {"cli_params": {"name": "text"}}; a bare object is params.
+  json params = json::object(), cli = json::object();
+  if (body.is_object() && (body.contains("params") || body.contains("cli_params"))) {
+    if (body.contains("params")) params = body["params"];
+    if (body.contains("cli_params")) cli = body["cli_params"];
+  } else if (body.is_object()) {
+    params = body;
+  }
+  if (!params.is_object() || !cli.is_object())
+    return make_error("params must be a JSON object", "invalid");
+  for (auto& [k, v] : cli.items()) {
+    const ParamSpec* p = it->second.dag->param(k);
+    if (!p) {
+      params[k] = v;
+      continue;
+    }
+    auto parsed = p->parse_cli(v.is_string() ? v.get<std::string>() : v.dump());
+    if (!parsed) return make_error(parsed.message(), "invalid");
+    params[k] = *parsed;
+  }
+  return impl_->create_run(it->second.dag, params, false, "manual", user, std::nullopt);
+}
+
+Result<json> Engine::list_runs(const RunFilter& filter) {
+  auto runs = impl_->store.list_runs(filter);
+  if (!runs) return runs.error();
+  json out = {{"runs", json::array()}};
+  for (auto& r : *runs) out["runs"].push_back(run_summary_json(r));
+  return out;
+}
+
+Result<json> Engine::get_run(const std::string& run_id) {
+  return run_record_json(impl_->store, run_id);
+}
+
+Status Engine::cancel(const std::string& run_id, const std::string& user) {
+  auto it = impl_->active.find(run_id);
+  if (it == impl_->active.end() || is_terminal(it->second.run.state)) {
+    auto r = impl_->store.get_run(run_id);
+    if (!r) return r.error();
+    if (!*r) return make_error("no run '" + run_id + "'", "not_found");
+    return make_error("run '" + run_id + "' is already " + to_string((*r)->state), "conflict");
+  }
+  core::RunView& v = it->second;
+  core::RunStep step = core::cancel_run(v);
+  std::vector<Impl::Launch> none;
+  {
+    Transaction txn(impl_->store);
+    impl_->apply_step(v, step, none);
+    if (auto s = txn.commit(); !s) return s;
+  }
+  spdlog::info("run {} cancelled by {}", run_id, user);
+  for (auto& u : step.updates) impl_->notify_task(v.tasks[u.task]);
+  for (auto& [key, rt] : impl_->running) {
+    if (rt.run_id != run_id) continue;
+    rt.cancelled = true;
+    impl_->exec.kill(key);
+  }
+  if (run_observer_) run_observer_(run_id, RunState::Cancelled);
+  impl_->post_pump();
+  return {};
+}
+
+Result<std::string> Engine::log_path(const std::string& run_id, const std::string& task,
+                                     std::optional<int> try_number) {
+  auto tries = impl_->store.tries_of(run_id);
+  if (!tries) return tries.error();
+  const TryRecord* best = nullptr;
+  for (auto& t : *tries) {
+    if (t.task != task) continue;
+    if (try_number && t.try_number != *try_number) continue;
+    if (!best || t.try_number > best->try_number) best = &t;
+  }
+  if (!best)
+    return make_error("no log for task '" + task + "' of run '" + run_id + "'", "not_found");
+  return best->log_path;
+}
+
+}  // namespace drover
+
+namespace drover {
+size_t Engine::active_runs() const { return impl_->active.size(); }
+}  // namespace drover

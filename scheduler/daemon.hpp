@@ -1,0 +1,85 @@
+// Engine: the daemon's brain and hands. It owns the loaded DAGs, the active runs and the
+// timers; asks the pure core (scheduler/core.hpp) what to do; commits every transition to
+// the store before acting; hands tries to the executor and records what comes back. Used
+// by `drover serve` (schedules, DAG folder watching, API) and `drover run` (one run, no
+// schedules). Runs on one io_context thread; not thread-safe. Implements Service for web/.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "executor/executor.hpp"
+#include "scheduler/core.hpp"
+#include "scheduler/dag.hpp"
+#include "scheduler/service.hpp"
+#include "scheduler/store.hpp"
+
+namespace boost::asio { class io_context; }
+
+namespace drover {
+
+struct EngineOptions {
+  std::filesystem::path home;                // state: store, blobs, runs/
+  std::optional<std::filesystem::path> dags_dir;  // serve: the folder of DAG files
+  std::string project_dir;                   // overrides {{ project_dir }} for every DAG
+  int global_slots = 4;                      // tries running at once
+  std::map<std::string, int> queue_slots;    // per-queue limits (absent: unlimited)
+  bool schedules = true;                     // fire cron schedules (false for `drover run`)
+};
+
+class Engine final : public Service {
+ public:
+  Engine(boost::asio::io_context& io, const Clock& clock, Store& store, Executor& executor,
+         EngineOptions opts);
+  ~Engine() override;
+
+  // Loads the DAG folder, recovers unfinished runs (adopting tries that outlived an earlier
+  // daemon), and starts the timers and the folder watch.
+  Status start();
+  void stop();
+
+  // Registers a DAG directly (drover run); replaces one with the same id.
+  void add_dag(DagPtr dag);
+  // Creates a run; params as given by a user (checked against the DAG's declarations).
+  Result<std::string> create_run(const DagPtr& dag, const json& params, bool params_from_cli,
+                                 const std::string& kind, const std::string& user,
+                                 std::optional<core::DueRun> interval = std::nullopt);
+  // Re-reads the DAG folder now (the watch calls this after changes settle).
+  void reload_dags();
+  // Re-evaluates everything now (tests with a manual clock call this after advancing it).
+  void pump();
+
+  using TaskObserver = std::function<void(const std::string& run_id, const std::string& task,
+                                          TaskState state, int try_number)>;
+  using RunObserver = std::function<void(const std::string& run_id, RunState state)>;
+  void on_task_change(TaskObserver f) { task_observer_ = std::move(f); }
+  void on_run_change(RunObserver f) { run_observer_ = std::move(f); }
+  size_t active_runs() const;
+
+  // Service
+  json list_dags() override;
+  Result<json> get_dag(const std::string& dag) override;
+  Result<std::string> trigger(const std::string& dag, const json& params,
+                              const std::string& user) override;
+  Result<json> list_runs(const RunFilter& filter) override;
+  Result<json> get_run(const std::string& run_id) override;
+  Status cancel(const std::string& run_id, const std::string& user) override;
+  Result<std::string> log_path(const std::string& run_id, const std::string& task,
+                               std::optional<int> try_number) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  TaskObserver task_observer_;
+  RunObserver run_observer_;
+  friend struct Impl;
+};
+
+}  // namespace drover

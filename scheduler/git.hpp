@@ -1,0 +1,26 @@
+// Git facts of a DAG file for the run record: the commit of its repository and whether
+// the work tree is dirty. Runs `git` with an argv (no shell). Thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace drover {
+
+struct GitInfo {
+  std::string toplevel;  // empty when not in a git work tree
+  std::string commit;
+  bool dirty = false;
+};
+
+GitInfo git_info(const std::filesystem::path& dir);
+
+// Runs argv, returns its stdout (trimmed) and exit code; code -1 when it could not start.
+struct CommandOutput {
+  int code = -1;
+  std::string out;
+};
+CommandOutput capture_command(const std::vector<std::string>& argv);
+
+}  // namespace drover

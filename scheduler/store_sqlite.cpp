@@ -1,0 +1,966 @@
+// SqliteStore: the embedded Store (DESIGN.md §9) on SQLite's C API. WAL journal,
+// synchronous=FULL, foreign keys, numbered migrations, prepared statements cached per SQL
+// string. One thread at a time per object; several processes may share the file.
+#include "scheduler/store.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <system_error>
+#include <unordered_map>
+
+#include "common/time.hpp"
+
+namespace drover {
+
+// ---------------------------------------------------------------------------------------
+// Enum names: the strings stored in the database and shown by the CLI and the API.
+
+const char* to_string(RunState s) {
+  switch (s) {
+    case RunState::Queued: return "queued";
+    case RunState::Running: return "running";
+    case RunState::Success: return "success";
+    case RunState::Failed: return "failed";
+    case RunState::Cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+const char* to_string(TaskState s) {
+  switch (s) {
+    case TaskState::Pending: return "pending";
+    case TaskState::Queued: return "queued";
+    case TaskState::Running: return "running";
+    case TaskState::Success: return "success";
+    case TaskState::Failed: return "failed";
+    case TaskState::UpstreamFailed: return "upstream_failed";
+    case TaskState::Cancelled: return "cancelled";
+    case TaskState::TimedOut: return "timed_out";
+    case TaskState::UpForRetry: return "up_for_retry";
+    case TaskState::Skipped: return "skipped";
+  }
+  return "unknown";
+}
+
+const char* to_string(TryState s) {
+  switch (s) {
+    case TryState::Running: return "running";
+    case TryState::Success: return "success";
+    case TryState::Failed: return "failed";
+    case TryState::TimedOut: return "timed_out";
+    case TryState::Cancelled: return "cancelled";
+    case TryState::Lost: return "lost";
+  }
+  return "unknown";
+}
+
+namespace {
+
+template <class E, size_t N>
+std::optional<E> enum_from(std::string_view s, const std::array<E, N>& all) {
+  for (E e : all) {
+    if (s == to_string(e)) return e;
+  }
+  return std::nullopt;
+}
+
+constexpr std::array kRunStates = {RunState::Queued, RunState::Running, RunState::Success,
+                                   RunState::Failed, RunState::Cancelled};
+constexpr std::array kTaskStates = {
+    TaskState::Pending,   TaskState::Queued,         TaskState::Running,   TaskState::Success,
+    TaskState::Failed,    TaskState::UpstreamFailed, TaskState::Cancelled, TaskState::TimedOut,
+    TaskState::UpForRetry, TaskState::Skipped};
+constexpr std::array kTryStates = {TryState::Running,  TryState::Success,   TryState::Failed,
+                                   TryState::TimedOut, TryState::Cancelled, TryState::Lost};
+
+}  // namespace
+
+std::optional<RunState> run_state_from(std::string_view s) { return enum_from(s, kRunStates); }
+std::optional<TaskState> task_state_from(std::string_view s) { return enum_from(s, kTaskStates); }
+std::optional<TryState> try_state_from(std::string_view s) { return enum_from(s, kTryStates); }
+
+bool is_terminal(RunState s) {
+  return s == RunState::Success || s == RunState::Failed || s == RunState::Cancelled;
+}
+
+bool is_terminal(TaskState s) {
+  switch (s) {
+    case TaskState::Success:
+    case TaskState::Failed:
+    case TaskState::UpstreamFailed:
+    case TaskState::Cancelled:
+    case TaskState::TimedOut:
+    case TaskState::Skipped:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Schema. Append new migrations at the end; never edit one that has shipped.
+
+const char* const kMigrations[] = {
+    // 1: the initial schema.
+    R"sql(
+CREATE TABLE dag_versions(
+  hash TEXT PRIMARY KEY,
+  dag TEXT NOT NULL,
+  path TEXT NOT NULL,
+  content BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE runs(
+  pk INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  dag TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  dag_hash TEXT NOT NULL,
+  state TEXT NOT NULL,
+  params TEXT NOT NULL,
+  trigger_kind TEXT NOT NULL,
+  trigger_user TEXT NOT NULL,
+  logical_date INTEGER,
+  interval_start INTEGER,
+  interval_end INTEGER,
+  git_commit TEXT NOT NULL,
+  git_dirty INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER
+);
+CREATE INDEX runs_dag ON runs(dag, pk);
+CREATE INDEX runs_state ON runs(state);
+CREATE TABLE run_seq(
+  dag TEXT PRIMARY KEY,
+  last INTEGER NOT NULL
+);
+CREATE TABLE task_instances(
+  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  task TEXT NOT NULL,
+  state TEXT NOT NULL,
+  try_number INTEGER NOT NULL DEFAULT 0,
+  next_try_at INTEGER,
+  PRIMARY KEY(run_id, task)
+);
+CREATE TABLE tries(
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  host TEXT NOT NULL,
+  worker_pid INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  pid_start INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  exit_code INTEGER,
+  signal INTEGER,
+  try_dir TEXT NOT NULL,
+  log_path TEXT NOT NULL,
+  command TEXT NOT NULL,
+  error TEXT NOT NULL,
+  facts TEXT NOT NULL,
+  PRIMARY KEY(run_id, task, try_number),
+  FOREIGN KEY(run_id, task) REFERENCES task_instances(run_id, task) ON DELETE CASCADE
+);
+CREATE INDEX tries_state ON tries(state);
+CREATE TABLE try_files(
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK(kind IN ('input', 'output')),
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mode INTEGER NOT NULL,
+  from_task TEXT NOT NULL,
+  FOREIGN KEY(run_id, task, try_number) REFERENCES tries(run_id, task, try_number)
+    ON DELETE CASCADE
+);
+CREATE INDEX try_files_try ON try_files(run_id, task, try_number, kind);
+CREATE TABLE try_values(
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY(run_id, task, try_number, key),
+  FOREIGN KEY(run_id, task, try_number) REFERENCES tries(run_id, task, try_number)
+    ON DELETE CASCADE
+);
+CREATE TABLE try_metrics(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  value REAL,
+  step INTEGER NOT NULL,
+  FOREIGN KEY(run_id, task, try_number) REFERENCES tries(run_id, task, try_number)
+    ON DELETE CASCADE
+);
+CREATE INDEX try_metrics_try ON try_metrics(run_id, task, try_number, seq);
+CREATE TABLE schedule_state(
+  dag TEXT PRIMARY KEY,
+  last_logical_date INTEGER NOT NULL
+);
+CREATE TABLE dag_state(
+  dag TEXT PRIMARY KEY,
+  paused INTEGER NOT NULL
+);
+)sql",
+};
+
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+int64_t to_us(TimePoint t) { return t.time_since_epoch().count(); }
+TimePoint from_us(int64_t us) { return TimePoint(Micros(us)); }
+
+TimePoint now() {
+  return std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
+}
+
+// A cached prepared statement borrowed for one use: bind, step, read columns. Its
+// destructor resets it, so no statement holds a read snapshot between calls.
+class Stmt {
+ public:
+  explicit Stmt(sqlite3_stmt* s) : s_(s) {}
+  Stmt(Stmt&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    if (s_ != nullptr) {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+  }
+
+  void bind(int i, std::nullopt_t) { sqlite3_bind_null(s_, i); }
+  void bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int i, const std::string& v) { bind(i, std::string_view(v)); }
+  void bind(int i, const char* v) { bind(i, std::string_view(v)); }
+  void bind(int i, int v) { sqlite3_bind_int64(s_, i, v); }
+  void bind(int i, long v) { sqlite3_bind_int64(s_, i, v); }
+  void bind(int i, long long v) { sqlite3_bind_int64(s_, i, v); }
+  void bind(int i, unsigned long v) { sqlite3_bind_int64(s_, i, static_cast<int64_t>(v)); }
+  void bind(int i, bool v) { sqlite3_bind_int(s_, i, v ? 1 : 0); }
+  void bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
+  void bind(int i, TimePoint v) { sqlite3_bind_int64(s_, i, to_us(v)); }
+  void bind(int i, const json& v) { bind(i, v.dump()); }
+  template <class T>
+  void bind(int i, const std::optional<T>& v) {
+    if (v) {
+      bind(i, *v);
+    } else {
+      sqlite3_bind_null(s_, i);
+    }
+  }
+  template <class... A>
+  void bind_all(const A&... args) {
+    int i = 0;
+    (bind(++i, args), ...);
+  }
+
+  void bind_blob(int i, std::string_view v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  int param(const char* name) const { return sqlite3_bind_parameter_index(s_, name); }
+
+  int step() { return sqlite3_step(s_); }
+
+  bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  int i32(int c) const { return sqlite3_column_int(s_, c); }
+  double dbl(int c) const {
+    return is_null(c) ? std::numeric_limits<double>::quiet_NaN() : sqlite3_column_double(s_, c);
+  }
+  std::string text(int c) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    int n = sqlite3_column_bytes(s_, c);
+    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+  }
+  TimePoint time(int c) const { return from_us(i64(c)); }
+  std::optional<TimePoint> opt_time(int c) const {
+    if (is_null(c)) return std::nullopt;
+    return time(c);
+  }
+  std::optional<int> opt_int(int c) const {
+    if (is_null(c)) return std::nullopt;
+    return i32(c);
+  }
+  // A JSON column; `ok` turns false when the stored text does not parse.
+  json js(int c, bool& ok) const {
+    json j = json::parse(text(c), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+      ok = false;
+      return nullptr;
+    }
+    return j;
+  }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+constexpr const char* kRunColumns =
+    "id, dag, seq, dag_hash, state, params, trigger_kind, trigger_user, logical_date, "
+    "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at";
+
+constexpr const char* kTryColumns =
+    "tries.run_id, tries.task, tries.try_number, tries.state, queue, host, worker_pid, pid, "
+    "pid_start, started_at, ended_at, exit_code, signal, try_dir, log_path, command, error, "
+    "facts";
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override {
+    if (in_tx_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close(db_);
+  }
+
+  Status init() {
+    sqlite3_busy_timeout(db_, 10000);
+    sqlite3_extended_result_codes(db_, 1);
+    {
+      auto st = prepare("PRAGMA journal_mode=WAL");
+      if (!st.ok()) return st.error();
+      if (st->step() != SQLITE_ROW) return err("journal_mode");
+      std::string mode = st->text(0);
+      if (mode != "wal") {
+        return make_error("sqlite: could not switch to WAL mode (journal_mode is " + mode + ")");
+      }
+    }
+    for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+      if (Status s = exec_raw(pragma); !s.ok()) return s;
+    }
+    return migrate();
+  }
+
+  int schema_version() override {
+    auto v = read_version();
+    return v.ok() ? *v : -1;
+  }
+
+  Status begin() override {
+    if (in_tx_) return make_error("store: begin() inside an open transaction", "conflict");
+    if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
+    in_tx_ = true;
+    return Status::Ok();
+  }
+
+  Status commit() override {
+    if (!in_tx_) return make_error("store: commit() without begin()", "conflict");
+    in_tx_ = false;
+    if (sqlite3_get_autocommit(db_)) {
+      // SQLite already rolled the transaction back (e.g. disk full): nothing was committed.
+      return make_error("sqlite: commit: the transaction was rolled back by an earlier error");
+    }
+    if (Status s = exec_raw("COMMIT"); !s.ok()) {
+      best_effort("ROLLBACK");
+      return s;
+    }
+    return Status::Ok();
+  }
+
+  void rollback() override {
+    if (!in_tx_) return;
+    in_tx_ = false;
+    if (!sqlite3_get_autocommit(db_)) best_effort("ROLLBACK");
+  }
+
+  // --- DAG versions ----------------------------------------------------------------------
+
+  Status put_dag_version(const std::string& hash, const std::string& dag,
+                         const std::string& path, const std::string& content) override {
+    auto st = prepare(
+        "INSERT INTO dag_versions(hash, dag, path, content, created_at) VALUES(?, ?, ?, ?, ?) "
+        "ON CONFLICT(hash) DO NOTHING");
+    if (!st.ok()) return st.error();
+    st->bind(1, hash);
+    st->bind(2, dag);
+    st->bind(3, path);
+    st->bind(5, now());
+    st->bind_blob(4, content);  // the exact bytes, whatever their encoding
+    return done(*st, "put_dag_version");
+  }
+
+  Result<std::optional<std::string>> dag_version_content(const std::string& hash) override {
+    auto st = prepare("SELECT content FROM dag_versions WHERE hash = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(hash);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return err("dag_version_content");
+    return std::optional<std::string>(st->text(0));
+  }
+
+  // --- Runs ------------------------------------------------------------------------------
+
+  Result<int64_t> next_run_seq(const std::string& dag) override {
+    auto st = prepare(
+        "INSERT INTO run_seq(dag, last) VALUES(?, 1) "
+        "ON CONFLICT(dag) DO UPDATE SET last = last + 1 RETURNING last");
+    if (!st.ok()) return st.error();
+    st->bind_all(dag);
+    if (st->step() != SQLITE_ROW) return err("next_run_seq");
+    int64_t seq = st->i64(0);
+    if (st->step() != SQLITE_DONE) return err("next_run_seq");
+    return seq;
+  }
+
+  Status insert_run(const RunRecord& r, const std::vector<TaskInstance>& tasks) override {
+    return atomically([&]() -> Status {
+      std::string sql = std::string("INSERT INTO runs(") + kRunColumns +
+                        ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      auto st = prepare(sql);
+      if (!st.ok()) return st.error();
+      st->bind_all(r.id, r.dag, r.seq, r.dag_hash, to_string(r.state), r.params, r.trigger_kind,
+                   r.trigger_user, r.logical_date, r.interval_start, r.interval_end,
+                   r.git_commit, r.git_dirty, r.created_at, r.started_at, r.ended_at);
+      if (Status s = done(*st, "insert_run"); !s.ok()) return s;
+      for (const TaskInstance& t : tasks) {
+        TaskInstance copy = t;
+        copy.run_id = r.id;
+        if (Status s = insert_task(copy); !s.ok()) return s;
+      }
+      return Status::Ok();
+    });
+  }
+
+  Status update_run(const RunRecord& r) override {
+    auto st = prepare("UPDATE runs SET state = ?, started_at = ?, ended_at = ? WHERE id = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(to_string(r.state), r.started_at, r.ended_at, r.id);
+    if (Status s = done(*st, "update_run"); !s.ok()) return s;
+    if (sqlite3_changes(db_) == 0) return make_error("no such run: " + r.id, "not_found");
+    return Status::Ok();
+  }
+
+  Result<std::optional<RunRecord>> get_run(const std::string& id) override {
+    auto st = prepare(std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(id);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return std::optional<RunRecord>();
+    if (rc != SQLITE_ROW) return err("get_run");
+    auto run = read_run(*st);
+    if (!run.ok()) return run.error();
+    return std::optional<RunRecord>(std::move(*run));
+  }
+
+  Result<std::vector<RunRecord>> list_runs(const RunFilter& f) override {
+    // The SQL varies with the filters so that each shape uses its index; each shape is a
+    // separate cached statement.
+    std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE 1";
+    if (!f.dag.empty()) sql += " AND dag = :dag";
+    if (f.state) sql += " AND state = :state";
+    if (f.before_rowid) sql += " AND pk < :before";
+    sql += " ORDER BY pk DESC LIMIT :limit";
+    auto st = prepare(sql);
+    if (!st.ok()) return st.error();
+    if (!f.dag.empty()) st->bind(st->param(":dag"), f.dag);
+    if (f.state) st->bind(st->param(":state"), to_string(*f.state));
+    if (f.before_rowid) st->bind(st->param(":before"), *f.before_rowid);
+    st->bind(st->param(":limit"), f.limit < 0 ? -1 : f.limit);
+    return read_runs(*st, "list_runs");
+  }
+
+  Result<std::vector<RunRecord>> unfinished_runs() override {
+    auto st = prepare(std::string("SELECT ") + kRunColumns +
+                      " FROM runs WHERE state IN ('queued', 'running') ORDER BY pk");
+    if (!st.ok()) return st.error();
+    return read_runs(*st, "unfinished_runs");
+  }
+
+  Result<int64_t> run_rowid(const std::string& id) override {
+    auto st = prepare("SELECT pk FROM runs WHERE id = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(id);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return make_error("no such run: " + id, "not_found");
+    if (rc != SQLITE_ROW) return err("run_rowid");
+    return st->i64(0);
+  }
+
+  // --- Task instances --------------------------------------------------------------------
+
+  Status update_task(const TaskInstance& t) override {
+    // An upsert: a task instance the run did not start with (none today) is added.
+    auto st = prepare(
+        "INSERT INTO task_instances(run_id, task, state, try_number, next_try_at) "
+        "VALUES(?, ?, ?, ?, ?) ON CONFLICT(run_id, task) DO UPDATE SET "
+        "state = excluded.state, try_number = excluded.try_number, "
+        "next_try_at = excluded.next_try_at");
+    if (!st.ok()) return st.error();
+    st->bind_all(t.run_id, t.task, to_string(t.state), t.try_number, t.next_try_at);
+    return done(*st, "update_task");
+  }
+
+  Result<std::vector<TaskInstance>> tasks_of(const std::string& run_id) override {
+    auto st = prepare(
+        "SELECT run_id, task, state, try_number, next_try_at FROM task_instances "
+        "WHERE run_id = ? ORDER BY rowid");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id);
+    std::vector<TaskInstance> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      TaskInstance t;
+      t.run_id = st->text(0);
+      t.task = st->text(1);
+      auto state = task_state_from(st->text(2));
+      if (!state) return corrupt("task state", st->text(2));
+      t.state = *state;
+      t.try_number = st->i32(3);
+      t.next_try_at = st->opt_time(4);
+      out.push_back(std::move(t));
+    }
+    if (rc != SQLITE_DONE) return err("tasks_of");
+    return out;
+  }
+
+  // --- Tries -----------------------------------------------------------------------------
+
+  Status insert_try(const TryRecord& t) override {
+    auto st = prepare(
+        "INSERT INTO tries(run_id, task, try_number, state, queue, host, worker_pid, pid, "
+        "pid_start, started_at, ended_at, exit_code, signal, try_dir, log_path, command, error, "
+        "facts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!st.ok()) return st.error();
+    st->bind_all(t.run_id, t.task, t.try_number, to_string(t.state), t.queue, t.host,
+                 t.worker_pid, t.pid, t.pid_start, t.started_at, t.ended_at, t.exit_code,
+                 t.signal, t.try_dir, t.log_path, t.command, t.error, t.facts);
+    return done(*st, "insert_try");
+  }
+
+  Status update_try(const TryRecord& t) override {
+    auto st = prepare(
+        "UPDATE tries SET state = ?, queue = ?, host = ?, worker_pid = ?, pid = ?, "
+        "pid_start = ?, started_at = ?, ended_at = ?, exit_code = ?, signal = ?, try_dir = ?, "
+        "log_path = ?, command = ?, error = ?, facts = ? "
+        "WHERE run_id = ? AND task = ? AND try_number = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(to_string(t.state), t.queue, t.host, t.worker_pid, t.pid, t.pid_start,
+                 t.started_at, t.ended_at, t.exit_code, t.signal, t.try_dir, t.log_path,
+                 t.command, t.error, t.facts, t.run_id, t.task, t.try_number);
+    if (Status s = done(*st, "update_try"); !s.ok()) return s;
+    if (sqlite3_changes(db_) == 0) {
+      return make_error("no such try: " + t.run_id + " " + t.task + " try " +
+                            std::to_string(t.try_number),
+                        "not_found");
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<TryRecord>> tries_of(const std::string& run_id) override {
+    // Tasks in the order the run created them, then by try.
+    auto st = prepare(std::string("SELECT ") + kTryColumns +
+                      " FROM tries LEFT JOIN task_instances ti"
+                      " ON ti.run_id = tries.run_id AND ti.task = tries.task"
+                      " WHERE tries.run_id = ? ORDER BY ti.rowid, tries.try_number");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id);
+    return read_tries(*st, "tries_of");
+  }
+
+  Result<std::vector<TryRecord>> running_tries() override {
+    auto st = prepare(std::string("SELECT ") + kTryColumns +
+                      " FROM tries WHERE state = 'running' ORDER BY started_at, rowid");
+    if (!st.ok()) return st.error();
+    return read_tries(*st, "running_tries");
+  }
+
+  // --- Files, values, metrics --------------------------------------------------------------
+
+  Status add_files(const std::string& run_id, const std::string& task, int try_number,
+                   const std::string& kind, const std::vector<FileRecord>& files) override {
+    if (kind != "input" && kind != "output") {
+      return make_error("store: file kind must be \"input\" or \"output\", not \"" + kind + "\"",
+                        "invalid");
+    }
+    return atomically([&]() -> Status {
+      for (const FileRecord& f : files) {
+        auto st = prepare(
+            "INSERT INTO try_files(run_id, task, try_number, kind, path, sha256, size, mode, "
+            "from_task) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        if (!st.ok()) return st.error();
+        st->bind_all(run_id, task, try_number, kind, f.path, f.sha256,
+                     static_cast<int64_t>(f.size), f.mode, f.from_task);
+        if (Status s = done(*st, "add_files"); !s.ok()) return s;
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<std::vector<FileRecord>> files_of(const std::string& run_id, const std::string& task,
+                                           int try_number, const std::string& kind) override {
+    auto st = prepare(
+        "SELECT path, sha256, size, mode, from_task FROM try_files "
+        "WHERE run_id = ? AND task = ? AND try_number = ? AND kind = ? ORDER BY rowid");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, task, try_number, kind);
+    std::vector<FileRecord> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      FileRecord f;
+      f.path = st->text(0);
+      f.sha256 = st->text(1);
+      f.size = static_cast<uint64_t>(st->i64(2));
+      f.mode = st->i32(3);
+      f.from_task = st->text(4);
+      out.push_back(std::move(f));
+    }
+    if (rc != SQLITE_DONE) return err("files_of");
+    return out;
+  }
+
+  Status set_value(const std::string& run_id, const std::string& task, int try_number,
+                   const std::string& key, const json& value) override {
+    auto st = prepare(
+        "INSERT INTO try_values(run_id, task, try_number, key, value) VALUES(?, ?, ?, ?, ?) "
+        "ON CONFLICT(run_id, task, try_number, key) DO UPDATE SET value = excluded.value");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, task, try_number, key, value);
+    return done(*st, "set_value");
+  }
+
+  Result<json> values_of(const std::string& run_id, const std::string& task,
+                         int try_number) override {
+    auto st = prepare(
+        "SELECT key, value FROM try_values WHERE run_id = ? AND task = ? AND try_number = ? "
+        "ORDER BY key");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, task, try_number);
+    json out = json::object();
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      bool ok = true;
+      json v = st->js(1, ok);
+      if (!ok) return corrupt("value", st->text(1));
+      out[st->text(0)] = std::move(v);
+    }
+    if (rc != SQLITE_DONE) return err("values_of");
+    return out;
+  }
+
+  Status add_metric(const std::string& run_id, const std::string& task, int try_number,
+                    const std::string& name, double value, int64_t step) override {
+    auto st = prepare(
+        "INSERT INTO try_metrics(run_id, task, try_number, name, value, step) "
+        "VALUES(?, ?, ?, ?, ?, ?)");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, task, try_number, name, value, step);
+    return done(*st, "add_metric");
+  }
+
+  Result<json> metrics_of(const std::string& run_id, const std::string& task,
+                          int try_number) override {
+    auto st = prepare(
+        "SELECT name, value, step FROM try_metrics "
+        "WHERE run_id = ? AND task = ? AND try_number = ? ORDER BY seq");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, task, try_number);
+    json out = json::array();
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      json m = {{"name", st->text(0)}, {"value", nullptr}, {"step", st->i64(2)}};
+      // NaN and infinities are stored as NULL by SQLite / have no JSON form: null.
+      double v = st->dbl(1);
+      if (std::isfinite(v)) m["value"] = v;
+      out.push_back(std::move(m));
+    }
+    if (rc != SQLITE_DONE) return err("metrics_of");
+    return out;
+  }
+
+  // --- Schedule state --------------------------------------------------------------------
+
+  Result<std::optional<TimePoint>> last_scheduled(const std::string& dag) override {
+    auto st = prepare("SELECT last_logical_date FROM schedule_state WHERE dag = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(dag);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return std::optional<TimePoint>();
+    if (rc != SQLITE_ROW) return err("last_scheduled");
+    return std::optional<TimePoint>(st->time(0));
+  }
+
+  Status set_last_scheduled(const std::string& dag, TimePoint logical_date) override {
+    auto st = prepare(
+        "INSERT INTO schedule_state(dag, last_logical_date) VALUES(?, ?) "
+        "ON CONFLICT(dag) DO UPDATE SET last_logical_date = excluded.last_logical_date");
+    if (!st.ok()) return st.error();
+    st->bind_all(dag, logical_date);
+    return done(*st, "set_last_scheduled");
+  }
+
+  Result<bool> paused(const std::string& dag) override {
+    auto st = prepare("SELECT paused FROM dag_state WHERE dag = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(dag);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) return err("paused");
+    return st->i64(0) != 0;
+  }
+
+  Status set_paused(const std::string& dag, bool paused) override {
+    auto st = prepare(
+        "INSERT INTO dag_state(dag, paused) VALUES(?, ?) "
+        "ON CONFLICT(dag) DO UPDATE SET paused = excluded.paused");
+    if (!st.ok()) return st.error();
+    st->bind_all(dag, paused);
+    return done(*st, "set_paused");
+  }
+
+ private:
+  // The error of the last failed call on this connection, with SQLite's message.
+  Error err(const std::string& what) const {
+    int code = sqlite3_errcode(db_);
+    std::string c;
+    if ((code & 0xff) == SQLITE_CONSTRAINT) c = "conflict";
+    return make_error("sqlite: " + what + ": " + sqlite3_errmsg(db_), c);
+  }
+
+  static Error corrupt(const std::string& what, const std::string& text) {
+    return make_error("store: unreadable " + what + " in the database: \"" + text + "\"");
+  }
+
+  // A cached statement for `sql`, reset when the returned Stmt goes away.
+  Result<Stmt> prepare(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* s = nullptr;
+      int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()) + 1,
+                                  SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return err("prepare");
+      }
+      it = cache_.emplace(sql, s).first;
+    }
+    return Stmt(it->second);
+  }
+
+  // Steps a write statement to its end.
+  Status done(Stmt& st, const std::string& what) {
+    int rc = st.step();
+    while (rc == SQLITE_ROW) rc = st.step();
+    if (rc != SQLITE_DONE) return err(what);
+    return Status::Ok();
+  }
+
+  Status exec_raw(const char* sql) {
+    char* msg = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+    if (rc != SQLITE_OK) {
+      std::string m = msg != nullptr ? msg : sqlite3_errstr(rc);
+      sqlite3_free(msg);
+      return make_error("sqlite: " + m);
+    }
+    return Status::Ok();
+  }
+
+  // Cleanup on an error path, where the first error is the one to report.
+  void best_effort(const char* sql) { sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
+
+  // Runs a multi-statement write as one unit: its own transaction outside begin(), a
+  // savepoint inside one (so a failed call leaves the caller's transaction as it was).
+  template <class F>
+  Status atomically(F&& fn) {
+    if (in_tx_) {
+      if (Status s = exec_raw("SAVEPOINT store_call"); !s.ok()) return s;
+      Status s = fn();
+      if (!s.ok()) best_effort("ROLLBACK TO store_call");
+      best_effort("RELEASE store_call");
+      return s;
+    }
+    if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Status s = fn();
+    if (!s.ok()) {
+      best_effort("ROLLBACK");
+      return s;
+    }
+    if (Status c = exec_raw("COMMIT"); !c.ok()) {
+      best_effort("ROLLBACK");
+      return c;
+    }
+    return Status::Ok();
+  }
+
+  Status insert_task(const TaskInstance& t) {
+    auto st = prepare(
+        "INSERT INTO task_instances(run_id, task, state, try_number, next_try_at) "
+        "VALUES(?, ?, ?, ?, ?)");
+    if (!st.ok()) return st.error();
+    st->bind_all(t.run_id, t.task, to_string(t.state), t.try_number, t.next_try_at);
+    return done(*st, "insert_run");
+  }
+
+  Result<RunRecord> read_run(const Stmt& st) {
+    RunRecord r;
+    r.id = st.text(0);
+    r.dag = st.text(1);
+    r.seq = st.i64(2);
+    r.dag_hash = st.text(3);
+    auto state = run_state_from(st.text(4));
+    if (!state) return corrupt("run state", st.text(4));
+    r.state = *state;
+    bool ok = true;
+    r.params = st.js(5, ok);
+    if (!ok) return corrupt("params", st.text(5));
+    r.trigger_kind = st.text(6);
+    r.trigger_user = st.text(7);
+    r.logical_date = st.opt_time(8);
+    r.interval_start = st.opt_time(9);
+    r.interval_end = st.opt_time(10);
+    r.git_commit = st.text(11);
+    r.git_dirty = st.i64(12) != 0;
+    r.created_at = st.time(13);
+    r.started_at = st.opt_time(14);
+    r.ended_at = st.opt_time(15);
+    return r;
+  }
+
+  Result<std::vector<RunRecord>> read_runs(Stmt& st, const std::string& what) {
+    std::vector<RunRecord> out;
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW) {
+      auto r = read_run(st);
+      if (!r.ok()) return r.error();
+      out.push_back(std::move(*r));
+    }
+    if (rc != SQLITE_DONE) return err(what);
+    return out;
+  }
+
+  Result<std::vector<TryRecord>> read_tries(Stmt& st, const std::string& what) {
+    std::vector<TryRecord> out;
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW) {
+      TryRecord t;
+      t.run_id = st.text(0);
+      t.task = st.text(1);
+      t.try_number = st.i32(2);
+      auto state = try_state_from(st.text(3));
+      if (!state) return corrupt("try state", st.text(3));
+      t.state = *state;
+      t.queue = st.text(4);
+      t.host = st.text(5);
+      t.worker_pid = st.i32(6);
+      t.pid = st.i32(7);
+      t.pid_start = st.i64(8);
+      t.started_at = st.time(9);
+      t.ended_at = st.opt_time(10);
+      t.exit_code = st.opt_int(11);
+      t.signal = st.opt_int(12);
+      t.try_dir = st.text(13);
+      t.log_path = st.text(14);
+      bool ok = true;
+      t.command = st.js(15, ok);
+      if (!ok) return corrupt("command", st.text(15));
+      t.error = st.text(16);
+      t.facts = st.js(17, ok);
+      if (!ok) return corrupt("facts", st.text(17));
+      out.push_back(std::move(t));
+    }
+    if (rc != SQLITE_DONE) return err(what);
+    return out;
+  }
+
+  Result<int> read_version() {
+    auto st = prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!st.ok()) return st.error();
+    if (st->step() != SQLITE_ROW) return err("schema_version");
+    return st->i32(0);
+  }
+
+  // Applies pending migrations, each in its own transaction. Another process may migrate
+  // at the same time: the version is re-read under the write lock.
+  Status migrate() {
+    if (Status s = exec_raw("CREATE TABLE IF NOT EXISTS schema_migrations("
+                            "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+        !s.ok()) {
+      return s;
+    }
+    auto v = read_version();
+    if (!v.ok()) return v.error();
+    if (*v > kSchemaVersion) {
+      return make_error("store: the database has schema version " + std::to_string(*v) +
+                        ", newer than this drover understands (" +
+                        std::to_string(kSchemaVersion) + ")");
+    }
+    for (int next = *v + 1; next <= kSchemaVersion; ++next) {
+      if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
+      auto cur = read_version();
+      if (!cur.ok()) {
+        best_effort("ROLLBACK");
+        return cur.error();
+      }
+      if (*cur >= next) {
+        best_effort("ROLLBACK");
+        continue;
+      }
+      Status s = exec_raw(kMigrations[next - 1]);
+      if (s.ok()) {
+        auto st = prepare("INSERT INTO schema_migrations(version, applied_at) VALUES(?, ?)");
+        if (!st.ok()) {
+          s = st.error();
+        } else {
+          st->bind_all(next, format_iso_utc(now()));
+          s = done(*st, "schema_migrations");
+        }
+      }
+      if (s.ok()) s = exec_raw("COMMIT");
+      if (!s.ok()) {
+        best_effort("ROLLBACK");
+        return make_error("store: migration " + std::to_string(next) + " failed: " +
+                          s.message());
+      }
+    }
+    return Status::Ok();
+  }
+
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  bool in_tx_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open_sqlite(const std::filesystem::path& path) {
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) {
+      return make_error("store: cannot create " + path.parent_path().string() + ": " +
+                        ec.message());
+    }
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return make_error("store: cannot open " + path.string() + ": " + msg);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  if (Status s = store->init(); !s.ok()) {
+    return make_error("store: " + path.string() + ": " + s.message(), s.error().code);
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace drover

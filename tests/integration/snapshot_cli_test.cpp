@@ -1,0 +1,201 @@
+// End-to-end tests of `drover snapshot ...`: the real binary (DROVER_BIN) in a temp --home.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Output {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class SnapshotCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "drover-snapcli-XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    home_ = dir_ / "home";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Runs `drover snapshot ARGS... --home HOME` (home added unless `with_home` is false).
+  Output snap(std::vector<std::string> args, bool with_home = true) {
+    std::vector<std::string> argv = {DROVER_BIN, "snapshot"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (with_home) {
+      argv.push_back("--home");
+      argv.push_back(home_.string());
+    }
+    fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      ::execv(cargv[0], cargv.data());
+      ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    Output r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  void write(const std::string& rel, const std::string& content, int mode = 0644) {
+    fs::path p = dir_ / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << content;
+    ::chmod(p.c_str(), static_cast<mode_t>(mode));
+  }
+
+  fs::path dir_, home_;
+};
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+TEST_F(SnapshotCliTest, HelpStartsWithUsageAndListsExitCodes) {
+  for (auto sub : {"", "add", "checkout", "gc"}) {
+    std::vector<std::string> args;
+    if (*sub) args.push_back(sub);
+    args.push_back("--help");
+    auto r = snap(args, false);
+    EXPECT_EQ(r.rc, 0) << sub;
+    EXPECT_EQ(r.out.rfind("Usage:", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("Exit codes:"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(snap({"add"}).rc, 2);
+  EXPECT_EQ(snap({}).rc, 2);
+}
+
+TEST_F(SnapshotCliTest, AddPrintsTheVersionIdAndCheckoutRecreatesTheFolder) {
+  write("data/a.csv", "id,x\n1,2\n");
+  write("data/sub dir/é.txt", "unicode");
+  write("data/run.sh", "#!/bin/sh\n", 0755);
+  fs::create_directories(dir_ / "data/empty");
+  fs::create_symlink("a.csv", dir_ / "data/link");
+  auto add = snap({"add", (dir_ / "data").string(), "--dataset", "events", "--tag", "v1", "-m",
+                   "first export"});
+  ASSERT_EQ(add.rc, 0) << add.err;
+  std::string version = first_line(add.out);
+  EXPECT_EQ(version.size(), 64u);
+  EXPECT_EQ(add.out, version + "\n");
+
+  auto co = snap({"checkout", "events@v1", (dir_ / "out").string()});
+  ASSERT_EQ(co.rc, 0) << co.err;
+  EXPECT_EQ(slurp(dir_ / "out/sub dir/é.txt"), "unicode");
+  EXPECT_EQ(fs::read_symlink(dir_ / "out/link"), "a.csv");
+  EXPECT_TRUE(fs::is_directory(dir_ / "out/empty"));
+  EXPECT_EQ(fs::status(dir_ / "out/run.sh").permissions() & fs::perms::owner_exec,
+            fs::perms::owner_exec);
+
+  auto show = snap({"show", version.substr(0, 8), "--json"});
+  ASSERT_EQ(show.rc, 0) << show.err;
+  json j = json::parse(show.out);
+  EXPECT_EQ(j["version"], version);
+  EXPECT_EQ(j["dataset"], "events");
+  EXPECT_EQ(j["files"].size(), 5u);
+}
+
+TEST_F(SnapshotCliTest, LsDiffAndTagWorkOnVersions) {
+  write("data/keep", "same");
+  write("data/edit", "ab");
+  ASSERT_EQ(snap({"add", (dir_ / "data").string(), "-d", "events", "-t", "old"}).rc, 0);
+  write("data/edit", "abcd");
+  write("data/new", "123");
+  auto v2 = snap({"add", (dir_ / "data").string(), "-d", "events", "-m", "second"});
+  ASSERT_EQ(v2.rc, 0) << v2.err;
+
+  auto diff = snap({"diff", "events@old", "events@latest"});
+  ASSERT_EQ(diff.rc, 0) << diff.err;
+  EXPECT_EQ(diff.out,
+            "added    new  (3 bytes)\n"
+            "changed  edit  (2 -> 4 bytes)\n"
+            "1 added, 0 removed, 1 changed\n");
+  auto dj = json::parse(snap({"diff", "events@old", "events@latest", "--json"}).out);
+  EXPECT_EQ(dj["added"][0]["path"], "new");
+  EXPECT_EQ(dj["changed"][0]["new_size"], 4);
+
+  auto ls = json::parse(snap({"ls", "--json"}).out);
+  ASSERT_EQ(ls.size(), 1u);
+  EXPECT_EQ(ls[0]["name"], "events");
+  EXPECT_EQ(ls[0]["versions"], 2);
+  auto versions = json::parse(snap({"ls", "events", "--json"}).out);
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0]["message"], "second");
+  EXPECT_EQ(versions[1]["tags"][0], "old");
+
+  ASSERT_EQ(snap({"tag", "events@latest", "gold"}).rc, 0);
+  EXPECT_EQ(first_line(snap({"show", "events@gold", "--json"}).out).empty(), false);
+}
+
+TEST_F(SnapshotCliTest, BadRefsFailWithExitOneAndAnExactMessage) {
+  write("data/a", "a");
+  ASSERT_EQ(snap({"add", (dir_ / "data").string(), "-d", "events"}).rc, 0);
+  auto r = snap({"show", "nope@latest"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, "drover snapshot: unknown dataset 'nope'\n");
+  r = snap({"checkout", "events@v9", (dir_ / "o").string()});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, "drover snapshot: dataset 'events' has no tag 'v9'\n");
+  r = snap({"add", (dir_ / "data").string(), "-d", "Bad"});
+  EXPECT_EQ(r.err, "drover snapshot: invalid dataset name 'Bad': use [a-z0-9_.-]+\n");
+}
+
+TEST_F(SnapshotCliTest, PushGcPullThroughAFolderRemote) {
+  write("data/a", std::string(1000, 'a'));
+  write("data/b", "b");
+  auto add = snap({"add", (dir_ / "data").string(), "-d", "events", "-t", "v1"});
+  ASSERT_EQ(add.rc, 0) << add.err;
+  std::string remote = "file://" + (dir_ / "remote").string();
+  auto push = snap({"push", "events@v1", "--remote", remote, "--json"});
+  ASSERT_EQ(push.rc, 0) << push.err;
+  EXPECT_EQ(json::parse(push.out)["blobs_sent"], 2);
+
+  // A second home pulls the tag and checks it out.
+  auto pull = snap({"pull", "events@v1", "--remote", remote, "--home", (dir_ / "h2").string()},
+                   false);
+  ASSERT_EQ(pull.rc, 0) << pull.err;
+  auto co = snap({"checkout", "events@v1", (dir_ / "out").string(), "--home",
+                  (dir_ / "h2").string()},
+                 false);
+  ASSERT_EQ(co.rc, 0) << co.err;
+  EXPECT_EQ(slurp(dir_ / "out/a"), std::string(1000, 'a'));
+
+  // gc keeps the tagged version's blobs.
+  auto gc = snap({"gc", "--grace", "0"});
+  ASSERT_EQ(gc.rc, 0) << gc.err;
+  EXPECT_EQ(gc.out.rfind("deleted 0 blobs, freed 0 bytes", 0), 0u) << gc.out;
+}
+
+}  // namespace

@@ -1,0 +1,394 @@
+// Tests of the dataset registry (plugins/snapshot/registry.hpp): round trips, dedup, the
+// stat cache's effect on reads, concurrent modification, gc, diff, REF errors, remotes.
+#include "plugins/snapshot/registry.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/sha256.hpp"
+#include "plugins/snapshot/manifest.hpp"
+#include "tests/plugins/snapshot/test_util.hpp"
+
+namespace drover::snapshot {
+namespace {
+
+using testing::age_files;
+using testing::count_blobs;
+using testing::describe;
+using testing::TempDir;
+using testing::write;
+namespace fs = std::filesystem;
+
+// A dataset with every kind of entry a round trip must keep.
+void make_odd_tree(const fs::path& root) {
+  write(root / "a.csv", "id,x\n1,2\n");
+  write(root / "run.sh", "#!/bin/sh\necho hi\n", 0755);
+  write(root / "secret.txt", "s", 0600);
+  write(root / "read only.txt", "ro", 0444);
+  write(root / "sub dir/données é.csv", "unicode\n");
+  write(root / std::string("bytes-\xff\xfe.bin"), std::string("\0\1\2", 3));
+  write(root / "nested/deep/file", "deep");
+  fs::create_directories(root / "empty");
+  fs::create_directories(root / "nested/empty too");
+  fs::create_symlink("a.csv", root / "link to a");
+  fs::create_symlink("../outside/target", root / "nested/dangling");
+}
+
+TEST(SnapshotTest, RoundTripKeepsFilesSymlinksEmptyFoldersModesAndOddNames) {
+  TempDir tmp;
+  make_odd_tree(tmp / "data");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "first");
+  ASSERT_TRUE(v.ok()) << v.message();
+  EXPECT_EQ(v->version.size(), 64u);
+  EXPECT_EQ(v->stats.files, 7u);
+  EXPECT_EQ(v->stats.symlinks, 2u);
+  EXPECT_EQ(v->stats.dirs, 2u);
+  ASSERT_TRUE(reg.checkout(v->version, tmp / "out").ok());
+  EXPECT_EQ(describe(tmp / "data"), describe(tmp / "out"));
+}
+
+TEST(SnapshotTest, CheckoutWithLinksHardLinksEveryFileFromTheStore) {
+  TempDir tmp;
+  write(tmp / "data/a", "aaa");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v.ok()) << v.message();
+  CheckoutOptions opts;
+  opts.link_always = true;
+  ASSERT_TRUE(reg.checkout("events@latest", tmp / "out", opts).ok());
+  struct stat a, b;
+  ::stat((tmp / "out/a").c_str(), &a);
+  ::stat(reg.blobs().path_of(v->manifest.files[0].sha256).c_str(), &b);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+}
+
+TEST(SnapshotTest, SameContentGivesTheSameVersionId) {
+  TempDir tmp;
+  make_odd_tree(tmp / "data");
+  Registry one(tmp / "home1"), two(tmp / "home2");
+  auto a = one.add(tmp / "data", "events", "", "x");
+  auto b = two.add(tmp / "data", "events", "", "y");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->version, b->version);
+  EXPECT_EQ(a->version, sha256_hex(to_canonical_json(a->manifest)));
+}
+
+TEST(SnapshotTest, SingleFileSnapshotChecksOutUnderItsName) {
+  TempDir tmp;
+  write(tmp / "events.csv", "1,2\n");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "events.csv", "events", "", "");
+  ASSERT_TRUE(v.ok()) << v.message();
+  ASSERT_TRUE(reg.checkout(v->version, tmp / "out").ok());
+  EXPECT_EQ(testing::read(tmp / "out/events.csv"), "1,2\n");
+}
+
+TEST(SnapshotTest, TwoVersionsSharingMostFilesStoreSharedFilesOnce) {
+  TempDir tmp;
+  for (int i = 0; i < 100; ++i)
+    write(tmp / "data" / ("f" + std::to_string(i)), "content " + std::to_string(i));
+  write(tmp / "data/dup1", "same");
+  write(tmp / "data/dup2", "same");
+  Registry reg(tmp / "home");
+  ASSERT_TRUE(reg.add(tmp / "data", "events", "v1", "").ok());
+  EXPECT_EQ(count_blobs(tmp / "home"), 101u + 1u);  // 101 distinct contents + manifest
+  write(tmp / "data/f7", "changed");
+  ASSERT_TRUE(reg.add(tmp / "data", "events", "v2", "").ok());
+  EXPECT_EQ(count_blobs(tmp / "home"), 102u + 2u);
+}
+
+TEST(SnapshotTest, ReSnapshotReadsNoUnchangedFile) {
+  TempDir tmp;
+  for (int i = 0; i < 50; ++i) write(tmp / "data" / ("f" + std::to_string(i)), "x" + std::to_string(i));
+  write(tmp / "data/big", std::string(100000, 'b'));
+  age_files(tmp / "data");
+  Registry reg(tmp / "home");
+  auto first = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(first.ok()) << first.message();
+  EXPECT_EQ(first->stats.files_hashed, 51u);
+  EXPECT_EQ(first->stats.bytes_read, first->stats.bytes_total);
+
+  auto again = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(again->stats.bytes_read, 0u);
+  EXPECT_EQ(again->stats.cache_hits, 51u);
+  EXPECT_EQ(again->version, first->version);
+
+  write(tmp / "data/f3", "edited!");  // new size: a miss even within one mtime tick
+  auto third = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->stats.bytes_read, 7u);
+  EXPECT_NE(third->version, first->version);
+}
+
+TEST(SnapshotTest, RecentlyModifiedFilesAreHashedAgain) {
+  TempDir tmp;
+  write(tmp / "data/new", "fresh");  // mtime = now: inside the racy window
+  Registry reg(tmp / "home");
+  ASSERT_TRUE(reg.add(tmp / "data", "events", "", "").ok());
+  auto again = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->stats.bytes_read, 5u);
+}
+
+TEST(SnapshotTest, FileChangedWhileHashedFailsTheSnapshotNamingIt) {
+  TempDir tmp;
+  write(tmp / "data/a", "aaaa");
+  write(tmp / "data/b", "bbbb");
+  Registry reg(tmp / "home");
+  SnapshotOptions opts;
+  opts.after_read = [&](const std::string& rel) {
+    if (rel == "b") write(tmp / "data/b", "bbbb and more");
+  };
+  auto v = reg.add(tmp / "data", "events", "", "", opts);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.message(), (tmp / "data/b").string() + ": changed while being hashed; snapshot aborted");
+  EXPECT_FALSE(reg.latest("events").has_value());
+}
+
+TEST(SnapshotTest, UnsupportedFileTypesAreRefused) {
+  TempDir tmp;
+  fs::create_directories(tmp / "data");
+  ASSERT_EQ(::mkfifo((tmp / "data/pipe").c_str(), 0644), 0);
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.message(), (tmp / "data/pipe").string() + ": not a regular file, folder or symlink");
+}
+
+TEST(SnapshotTest, HomeInsideTheDatasetIsNotSnapshotted) {
+  TempDir tmp;
+  write(tmp / "proj/a", "a");
+  Registry reg(tmp / "proj/.drover");
+  auto v = reg.add(tmp / "proj", "proj", "", "");
+  ASSERT_TRUE(v.ok()) << v.message();
+  ASSERT_EQ(v->manifest.files.size(), 1u);
+  EXPECT_EQ(v->manifest.files[0].path, "a");
+}
+
+TEST(SnapshotTest, GcKeepsTaggedLoggedAndKeptBlobsAndDeletesTheRest) {
+  TempDir tmp;
+  write(tmp / "data/a", "version one");
+  Registry reg(tmp / "home");
+  auto v1 = reg.add(tmp / "data", "events", "gold", "");
+  write(tmp / "data/a", "version two");
+  auto v2 = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  auto stray = reg.blobs().put_bytes("nobody references me");
+  auto kept = reg.blobs().put_bytes("a run references me");
+  ASSERT_TRUE(stray.ok() && kept.ok());
+
+  GcOptions young;
+  auto none = reg.gc(young);  // default grace: fresh blobs are never deleted
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->blobs_deleted, 0u);
+
+  GcOptions opts;
+  opts.grace_seconds = -10;
+  opts.keep.insert(kept->sha256);
+  auto res = reg.gc(opts);
+  ASSERT_TRUE(res.ok()) << res.message();
+  EXPECT_EQ(res->blobs_deleted, 1u);
+  EXPECT_EQ(res->bytes_freed, 20u);
+  EXPECT_FALSE(reg.blobs().has(stray->sha256));
+  EXPECT_TRUE(reg.blobs().has(kept->sha256));
+  ASSERT_TRUE(reg.checkout("events@gold", tmp / "out1").ok());
+  ASSERT_TRUE(reg.checkout("events@latest", tmp / "out2").ok());
+  EXPECT_EQ(testing::read(tmp / "out1/a"), "version one");
+  EXPECT_EQ(testing::read(tmp / "out2/a"), "version two");
+}
+
+TEST(SnapshotTest, DiffListsAddedRemovedAndChangedFilesWithSizes) {
+  TempDir tmp;
+  write(tmp / "data/keep", "same");
+  write(tmp / "data/gone", "12345");
+  write(tmp / "data/edit", "ab");
+  write(tmp / "data/mode", "m");
+  Registry reg(tmp / "home");
+  auto a = reg.add(tmp / "data", "events", "", "");
+  fs::remove(tmp / "data/gone");
+  write(tmp / "data/new", "123");
+  write(tmp / "data/edit", "abcd");
+  ::chmod((tmp / "data/mode").c_str(), 0755);
+  auto b = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  Diff d = diff_manifests(a->manifest, b->manifest);
+  ASSERT_EQ(d.added.size(), 1u);
+  EXPECT_EQ(d.added[0].path, "new");
+  EXPECT_EQ(d.added[0].new_size, 3u);
+  ASSERT_EQ(d.removed.size(), 1u);
+  EXPECT_EQ(d.removed[0].path, "gone");
+  EXPECT_EQ(d.removed[0].old_size, 5u);
+  ASSERT_EQ(d.changed.size(), 2u);
+  EXPECT_EQ(d.changed[0].path, "edit");
+  EXPECT_EQ(d.changed[0].old_size, 2u);
+  EXPECT_EQ(d.changed[0].new_size, 4u);
+  EXPECT_EQ(d.changed[1].path, "mode");
+}
+
+TEST(SnapshotTest, RefsResolveByTagLatestIdAndPrefix) {
+  TempDir tmp;
+  write(tmp / "data/a", "a");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "2026-w47", "");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*reg.resolve("events@2026-w47"), v->version);
+  EXPECT_EQ(*reg.resolve("events@latest"), v->version);
+  EXPECT_EQ(*reg.resolve(v->version), v->version);
+  EXPECT_EQ(*reg.resolve(v->version.substr(0, 8)), v->version);
+  ASSERT_TRUE(reg.set_tag(v->version.substr(0, 10), "gold").ok());
+  EXPECT_EQ(*reg.resolve("events@gold"), v->version);
+}
+
+TEST(SnapshotTest, RefResolutionErrorsSayWhatIsWrong) {
+  TempDir tmp;
+  write(tmp / "data/a", "a");
+  Registry reg(tmp / "home");
+  ASSERT_TRUE(reg.add(tmp / "data", "events", "", "").ok());
+  auto msg = [&](const char* ref) { return reg.resolve(ref).message(); };
+  EXPECT_EQ(msg("nope@latest"), "unknown dataset 'nope'");
+  EXPECT_EQ(msg("events@missing"), "dataset 'events' has no tag 'missing'");
+  EXPECT_EQ(msg("Bad Name@x"), "invalid dataset name 'Bad Name' in 'Bad Name@x'");
+  EXPECT_EQ(msg("events"), "'events' is not a version: did you mean 'events@latest'?");
+  EXPECT_EQ(msg("abc"),
+            "'abc' is not a version: use NAME@TAG, NAME@latest or a version id "
+            "(at least 8 hex digits)");
+  EXPECT_EQ(msg("00000000"), "no version matches '00000000'");
+  EXPECT_EQ(reg.resolve("nope@latest").error().code, "not_found");
+  EXPECT_EQ(reg.set_tag("events@latest", "latest").message(),
+            "invalid tag 'latest': use [A-Za-z0-9_.-]+ (and not 'latest')");
+  EXPECT_EQ(reg.add(tmp / "data", "Events", "", "").message(),
+            "invalid dataset name 'Events': use [a-z0-9_.-]+");
+}
+
+TEST(SnapshotTest, AmbiguousPrefixListsTheCandidates) {
+  TempDir tmp;
+  Registry reg(tmp / "home");
+  // Two logged versions sharing 8 hex digits cannot be made by hashing in a test; write
+  // the log (its on-disk format is part of the contract) by hand.
+  std::string a = "deadbeef" + std::string(56, '1'), b = "deadbeef" + std::string(56, '2');
+  write(tmp / "home/datasets/events/log",
+        "2026-01-01T00:00:00Z\t" + a + "\tone\n2026-01-02T00:00:00Z\t" + b + "\ttwo\n");
+  EXPECT_EQ(reg.resolve("deadbeef").message(),
+            "version prefix 'deadbeef' is ambiguous: deadbeef11111111, deadbeef22222222");
+  EXPECT_EQ(*reg.resolve("deadbeef1"), a);
+}
+
+TEST(SnapshotTest, CheckoutRefusesANonEmptyDestination) {
+  TempDir tmp;
+  write(tmp / "data/a", "a");
+  write(tmp / "dest/existing", "x");
+  Registry reg(tmp / "home");
+  ASSERT_TRUE(reg.add(tmp / "data", "events", "", "").ok());
+  EXPECT_EQ(reg.checkout("events@latest", tmp / "dest").message(),
+            (tmp / "dest").string() + ": exists and is not empty");
+  fs::create_directories(tmp / "empty");
+  EXPECT_TRUE(reg.checkout("events@latest", tmp / "empty").ok());
+}
+
+TEST(SnapshotTest, CheckoutDetectsACorruptBlob) {
+  TempDir tmp;
+  write(tmp / "data/a", "good");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v.ok());
+  fs::path blob = reg.blobs().path_of(v->manifest.files[0].sha256);
+  ::chmod(blob.c_str(), 0644);
+  write(blob, "evil");
+  auto s = reg.checkout("events@latest", tmp / "out");
+  EXPECT_EQ(s.message(), "blob " + v->manifest.files[0].sha256 + " is corrupt");
+}
+
+TEST(SnapshotTest, LocalRemotePushPullRoundTripSendsOnlyMissingBlobs) {
+  TempDir tmp;
+  make_odd_tree(tmp / "data");
+  Registry reg(tmp / "home");
+  auto v1 = reg.add(tmp / "data", "events", "v1", "");
+  ASSERT_TRUE(v1.ok()) << v1.message();
+  auto remote = open_remote("file://" + (tmp / "remote").string());
+  ASSERT_TRUE(remote.ok());
+  auto p1 = reg.push("events@v1", **remote);
+  ASSERT_TRUE(p1.ok()) << p1.message();
+  EXPECT_EQ(p1->blobs_sent, 7u);
+
+  write(tmp / "data/a.csv", "id,x\n1,3\n");
+  auto v2 = reg.add(tmp / "data", "events", "v2", "");
+  ASSERT_TRUE(v2.ok());
+  auto p2 = reg.push("events@v2", **remote);
+  ASSERT_TRUE(p2.ok()) << p2.message();
+  EXPECT_EQ(p2->blobs_sent, 1u);
+  EXPECT_EQ(p2->blobs_skipped, 6u);
+
+  // Lose every local blob, pull back, check out.
+  fs::remove_all(tmp / "home/blobs");
+  auto pulled = reg.pull("events@v1", **remote);
+  ASSERT_TRUE(pulled.ok()) << pulled.message();
+  EXPECT_EQ(pulled->version, v1->version);
+  EXPECT_EQ(pulled->blobs_sent, 7u);
+  ASSERT_TRUE(reg.checkout("events@v1", tmp / "out").ok());
+  fs::remove(tmp / "data/a.csv");
+  write(tmp / "data/a.csv", "id,x\n1,2\n");
+  EXPECT_EQ(describe(tmp / "data"), describe(tmp / "out"));
+
+  // A fresh home pulls by tag and by id.
+  Registry other(tmp / "home2");
+  auto by_tag = other.pull("events@v2", **remote);
+  ASSERT_TRUE(by_tag.ok()) << by_tag.message();
+  EXPECT_EQ(*other.resolve("events@v2"), v2->version);
+  EXPECT_EQ(*other.resolve("events@latest"), v2->version);
+  auto by_id = other.pull(v1->version, **remote);
+  ASSERT_TRUE(by_id.ok()) << by_id.message();
+  EXPECT_TRUE(other.checkout(v1->version, tmp / "out3").ok());
+}
+
+TEST(SnapshotTest, PullErrorsNameTheMissingRef) {
+  TempDir tmp;
+  Registry reg(tmp / "home");
+  LocalRemote remote(tmp / "remote");
+  EXPECT_EQ(reg.pull("events@v9", remote).message(),
+            "remote " + (tmp / "remote").string() + " has no ref 'events@v9'");
+  EXPECT_EQ(open_remote("ftp://x/y").message(),
+            "unsupported remote 'ftp://x/y': use a folder, file:///path or s3://bucket/prefix");
+}
+
+TEST(SnapshotTest, ACorruptBlobOnTheRemoteIsRefused) {
+  TempDir tmp;
+  write(tmp / "data/a", "payload");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "");
+  LocalRemote remote(tmp / "remote");
+  ASSERT_TRUE(reg.push("events@latest", remote).ok());
+  std::string sha = v->manifest.files[0].sha256;
+  fs::path on_remote = tmp / "remote/blobs" / sha.substr(0, 2) / sha.substr(2);
+  ::chmod(on_remote.c_str(), 0644);
+  write(on_remote, "tampered");
+  Registry other(tmp / "home2");
+  EXPECT_EQ(other.pull("events@latest", remote).message(),
+            "blob " + sha + " from remote " + (tmp / "remote").string() + " is corrupt");
+}
+
+TEST(ManifestTest, NonUtf8NamesAreStoredHexEncodedAndRoundTrip) {
+  Manifest m;
+  m.dataset = "d";
+  ManifestEntry f;
+  f.path = "ok/\xff.bin";
+  f.size = 1;
+  f.sha256 = std::string(64, 'a');
+  m.files.push_back(f);
+  std::string json = to_canonical_json(m);
+  EXPECT_NE(json.find("\"path_hex\":\"6f6b2fff2e62696e\""), std::string::npos) << json;
+  auto back = parse_manifest(json);
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->files[0], f);
+}
+
+TEST(ManifestTest, UnsafePathsAreRejected) {
+  auto m = parse_manifest(R"({"dataset":"d","files":[{"path":"../etc/passwd","dir":true}]})");
+  EXPECT_EQ(m.message(), "manifest: unsafe path '../etc/passwd'");
+  EXPECT_FALSE(is_safe_relative_path("/abs"));
+  EXPECT_FALSE(is_safe_relative_path("a//b"));
+  EXPECT_TRUE(is_safe_relative_path("a b/c"));
+}
+
+}  // namespace
+}  // namespace drover::snapshot

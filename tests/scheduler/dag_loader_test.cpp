@@ -1,0 +1,645 @@
+// Tests of the DAG loader (scheduler/dag_loader.hpp) and DagSpec/ParamSpec (scheduler/dag.hpp):
+// one test per error kind, each asserting the exact "file:line:col: message".
+#include "scheduler/dag_loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "common/sha256.hpp"
+#include "plugins/task_type.hpp"
+
+namespace drover {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using Errors = std::vector<std::string>;
+
+class DagLoaderTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { register_builtin_task_types(); }
+
+  static Errors errors(std::string_view text) {
+    LoadResult r = load_dag_text(text, "d.yaml");
+    Errors out;
+    for (const auto& d : r.diagnostics) out.push_back(d.str());
+    if (r.dag) EXPECT_TRUE(out.empty());
+    else EXPECT_FALSE(out.empty());
+    return out;
+  }
+  static DagPtr load(std::string_view text) {
+    LoadResult r = load_dag_text(text, "d.yaml");
+    for (const auto& d : r.diagnostics) ADD_FAILURE() << d.str();
+    return r.dag;
+  }
+  // Milliseconds the loader takes on `text`.
+  static long long timed_ms(std::string_view text, Errors* out) {
+    auto start = std::chrono::steady_clock::now();
+    LoadResult r = load_dag_text(text, "d.yaml");
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+    for (const auto& d : r.diagnostics) out->push_back(d.str());
+    return ms;
+  }
+};
+
+// ---- valid files ------------------------------------------------------------------------
+
+TEST_F(DagLoaderTest, MinimalDagGetsTheDocumentedDefaults) {
+  const char* text = "dag: demo\ntasks:\n  a:\n    run: echo hi\n";
+  DagPtr dag = load(text);
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->id, "demo");
+  EXPECT_EQ(dag->file, "d.yaml");
+  EXPECT_EQ(dag->content, text);
+  EXPECT_EQ(dag->file_hash, sha256_hex(text));
+  EXPECT_EQ(dag->timezone, "UTC");
+  EXPECT_EQ(dag->max_active_runs, 1);
+  EXPECT_FALSE(dag->catchup);
+  EXPECT_EQ(dag->schedule, nullptr);
+  ASSERT_EQ(dag->tasks.size(), 1u);
+  const TaskSpec& a = dag->tasks[0];
+  EXPECT_EQ(a.id, "a");
+  EXPECT_EQ(a.type, "command");
+  EXPECT_EQ(a.run_shell, "echo hi");
+  EXPECT_EQ(a.retries, 0);
+  EXPECT_EQ(a.retry_delay, seconds(30));
+  EXPECT_EQ(a.max_retry_delay, hours(1));
+  EXPECT_FALSE(a.timeout);
+  EXPECT_EQ(a.queue, "default");
+  EXPECT_EQ(a.trigger_rule, TriggerRule::AllSuccess);
+  EXPECT_EQ(a.loc.line, 3);
+  EXPECT_EQ(a.loc.col, 3);
+}
+
+TEST_F(DagLoaderTest, FullExampleLoadsEveryField) {
+  DagPtr dag = load(R"(dag: weekly_retrain
+description: Retrain the recommender
+schedule: "0 3 * * MON"
+timezone: Europe/Moscow
+catchup: true
+max_active_runs: 2
+owner: ml-recsys
+tags: [recsys, weekly]
+params:
+  window_days: {type: int, default: 14, min: 1, max: 90}
+  model_name: {type: string, default: recommender, pattern: "^[a-z_]+$"}
+  rate: {type: float, default: 1}
+  dry: {type: bool, default: false}
+  mode: {type: string, enum: [fast, full], default: fast}
+  version: {type: string, default: 12}
+  seed: 7
+  who: {type: string}
+defaults:
+  retries: 2
+  retry_delay: 10s
+  timeout: 2h
+  env: {A: "1", B: "2"}
+  resources: {cpu: 2}
+sla: 6h
+alerts:
+  on_failure: [ml-oncall]
+  on_drift: [ml-oncall, recsys-email]
+tasks:
+  evaluate:
+    needs: [train]
+    run: python3 eval.py --data {{ inputs.make_data.path }} --model {{ outputs.train.model }}
+    trigger_rule: all_done
+  train:
+    needs: [make_data]
+    queue: gpu
+    run: [python3, "{{ project_dir }}/train.py", --window, "{{ params.window_days }}"]
+    env: {B: "3", TOKEN: "{{ secrets.hub_token }}"}
+    resources: {gpu: 1, memory: 16G}
+    outputs: [model.pkl, reports/]
+    retries: 0
+    max_retry_delay: 5m
+  make_data:
+    type: mock
+    with: {sleep_ms: 1, values: {day: "{{ run.logical_date }}"}}
+)");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->id, "weekly_retrain");
+  EXPECT_EQ(dag->description, "Retrain the recommender");
+  ASSERT_TRUE(dag->schedule);
+  EXPECT_EQ(dag->schedule->text(), "0 3 * * MON");
+  EXPECT_EQ(dag->timezone, "Europe/Moscow");
+  EXPECT_TRUE(dag->catchup);
+  EXPECT_EQ(dag->max_active_runs, 2);
+  EXPECT_EQ(dag->owner, "ml-recsys");
+  EXPECT_EQ(dag->tags, (std::vector<std::string>{"recsys", "weekly"}));
+  EXPECT_EQ(dag->sla, hours(6));
+  EXPECT_EQ(dag->alerts.at("on_drift"), (std::vector<std::string>{"ml-oncall", "recsys-email"}));
+
+  ASSERT_EQ(dag->params.size(), 8u);
+  EXPECT_EQ(dag->params[0].name, "window_days");
+  EXPECT_EQ(dag->params[0].type, ParamSpec::Type::Int);
+  EXPECT_EQ(dag->params[0].default_value, json(14));
+  EXPECT_EQ(dag->params[0].min, 1.0);
+  EXPECT_EQ(dag->params[0].max, 90.0);
+  EXPECT_EQ(dag->params[1].pattern, "^[a-z_]+$");
+  EXPECT_TRUE(dag->params[2].default_value.is_number_float());
+  EXPECT_EQ(dag->params[3].default_value, json(false));
+  EXPECT_EQ(dag->params[4].choices, (std::vector<json>{"fast", "full"}));
+  EXPECT_EQ(dag->params[5].default_value, json("12"));  // a string param keeps the text
+  EXPECT_EQ(dag->params[6].type, ParamSpec::Type::Int);  // shorthand infers the type
+  EXPECT_TRUE(dag->params[7].default_value.is_null());   // required
+
+  // Sorted topologically, ties in file order.
+  ASSERT_EQ(dag->tasks.size(), 3u);
+  EXPECT_EQ(dag->tasks[0].id, "make_data");
+  EXPECT_EQ(dag->tasks[1].id, "train");
+  EXPECT_EQ(dag->tasks[2].id, "evaluate");
+
+  const TaskSpec* train = dag->task("train");
+  ASSERT_TRUE(train);
+  EXPECT_EQ(train->run_argv, (std::vector<std::string>{"python3", "{{ project_dir }}/train.py",
+                                                        "--window", "{{ params.window_days }}"}));
+  EXPECT_FALSE(train->run_shell);
+  EXPECT_EQ(train->queue, "gpu");
+  EXPECT_EQ(train->retries, 0);                 // overrides defaults
+  EXPECT_EQ(train->retry_delay, seconds(10));   // from defaults
+  EXPECT_EQ(train->max_retry_delay, minutes(5));
+  EXPECT_EQ(train->timeout, hours(2));
+  EXPECT_EQ(train->env, (std::map<std::string, std::string>{
+                            {"A", "1"}, {"B", "3"}, {"TOKEN", "{{ secrets.hub_token }}"}}));
+  EXPECT_EQ(train->resources.gpu, 1);
+  EXPECT_EQ(train->resources.cpu, 2);
+  EXPECT_EQ(train->resources.memory_bytes, 16LL << 30);
+  EXPECT_EQ(train->outputs, (std::vector<std::string>{"model.pkl", "reports/"}));
+  EXPECT_EQ(train->needs, (std::vector<std::string>{"make_data"}));
+
+  const TaskSpec* eval = dag->task("evaluate");
+  ASSERT_TRUE(eval);
+  EXPECT_TRUE(eval->run_shell);
+  EXPECT_EQ(eval->trigger_rule, TriggerRule::AllDone);
+  EXPECT_EQ(eval->retries, 2);
+
+  const TaskSpec* make = dag->task("make_data");
+  ASSERT_TRUE(make);
+  EXPECT_EQ(make->type, "mock");
+  EXPECT_EQ(make->with, json::parse(R"({"sleep_ms": 1, "values": {"day": "{{ run.logical_date }}"}})"));
+
+  EXPECT_EQ(dag->ancestors("evaluate"), (std::vector<std::string>{"make_data", "train"}));
+  EXPECT_TRUE(dag->ancestors("make_data").empty());
+  EXPECT_EQ(dag->task("nope"), nullptr);
+}
+
+TEST_F(DagLoaderTest, MemorySizesUseBinaryUnits) {
+  DagPtr dag = load("dag: d\ntasks:\n  a: {run: x, resources: {memory: 512M}}\n"
+                    "  b: {run: x, resources: {memory: 1024}}\n"
+                    "  c: {run: x, resources: {memory: 2Gi}}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->task("a")->resources.memory_bytes, 512LL << 20);
+  EXPECT_EQ(dag->task("b")->resources.memory_bytes, 1024);
+  EXPECT_EQ(dag->task("c")->resources.memory_bytes, 2LL << 30);
+}
+
+// ---- one test per error kind ------------------------------------------------------------
+
+TEST_F(DagLoaderTest, UnknownTaskKeySuggestsTheClosestKey) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  train:\n    run: x\n    retires: 3\n"),
+            Errors{"d.yaml:5:5: unknown key 'retires' in task 'train' (did you mean 'retries'?)"});
+}
+
+TEST_F(DagLoaderTest, UnknownTopLevelKeySuggestsTheClosestKey) {
+  EXPECT_EQ(errors("dag: d\nshedule: '@daily'\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:1: unknown key 'shedule' (did you mean 'schedule'?)"});
+}
+
+TEST_F(DagLoaderTest, UnknownKeyFarFromAnyGetsNoSuggestion) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x, zzzzzz: 1}\n"),
+            Errors{"d.yaml:3:15: unknown key 'zzzzzz' in task 'a'"});
+}
+
+TEST_F(DagLoaderTest, UnknownKeysInDefaultsParamsResourcesAndAlerts) {
+  EXPECT_EQ(errors("dag: d\n"
+                   "params:\n  n: {type: int, defualt: 1}\n"
+                   "defaults: {retries: 1, run: x}\n"
+                   "alerts: {on_failur: [a]}\n"
+                   "tasks:\n  a: {run: x, resources: {gpus: 1}}\n"),
+            (Errors{"d.yaml:3:18: unknown key 'defualt' in param 'n' (did you mean 'default'?)",
+                    "d.yaml:4:24: unknown key 'run' in defaults",
+                    "d.yaml:5:10: unknown key 'on_failur' in alerts (did you mean 'on_failure'?)",
+                    "d.yaml:7:27: unknown key 'gpus' in resources of task 'a' (did you mean "
+                    "'gpu'?)"}));
+}
+
+TEST_F(DagLoaderTest, NeedsOfAnUnknownTaskIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  snapshot_events: {run: x}\n"
+                   "  train:\n    run: x\n    needs: [snapshot_event]\n"),
+            Errors{"d.yaml:6:13: task 'train' needs unknown task 'snapshot_event' (did you mean "
+                   "'snapshot_events'?)"});
+}
+
+TEST_F(DagLoaderTest, TaskThatNeedsItselfIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: x\n    needs: [a]\n"),
+            Errors{"d.yaml:5:13: task 'a' needs itself"});
+}
+
+TEST_F(DagLoaderTest, CycleIsNamedFromItsFirstTask) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n"
+                   "  a: {run: x, needs: [c]}\n"
+                   "  b: {run: x, needs: [a]}\n"
+                   "  c: {run: x, needs: [b]}\n"
+                   "  d: {run: x, needs: [c]}\n"),
+            Errors{"d.yaml:3:23: cycle: a -> c -> b -> a"});
+}
+
+TEST_F(DagLoaderTest, TwoSeparateCyclesAreBothNamed) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n"
+                   "  a: {run: x, needs: [b]}\n"
+                   "  b: {run: x, needs: [a]}\n"
+                   "  c: {run: x, needs: [d]}\n"
+                   "  d: {run: x, needs: [c]}\n"),
+            (Errors{"d.yaml:3:23: cycle: a -> b -> a", "d.yaml:5:23: cycle: c -> d -> c"}));
+}
+
+TEST_F(DagLoaderTest, BadCronPointsAtTheFieldInsideTheString) {
+  // Column 14 is the "25" inside the quoted string.
+  EXPECT_EQ(errors("dag: d\nschedule: \"0 25 * * *\"\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:14: invalid cron expression '0 25 * * *': hour field (position 3): "
+                   "25 is out of range 0-23"});
+  EXPECT_EQ(errors("dag: d\nschedule: 0 3 * * MOX\ntasks:\n  a: {run: x}\n").at(0).substr(0, 13),
+            "d.yaml:2:19: ");
+}
+
+TEST_F(DagLoaderTest, UnknownTimeZoneSuggestsTheClosestZone) {
+  EXPECT_EQ(errors("dag: d\ntimezone: Europe/Moskow\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:11: unknown time zone 'Europe/Moskow' (did you mean "
+                   "'Europe/Moscow'?)"});
+}
+
+TEST_F(DagLoaderTest, BadDurationIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: x\n    timeout: 2x\n"),
+            Errors{"d.yaml:5:14: 'timeout' in task 'a': invalid duration '2x' (use a number and "
+                   "a unit: ms, s, m, h, d; e.g. 30s, 1h30m)"});
+}
+
+TEST_F(DagLoaderTest, ParamDefaultBelowItsMinimumIsAnError) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  window_days: {type: int, default: 0, min: 1}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:37: default: param 'window_days': 0 is below the minimum 1"});
+}
+
+TEST_F(DagLoaderTest, ParamDefaultAboveItsMaximumIsAnError) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  n: {type: float, default: 9.5, max: 9}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:29: default: param 'n': 9.5 is above the maximum 9"});
+}
+
+TEST_F(DagLoaderTest, ParamDefaultOfTheWrongTypeIsAnError) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  n: {type: int, default: abc}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:27: default: param 'n': expected int, got 'abc'"});
+}
+
+TEST_F(DagLoaderTest, ParamDefaultNotMatchingItsPatternIsAnError) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  m: {type: string, default: Bad, pattern: \"^[a-z]+$\"}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:30: default: param 'm': 'Bad' does not match pattern '^[a-z]+$'"});
+}
+
+TEST_F(DagLoaderTest, ParamDefaultOutsideItsEnumIsAnError) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  m: {enum: [a, b], default: c}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:30: default: param 'm': 'c' is not one of 'a', 'b'"});
+}
+
+TEST_F(DagLoaderTest, ParamWithAnUnknownTypeOrBadPatternIsAnError) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  m: {type: integer}\n  p: {pattern: \"([a-z\"}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            (Errors{"d.yaml:3:13: param 'm': unknown type 'integer' (use string, int, float or "
+                    "bool)",
+                    "d.yaml:4:16: param 'p': invalid pattern '([a-z'"}));
+}
+
+TEST_F(DagLoaderTest, TemplateWithAnUnknownNameSuggestsAKnownOne) {
+  EXPECT_EQ(errors("dag: d\nparams:\n  window_days: 14\n"
+                   "tasks:\n  a:\n    run: echo {{ params.windw_days }}\n"),
+            Errors{"d.yaml:6:15: unknown template name 'params.windw_days' in task 'a' (did you "
+                   "mean 'params.window_days'?)"});
+}
+
+TEST_F(DagLoaderTest, TemplateNamingANonAncestorTaskIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x}\n  b:\n"
+                   "    run: [cat, \"{{ inputs.a.path }}/f\"]\n"),
+            Errors{"d.yaml:5:17: '{{ inputs.a.path }}' in task 'b' names task 'a', which is not "
+                   "upstream of 'b' (add it to needs)"});
+}
+
+TEST_F(DagLoaderTest, TemplateOutputsOfAnUnknownTaskIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  train: {run: x}\n  b:\n    needs: [train]\n"
+                   "    run: x\n    env: {M: \"{{ outputs.trian.model }}\"}\n"),
+            Errors{"d.yaml:7:15: '{{ outputs.trian.model }}' in task 'b' names unknown task "
+                   "'trian' (did you mean 'train'?)"});
+}
+
+TEST_F(DagLoaderTest, TemplatesInWithAreCheckedRecursively) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    type: mock\n"
+                   "    with: {values: {x: [\"{{ run.idd }}\"]}}\n"),
+            Errors{"d.yaml:5:26: unknown template name 'run.idd' in task 'a' (did you mean "
+                   "'run.id'?)"});
+}
+
+TEST_F(DagLoaderTest, UnterminatedTemplateIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: echo {{ run.id }} {{ run.id\n"),
+            Errors{"d.yaml:4:28: unterminated '{{' (no closing '}}') in task 'a'"});
+}
+
+TEST_F(DagLoaderTest, TemplatePositionInsideABlockScalarIsExact) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: |\n      echo one\n      echo {{ nope }}\n"),
+            Errors{"d.yaml:6:12: unknown template name 'nope' in task 'a'"});
+}
+
+TEST_F(DagLoaderTest, DuplicateTaskNameIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x}\n  b: {run: x}\n  a: {run: y}\n"),
+            Errors{"d.yaml:5:3: duplicate task 'a' (first at line 3)"});
+}
+
+TEST_F(DagLoaderTest, DuplicateYamlKeyIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: x\n    retries: 1\n    retries: 2\n"),
+            Errors{"d.yaml:6:5: duplicate key 'retries' (first at line 5)"});
+}
+
+TEST_F(DagLoaderTest, WrongValueTypesAreErrors) {
+  EXPECT_EQ(errors("dag: d\ncatchup: maybe\ntags: tag\ntasks:\n"
+                   "  a: {run: x, retries: abc, needs: 5, with: [1], resources: {gpu: 1.5}}\n"),
+            (Errors{"d.yaml:2:10: 'catchup' must be true or false, got 'maybe'",
+                    "d.yaml:3:7: 'tags' must be a list of strings, got 'tag'",
+                    "d.yaml:5:24: 'retries' in task 'a' must be an integer, got 'abc'",
+                    "d.yaml:5:36: 'needs' in task 'a' must be a list of task names, got '5'",
+                    "d.yaml:5:45: 'with' in task 'a' must be a mapping, got a list",
+                    "d.yaml:5:67: 'gpu' in resources of task 'a' must be an integer, got '1.5'"}));
+}
+
+TEST_F(DagLoaderTest, RunListItemsMustBeScalars) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: [echo, [x]]\n"),
+            Errors{"d.yaml:4:17: 'run' in task 'a' must hold strings, got a list"});
+}
+
+TEST_F(DagLoaderTest, NegativeRetriesIsAnError) {
+  EXPECT_EQ(errors("dag: d\ndefaults: {retries: -1}\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:21: 'retries' in defaults must be 0 or more, got -1"});
+}
+
+TEST_F(DagLoaderTest, MaxActiveRunsBelowOneIsAnError) {
+  EXPECT_EQ(errors("dag: d\nmax_active_runs: 0\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:18: 'max_active_runs' must be at least 1, got 0"});
+}
+
+TEST_F(DagLoaderTest, DagIdOutsideItsAlphabetIsAnError) {
+  EXPECT_EQ(errors("dag: Weekly-Retrain\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:1:6: invalid dag id 'Weekly-Retrain' (use only a-z, 0-9 and _)"});
+}
+
+TEST_F(DagLoaderTest, TaskIdOutsideItsAlphabetIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  make-data: {run: x}\n"),
+            Errors{"d.yaml:3:3: invalid task id 'make-data' (use only A-Z, a-z, 0-9 and _)"});
+}
+
+TEST_F(DagLoaderTest, MissingDagIdIsAnError) {
+  EXPECT_EQ(errors("tasks:\n  a: {run: x}\n"), Errors{"d.yaml:1:1: missing required key 'dag'"});
+}
+
+TEST_F(DagLoaderTest, DagWithNoTasksIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks: {}\n"), Errors{"d.yaml:2:1: DAG has no tasks"});
+  EXPECT_EQ(errors("dag: d\n"), Errors{"d.yaml:1:1: DAG has no tasks"});
+}
+
+TEST_F(DagLoaderTest, UnknownTaskTypeSuggestsARegisteredOne) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    type: comand\n    run: x\n"),
+            Errors{"d.yaml:4:11: unknown task type 'comand' in task 'a' (did you mean "
+                   "'command'?)"});
+}
+
+TEST_F(DagLoaderTest, CommandTaskWithoutRunIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    retries: 1\n"),
+            Errors{"d.yaml:3:3: task 'a' (type 'command') needs 'run'"});
+}
+
+TEST_F(DagLoaderTest, RunOnATypeThatRefusesItIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    type: mock\n    run: echo\n"),
+            Errors{"d.yaml:5:10: task 'a' (type 'mock') does not take 'run'"});
+}
+
+TEST_F(DagLoaderTest, TypeValidationErrorsPointAtTheirWithKey) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    type: mock\n    with:\n      sleep_ms: 1\n"
+                   "      sleeps: 2\n"),
+            Errors{"d.yaml:7:7: task 'a': unknown key 'sleeps' in mock task"});
+}
+
+TEST_F(DagLoaderTest, OutputPathsMustStayInsideTheWorkDir) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x, outputs: [ok, ../up, /abs]}\n"),
+            (Errors{"d.yaml:3:29: output '../up' in task 'a' must be a relative path inside the "
+                    "work dir",
+                    "d.yaml:3:36: output '/abs' in task 'a' must be a relative path inside the "
+                    "work dir"}));
+}
+
+TEST_F(DagLoaderTest, BadMemorySizeAndTriggerRuleAreErrors) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: x\n    resources: {memory: 16X}\n"
+                   "    trigger_rule: all_sucess\n"),
+            (Errors{"d.yaml:5:25: 'memory' in resources of task 'a': invalid size '16X' (use a "
+                    "number and K, M, G or T, e.g. 16G)",
+                    "d.yaml:6:19: unknown trigger_rule 'all_sucess' in task 'a' (did you mean "
+                    "'all_success'?); use all_success, all_done, one_failed"}));
+}
+
+TEST_F(DagLoaderTest, EveryErrorOfAFileIsReportedInLineOrder) {
+  Errors e = errors("dag: Bad\ntimezone: Mars/Base\ntasks:\n"
+                    "  a: {run: x, retries: -2, needs: [zz]}\n"
+                    "  b: {run: x, timeout: 1y}\n");
+  ASSERT_EQ(e.size(), 5u);
+  EXPECT_EQ(e[0].substr(0, 11), "d.yaml:1:6:");
+  EXPECT_EQ(e[1].substr(0, 12), "d.yaml:2:11:");
+  EXPECT_EQ(e[2].substr(0, 12), "d.yaml:4:24:");
+  EXPECT_EQ(e[3].substr(0, 12), "d.yaml:4:36:");
+  EXPECT_EQ(e[4].substr(0, 12), "d.yaml:5:24:");
+}
+
+TEST_F(DagLoaderTest, YamlSyntaxErrorCarriesItsPosition) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x\n"),
+            Errors{"d.yaml:4:1: invalid YAML: end of map flow not found"});
+}
+
+TEST_F(DagLoaderTest, TopLevelThatIsNotAMappingIsAnError) {
+  EXPECT_EQ(errors("- a\n- b\n"),
+            Errors{"d.yaml:1:1: a DAG file must be a mapping of keys (dag:, tasks: ...), got a "
+                   "list"});
+}
+
+TEST_F(DagLoaderTest, SecondYamlDocumentIsAnError) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x}\n---\ndag: e\n"),
+            Errors{"d.yaml:5:1: a DAG file holds one YAML document; found another here"});
+}
+
+// ---- hostile input ----------------------------------------------------------------------
+
+TEST_F(DagLoaderTest, EmptyFileIsAnError) {
+  EXPECT_EQ(errors(""), Errors{"d.yaml:1:1: empty DAG file"});
+  EXPECT_EQ(errors("# only a comment\n\n"), Errors{"d.yaml:1:1: empty DAG file"});
+}
+
+TEST_F(DagLoaderTest, NonUtf8BytesAreRejectedWithTheirPosition) {
+  EXPECT_EQ(errors("dag: d\ndescription: caf\xe9!\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:17: invalid UTF-8 byte 0xe9"});
+  EXPECT_EQ(errors("dag: d\xed\xa0\x80\n"), Errors{"d.yaml:1:7: invalid UTF-8 byte 0xed"});
+  // Valid multi-byte text is fine.
+  EXPECT_TRUE(load("dag: d\ndescription: caf\xc3\xa9 \xe2\x9c\x93\ntasks:\n  a: {run: x}\n"));
+}
+
+TEST_F(DagLoaderTest, BinaryFileIsRejected) {
+  std::string text = "dag: d\n";
+  text += std::string("\x7f" "ELF\0\0\0", 7);
+  EXPECT_EQ(errors(text), Errors{"d.yaml:2:1: control character 0x7f is not allowed"});
+  EXPECT_EQ(errors(std::string("dag: d\0", 7)),
+            Errors{"d.yaml:1:7: NUL byte (is this a binary file?)"});
+}
+
+TEST_F(DagLoaderTest, HugeFileIsRefused) {
+  std::string text = "dag: d\n#" + std::string(kMaxDagFileBytes, 'x') + "\n";
+  EXPECT_EQ(errors(text), Errors{"d.yaml:1:1: file is too large (1048585 bytes; the limit is "
+                                 "1048576)"});
+}
+
+TEST_F(DagLoaderTest, BillionLaughsAliasBombFailsQuickly) {
+  std::string text = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, static_cast<char>(c - 1));
+    text += std::string(1, c) + ": &" + c + " [*" + prev;
+    for (int k = 0; k < 8; ++k) text += ",*" + prev;
+    text += "]\n";
+  }
+  text += "dag: d\ntasks:\n  t:\n    type: mock\n    with: {values: {x: *i}}\n";
+  Errors e;
+  EXPECT_LT(timed_ms(text, &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:1:1: too many YAML nodes (more than 100000 after expanding "
+                      "aliases)"});
+}
+
+TEST_F(DagLoaderTest, SelfReferencingAliasFailsQuickly) {
+  Errors e;
+  EXPECT_LT(timed_ms("dag: d\nx: &a [*a]\ntasks:\n  a: {run: x}\n", &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:1:1: nesting deeper than 64 levels (after expanding aliases)"});
+}
+
+TEST_F(DagLoaderTest, HundredThousandNestedBracketsFailQuickly) {
+  Errors e;
+  EXPECT_LT(timed_ms(std::string(100000, '['), &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:1:64: nesting deeper than 64 levels"});
+  e.clear();
+  EXPECT_LT(timed_ms("dag: d\nx: " + std::string(100000, '{'), &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:2:67: nesting deeper than 64 levels"});
+}
+
+TEST_F(DagLoaderTest, DeepBlockNestingFailsQuickly) {
+  std::string text = "dag: d\n";
+  for (int i = 0; i < 200; ++i) text += std::string(i, ' ') + "k:\n";
+  Errors e;
+  EXPECT_LT(timed_ms(text, &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:66:65: nesting deeper than 64 levels"});
+  e.clear();
+  std::string dashes = "x:\n";
+  for (int i = 0; i < 5000; ++i) dashes += "- ";
+  dashes += "a\n";
+  EXPECT_LT(timed_ms(dashes, &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:2:1: nesting deeper than 64 levels"});
+}
+
+TEST_F(DagLoaderTest, BracketsInsideStringsAndBlockScalarsAreNotNesting) {
+  std::string many(200, '[');
+  DagPtr dag = load("dag: d\ndescription: '" + many + "'\ntasks:\n  a:\n    run: |\n      echo " +
+                    many + "\n  b:\n    run: echo " + many + "\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->task("b")->run_shell, "echo " + many);
+}
+
+// ---- files ------------------------------------------------------------------------------
+
+TEST_F(DagLoaderTest, FindDagFilesListsYamlRecursivelySorted) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("drover-dag-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  fs::create_directories(dir / ".hidden");
+  for (const char* f : {"b.yaml", "a.yml", "sub/c.yaml", "notes.txt", ".hidden/x.yaml"})
+    std::ofstream(dir / f) << "dag: x\n";
+  auto files = find_dag_files(dir);
+  EXPECT_EQ(files, (std::vector<fs::path>{dir / "a.yml", dir / "b.yaml", dir / "sub/c.yaml"}));
+
+  std::ofstream(dir / "ok.yaml") << "dag: ok\ntasks:\n  a: {run: x}\n";
+  LoadResult r = load_dag_file(dir / "ok.yaml");
+  ASSERT_TRUE(r.dag);
+  EXPECT_EQ(r.dag->file, (dir / "ok.yaml").string());
+  LoadResult missing = load_dag_file(dir / "missing.yaml");
+  ASSERT_EQ(missing.diagnostics.size(), 1u);
+  EXPECT_EQ(missing.diagnostics[0].line, 1);
+  fs::remove_all(dir);
+}
+
+// ---- params -----------------------------------------------------------------------------
+
+class ParamTest : public DagLoaderTest {
+ protected:
+  void SetUp() override {
+    dag_ = load("dag: d\nparams:\n  window_days: {type: int, default: 14, min: 1, max: 90}\n"
+                "  rate: {type: float, default: 0.5}\n  dry: {type: bool, default: false}\n"
+                "  name: {type: string, pattern: \"^[a-z]+$\"}\ntasks:\n  a: {run: x}\n");
+    ASSERT_TRUE(dag_);
+  }
+  DagPtr dag_;
+};
+
+TEST_F(ParamTest, ParseCliConvertsToTheDeclaredType) {
+  EXPECT_EQ(*dag_->param("window_days")->parse_cli("7"), json(7));
+  EXPECT_EQ(*dag_->param("rate")->parse_cli("2.5"), json(2.5));
+  EXPECT_EQ(*dag_->param("dry")->parse_cli("true"), json(true));
+  EXPECT_EQ(*dag_->param("name")->parse_cli("abc"), json("abc"));
+}
+
+TEST_F(ParamTest, ParseCliRejectsTextOfTheWrongType) {
+  auto r = dag_->param("window_days")->parse_cli("7x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "param 'window_days': expected int, got '7x'");
+  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(dag_->param("dry")->parse_cli("yes").message(),
+            "param 'dry': expected bool, got 'yes'");
+  EXPECT_EQ(dag_->param("rate")->parse_cli("nan").message(),
+            "param 'rate': expected float, got 'nan'");
+  EXPECT_EQ(dag_->param("window_days")->parse_cli("91").message(),
+            "param 'window_days': 91 is above the maximum 90");
+  EXPECT_EQ(dag_->param("name")->parse_cli("$(touch /tmp/pwned); x").message(),
+            "param 'name': '$(touch /tmp/pwned); x' does not match pattern '^[a-z]+$'");
+}
+
+TEST_F(ParamTest, ResolveParamsFillsDefaultsAndChecksGivenValues) {
+  auto r = dag_->resolve_params(json{{"name", "abc"}, {"window_days", 30}});
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(*r, json::parse(R"({"window_days": 30, "rate": 0.5, "dry": false, "name": "abc"})"));
+}
+
+TEST_F(ParamTest, ResolveParamsRejectsUnknownNamesWithASuggestion) {
+  auto r = dag_->resolve_params(json{{"windw_days", 3}, {"name", "a"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(r.message(), "unknown param 'windw_days' (did you mean 'window_days'?)");
+}
+
+TEST_F(ParamTest, ResolveParamsRejectsMissingRequiredAndBadValues) {
+  auto missing = dag_->resolve_params(json::object());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, "invalid");
+  EXPECT_EQ(missing.message(), "missing required param 'name' (string)");
+  auto bad = dag_->resolve_params(json{{"name", "a"}, {"window_days", "7"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message(), "param 'window_days': expected int, got '7'");
+}
+
+}  // namespace
+}  // namespace drover

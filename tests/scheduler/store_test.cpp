@@ -1,0 +1,759 @@
+// Tests for scheduler/store.hpp (SqliteStore) and scheduler/store_json.hpp: migrations,
+// transactions, every record's round trip, two connections on one file, and crash safety
+// with real child processes killed mid-transaction.
+#include "scheduler/store.hpp"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "common/time.hpp"
+#include "scheduler/store_json.hpp"
+
+namespace drover {
+namespace {
+
+namespace fs = std::filesystem;
+
+TimePoint at(const char* iso) { return parse_iso(iso).value(); }
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "drover-store-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ / "home" / "drover.db";
+    store_ = open();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<Store> open() {
+    auto s = Store::open_sqlite(path_);
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.message());
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
+  static RunRecord make_run(const std::string& dag, int64_t seq,
+                            RunState state = RunState::Queued) {
+    RunRecord r;
+    r.id = dag + "-" + std::to_string(seq);
+    r.dag = dag;
+    r.seq = seq;
+    r.dag_hash = "ab12";
+    r.state = state;
+    r.trigger_kind = "manual";
+    r.trigger_user = "alice";
+    r.created_at = at("2026-11-25T09:00:00Z") + Micros(seq);
+    return r;
+  }
+
+  static std::vector<TaskInstance> tasks(std::initializer_list<const char*> names) {
+    std::vector<TaskInstance> out;
+    for (const char* n : names) {
+      TaskInstance t;
+      t.task = n;
+      out.push_back(t);
+    }
+    return out;
+  }
+
+  static TryRecord make_try(const std::string& run_id, const std::string& task, int n) {
+    TryRecord t;
+    t.run_id = run_id;
+    t.task = task;
+    t.try_number = n;
+    t.queue = "default";
+    t.host = "box1";
+    t.worker_pid = 100;
+    t.pid = 200 + n;
+    t.pid_start = 123456789012LL;
+    t.started_at = at("2026-11-25T09:00:01.250000Z");
+    t.try_dir = "/home/runs/" + run_id + "/" + task + "/" + std::to_string(n);
+    t.log_path = t.try_dir + "/log";
+    t.command = json::array({"/bin/sh", "-c", "echo hi"});
+    t.facts = {{"hostname", "box1"}};
+    return t;
+  }
+
+  // Reads one integer with the raw C API, bypassing the store.
+  int64_t raw_int(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+  std::string raw_text(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    std::string v;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+
+  static RunFilter filter(std::string dag, std::optional<RunState> state = std::nullopt,
+                          int limit = 100, std::optional<int64_t> before = std::nullopt) {
+    RunFilter f;
+    f.dag = std::move(dag);
+    f.state = state;
+    f.limit = limit;
+    f.before_rowid = before;
+    return f;
+  }
+
+  std::vector<std::string> ids(const RunFilter& f) {
+    auto runs = store_->list_runs(f);
+    EXPECT_TRUE(runs.ok()) << (runs.ok() ? "" : runs.message());
+    std::vector<std::string> out;
+    if (runs.ok()) {
+      for (const RunRecord& r : *runs) out.push_back(r.id);
+    }
+    return out;
+  }
+
+  fs::path dir_, path_;
+  std::unique_ptr<Store> store_;
+};
+
+// --- Names ---------------------------------------------------------------------------------
+
+TEST(StoreNamesTest, EveryStateRoundTripsThroughItsName) {
+  for (auto s : {RunState::Queued, RunState::Running, RunState::Success, RunState::Failed,
+                 RunState::Cancelled}) {
+    EXPECT_EQ(run_state_from(to_string(s)), s);
+  }
+  for (auto s : {TaskState::Pending, TaskState::Queued, TaskState::Running, TaskState::Success,
+                 TaskState::Failed, TaskState::UpstreamFailed, TaskState::Cancelled,
+                 TaskState::TimedOut, TaskState::UpForRetry, TaskState::Skipped}) {
+    EXPECT_EQ(task_state_from(to_string(s)), s);
+  }
+  for (auto s : {TryState::Running, TryState::Success, TryState::Failed, TryState::TimedOut,
+                 TryState::Cancelled, TryState::Lost}) {
+    EXPECT_EQ(try_state_from(to_string(s)), s);
+  }
+  EXPECT_STREQ(to_string(TaskState::UpstreamFailed), "upstream_failed");
+  EXPECT_STREQ(to_string(TaskState::UpForRetry), "up_for_retry");
+  EXPECT_EQ(run_state_from("Success"), std::nullopt);
+  EXPECT_EQ(task_state_from(""), std::nullopt);
+}
+
+TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
+  EXPECT_FALSE(is_terminal(RunState::Queued));
+  EXPECT_FALSE(is_terminal(RunState::Running));
+  EXPECT_TRUE(is_terminal(RunState::Success));
+  EXPECT_TRUE(is_terminal(RunState::Failed));
+  EXPECT_TRUE(is_terminal(RunState::Cancelled));
+  EXPECT_FALSE(is_terminal(TaskState::Pending));
+  EXPECT_FALSE(is_terminal(TaskState::UpForRetry));
+  EXPECT_FALSE(is_terminal(TaskState::Running));
+  EXPECT_TRUE(is_terminal(TaskState::UpstreamFailed));
+  EXPECT_TRUE(is_terminal(TaskState::TimedOut));
+  EXPECT_TRUE(is_terminal(TaskState::Skipped));
+}
+
+// --- Migrations ------------------------------------------------------------------------------
+
+TEST_F(StoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
+  ASSERT_TRUE(store_);
+  EXPECT_EQ(store_->schema_version(), 1);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 1);
+  EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  std::string applied = raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1");
+  ASSERT_FALSE(applied.empty());
+  store_.reset();
+
+  store_ = open();
+  ASSERT_TRUE(store_);
+  EXPECT_EQ(store_->schema_version(), 1);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 1);
+  EXPECT_EQ(raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
+  auto run = store_->get_run("etl-1");
+  ASSERT_TRUE(run.ok());
+  ASSERT_TRUE(run->has_value());
+  EXPECT_EQ((*run)->dag, "etl");
+}
+
+TEST_F(StoreTest, DatabaseFromANewerDroverIsRefused) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(99, 'later')", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::open_sqlite(path_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "store: " + path_.string() +
+                             ": store: the database has schema version 99, newer than this "
+                             "drover understands (1)");
+}
+
+TEST_F(StoreTest, OpeningAFolderFailsWithSqlitesMessage) {
+  auto s = Store::open_sqlite(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().rfind("store: cannot open " + dir_.string() + ": ", 0), 0u)
+      << s.message();
+}
+
+// --- Transactions ----------------------------------------------------------------------------
+
+TEST_F(StoreTest, RollbackLosesTheTransactionsWrites) {
+  ASSERT_TRUE(store_->begin().ok());
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a", "b"})).ok());
+  ASSERT_TRUE(store_->set_paused("etl", true).ok());
+  ASSERT_TRUE(store_->next_run_seq("etl").ok());
+  store_->rollback();
+
+  EXPECT_FALSE(store_->get_run("etl-1")->has_value());
+  EXPECT_TRUE(store_->tasks_of("etl-1")->empty());
+  EXPECT_FALSE(*store_->paused("etl"));
+  EXPECT_EQ(*store_->next_run_seq("etl"), 1);
+}
+
+TEST_F(StoreTest, TransactionObjectRollsBackWhenNotCommitted) {
+  {
+    Transaction tx(*store_);
+    ASSERT_TRUE(tx.status().ok());
+    ASSERT_TRUE(store_->set_paused("etl", true).ok());
+  }
+  EXPECT_FALSE(*store_->paused("etl"));
+  {
+    Transaction tx(*store_);
+    ASSERT_TRUE(store_->set_paused("etl", true).ok());
+    ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+    ASSERT_TRUE(tx.commit().ok());
+  }
+  EXPECT_TRUE(*store_->paused("etl"));
+  EXPECT_TRUE(store_->get_run("etl-1")->has_value());
+}
+
+TEST_F(StoreTest, NestedBeginAndStrayCommitAreErrors) {
+  ASSERT_TRUE(store_->begin().ok());
+  Status nested = store_->begin();
+  EXPECT_EQ(nested.message(), "store: begin() inside an open transaction");
+  EXPECT_EQ(nested.error().code, "conflict");
+  ASSERT_TRUE(store_->commit().ok());
+  Status stray = store_->commit();
+  EXPECT_EQ(stray.message(), "store: commit() without begin()");
+  store_->rollback();  // harmless without a transaction
+}
+
+TEST_F(StoreTest, FailedCallInsideATransactionKeepsTheEarlierWrites) {
+  ASSERT_TRUE(store_->begin().ok());
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  // A duplicate task name fails half-way: neither the run nor its first task stays.
+  Status dup = store_->insert_run(make_run("etl", 2), tasks({"x", "x"}));
+  EXPECT_FALSE(dup.ok());
+  ASSERT_TRUE(store_->commit().ok());
+  EXPECT_TRUE(store_->get_run("etl-1")->has_value());
+  EXPECT_FALSE(store_->get_run("etl-2")->has_value());
+  EXPECT_TRUE(store_->tasks_of("etl-2")->empty());
+}
+
+TEST_F(StoreTest, FailedInsertOutsideATransactionLeavesNothing) {
+  Status dup = store_->insert_run(make_run("etl", 2), tasks({"x", "x"}));
+  EXPECT_EQ(dup.message(),
+            "sqlite: insert_run: UNIQUE constraint failed: task_instances.run_id, "
+            "task_instances.task");
+  EXPECT_EQ(dup.error().code, "conflict");
+  EXPECT_FALSE(store_->get_run("etl-2")->has_value());
+}
+
+// --- Runs ------------------------------------------------------------------------------------
+
+TEST_F(StoreTest, RunRoundTripsEveryField) {
+  RunRecord r = make_run("weekly_retrain", 12, RunState::Running);
+  r.params = {{"lr", 0.01}, {"name", "x"}, {"tags", {"a", "b"}}};
+  r.logical_date = at("2026-11-23T00:00:00Z");
+  r.interval_start = at("2026-11-16T00:00:00Z");
+  r.interval_end = at("2026-11-23T00:00:00.000001Z");
+  r.git_commit = "0123abcd";
+  r.git_dirty = true;
+  r.started_at = at("2026-11-25T09:00:00.5Z");
+  ASSERT_TRUE(store_->insert_run(r, tasks({"make_data", "train"})).ok());
+
+  auto got = store_->get_run("weekly_retrain-12");
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  const RunRecord& g = **got;
+  EXPECT_EQ(g.id, r.id);
+  EXPECT_EQ(g.dag, r.dag);
+  EXPECT_EQ(g.seq, 12);
+  EXPECT_EQ(g.dag_hash, "ab12");
+  EXPECT_EQ(g.state, RunState::Running);
+  EXPECT_EQ(g.params, r.params);
+  EXPECT_EQ(g.trigger_kind, "manual");
+  EXPECT_EQ(g.trigger_user, "alice");
+  EXPECT_EQ(g.logical_date, r.logical_date);
+  EXPECT_EQ(g.interval_start, r.interval_start);
+  EXPECT_EQ(g.interval_end, r.interval_end);
+  EXPECT_EQ(g.git_commit, "0123abcd");
+  EXPECT_TRUE(g.git_dirty);
+  EXPECT_EQ(g.created_at, r.created_at);
+  EXPECT_EQ(g.started_at, r.started_at);
+  EXPECT_EQ(g.ended_at, std::nullopt);
+
+  r.state = RunState::Success;
+  r.ended_at = at("2026-11-25T09:10:00Z");
+  ASSERT_TRUE(store_->update_run(r).ok());
+  got = store_->get_run(r.id);
+  EXPECT_EQ((*got)->state, RunState::Success);
+  EXPECT_EQ((*got)->ended_at, r.ended_at);
+}
+
+TEST_F(StoreTest, UnknownRunIsAbsentOrNotFound) {
+  auto got = store_->get_run("nope-1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+  Status s = store_->update_run(make_run("nope", 1));
+  EXPECT_EQ(s.message(), "no such run: nope-1");
+  EXPECT_EQ(s.error().code, "not_found");
+  auto rowid = store_->run_rowid("nope-1");
+  ASSERT_FALSE(rowid.ok());
+  EXPECT_EQ(rowid.error().code, "not_found");
+}
+
+TEST_F(StoreTest, DuplicateRunIdIsAConflict) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), {}).ok());
+  Status s = store_->insert_run(make_run("etl", 1), {});
+  EXPECT_EQ(s.message(), "sqlite: insert_run: UNIQUE constraint failed: runs.id");
+  EXPECT_EQ(s.error().code, "conflict");
+}
+
+TEST_F(StoreTest, RunSequenceCountsPerDag) {
+  EXPECT_EQ(*store_->next_run_seq("a"), 1);
+  EXPECT_EQ(*store_->next_run_seq("a"), 2);
+  EXPECT_EQ(*store_->next_run_seq("b"), 1);
+  EXPECT_EQ(*store_->next_run_seq("a"), 3);
+}
+
+TEST_F(StoreTest, ListRunsIsNewestFirstWithFiltersAndPaging) {
+  ASSERT_TRUE(store_->insert_run(make_run("a", 1, RunState::Success), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("b", 1, RunState::Failed), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("a", 2, RunState::Failed), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("a", 3, RunState::Running), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("b", 2, RunState::Queued), {}).ok());
+
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids(filter("")), (V{"b-2", "a-3", "a-2", "b-1", "a-1"}));
+  EXPECT_EQ(ids(filter("a")), (V{"a-3", "a-2", "a-1"}));
+  EXPECT_EQ(ids(filter("", RunState::Failed)), (V{"a-2", "b-1"}));
+  EXPECT_EQ(ids(filter("a", RunState::Failed)), (V{"a-2"}));
+  EXPECT_EQ(ids(filter("", std::nullopt, 2)), (V{"b-2", "a-3"}));
+  EXPECT_EQ(ids(filter("", std::nullopt, 0)), V{});
+
+  // Paging: the next page starts below the last row of this one.
+  int64_t last = *store_->run_rowid("a-3");
+  EXPECT_EQ(ids(filter("", std::nullopt, 2, last)), (V{"a-2", "b-1"}));
+  EXPECT_EQ(ids(filter("a", std::nullopt, 100, last)), (V{"a-2", "a-1"}));
+  EXPECT_EQ(ids(filter("zzz")), V{});
+}
+
+TEST_F(StoreTest, UnfinishedRunsAreQueuedOrRunningOldestFirst) {
+  ASSERT_TRUE(store_->insert_run(make_run("a", 1, RunState::Running), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("a", 2, RunState::Success), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("a", 3, RunState::Queued), {}).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("a", 4, RunState::Cancelled), {}).ok());
+  auto runs = store_->unfinished_runs();
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].id, "a-1");
+  EXPECT_EQ((*runs)[1].id, "a-3");
+}
+
+// --- Task instances and tries ---------------------------------------------------------------
+
+TEST_F(StoreTest, TasksKeepTheRunsOrderAndTakeUpdates) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"zeta", "alpha", "mid"})).ok());
+  TaskInstance t{"etl-1", "alpha", TaskState::UpForRetry, 2, at("2026-11-25T09:05:00Z")};
+  ASSERT_TRUE(store_->update_task(t).ok());
+
+  auto got = store_->tasks_of("etl-1");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].task, "zeta");
+  EXPECT_EQ((*got)[0].state, TaskState::Pending);
+  EXPECT_EQ((*got)[0].try_number, 0);
+  EXPECT_EQ((*got)[1].task, "alpha");
+  EXPECT_EQ((*got)[1].state, TaskState::UpForRetry);
+  EXPECT_EQ((*got)[1].try_number, 2);
+  EXPECT_EQ((*got)[1].next_try_at, at("2026-11-25T09:05:00Z"));
+  EXPECT_EQ((*got)[2].task, "mid");
+}
+
+TEST_F(StoreTest, TaskOfAnUnknownRunViolatesTheForeignKey) {
+  Status s = store_->update_task({"nope-1", "a", TaskState::Queued, 0, std::nullopt});
+  EXPECT_EQ(s.message(), "sqlite: update_task: FOREIGN KEY constraint failed");
+}
+
+TEST_F(StoreTest, TriesRoundTripInTaskThenTryOrder) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"b", "a"})).ok());
+  TryRecord a1 = make_try("etl-1", "a", 1);
+  TryRecord a2 = make_try("etl-1", "a", 2);
+  TryRecord b1 = make_try("etl-1", "b", 1);
+  ASSERT_TRUE(store_->insert_try(a2).ok());
+  ASSERT_TRUE(store_->insert_try(a1).ok());
+  ASSERT_TRUE(store_->insert_try(b1).ok());
+
+  a1.state = TryState::Failed;
+  a1.ended_at = at("2026-11-25T09:00:03Z");
+  a1.exit_code = 3;
+  a1.error = "exit code 3";
+  ASSERT_TRUE(store_->update_try(a1).ok());
+  b1.state = TryState::Cancelled;
+  b1.signal = 9;
+  b1.ended_at = at("2026-11-25T09:00:04Z");
+  ASSERT_TRUE(store_->update_try(b1).ok());
+
+  auto got = store_->tries_of("etl-1");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 3u);
+  // "b" was created first by the run, so its tries come first.
+  EXPECT_EQ((*got)[0].task, "b");
+  EXPECT_EQ((*got)[1].task, "a");
+  EXPECT_EQ((*got)[1].try_number, 1);
+  EXPECT_EQ((*got)[2].try_number, 2);
+
+  const TryRecord& g = (*got)[1];
+  EXPECT_EQ(g.state, TryState::Failed);
+  EXPECT_EQ(g.queue, "default");
+  EXPECT_EQ(g.host, "box1");
+  EXPECT_EQ(g.worker_pid, 100);
+  EXPECT_EQ(g.pid, 201);
+  EXPECT_EQ(g.pid_start, 123456789012LL);
+  EXPECT_EQ(g.started_at, a1.started_at);
+  EXPECT_EQ(g.ended_at, a1.ended_at);
+  EXPECT_EQ(g.exit_code, 3);
+  EXPECT_EQ(g.signal, std::nullopt);
+  EXPECT_EQ(g.try_dir, a1.try_dir);
+  EXPECT_EQ(g.log_path, a1.log_path);
+  EXPECT_EQ(g.command, a1.command);
+  EXPECT_EQ(g.error, "exit code 3");
+  EXPECT_EQ(g.facts, a1.facts);
+  EXPECT_EQ((*got)[0].signal, 9);
+  EXPECT_EQ((*got)[0].exit_code, std::nullopt);
+
+  auto running = store_->running_tries();
+  ASSERT_TRUE(running.ok());
+  ASSERT_EQ(running->size(), 1u);
+  EXPECT_EQ((*running)[0].task, "a");
+  EXPECT_EQ((*running)[0].try_number, 2);
+}
+
+TEST_F(StoreTest, UpdatingAnUnknownTryIsNotFound) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  Status s = store_->update_try(make_try("etl-1", "a", 7));
+  EXPECT_EQ(s.message(), "no such try: etl-1 a try 7");
+  EXPECT_EQ(s.error().code, "not_found");
+}
+
+TEST_F(StoreTest, FilesValuesAndMetricsRoundTrip) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
+
+  std::vector<FileRecord> in = {{"data/in.csv", "aa", 10, 0644, "make_data"}};
+  std::vector<FileRecord> out = {{"model.pkl", "bb", 5'000'000'000ULL, 0600, ""},
+                                 {"eval.json", "cc", 0, 0644, ""}};
+  ASSERT_TRUE(store_->add_files("etl-1", "a", 1, "input", in).ok());
+  ASSERT_TRUE(store_->add_files("etl-1", "a", 1, "output", out).ok());
+  Status bad = store_->add_files("etl-1", "a", 1, "other", out);
+  EXPECT_EQ(bad.message(), "store: file kind must be \"input\" or \"output\", not \"other\"");
+
+  auto gin = store_->files_of("etl-1", "a", 1, "input");
+  ASSERT_TRUE(gin.ok());
+  ASSERT_EQ(gin->size(), 1u);
+  EXPECT_EQ((*gin)[0].path, "data/in.csv");
+  EXPECT_EQ((*gin)[0].from_task, "make_data");
+  auto gout = store_->files_of("etl-1", "a", 1, "output");
+  ASSERT_EQ(gout->size(), 2u);
+  EXPECT_EQ((*gout)[0].path, "model.pkl");
+  EXPECT_EQ((*gout)[0].size, 5'000'000'000ULL);
+  EXPECT_EQ((*gout)[0].mode, 0600);
+  EXPECT_EQ((*gout)[0].sha256, "bb");
+  EXPECT_EQ((*gout)[1].path, "eval.json");
+
+  ASSERT_TRUE(store_->set_value("etl-1", "a", 1, "rows", 42).ok());
+  ASSERT_TRUE(store_->set_value("etl-1", "a", 1, "path", "s3://x").ok());
+  ASSERT_TRUE(store_->set_value("etl-1", "a", 1, "rows", 43).ok());
+  EXPECT_EQ(*store_->values_of("etl-1", "a", 1), (json{{"path", "s3://x"}, {"rows", 43}}));
+  EXPECT_EQ(*store_->values_of("etl-1", "a", 2), json::object());
+
+  ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "loss", 0.5, 1).ok());
+  ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "loss", 0.25, 2).ok());
+  ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "auc", 0.9, 0).ok());
+  ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "bad",
+                                 std::numeric_limits<double>::quiet_NaN(), 3)
+                  .ok());
+  EXPECT_EQ(*store_->metrics_of("etl-1", "a", 1),
+            json::parse(R"([{"name":"loss","value":0.5,"step":1},
+                            {"name":"loss","value":0.25,"step":2},
+                            {"name":"auc","value":0.9,"step":0},
+                            {"name":"bad","value":null,"step":3}])"));
+}
+
+TEST_F(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
+  std::string content("id: x\n\0\xff tail", 14);
+  ASSERT_TRUE(store_->put_dag_version("h1", "x", "/dags/x.yaml", content).ok());
+  ASSERT_TRUE(store_->put_dag_version("h1", "x", "/dags/other.yaml", "changed").ok());
+  auto got = store_->dag_version_content("h1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, content);
+  EXPECT_EQ(*store_->dag_version_content("h2"), std::nullopt);
+}
+
+TEST_F(StoreTest, ScheduleStateAndPausedFlagRoundTrip) {
+  EXPECT_EQ(*store_->last_scheduled("etl"), std::nullopt);
+  ASSERT_TRUE(store_->set_last_scheduled("etl", at("2026-11-23T00:00:00Z")).ok());
+  ASSERT_TRUE(store_->set_last_scheduled("etl", at("2026-11-30T00:00:00Z")).ok());
+  EXPECT_EQ(*store_->last_scheduled("etl"), at("2026-11-30T00:00:00Z"));
+
+  EXPECT_FALSE(*store_->paused("etl"));
+  ASSERT_TRUE(store_->set_paused("etl", true).ok());
+  EXPECT_TRUE(*store_->paused("etl"));
+  ASSERT_TRUE(store_->set_paused("etl", false).ok());
+  EXPECT_FALSE(*store_->paused("etl"));
+}
+
+// --- Run record JSON -------------------------------------------------------------------------
+
+TEST_F(StoreTest, RunRecordJsonHasTheDesignShape) {
+  RunRecord r = make_run("weekly_retrain", 3, RunState::Failed);
+  r.params = {{"lr", 0.1}};
+  r.git_commit = "abc";
+  r.logical_date = at("2026-11-23T00:00:00Z");
+  r.interval_start = at("2026-11-16T00:00:00Z");
+  r.interval_end = at("2026-11-23T00:00:00Z");
+  r.started_at = at("2026-11-25T09:00:01Z");
+  r.ended_at = at("2026-11-25T09:00:09Z");
+  ASSERT_TRUE(store_->insert_run(r, tasks({"make_data", "train", "predict"})).ok());
+  ASSERT_TRUE(store_->update_task({r.id, "make_data", TaskState::Success, 1, {}}).ok());
+  ASSERT_TRUE(store_->update_task({r.id, "train", TaskState::Failed, 2, {}}).ok());
+  ASSERT_TRUE(store_->update_task({r.id, "predict", TaskState::UpstreamFailed, 0, {}}).ok());
+
+  TryRecord m = make_try(r.id, "make_data", 1);
+  m.state = TryState::Success;
+  m.exit_code = 0;
+  m.ended_at = m.started_at + std::chrono::milliseconds(1500);
+  ASSERT_TRUE(store_->insert_try(m).ok());
+  FileRecord data{"d.csv", "s1", 7, 0644, ""};
+  ASSERT_TRUE(store_->add_files(r.id, "make_data", 1, "output", {data}).ok());
+  ASSERT_TRUE(store_->set_value(r.id, "make_data", 1, "rows", 7).ok());
+  TryRecord t1 = make_try(r.id, "train", 1);
+  t1.state = TryState::Failed;
+  t1.signal = 9;
+  t1.ended_at = t1.started_at + std::chrono::seconds(2);
+  ASSERT_TRUE(store_->insert_try(t1).ok());
+  ASSERT_TRUE(store_->add_files(r.id, "train", 1, "input", {{"d.csv", "s1", 7, 0644,
+                                                              "make_data"}})
+                  .ok());
+  ASSERT_TRUE(store_->add_metric(r.id, "train", 1, "loss", 0.5, 1).ok());
+  TryRecord t2 = make_try(r.id, "train", 2);
+  t2.state = TryState::Failed;
+  t2.exit_code = 1;
+  t2.error = "exit code 1";
+  t2.ended_at = t2.started_at + std::chrono::seconds(1);
+  ASSERT_TRUE(store_->insert_try(t2).ok());
+
+  auto rec = run_record_json(*store_, r.id);
+  ASSERT_TRUE(rec.ok()) << rec.message();
+  const json& j = *rec;
+  EXPECT_EQ(j["id"], "weekly_retrain-3");
+  EXPECT_EQ(j["dag"], "weekly_retrain");
+  EXPECT_EQ(j["seq"], 3);
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_EQ(j["params"], (json{{"lr", 0.1}}));
+  EXPECT_EQ(j["dag_hash"], "ab12");
+  EXPECT_EQ(j["git"], (json{{"commit", "abc"}, {"dirty", false}}));
+  EXPECT_EQ(j["trigger"], (json{{"kind", "manual"}, {"user", "alice"}}));
+  EXPECT_EQ(j["logical_date"], "2026-11-23T00:00:00Z");
+  EXPECT_EQ(j["data_interval"],
+            (json{{"start", "2026-11-16T00:00:00Z"}, {"end", "2026-11-23T00:00:00Z"}}));
+  EXPECT_EQ(j["created_at"], "2026-11-25T09:00:00.000003Z");
+  EXPECT_EQ(j["started_at"], "2026-11-25T09:00:01Z");
+  EXPECT_EQ(j["ended_at"], "2026-11-25T09:00:09Z");
+  EXPECT_EQ(j["task_states"], (json{{"make_data", "success"},
+                                    {"train", "failed"},
+                                    {"predict", "upstream_failed"}}));
+
+  ASSERT_EQ(j["tasks"].size(), 3u);
+  const json& md = j["tasks"][0];
+  EXPECT_EQ(md["task"], "make_data");
+  EXPECT_EQ(md["try"], 1);
+  EXPECT_EQ(md["state"], "success");
+  EXPECT_EQ(md["queue"], "default");
+  EXPECT_EQ(md["host"], "box1");
+  EXPECT_EQ(md["exit_code"], 0);
+  EXPECT_EQ(md["signal"], nullptr);
+  EXPECT_EQ(md["started_at"], "2026-11-25T09:00:01.250000Z");
+  EXPECT_EQ(md["ended_at"], "2026-11-25T09:00:02.750000Z");
+  EXPECT_DOUBLE_EQ(md["duration_s"].get<double>(), 1.5);
+  EXPECT_EQ(md["log"], m.log_path);
+  EXPECT_EQ(md["command"], m.command);
+  EXPECT_EQ(md["error"], nullptr);
+  EXPECT_EQ(md["facts"], m.facts);
+  EXPECT_EQ(md["inputs"], json::array());
+  EXPECT_EQ(md["outputs"], json::parse(R"([{"path":"d.csv","size":7,"sha256":"s1"}])"));
+  EXPECT_EQ(md["values"], (json{{"rows", 7}}));
+  EXPECT_EQ(md["metrics"], json::array());
+
+  const json& tr1 = j["tasks"][1];
+  EXPECT_EQ(tr1["task"], "train");
+  EXPECT_EQ(tr1["try"], 1);
+  EXPECT_EQ(tr1["signal"], 9);
+  EXPECT_EQ(tr1["exit_code"], nullptr);
+  EXPECT_EQ(tr1["inputs"],
+            json::parse(R"([{"path":"d.csv","size":7,"sha256":"s1","from_task":"make_data"}])"));
+  EXPECT_EQ(tr1["metrics"], json::parse(R"([{"name":"loss","value":0.5,"step":1}])"));
+  EXPECT_EQ(j["tasks"][2]["try"], 2);
+  EXPECT_EQ(j["tasks"][2]["error"], "exit code 1");
+}
+
+TEST_F(StoreTest, RunRecordJsonOfAnUnknownRunIsNotFound) {
+  auto rec = run_record_json(*store_, "nope-1");
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.message(), "no such run: nope-1");
+  EXPECT_EQ(rec.error().code, "not_found");
+}
+
+TEST(StoreJsonTest, RunSummaryHoldsTheListingFields) {
+  RunRecord r;
+  r.id = "etl-1";
+  r.dag = "etl";
+  r.seq = 1;
+  r.state = RunState::Running;
+  r.trigger_kind = "schedule";
+  r.created_at = at("2026-11-25T09:00:00Z");
+  EXPECT_EQ(run_summary_json(r), json::parse(R"({
+    "id": "etl-1", "dag": "etl", "seq": 1, "state": "running",
+    "trigger": {"kind": "schedule", "user": ""}, "logical_date": null,
+    "created_at": "2026-11-25T09:00:00Z", "started_at": null, "ended_at": null})"));
+}
+
+// --- Several connections, several processes --------------------------------------------------
+
+TEST_F(StoreTest, TwoStoresOnOneFileSeeEachOthersCommits) {
+  auto other = open();
+  ASSERT_TRUE(other);
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  EXPECT_TRUE(other->get_run("etl-1")->has_value());
+
+  // A writer's open transaction neither blocks the other's reads nor shows in them.
+  ASSERT_TRUE(other->begin().ok());
+  ASSERT_TRUE(other->update_task({"etl-1", "a", TaskState::Running, 1, {}}).ok());
+  EXPECT_EQ((*store_->tasks_of("etl-1"))[0].state, TaskState::Pending);
+  ASSERT_TRUE(other->commit().ok());
+  EXPECT_EQ((*store_->tasks_of("etl-1"))[0].state, TaskState::Running);
+
+  EXPECT_EQ(*store_->next_run_seq("etl"), 1);
+  EXPECT_EQ(*other->next_run_seq("etl"), 2);
+  EXPECT_EQ(*store_->next_run_seq("etl"), 3);
+}
+
+// Runs `child` in a forked process with its own Store on the same file. The child writes
+// one byte to the pipe when it reaches its checkpoint ('k') or fails ('e'); `after` then
+// decides its fate. Returns what the child reported.
+char fork_child(const fs::path& path, const std::function<bool(Store&)>& child,
+                const std::function<void(pid_t)>& after) {
+  int fds[2];
+  if (pipe(fds) != 0) return '?';
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    char c = 'e';
+    auto s = Store::open_sqlite(path);
+    if (s.ok() && child(**s)) c = 'k';
+    if (write(fds[1], &c, 1) != 1) _exit(3);
+    for (;;) pause();  // until the parent kills us (or the child exited in `child`)
+  }
+  close(fds[1]);
+  char c = '?';
+  if (read(fds[0], &c, 1) != 1) c = 'x';  // 'x': the child ended without reporting
+  close(fds[0]);
+  after(pid);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return c;
+}
+
+void kill_child(pid_t pid) { kill(pid, SIGKILL); }
+void no_op(pid_t) {}
+
+TEST_F(StoreTest, ChildKilledBeforeCommitLeavesNothing) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  char c = fork_child(path_, [](Store& s) {
+    return s.begin().ok() && s.insert_run(make_run("etl", 2), tasks({"a", "b"})).ok() &&
+           s.update_task({"etl-1", "a", TaskState::Success, 1, {}}).ok() &&
+           s.set_paused("etl", true).ok();
+  }, kill_child);
+  ASSERT_EQ(c, 'k');
+
+  EXPECT_FALSE(store_->get_run("etl-2")->has_value());
+  EXPECT_TRUE(store_->tasks_of("etl-2")->empty());
+  EXPECT_EQ((*store_->tasks_of("etl-1"))[0].state, TaskState::Pending);
+  EXPECT_FALSE(*store_->paused("etl"));
+  // The dead writer's lock is gone: this process can write at once.
+  EXPECT_TRUE(store_->set_paused("etl", true).ok());
+  auto fresh = open();
+  ASSERT_TRUE(fresh);
+  EXPECT_FALSE(fresh->get_run("etl-2")->has_value());
+}
+
+TEST_F(StoreTest, ChildExitingBeforeCommitLeavesNothing) {
+  char c = fork_child(path_, [](Store& s) {
+    bool ok = s.begin().ok() && s.insert_run(make_run("etl", 9), tasks({"a"})).ok();
+    if (ok) _exit(0);  // no commit, no destructors
+    return false;
+  }, no_op);
+  EXPECT_EQ(c, 'x');
+  EXPECT_FALSE(store_->get_run("etl-9")->has_value());
+  EXPECT_TRUE(store_->insert_run(make_run("etl", 9), tasks({"a"})).ok());
+}
+
+TEST_F(StoreTest, ChildKilledAfterCommitKeepsItsWrites) {
+  char c = fork_child(path_, [](Store& s) {
+    if (!s.begin().ok()) return false;
+    if (!s.insert_run(make_run("etl", 5), tasks({"a"})).ok()) return false;
+    if (!s.insert_try(make_try("etl-5", "a", 1)).ok()) return false;
+    if (!s.commit().ok()) return false;
+    return s.set_paused("etl", true).ok();  // an autocommit write
+  }, kill_child);
+  ASSERT_EQ(c, 'k');
+
+  store_.reset();
+  store_ = open();
+  ASSERT_TRUE(store_);
+  EXPECT_TRUE(store_->get_run("etl-5")->has_value());
+  EXPECT_EQ(store_->tries_of("etl-5")->size(), 1u);
+  EXPECT_TRUE(*store_->paused("etl"));
+}
+
+}  // namespace
+}  // namespace drover

@@ -1,0 +1,410 @@
+// The REST API over real HTTP on 127.0.0.1 port 0: ApiServer in front of a FakeService,
+// spoken to with the CLI's own client (web/client.hpp).
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "common/fs.hpp"
+#include "scheduler/service.hpp"
+#include "web/api_server.hpp"
+#include "web/auth.hpp"
+#include "web/client.hpp"
+
+namespace drover {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kToken = "s3cret-token";
+
+// Answers from canned data and records what it was asked. Called on the server's io thread,
+// read by the test thread: guarded by a mutex.
+class FakeService : public Service {
+ public:
+  json list_dags() override {
+    std::lock_guard lock(mu);
+    return {{"dags", json::array({{{"dag", "etl"}, {"schedule", "@daily"}, {"paused", false}}})},
+            {"errors", json::array()}};
+  }
+  Result<json> get_dag(const std::string& dag) override {
+    if (dag != "etl") return make_error("unknown DAG '" + dag + "'", "not_found");
+    return json{{"dag", "etl"}, {"file_hash", "abc"}, {"runs", json::array()}};
+  }
+  Result<std::string> trigger(const std::string& dag, const json& params,
+                              const std::string& user) override {
+    std::lock_guard lock(mu);
+    trigger_dag = dag;
+    trigger_params = params;
+    trigger_user = user;
+    if (dag != "etl") return make_error("unknown DAG '" + dag + "'", "not_found");
+    if (params["params"].contains("n") && !params["params"]["n"].is_number_integer())
+      return make_error("param 'n': expected an integer, got \"x\"", "invalid");
+    return std::string("etl-1");
+  }
+  Result<json> list_runs(const RunFilter& filter) override {
+    std::lock_guard lock(mu);
+    last_filter = filter;
+    return json{{"runs", json::array({{{"id", "etl-1"}, {"state", "running"}}})}};
+  }
+  Result<json> get_run(const std::string& run_id) override {
+    if (run_id != "etl-1") return make_error("no run '" + run_id + "'", "not_found");
+    return json{{"id", "etl-1"}, {"state", "success"}};
+  }
+  Status cancel(const std::string& run_id, const std::string& user) override {
+    std::lock_guard lock(mu);
+    cancel_user = user;
+    if (run_id == "etl-1") return make_error("run 'etl-1' already finished", "conflict");
+    return {};
+  }
+  Result<std::string> log_path(const std::string& run_id, const std::string& task,
+                               std::optional<int> try_number) override {
+    std::lock_guard lock(mu);
+    ++log_calls;
+    log_try = try_number;
+    if (task == "missing") return (log_dir / "nothing.log").string();
+    if (task != "train") return make_error("no task '" + task + "'", "not_found");
+    return (log_dir / "train.log").string();
+  }
+
+  std::mutex mu;
+  std::string trigger_dag, trigger_user, cancel_user;
+  json trigger_params;
+  RunFilter last_filter;
+  int log_calls = 0;
+  std::optional<int> log_try;
+  fs::path log_dir;
+};
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("drover-http-" + random_hex(6));
+    fs::create_directories(dir_);
+    service_.log_dir = dir_;
+    server_ = std::make_unique<ApiServer>(io_, service_, ApiOptions{token_hash(kToken)});
+    auto url = server_->listen("127.0.0.1:0");
+    ASSERT_TRUE(url.ok()) << url.message();
+    url_ = *url;
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    boost::asio::post(io_, [this] { server_->stop(); });
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  HttpResponse get(const std::string& target, const std::string& token = kToken) {
+    auto r = request(ClientConfig{url_, token, {}}, "GET", target);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? *r : HttpResponse{};
+  }
+  HttpResponse post(const std::string& target, const std::string& body,
+                    const std::string& token = kToken) {
+    auto r = request(ClientConfig{url_, token, {}}, "POST", target, body);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? *r : HttpResponse{};
+  }
+  static json error_of(const HttpResponse& r) {
+    return json::parse(r.body, nullptr, false).value("error", json());
+  }
+
+  boost::asio::io_context io_;
+  FakeService service_;
+  std::unique_ptr<ApiServer> server_;
+  std::string url_;
+  std::thread thread_;
+  fs::path dir_;
+};
+
+TEST_F(HttpTest, ListenReportsTheBoundLoopbackUrl) {
+  EXPECT_EQ(url_.rfind("http://127.0.0.1:", 0), 0u) << url_;
+  EXPECT_NE(url_, "http://127.0.0.1:0");
+}
+
+TEST_F(HttpTest, HealthIsOpenWithoutAToken) {
+  auto r = get("/api/v1/health", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body), json({{"status", "ok"}}));
+}
+
+TEST_F(HttpTest, CallWithoutATokenIsUnauthorized) {
+  auto r = get("/api/v1/dags", "");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(error_of(r), json({{"code", "unauthorized"},
+                               {"message", "missing or invalid bearer token"}}));
+  EXPECT_EQ(r.headers["www-authenticate"], "Bearer realm=\"drover\"");
+}
+
+TEST_F(HttpTest, CallWithAWrongTokenIsUnauthorized) {
+  EXPECT_EQ(get("/api/v1/dags", "s3cret-tokeN").status, 401);
+  EXPECT_EQ(get("/api/v1/runs/etl-1", "x").status, 401);
+}
+
+TEST_F(HttpTest, UnknownRouteIsNotFoundOnlyAfterAuthentication) {
+  EXPECT_EQ(get("/api/v1/nope", "").status, 401);
+  auto r = get("/api/v1/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(error_of(r), json({{"code", "not_found"}, {"message", "no route for GET /api/v1/nope"}}));
+  EXPECT_EQ(get("/").status, 404);
+}
+
+TEST_F(HttpTest, WrongMethodIsNotAllowedAndNamesTheRightOne) {
+  auto r = post("/api/v1/dags", "");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["allow"], "GET");
+  EXPECT_EQ(error_of(r)["code"], "method_not_allowed");
+}
+
+TEST_F(HttpTest, ListDagsReturnsTheServiceJson) {
+  auto r = get("/api/v1/dags");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  EXPECT_EQ(json::parse(r.body), service_.list_dags());
+}
+
+TEST_F(HttpTest, UnknownDagIsNotFoundWithTheServiceMessage) {
+  auto r = get("/api/v1/dags/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(error_of(r), json({{"code", "not_found"}, {"message", "unknown DAG 'nope'"}}));
+}
+
+TEST_F(HttpTest, TriggerCreatesARunAndPassesParamsAsTheApiUser) {
+  auto r = post("/api/v1/dags/etl/trigger",
+                R"({"params": {"n": 7}, "cli_params": {"lr": "0.1"}})");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(json::parse(r.body), json({{"run_id", "etl-1"}}));
+  EXPECT_EQ(r.headers["location"], "/api/v1/runs/etl-1");
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.trigger_dag, "etl");
+  EXPECT_EQ(service_.trigger_user, "api");
+  EXPECT_EQ(service_.trigger_params,
+            json({{"params", {{"n", 7}}}, {"cli_params", {{"lr", "0.1"}}}}));
+}
+
+TEST_F(HttpTest, TriggerWithAnEmptyBodyPassesEmptyParams) {
+  EXPECT_EQ(post("/api/v1/dags/etl/trigger", "").status, 201);
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.trigger_params, json({{"params", json::object()},
+                                           {"cli_params", json::object()}}));
+}
+
+TEST_F(HttpTest, InvalidParamsFromTheServiceAreUnprocessable) {
+  auto r = post("/api/v1/dags/etl/trigger", R"({"params": {"n": "x"}})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(error_of(r), json({{"code", "invalid"},
+                               {"message", "param 'n': expected an integer, got \"x\""}}));
+}
+
+TEST_F(HttpTest, MalformedJsonIsABadRequest) {
+  auto r = post("/api/v1/dags/etl/trigger", R"({"params": )");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_of(r)["code"], "bad_request");
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.trigger_dag, "");
+}
+
+TEST_F(HttpTest, NonUtf8BodyIsABadRequest) {
+  auto r = post("/api/v1/dags/etl/trigger", "{\"params\": {\"s\": \"\xff\xfe\"}}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_of(r), json({{"code", "bad_request"},
+                               {"message", "request body is not valid UTF-8"}}));
+}
+
+TEST_F(HttpTest, DeeplyNestedBodyIsABadRequest) {
+  auto r = post("/api/v1/dags/etl/trigger", std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_of(r)["message"], "request body is nested too deeply");
+}
+
+TEST_F(HttpTest, WrongBodyShapesAreUnprocessable) {
+  EXPECT_EQ(error_of(post("/api/v1/dags/etl/trigger", "[1]"))["message"],
+            "request body must be a JSON object");
+  EXPECT_EQ(error_of(post("/api/v1/dags/etl/trigger", R"({"parms": {}})"))["message"],
+            "unknown field 'parms' (expected params, cli_params)");
+  EXPECT_EQ(error_of(post("/api/v1/dags/etl/trigger", R"({"params": 3})"))["message"],
+            "'params' must be an object");
+  EXPECT_EQ(error_of(post("/api/v1/dags/etl/trigger", R"({"cli_params": {"n": 3}})"))["message"],
+            "'cli_params.n' must be a string");
+}
+
+TEST_F(HttpTest, BodyOverTheLimitIsRefusedWith413) {
+  auto r = post("/api/v1/dags/etl/trigger", std::string((1 << 20) + 1, ' '));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(error_of(r), json({{"code", "too_large"},
+                               {"message", "request body over 1048576 bytes"}}));
+  EXPECT_EQ(post("/api/v1/dags/etl/trigger", std::string(1 << 20, ' ')).status, 201);
+}
+
+TEST_F(HttpTest, ListRunsPassesTheFilter) {
+  auto r = get("/api/v1/runs?dag=etl&state=running&limit=5");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["runs"][0]["id"], "etl-1");
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.last_filter.dag, "etl");
+  EXPECT_EQ(service_.last_filter.state, RunState::Running);
+  EXPECT_EQ(service_.last_filter.limit, 5);
+}
+
+TEST_F(HttpTest, ListRunsRefusesABadFilter) {
+  EXPECT_EQ(error_of(get("/api/v1/runs?state=done"))["message"],
+            "unknown state 'done' (one of queued, running, success, failed, cancelled)");
+  EXPECT_EQ(error_of(get("/api/v1/runs?limit=0"))["message"],
+            "limit must be an integer from 1 to 1000");
+  EXPECT_EQ(get("/api/v1/runs?limit=abc").status, 422);
+}
+
+TEST_F(HttpTest, ShowRunAndCancelMapServiceErrors) {
+  EXPECT_EQ(json::parse(get("/api/v1/runs/etl-1").body)["state"], "success");
+  EXPECT_EQ(get("/api/v1/runs/etl-9").status, 404);
+  auto r = post("/api/v1/runs/etl-1/cancel", "");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(error_of(r), json({{"code", "conflict"}, {"message", "run 'etl-1' already finished"}}));
+  auto ok = post("/api/v1/runs/etl-2/cancel", "");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(json::parse(ok.body), json({{"run_id", "etl-2"}}));
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.cancel_user, "api");
+}
+
+TEST_F(HttpTest, LogsAreServedFromAnOffsetWithTheFileSize) {
+  ASSERT_TRUE(write_file_atomic(dir_ / "train.log", "hello world\n").ok());
+  auto all = get("/api/v1/runs/etl-1/tasks/train/logs");
+  EXPECT_EQ(all.status, 200);
+  EXPECT_EQ(all.body, "hello world\n");
+  EXPECT_EQ(all.headers["content-type"], "text/plain");
+  auto tail = get("/api/v1/runs/etl-1/tasks/train/logs?try=2&offset=6");
+  EXPECT_EQ(tail.body, "world\n");
+  EXPECT_EQ(tail.headers["x-drover-log-size"], "12");
+  auto past = get("/api/v1/runs/etl-1/tasks/train/logs?offset=99");
+  EXPECT_EQ(past.status, 200);
+  EXPECT_EQ(past.body, "");
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.log_try, std::nullopt);
+}
+
+TEST_F(HttpTest, LogsOfATryWithoutAFileAreNotFound) {
+  auto r = get("/api/v1/runs/etl-1/tasks/missing/logs");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(error_of(r)["message"], "no log for task 'missing' of run 'etl-1'");
+  EXPECT_EQ(get("/api/v1/runs/etl-1/tasks/train/logs?try=0").status, 422);
+}
+
+TEST_F(HttpTest, LogsRefusePathTraversal) {
+  auto dots = get("/api/v1/runs/%2E%2E/tasks/train/logs");
+  EXPECT_EQ(dots.status, 400);
+  EXPECT_EQ(error_of(dots)["message"],
+            "invalid run id '..' (allowed: letters, digits, '_', '.', '-')");
+  EXPECT_EQ(get("/api/v1/runs/etl-1/tasks/..%2F..%2Fetc%2Fpasswd/logs").status, 400);
+  EXPECT_EQ(get("/api/v1/runs/etl-1/tasks/a%00b/logs").status, 400);
+  EXPECT_EQ(get("/api/v1/runs/etl-1/tasks/../../logs").status, 404);
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.log_calls, 0);
+}
+
+TEST_F(HttpTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  HttpClient client(ClientConfig{url_, kToken, {}});
+  for (int i = 0; i < 5; ++i) {
+    auto r = client.call("GET", "/api/v1/runs/etl-1");
+    ASSERT_TRUE(r.ok()) << r.message();
+  }
+  auto trig = client.call("POST", "/api/v1/dags/etl/trigger", "{}");
+  ASSERT_TRUE(trig.ok()) << trig.message();
+  EXPECT_EQ((*trig)["run_id"], "etl-1");
+  EXPECT_EQ(client.connections_opened(), 1);
+}
+
+TEST_F(HttpTest, ClientCallTurnsApiErrorsIntoMessages) {
+  HttpClient client(ClientConfig{url_, kToken, {}});
+  auto r = client.call("GET", "/api/v1/dags/nope");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "unknown DAG 'nope'");
+  EXPECT_EQ(r.error().code, "not_found");
+}
+
+TEST_F(HttpTest, ClientReportsAnUnreachableServer) {
+  std::promise<void> stopped;
+  boost::asio::post(io_, [&] {
+    server_->stop();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  auto r = request(ClientConfig{url_, kToken, {}}, "GET", "/api/v1/health");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "cannot reach the drover server at " + url_ + ": Connection refused");
+}
+
+// --- auth and client discovery, no server needed
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    home_ = fs::temp_directory_path() / ("drover-auth-" + random_hex(6)) / "home";
+  }
+  void TearDown() override { fs::remove_all(home_.parent_path()); }
+  fs::path home_;
+};
+
+TEST_F(AuthTest, EnsureTokenCreatesAPrivateTokenOnceAndReturnsItAfterwards) {
+  auto first = ensure_token(home_);
+  ASSERT_TRUE(first.ok()) << first.message();
+  EXPECT_EQ(first->size(), 64u);
+  struct stat st {};
+  ASSERT_EQ(::stat((home_ / "token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto second = ensure_token(home_);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*second, *first);
+}
+
+TEST_F(AuthTest, TokenMatchesOnlyTheExactToken) {
+  std::string hash = token_hash("abc");
+  EXPECT_TRUE(token_matches("abc", hash));
+  EXPECT_FALSE(token_matches("abd", hash));
+  EXPECT_FALSE(token_matches("", hash));
+  EXPECT_EQ(bearer_token("Bearer abc"), "abc");
+  EXPECT_EQ(bearer_token("bearer  abc "), "abc");
+  EXPECT_EQ(bearer_token("Basic abc"), "");
+  EXPECT_EQ(bearer_token("Bearer"), "");
+}
+
+TEST_F(AuthTest, ClientFindsServerAndTokenInHome) {
+  ::unsetenv("DROVER_SERVER");
+  ::unsetenv("DROVER_TOKEN");
+  ASSERT_TRUE(make_dirs(home_).ok());
+  ASSERT_TRUE(write_file_atomic(home_ / "server.json", R"({"url": "http://127.0.0.1:9/"})").ok());
+  ASSERT_TRUE(write_file_atomic(home_ / "token", "tok\n", 0600).ok());
+  auto c = resolve_client(home_.string(), std::nullopt);
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->url, "http://127.0.0.1:9");
+  EXPECT_EQ(c->token, "tok");
+  auto flag = resolve_client(home_.string(), std::string("http://localhost:1234"));
+  ASSERT_TRUE(flag.ok());
+  EXPECT_EQ(flag->url, "http://localhost:1234");
+}
+
+TEST_F(AuthTest, ClientWithoutAServerSaysWhereItLooked) {
+  ::unsetenv("DROVER_SERVER");
+  auto c = resolve_client(home_.string(), std::nullopt);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.message(),
+            "cannot find the server: pass --server URL, set DROVER_SERVER, or point --home at "
+            "the daemon's folder (" + (home_ / "server.json").string() + " does not exist)");
+  auto https = resolve_client(home_.string(), std::string("https://x:1"));
+  ASSERT_FALSE(https.ok());
+  EXPECT_EQ(https.message(), "'https://x:1': https is not supported yet; use http://");
+}
+
+}  // namespace
+}  // namespace drover

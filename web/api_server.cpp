@@ -1,0 +1,700 @@
+// The REST API: a router that is a plain function of (Service, request), and a Beast
+// server in the shape of Beast's async example — a listener, and a session per connection
+// made of do_x/on_x pairs on its own strand, with a timeout on every read and write.
+#include "web/api_server.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/version.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "scheduler/service.hpp"
+#include "web/auth.hpp"
+
+namespace drover {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using beast::error_code;
+
+// ---------------------------------------------------------------------------------------
+// Router
+
+namespace {
+
+constexpr size_t kMaxLogChunk = 4u << 20;  // bytes of log per response; clients page on
+constexpr int kMaxJsonDepth = 64;
+constexpr int kMaxLimit = 1000;
+
+const char* reason_code(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 409: return "conflict";
+    case 413: return "too_large";
+    case 422: return "invalid";
+    default: return "internal";
+  }
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+ApiResponse error_response(int status, const std::string& message, std::string code = {}) {
+  ApiResponse r;
+  r.status = status;
+  if (code.empty()) code = reason_code(status);
+  r.body = dump(json{{"error", {{"code", code}, {"message", message}}}});
+  return r;
+}
+
+ApiResponse json_response(int status, const json& body) {
+  ApiResponse r;
+  r.status = status;
+  r.body = dump(body);
+  return r;
+}
+
+// not_found -> 404, invalid -> 422, conflict -> 409, bad_request -> 400, else 500.
+ApiResponse service_error(const Error& e) {
+  int status = 500;
+  if (e.code == "not_found") status = 404;
+  else if (e.code == "invalid") status = 422;
+  else if (e.code == "conflict") status = 409;
+  else if (e.code == "bad_request") status = 400;
+  if (status == 500) spdlog::warn("api: internal error: {}", e.message);
+  return error_response(status, e.message, status == 500 ? "internal" : e.code);
+}
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    unsigned cp;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// Nesting depth of JSON text, counted outside strings, so that a deeply nested body is
+// refused before the parser builds it.
+int json_depth(std::string_view s) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escape = false;
+  for (char c : s) {
+    if (in_string) {
+      if (escape) escape = false;
+      else if (c == '\\') escape = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+// Parses a request body; an empty body is {}.
+Result<json> parse_body(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  if (!valid_utf8(body)) return make_error("request body is not valid UTF-8", "bad_request");
+  if (json_depth(body) > kMaxJsonDepth)
+    return make_error("request body is nested too deeply", "bad_request");
+  try {
+    return json::parse(body);
+  } catch (const json::exception& e) {
+    return make_error(std::string("malformed JSON: ") + e.what(), "bad_request");
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (s[i] == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::vector<std::string> segments;
+  std::map<std::string, std::string> query;
+};
+
+std::optional<Target> parse_target(std::string_view target) {
+  Target t;
+  std::string_view path = target, query;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  if (path.empty() || path[0] != '/') return std::nullopt;
+  path.remove_prefix(1);
+  while (true) {
+    auto slash = path.find('/');
+    auto seg = percent_decode(path.substr(0, slash), false);
+    if (!seg) return std::nullopt;
+    t.segments.push_back(std::move(*seg));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  if (!t.segments.empty() && t.segments.back().empty()) t.segments.pop_back();  // "/x/"
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq), true);
+    auto value = percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!key || !value) return std::nullopt;
+    if (!key->empty()) t.query[*key] = *value;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return t;
+}
+
+// Run, task and DAG ids in paths: [A-Za-z0-9_.-]+, never "." or "..", so an id can
+// never name a path outside its folder.
+bool valid_id(const std::string& s) {
+  if (s.empty() || s.size() > 200 || s == "." || s == "..") return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return false;
+  return true;
+}
+
+std::optional<ApiResponse> check_id(const char* what, const std::string& id) {
+  if (valid_id(id)) return std::nullopt;
+  return error_response(400, std::string("invalid ") + what + " id '" + id +
+                                 "' (allowed: letters, digits, '_', '.', '-')");
+}
+
+// A decimal integer in [lo, hi].
+std::optional<long long> parse_int(const std::string& s, long long lo, long long hi) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+ApiResponse method_not_allowed(const char* allow) {
+  ApiResponse r = error_response(405, std::string("method not allowed; use ") + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+ApiResponse unauthorized() {
+  ApiResponse r = error_response(401, "missing or invalid bearer token");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"drover\"");
+  return r;
+}
+
+ApiResponse trigger(Service& service, const std::string& dag, const std::string& body) {
+  auto parsed = parse_body(body);
+  if (!parsed) return service_error(parsed.error());
+  const json& j = *parsed;
+  if (!j.is_object()) return error_response(422, "request body must be a JSON object");
+  json args = {{"params", json::object()}, {"cli_params", json::object()}};
+  for (auto& [key, value] : j.items()) {
+    if (key != "params" && key != "cli_params")
+      return error_response(422, "unknown field '" + key + "' (expected params, cli_params)");
+    if (!value.is_object()) return error_response(422, "'" + key + "' must be an object");
+    if (key == "cli_params")
+      for (auto& [name, v] : value.items())
+        if (!v.is_string())
+          return error_response(422, "'cli_params." + name + "' must be a string");
+    args[key] = value;
+  }
+  auto run_id = service.trigger(dag, args, "api");
+  if (!run_id) return service_error(run_id.error());
+  ApiResponse r = json_response(201, {{"run_id", *run_id}});
+  r.headers.emplace_back("Location", "/api/v1/runs/" + *run_id);
+  return r;
+}
+
+ApiResponse list_runs(Service& service, const std::map<std::string, std::string>& query) {
+  RunFilter filter;
+  if (auto it = query.find("dag"); it != query.end() && !it->second.empty()) {
+    if (!valid_id(it->second)) return error_response(422, "invalid dag id '" + it->second + "'");
+    filter.dag = it->second;
+  }
+  if (auto it = query.find("state"); it != query.end() && !it->second.empty()) {
+    filter.state = run_state_from(it->second);
+    if (!filter.state)
+      return error_response(422, "unknown state '" + it->second +
+                                     "' (one of queued, running, success, failed, cancelled)");
+  }
+  if (auto it = query.find("limit"); it != query.end() && !it->second.empty()) {
+    auto limit = parse_int(it->second, 1, kMaxLimit);
+    if (!limit)
+      return error_response(422, "limit must be an integer from 1 to " +
+                                     std::to_string(kMaxLimit));
+    filter.limit = static_cast<int>(*limit);
+  }
+  if (auto it = query.find("before"); it != query.end() && !it->second.empty())
+    return error_response(422, "'before' is not supported yet");
+  auto runs = service.list_runs(filter);
+  if (!runs) return service_error(runs.error());
+  return json_response(200, *runs);
+}
+
+ApiResponse task_log(Service& service, const std::string& run, const std::string& task,
+                     const std::map<std::string, std::string>& query) {
+  std::optional<int> try_number;
+  long long offset = 0;
+  if (auto it = query.find("try"); it != query.end() && !it->second.empty()) {
+    auto n = parse_int(it->second, 1, 1000000);
+    if (!n) return error_response(422, "try must be a positive integer");
+    try_number = static_cast<int>(*n);
+  }
+  if (auto it = query.find("offset"); it != query.end() && !it->second.empty()) {
+    auto n = parse_int(it->second, 0, (1LL << 62));
+    if (!n) return error_response(422, "offset must be a non-negative integer");
+    offset = *n;
+  }
+  auto path = service.log_path(run, task, try_number);
+  if (!path) return service_error(path.error());
+  std::string what = "no log for task '" + task + "' of run '" + run + "'";
+  int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return error_response(404, what);
+    return service_error(make_error(*path + ": " + std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error_response(404, what);
+  }
+  long long size = st.st_size;
+  std::string bytes;
+  if (offset < size) {
+    bytes.resize(std::min<size_t>(static_cast<size_t>(size - offset), kMaxLogChunk));
+    size_t got = 0;
+    while (got < bytes.size()) {
+      ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, offset + got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    bytes.resize(got);
+  }
+  ::close(fd);
+  ApiResponse r;
+  r.content_type = "text/plain";
+  r.body = std::move(bytes);
+  r.headers.emplace_back("X-Drover-Log-Size", std::to_string(size));
+  return r;
+}
+
+ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest& req) {
+  auto target = parse_target(req.target);
+  if (!target) return error_response(400, "malformed request target");
+  const auto& seg = target->segments;
+  const std::string& m = req.method;
+
+  if (seg.size() < 2 || seg[0] != "api" || seg[1] != "v1") {
+    // Nothing lives outside /api/v1 yet; still answer 401 first so that an unauthenticated
+    // caller learns nothing about routes.
+    if (!token_matches(bearer_token(req.authorization), options.token_sha256))
+      return unauthorized();
+    return error_response(404, "no route for " + m + " " + std::string(req.target));
+  }
+  std::vector<std::string> p(seg.begin() + 2, seg.end());
+
+  if (p.size() == 1 && p[0] == "health") {
+    if (m != "GET") return method_not_allowed("GET");
+    return json_response(200, {{"status", "ok"}});
+  }
+  if (!token_matches(bearer_token(req.authorization), options.token_sha256))
+    return unauthorized();
+
+  if (p.size() == 1 && p[0] == "dags") {
+    if (m != "GET") return method_not_allowed("GET");
+    return json_response(200, service.list_dags());
+  }
+  if (p.size() == 2 && p[0] == "dags") {
+    if (m != "GET") return method_not_allowed("GET");
+    if (auto bad = check_id("dag", p[1])) return *bad;
+    auto dag = service.get_dag(p[1]);
+    if (!dag) return service_error(dag.error());
+    return json_response(200, *dag);
+  }
+  if (p.size() == 3 && p[0] == "dags" && p[2] == "trigger") {
+    if (m != "POST") return method_not_allowed("POST");
+    if (auto bad = check_id("dag", p[1])) return *bad;
+    return trigger(service, p[1], req.body);
+  }
+  if (p.size() == 1 && p[0] == "runs") {
+    if (m != "GET") return method_not_allowed("GET");
+    return list_runs(service, target->query);
+  }
+  if (p.size() == 2 && p[0] == "runs") {
+    if (m != "GET") return method_not_allowed("GET");
+    if (auto bad = check_id("run", p[1])) return *bad;
+    auto run = service.get_run(p[1]);
+    if (!run) return service_error(run.error());
+    return json_response(200, *run);
+  }
+  if (p.size() == 3 && p[0] == "runs" && p[2] == "cancel") {
+    if (m != "POST") return method_not_allowed("POST");
+    if (auto bad = check_id("run", p[1])) return *bad;
+    if (auto s = service.cancel(p[1], "api"); !s) return service_error(s.error());
+    return json_response(200, {{"run_id", p[1]}});
+  }
+  if (p.size() == 5 && p[0] == "runs" && p[2] == "tasks" && p[4] == "logs") {
+    if (m != "GET") return method_not_allowed("GET");
+    if (auto bad = check_id("run", p[1])) return *bad;
+    if (auto bad = check_id("task", p[3])) return *bad;
+    return task_log(service, p[1], p[3], target->query);
+  }
+  return error_response(404, "no route for " + m + " " + std::string(req.target));
+}
+
+}  // namespace
+
+ApiResponse handle_api_request(Service& service, const ApiOptions& options,
+                               const ApiRequest& request) {
+  try {
+    return route(service, options, request);
+  } catch (const std::exception& e) {
+    spdlog::warn("api: {} {}: {}", request.method, request.target, e.what());
+    return error_response(500, std::string("internal error: ") + e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server
+
+namespace {
+
+constexpr auto kIoTimeout = std::chrono::seconds(30);
+constexpr auto kDrainTimeout = std::chrono::seconds(5);
+constexpr size_t kDrainLimit = 64u << 20;
+
+class Session;
+
+// What the listener and every session share. Sessions register themselves so that stop()
+// can close them.
+struct Shared {
+  Shared(Service& s, ApiOptions o) : service(s), options(std::move(o)) {}
+  Service& service;
+  ApiOptions options;
+  std::mutex mu;
+  std::map<Session*, std::weak_ptr<Session>> sessions;
+  bool stopped = false;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)) {}
+
+  ~Session() {
+    std::lock_guard lock(shared_->mu);
+    shared_->sessions.erase(this);
+  }
+
+  void run() {
+    {
+      std::lock_guard lock(shared_->mu);
+      if (shared_->stopped) return;
+      shared_->sessions[this] = weak_from_this();
+    }
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::do_read, shared_from_this()));
+  }
+
+  // Called from stop(): closes the socket on the session's strand.
+  void close_soon() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->stream_.close(); });
+  }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(shared_->options.max_body);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(kIoTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(error_code ec, size_t) {
+    if (ec == http::error::end_of_stream) return do_close();
+    if (ec == http::error::body_limit)
+      return send_error(413, "request body over " + std::to_string(shared_->options.max_body) +
+                                 " bytes");
+    if (ec == http::error::header_limit) return send_error(400, "request header too large");
+    if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::partial_message)  // a parse error
+      return send_error(400, "malformed HTTP request: " + ec.message());
+    if (ec) return;  // timeout, reset, or closed by stop(): the connection is gone
+
+    auto req = parser_->release();
+    ApiRequest request{std::string(req.method_string()), std::string(req.target()),
+                       std::string(req[http::field::authorization]), std::move(req.body())};
+    ApiResponse r = handle_api_request(shared_->service, shared_->options, request);
+    spdlog::debug("api: {} {} {}", request.method, request.target, r.status);
+    res_ = {};
+    res_.version(req.version());
+    res_.keep_alive(req.keep_alive());
+    fill(r);
+    do_write();
+  }
+
+  void fill(ApiResponse& r) {
+    res_.result(static_cast<unsigned>(r.status));
+    res_.set(http::field::server, "drover");
+    res_.set(http::field::content_type, r.content_type);
+    res_.set(http::field::cache_control, "no-store");
+    for (auto& [name, value] : r.headers) res_.set(name, value);
+    res_.body() = std::move(r.body);
+    res_.prepare_payload();
+  }
+
+  // An answer to a request that could not be read whole: the connection ends after it.
+  void send_error(int status, const std::string& message) {
+    ApiResponse r;
+    r.status = status;
+    r.body = dump(json{{"error", {{"code", reason_code(status)}, {"message", message}}}});
+    res_ = {};
+    res_.version(11);
+    res_.keep_alive(false);
+    fill(r);
+    drain_after_write_ = true;
+    do_write();
+  }
+
+  void do_write() {
+    stream_.expires_after(kIoTimeout);
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(error_code ec, size_t) {
+    if (ec) return;
+    if (drain_after_write_) return do_drain();
+    if (res_.need_eof()) return do_close();
+    do_read();
+  }
+
+  // After refusing a request whose body we did not read, half-close and read (and drop)
+  // what the client still sends: closing with unread data would reset the connection and
+  // the client could lose our answer.
+  void do_drain() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kDrainTimeout);
+    drain_read();
+  }
+
+  void drain_read() {
+    if (drained_ > kDrainLimit) return stream_.close();
+    drain_buf_.resize(64 * 1024);
+    stream_.async_read_some(net::buffer(drain_buf_), [self = shared_from_this()](
+                                                         error_code ec, size_t n) {
+      if (ec) return self->stream_.close();
+      self->drained_ += n;
+      self->drain_read();
+    });
+  }
+
+  void do_close() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::shared_ptr<Shared> shared_;
+  bool drain_after_write_ = false;
+  std::vector<char> drain_buf_;
+  size_t drained_ = 0;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& io, tcp::acceptor acceptor, std::shared_ptr<Shared> shared)
+      : io_(io), acceptor_(std::move(acceptor)), retry_(io), shared_(std::move(shared)) {}
+
+  void do_accept() {
+    acceptor_.async_accept(net::make_strand(io_),
+                           beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+  }
+
+  void close() {
+    error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+  }
+
+ private:
+  void on_accept(error_code ec, tcp::socket socket) {
+    if (!acceptor_.is_open() || ec == net::error::operation_aborted) return;
+    if (ec) {
+      // Out of file descriptors and the like: wait a little instead of spinning.
+      spdlog::warn("api: accept: {}", ec.message());
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([self = shared_from_this()](error_code ec) {
+        if (!ec) self->do_accept();
+      });
+      return;
+    }
+    std::make_shared<Session>(std::move(socket), shared_)->run();
+    do_accept();
+  }
+
+  net::io_context& io_;
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_;
+  std::shared_ptr<Shared> shared_;
+};
+
+// "HOST:PORT" or "[V6]:PORT" -> host, port.
+std::optional<std::pair<std::string, std::string>> split_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 == s.size()) return std::nullopt;
+  std::string host = s.substr(0, colon), port = s.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "127.0.0.1";
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5)
+    return std::nullopt;
+  return std::make_pair(host, port);
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  Impl(net::io_context& i, Service& s, ApiOptions o)
+      : io(i), shared(std::make_shared<Shared>(s, std::move(o))) {}
+  net::io_context& io;
+  std::shared_ptr<Shared> shared;
+  std::shared_ptr<Listener> listener;
+};
+
+ApiServer::ApiServer(net::io_context& io, Service& service, ApiOptions options)
+    : impl_(std::make_unique<Impl>(io, service, std::move(options))) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+Result<std::string> ApiServer::listen(const std::string& host_port) {
+  if (impl_->listener) return make_error("the API server is already listening");
+  auto hp = split_host_port(host_port);
+  if (!hp) return make_error("invalid listen address '" + host_port + "' (expected HOST:PORT)");
+  auto fail = [&](const error_code& ec) {
+    return make_error("cannot listen on " + host_port + ": " + ec.message());
+  };
+  error_code ec;
+  tcp::resolver resolver(impl_->io);
+  auto results = resolver.resolve(hp->first, hp->second,
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec) return fail(ec);
+  if (results.empty()) return fail(net::error::host_not_found);
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  tcp::acceptor acceptor(impl_->io);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail(ec);
+  tcp::endpoint bound = acceptor.local_endpoint(ec);
+  if (ec) return fail(ec);
+  {
+    std::lock_guard lock(impl_->shared->mu);
+    impl_->shared->stopped = false;
+  }
+  impl_->listener = std::make_shared<Listener>(impl_->io, std::move(acceptor), impl_->shared);
+  impl_->listener->do_accept();
+
+  auto address = bound.address();
+  std::string host;
+  if (address.is_unspecified()) host = "127.0.0.1";
+  else if (address.is_v6()) host = "[" + address.to_string() + "]";
+  else host = address.to_string();
+  return "http://" + host + ":" + std::to_string(bound.port());
+}
+
+void ApiServer::stop() {
+  if (impl_->listener) {
+    impl_->listener->close();
+    impl_->listener.reset();
+  }
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::lock_guard lock(impl_->shared->mu);
+    impl_->shared->stopped = true;
+    for (auto& [_, weak] : impl_->shared->sessions)
+      if (auto s = weak.lock()) open.push_back(std::move(s));
+  }
+  for (auto& s : open) s->close_soon();
+}
+
+}  // namespace drover

@@ -1,0 +1,73 @@
+// ApiServer: the daemon's REST API (DESIGN.md §7, docs/api.md) — an asynchronous HTTP/1.1
+// server (Boost.Beast, keep-alive, 30 s read timeouts) that authenticates every call with
+// the bearer token and answers it through the scheduler's Service. Runs on the io_context
+// it is given, which must be run by ONE thread (the daemon's): all Service calls happen
+// there. Not thread-safe: call listen() and stop() on that thread, or before it runs.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace drover {
+
+class Service;
+
+struct ApiOptions {
+  std::string token_sha256;   // hex SHA-256 of the accepted bearer token (web/auth.hpp)
+  size_t max_body = 1 << 20;  // larger request bodies are refused with 413
+};
+
+// One request as the router sees it, free of any HTTP library: `target` is the raw
+// request target ("/api/v1/runs?dag=x"), `authorization` the header's value.
+struct ApiRequest {
+  std::string method;
+  std::string target;
+  std::string authorization;
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+// Routes one request to the Service and renders its answer or error. Every error is
+// {"error": {"code", "message"}} (see docs/api.md for the status of each code). Reads log
+// files from disk for the logs route. Never throws.
+ApiResponse handle_api_request(Service& service, const ApiOptions& options,
+                               const ApiRequest& request);
+
+class ApiServer {
+ public:
+  // `io` and `service` must outlive the server and every handler it leaves queued on `io`.
+  ApiServer(boost::asio::io_context& io, Service& service, ApiOptions options);
+  ~ApiServer();  // stops
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds "HOST:PORT" ("127.0.0.1:8080", "[::1]:0", "localhost:0"; port 0 picks a free
+  // port) and starts accepting. Returns the URL clients use, e.g. "http://127.0.0.1:41234"
+  // (a wildcard address is reported as 127.0.0.1). Errors name the address.
+  Result<std::string> listen(const std::string& host_port);
+
+  // Closes the listening socket and every open connection; requests in progress are
+  // dropped. Idempotent. When it returns, the server leaves no work of its own to keep
+  // io.run() going beyond the cancelled handlers.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover
