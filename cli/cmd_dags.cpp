@@ -22,6 +22,16 @@ int fail(const std::string& message) {
   return kExitFailure;
 }
 
+// An ISO time without its fractional seconds, for tables: "2026-11-25T10:06:00Z".
+std::string when(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return "-";
+  std::string t = j[key].get<std::string>();
+  auto dot = t.find('.');
+  if (dot == std::string::npos) return t;
+  auto end = t.find_first_not_of("0123456789", dot + 1);
+  return t.substr(0, dot) + (end == std::string::npos ? "" : t.substr(end));
+}
+
 std::string str(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key)) return "-";
   const json& v = j[key];
@@ -77,7 +87,7 @@ int dags_ls(const Common& c) {
     std::vector<std::vector<std::string>> rows = {
         {"DAG", "SCHEDULE", "NEXT FIRE", "PAUSED", "LAST RUN"}};
     for (auto& d : dags)
-      rows.push_back({str(d, "dag"), schedule_of(d), str(d, "next_fire"),
+      rows.push_back({str(d, "dag"), schedule_of(d), when(d, "next_fire"),
                       d.value("paused", false) ? "yes" : "no", last_run(d)});
     std::fputs(format_table(rows).c_str(), stdout);
   }
@@ -106,7 +116,7 @@ int dags_show(const Common& c, const std::string& dag) {
   std::printf("Owner        %s\n", str(d, "owner").c_str());
   std::printf("Tags         %s\n", d.contains("tags") ? d["tags"].dump().c_str() : "[]");
   std::printf("Schedule     %s\n", schedule_of(d).c_str());
-  std::printf("Next fire    %s\n", str(d, "next_fire").c_str());
+  std::printf("Next fire    %s\n", when(d, "next_fire").c_str());
   std::printf("Paused       %s\n", d.value("paused", false) ? "yes" : "no");
   std::string tasks;
   for (auto& t : d.value("tasks", json::array()))
@@ -132,8 +142,8 @@ int dags_show(const Common& c, const std::string& dag) {
                                                    "STARTED"}};
     for (auto& r : runs)
       rows.push_back({str(r, "id"), str(r, "state"),
-                      str(r.value("trigger", json::object()), "kind"), str(r, "logical_date"),
-                      str(r, "started_at")});
+                      str(r.value("trigger", json::object()), "kind"), when(r, "logical_date"),
+                      when(r, "started_at")});
     std::string table = format_table(rows);
     size_t pos = 0;
     while (pos < table.size()) {

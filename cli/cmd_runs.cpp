@@ -25,6 +25,16 @@ int fail(const std::string& message) {
   return kExitFailure;
 }
 
+// An ISO time without its fractional seconds, for tables: "2026-11-25T10:06:00Z".
+std::string when(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return "-";
+  std::string t = j[key].get<std::string>();
+  auto dot = t.find('.');
+  if (dot == std::string::npos) return t;
+  auto end = t.find_first_not_of("0123456789", dot + 1);
+  return t.substr(0, dot) + (end == std::string::npos ? "" : t.substr(end));
+}
+
 std::string str(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key)) return "-";
   const json& v = j[key];
@@ -103,8 +113,8 @@ int runs_ls(const Common& c, const std::string& dag, const std::string& state, i
       {"ID", "DAG", "STATE", "TRIGGER", "LOGICAL DATE", "STARTED", "DURATION"}};
   for (auto& r : runs)
     rows.push_back({str(r, "id"), str(r, "dag"), str(r, "state"),
-                    str(r.value("trigger", json::object()), "kind"), str(r, "logical_date"),
-                    str(r, "started_at"), duration(r, "started_at", "ended_at")});
+                    str(r.value("trigger", json::object()), "kind"), when(r, "logical_date"),
+                    when(r, "started_at"), duration(r, "started_at", "ended_at")});
   std::fputs(format_table(rows).c_str(), stdout);
   return kExitOk;
 }
@@ -132,13 +142,13 @@ void print_run(const json& r) {
   std::printf("Trigger      %s%s\n", str(trigger, "kind").c_str(),
               by == "-" ? "" : (" by " + by).c_str());
   std::printf("Params       %s\n", r.value("params", json::object()).dump().c_str());
-  std::printf("Logical date %s\n", str(r, "logical_date").c_str());
+  std::printf("Logical date %s\n", when(r, "logical_date").c_str());
   std::string commit = str(git, "commit");
   std::printf("Git          %s%s\n", commit == "-" ? "-" : commit.substr(0, 12).c_str(),
               git.value("dirty", false) ? " (dirty)" : "");
-  std::printf("Created      %s\n", str(r, "created_at").c_str());
-  std::printf("Started      %s\n", str(r, "started_at").c_str());
-  std::printf("Ended        %s\n", str(r, "ended_at").c_str());
+  std::printf("Created      %s\n", when(r, "created_at").c_str());
+  std::printf("Started      %s\n", when(r, "started_at").c_str());
+  std::printf("Ended        %s\n", when(r, "ended_at").c_str());
   std::printf("Duration     %s\n", duration(r, "started_at", "ended_at").c_str());
 
   json tasks = r.value("tasks", json::array());
@@ -149,7 +159,7 @@ void print_run(const json& r) {
   for (auto& t : tasks) {
     std::string exit = str(t, "exit_code");
     if (t.contains("signal") && t["signal"].is_number()) exit = "sig " + str(t, "signal");
-    rows.push_back({str(t, "task"), str(t, "try"), str(t, "state"), exit, str(t, "started_at"),
+    rows.push_back({str(t, "task"), str(t, "try"), str(t, "state"), exit, when(t, "started_at"),
                     duration(t, "started_at", "ended_at")});
     seen.push_back(t.value("task", ""));
   }

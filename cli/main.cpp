@@ -3,6 +3,9 @@
 #include <cstring>
 #include <string>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include "cli/command.hpp"
 #include "plugins/task_type.hpp"
 
@@ -30,6 +33,8 @@ static void usage(FILE* out) {
 int main(int argc, char** argv) {
   using namespace drover::cli;
   drover::register_builtin_task_types();
+  // Logs go to stderr: stdout belongs to the command's output (--json and friends).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("drover"));
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     usage(stdout);

@@ -416,7 +416,7 @@ class Loader {
   void parse_alerts(const Entry& e);
   // Fields shared by tasks and `defaults:`; `t` starts as the defaults when parsing a task.
   void parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, TaskNodes& nodes,
-                         const std::string& where, bool is_defaults);
+                         const std::string& where);
   void parse_resources(const Entry& e, Resources& r, const std::string& where);
   void parse_tasks(const Entry& e);
   void check_graph();
@@ -778,7 +778,7 @@ void Loader::parse_resources(const Entry& e, Resources& r, const std::string& wh
 }
 
 void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, TaskNodes& nodes,
-                               const std::string& where, bool is_defaults) {
+                               const std::string& where) {
   for (const Entry& f : fields) {
     const std::string& k = f.key;
     if (k == "type") {
@@ -891,7 +891,6 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
       }
     }
   }
-  (void)is_defaults;
 }
 
 void Loader::parse_tasks(const Entry& e) {
@@ -922,7 +921,7 @@ void Loader::parse_tasks(const Entry& e) {
       continue;
     }
     const std::string where = " in task '" + t.id + "'";
-    parse_task_fields(entries(te.v, &kTaskKeys, where), t, nodes, where, false);
+    parse_task_fields(entries(te.v, &kTaskKeys, where), t, nodes, where);
     dag_.tasks.push_back(std::move(t));
     task_nodes_.push_back(std::move(nodes));
   }
@@ -1117,9 +1116,7 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
           error_in_scalar(n, ref.offset,
                           quoted + " names task '" + task + "', which is not upstream of '" +
                               task_id + "' (add it to needs)");
-        } else if (!ancestors && task_id.empty()) {
-          // In defaults: any task will do; ancestry is a per-task matter.
-        }
+        }  // in defaults (no ancestors) any task will do
         continue;
       }
     }
@@ -1254,7 +1251,7 @@ LoadResult Loader::run() {
       if (d->v.IsMap()) {
         have_defaults_ = true;
         parse_task_fields(entries(d->v, &kDefaultsKeys, " in defaults"), defaults_,
-                          defaults_nodes_, " in defaults", true);
+                          defaults_nodes_, " in defaults");
       } else if (!d->v.IsNull()) {
         error(*d, "'defaults' must be a mapping, got " + got(d->v));
       }

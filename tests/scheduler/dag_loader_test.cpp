@@ -476,7 +476,17 @@ TEST_F(DagLoaderTest, TopLevelThatIsNotAMappingIsAnError) {
 
 TEST_F(DagLoaderTest, SecondYamlDocumentIsAnError) {
   EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x}\n---\ndag: e\n"),
-            Errors{"d.yaml:5:1: a DAG file holds one YAML document; found another here"});
+            Errors{"d.yaml:4:1: a DAG file holds one YAML document; found another here"});
+}
+
+TEST_F(DagLoaderTest, StrayTopLevelCommaIsAnErrorNotAHang) {
+  // yaml-cpp 0.7's LoadAll loops forever on these (jbeder/yaml-cpp#1040).
+  Errors e;
+  EXPECT_LT(timed_ms(", x\n", &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:1:1: invalid YAML: unexpected ','"});
+  e.clear();
+  EXPECT_LT(timed_ms("!a,b x\n", &e), 2000);
+  EXPECT_EQ(e, Errors{"d.yaml:1:3: invalid YAML: unexpected ','"});
 }
 
 // ---- hostile input ----------------------------------------------------------------------

@@ -1,0 +1,192 @@
+// End to end: `drover run FILE` with the real binary, real worker processes, real store.
+#include "common/sha256.hpp"
+#include "common/time.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace drover::testing {
+namespace {
+
+class RunTest : public ::testing::Test {
+ protected:
+  TempDir tmp;
+  fs::path home() const { return tmp / "home"; }
+  fs::path dag(const std::string& name, const std::string& text) {
+    fs::path p = tmp / name;
+    write_text(p, text);
+    return p;
+  }
+  ProcResult run(const fs::path& file, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"run", file.string(), "--home", home().string(),
+                                     "--project-dir", tmp.path().string(), "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return drover(args);
+  }
+  static json record(const ProcResult& r) {
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  }
+  static json try_of(const json& rec, const std::string& task, int n) {
+    for (auto& t : rec["tasks"])
+      if (t["task"] == task && t["try"] == n) return t;
+    return json();
+  }
+};
+
+TEST_F(RunTest, OutputsFlowDownstreamAndAreRecordedWithHashes) {
+  auto f = dag("flow.yaml", R"(dag: flow
+params:
+  n: {type: int, default: 3}
+tasks:
+  make:
+    run: "mkdir -p out && echo {{ params.n }} > out/n.txt"
+    outputs: [out]
+  use:
+    needs: [make]
+    run: [sh, -c, 'cat "$1"/out/n.txt > got.txt', sh, "{{ inputs.make.path }}"]
+    outputs: [got.txt]
+)");
+  auto r = run(f, {"-p", "n=7"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json rec = record(r);
+  EXPECT_EQ(rec["state"], "success");
+  EXPECT_EQ(rec["params"]["n"], 7);
+  EXPECT_EQ(rec["trigger"]["kind"], "manual");
+  EXPECT_EQ(rec["dag_hash"], sha256_hex(read_all(f)));
+  json make = try_of(rec, "make", 1);
+  ASSERT_EQ(make["outputs"].size(), 1u);
+  EXPECT_EQ(make["outputs"][0]["path"], "out/n.txt");
+  EXPECT_EQ(make["outputs"][0]["size"], 2);
+  EXPECT_EQ(make["outputs"][0]["sha256"], sha256_hex("7\n"));
+  json use = try_of(rec, "use", 1);
+  ASSERT_EQ(use["inputs"].size(), 1u);
+  EXPECT_EQ(use["inputs"][0]["sha256"], sha256_hex("7\n"));
+  EXPECT_EQ(use["outputs"][0]["sha256"], sha256_hex("7\n"));
+  EXPECT_EQ(use["exit_code"], 0);
+  EXPECT_TRUE(use["started_at"].is_string());
+  EXPECT_TRUE(fs::exists(use["log"].get<std::string>()));
+}
+
+TEST_F(RunTest, TaskEnvironmentNamesTheTry) {
+  auto f = dag("env.yaml", R"(dag: envs
+tasks:
+  show:
+    run: 'echo "$DROVER_RUN_ID $DROVER_TASK $DROVER_TRY" > env.txt; pwd > pwd.txt'
+    outputs: [env.txt, pwd.txt]
+)");
+  auto r = run(f);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json rec = record(r);
+  std::string run_id = rec["id"];
+  fs::path work = home() / "runs" / run_id / "show" / "1" / "work";
+  EXPECT_EQ(read_all(work / "env.txt"), run_id + " show 1\n");
+  EXPECT_EQ(trim(read_all(work / "pwd.txt")), fs::canonical(work).string());
+}
+
+TEST_F(RunTest, FailureFailsTheRunAndMarksDownstreamUpstreamFailed) {
+  auto f = dag("fail.yaml", R"(dag: failing
+tasks:
+  bad: {run: [sh, -c, "echo boom >&2; exit 3"]}
+  after: {run: [true], needs: [bad]}
+  cleanup: {run: [true], needs: [bad], trigger_rule: all_done}
+)");
+  auto r = run(f);
+  EXPECT_EQ(r.code, 1);
+  json rec = record(r);
+  EXPECT_EQ(rec["state"], "failed");
+  EXPECT_EQ(try_of(rec, "bad", 1)["exit_code"], 3);
+  EXPECT_EQ(rec["task_states"]["after"], "upstream_failed");
+  EXPECT_EQ(rec["task_states"]["cleanup"], "success");
+  EXPECT_NE(read_all(try_of(rec, "bad", 1)["log"].get<std::string>()).find("boom"),
+            std::string::npos);
+}
+
+TEST_F(RunTest, RetriesAreNewTriesAfterADoublingDelay) {
+  auto f = dag("retry.yaml", R"(dag: retrying
+tasks:
+  flaky:
+    type: mock
+    retries: 2
+    retry_delay: 1s
+    with: {fail_on_try: 2}
+)");
+  auto r = run(f);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json rec = record(r);
+  json t1 = try_of(rec, "flaky", 1), t2 = try_of(rec, "flaky", 2), t3 = try_of(rec, "flaky", 3);
+  EXPECT_EQ(t1["state"], "failed");
+  EXPECT_EQ(t2["state"], "failed");
+  EXPECT_EQ(t3["state"], "success");
+  // The backoff is a lower bound: try 2 waits >= 1 s after try 1, try 3 >= 2 s after try 2.
+  auto at = [](const json& t, const char* k) {
+    auto tp = parse_iso(t[k].get<std::string>());
+    EXPECT_TRUE(tp.ok()) << t[k];
+    return std::chrono::duration<double>(tp->time_since_epoch()).count();
+  };
+  double gap1 = at(t2, "started_at") - at(t1, "ended_at");
+  double gap2 = at(t3, "started_at") - at(t2, "ended_at");
+  EXPECT_GE(gap1, 1.0);
+  EXPECT_GE(gap2, 2.0);
+}
+
+TEST_F(RunTest, TimeoutKillsTheWholeProcessGroup) {
+  auto f = dag("timeout.yaml", R"(dag: slow
+tasks:
+  hang:
+    timeout: 1s
+    run: 'sleep 60 & echo $! > bg.pid; wait'
+)");
+  auto r = run(f);
+  EXPECT_EQ(r.code, 1);
+  json rec = record(r);
+  EXPECT_EQ(rec["task_states"]["hang"], "timed_out");
+  EXPECT_EQ(try_of(rec, "hang", 1)["state"], "timed_out");
+  fs::path bg = home() / "runs" / rec["id"].get<std::string>() / "hang" / "1" / "work" / "bg.pid";
+  pid_t pid = std::stoi(read_all(bg));
+  EXPECT_TRUE(wait_until([&] { return !pid_alive(pid); }, std::chrono::seconds(10)))
+      << "the background child of the timed-out task survived";
+}
+
+TEST_F(RunTest, ParamValuesNeverReachTheShellUnquoted) {
+  fs::path marker = tmp / "pwned";
+  auto f = dag("inject.yaml", R"(dag: inject
+params:
+  msg: {type: string, default: hi}
+tasks:
+  echo:
+    run: "echo {{ params.msg }} > said.txt"
+    outputs: [said.txt]
+)");
+  std::string evil = "$(touch " + marker.string() + "); x `touch " + marker.string() + "` ' \"";
+  auto r = run(f, {"-p", "msg=" + evil});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(marker));
+  json rec = record(r);
+  fs::path said = home() / "runs" / rec["id"].get<std::string>() / "echo" / "1" / "work" / "said.txt";
+  EXPECT_EQ(read_all(said), evil + "\n");
+}
+
+TEST_F(RunTest, WrongParamTypeIsRejectedAndNothingIsCreated) {
+  auto f = dag("typed.yaml", R"(dag: typed
+params:
+  n: {type: int, default: 1, max: 10}
+tasks:
+  t: {run: [true]}
+)");
+  auto r = run(f, {"-p", "n=abc"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("param 'n'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(home() / "runs" / "typed-1"));
+  auto r2 = run(f, {"-p", "nn=1"});
+  EXPECT_EQ(r2.code, 1);
+  EXPECT_NE(r2.err.find("unknown param 'nn'"), std::string::npos) << r2.err;
+}
+
+TEST_F(RunTest, InvalidDagFileExitsOneWithFileLineCol) {
+  auto f = dag("broken.yaml", "dag: broken\ntasks:\n  a: {run: [true], needs: [zzz]}\n");
+  auto r = run(f);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(f.string() + ":3:"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace drover::testing
