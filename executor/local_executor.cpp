@@ -86,7 +86,8 @@ class LocalExecutor final : public Executor {
   void adopt(const std::string& key, const std::string& try_dir) override {
     PidFile p = read_pid_file(try_dir);
     adopted_[key] = Adopted{try_dir, p.pid, p.start};
-    poll_adopted();
+    // Report asynchronously, like every other event, never from inside the caller.
+    asio::post(io_, [this] { poll_adopted(); });
   }
 
   void shutdown() override {

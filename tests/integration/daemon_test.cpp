@@ -1,0 +1,229 @@
+// End to end: the real `drover serve` on a loopback port in a temp home, driven by the
+// real CLI. Waits are on events with deadlines; nothing depends on wall-clock luck.
+#include "tests/integration/harness.hpp"
+
+namespace drover::testing {
+namespace {
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  TempDir tmp;
+  fs::path dags() const { return tmp / "dags"; }
+  fs::path home() const { return tmp / "home"; }
+  void dag(const std::string& name, const std::string& text) {
+    // Write then rename, as editors and git do, so the watcher never sees half a file.
+    fs::create_directories(dags());
+    fs::path part = tmp / (name + ".part");
+    write_text(part, text);
+    fs::rename(part, dags() / name);
+  }
+  std::unique_ptr<Daemon> daemon;
+  void start(std::vector<std::string> extra = {}) {
+    extra.push_back("--project-dir");
+    extra.push_back(tmp.path().string());
+    daemon = std::make_unique<Daemon>(home(), dags(), extra);
+    ASSERT_TRUE(daemon->start()) << "daemon did not start";
+  }
+  std::string trigger(std::vector<std::string> args) {
+    args.insert(args.begin(), "trigger");
+    auto r = daemon->cli(args);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    return trim(r.out);
+  }
+  std::string state_of(const std::string& run) {
+    return daemon->run_record(run).value("state", "");
+  }
+  std::string task_state(const std::string& run, const std::string& task) {
+    json rec = daemon->run_record(run);
+    if (!rec.contains("task_states")) return "";
+    return rec["task_states"].value(task, "");
+  }
+  void TearDown() override {
+    if (HasFailure() && daemon) std::fprintf(stderr, "daemon log:\n%s\n", daemon->log().c_str());
+  }
+};
+
+TEST_F(DaemonTest, TriggerWithWaitSucceedsAndRecordsParams) {
+  dag("hello.yaml", R"(dag: hello
+params:
+  n: {type: int, default: 1}
+tasks:
+  a: {run: "echo {{ params.n }} > n.txt", outputs: [n.txt]}
+  b: {run: [true], needs: [a]}
+)");
+  start();
+  auto r = daemon->cli({"trigger", "hello", "-p", "n=5", "--wait"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto runs = daemon->cli({"runs", "ls", "--dag", "hello", "--json"});
+  json j = json::parse(runs.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << runs.out;
+  json list = j.is_array() ? j : j["runs"];
+  ASSERT_EQ(list.size(), 1u);
+  std::string id = list[0]["id"];
+  json rec = daemon->run_record(id);
+  EXPECT_EQ(rec["state"], "success");
+  EXPECT_EQ(rec["params"]["n"], 5);
+  EXPECT_EQ(rec["trigger"]["kind"], "manual");
+  EXPECT_EQ(rec["tasks"].size(), 2u);
+}
+
+TEST_F(DaemonTest, ApiRefusesCallsWithoutTheToken) {
+  dag("hello.yaml", "dag: hello\ntasks:\n  a: {run: [true]}\n");
+  start();
+  auto no_token = drover({"dags", "ls", "--server", daemon->url()}, {{"DROVER_TOKEN", "wrong"}});
+  EXPECT_EQ(no_token.code, 1);
+  EXPECT_NE(no_token.err.find("invalid bearer token"), std::string::npos) << no_token.err;
+  auto ok = daemon->cli({"dags", "ls", "--json"});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
+TEST_F(DaemonTest, WrongParamTypeIsRejectedAndNoRunIsCreated) {
+  dag("typed.yaml", "dag: typed\nparams:\n  n: {type: int, default: 1}\ntasks:\n  a: {run: [true]}\n");
+  start();
+  auto r = daemon->cli({"trigger", "typed", "-p", "n=seven"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("param 'n'"), std::string::npos) << r.err;
+  auto runs = daemon->cli({"runs", "ls", "--json"});
+  json j = json::parse(runs.out, nullptr, false);
+  json list = j.is_array() ? j : j["runs"];
+  EXPECT_EQ(list.size(), 0u) << runs.out;
+}
+
+TEST_F(DaemonTest, TriggerParamsNeverReachTheShell) {
+  fs::path marker = tmp / "pwned";
+  dag("inject.yaml", R"(dag: inject
+params:
+  msg: {type: string, default: hi}
+tasks:
+  say: {run: "echo {{ params.msg }}"}
+)");
+  start();
+  std::string evil = "$(touch " + marker.string() + "); x";
+  auto r = daemon->cli({"trigger", "inject", "-p", "msg=" + evil, "--wait"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST_F(DaemonTest, CancelKillsTheRunningTaskAndEndsTheRun) {
+  dag("slow.yaml", R"(dag: slow
+tasks:
+  hang: {run: 'echo $$ > pid; exec sleep 60'}
+  after: {run: [true], needs: [hang]}
+)");
+  start();
+  std::string id = trigger({"slow"});
+  fs::path pidfile = home() / "runs" / id / "hang" / "1" / "work" / "pid";
+  ASSERT_TRUE(wait_until([&] { return fs::exists(pidfile) && !read_all(pidfile).empty(); }));
+  pid_t pid = std::stoi(read_all(pidfile));
+  auto r = daemon->cli({"cancel", id});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(wait_until([&] { return !pid_alive(pid); }, std::chrono::seconds(15)));
+  EXPECT_TRUE(wait_until([&] { return state_of(id) == "cancelled"; }));
+  EXPECT_EQ(task_state(id, "after"), "cancelled");
+  auto again = daemon->cli({"cancel", id});
+  EXPECT_EQ(again.code, 1);
+}
+
+TEST_F(DaemonTest, KilledDaemonRestartsIntoAConsistentRun) {
+  // Each task appends one line to a shared ledger: a task that ran twice leaves two.
+  fs::path ledger = tmp / "ledger";
+  dag("crash.yaml", R"(dag: crash
+tasks:
+  first: {run: 'echo first >> )" + ledger.string() + R"('}
+  middle:
+    needs: [first]
+    run: 'touch started; sleep 2; echo middle >> )" + ledger.string() + R"('
+  last: {needs: [middle], run: 'echo last >> )" + ledger.string() + R"('}
+)");
+  start();
+  std::string id = trigger({"crash"});
+  fs::path started = home() / "runs" / id / "middle" / "1" / "work" / "started";
+  ASSERT_TRUE(wait_until([&] { return fs::exists(started); }));
+  daemon->kill9();  // mid-run: `middle` is running, `first` is done, `last` waits
+  ASSERT_TRUE(daemon->start());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)))
+      << daemon->run_record(id).dump(2);
+  EXPECT_EQ(read_all(ledger), "first\nmiddle\nlast\n");
+  json rec = daemon->run_record(id);
+  int tries = 0;
+  for (auto& t : rec["tasks"]) {
+    ++tries;
+    EXPECT_EQ(t["state"], "success") << t.dump();
+    EXPECT_TRUE(t["ended_at"].is_string());
+  }
+  EXPECT_EQ(tries, 3);
+}
+
+TEST_F(DaemonTest, KilledDaemonRetriesATaskWhoseProcessIsGone) {
+  dag("lost.yaml", R"(dag: lost
+tasks:
+  work:
+    retries: 1
+    retry_delay: 1s
+    run: 'if [ "$DROVER_TRY" = 1 ]; then echo $$ > pid; exec sleep 60; fi; echo done'
+)");
+  start();
+  std::string id = trigger({"lost"});
+  fs::path pidfile = home() / "runs" / id / "work" / "1" / "work" / "pid";
+  ASSERT_TRUE(wait_until([&] { return fs::exists(pidfile) && !read_all(pidfile).empty(); }));
+  daemon->kill9();
+  // The machine "loses" the try while the daemon is down.
+  pid_t pid = std::stoi(read_all(pidfile));
+  ::kill(-std::stoi(read_all(home() / "runs" / id / "work" / "1" / "pid")), SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return !pid_alive(pid); }));
+  ASSERT_TRUE(daemon->start());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)));
+  json rec = daemon->run_record(id);
+  ASSERT_EQ(rec["tasks"].size(), 2u);
+  EXPECT_NE(rec["tasks"][0]["state"], "success");
+  EXPECT_EQ(rec["tasks"][1]["state"], "success");
+}
+
+TEST_F(DaemonTest, HotReloadPicksUpChangesAndKeepsTheLastGoodVersion) {
+  dag("live.yaml", "dag: live\ntasks:\n  a: {run: [true]}\n");
+  start();
+  auto tasks_of = [&]() -> json {
+    auto r = daemon->cli({"dags", "show", "live", "--json"});
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j.value("tasks", json());
+  };
+  ASSERT_EQ(tasks_of().size(), 1u);
+  dag("live.yaml", "dag: live\ntasks:\n  a: {run: [true]}\n  b: {run: [true], needs: [a]}\n");
+  ASSERT_TRUE(wait_until([&] { return tasks_of().size() == 2u; }));
+  dag("live.yaml", "dag: live\ntasks:\n  a: {run: [true]}\n  b: {run: [true], needs: [zzz]}\n");
+  auto errors = [&]() -> json {
+    auto r = daemon->cli({"dags", "ls", "--json"});
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j.value("errors", json());
+  };
+  ASSERT_TRUE(wait_until([&] { return errors().size() > 0; })) << daemon->cli({"dags", "ls", "--json"}).out;
+  EXPECT_NE(errors()[0]["message"].get<std::string>().find("zzz"), std::string::npos);
+  EXPECT_EQ(errors()[0]["line"], 4);
+  EXPECT_EQ(tasks_of().size(), 2u);  // the last good version stays loaded
+  auto r = daemon->cli({"trigger", "live", "--wait"});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(DaemonTest, ScheduleFiresWithinItsMinute) {
+  dag("cron.yaml", "dag: every_minute\nschedule: '* * * * *'\ntasks:\n  a: {run: [true]}\n");
+  start();
+  auto scheduled = [&]() -> json {
+    auto r = daemon->cli({"runs", "ls", "--dag", "every_minute", "--json"});
+    json j = json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) return json();
+    json list = j.is_array() ? j : j["runs"];
+    for (auto& run : list)
+      if (run.value("state", "") == "success") return run;
+    return json();
+  };
+  ASSERT_TRUE(wait_until([&] { return !scheduled().is_null(); }, std::chrono::seconds(75)));
+  json rec = daemon->run_record(scheduled()["id"]);
+  EXPECT_EQ(rec["trigger"]["kind"], "schedule");
+  // The logical date is the start of the data interval, a whole minute.
+  std::string logical = rec["logical_date"];
+  EXPECT_EQ(logical.substr(16), ":00Z") << logical;
+  EXPECT_TRUE(rec["data_interval"]["end"].is_string());
+}
+
+}  // namespace
+}  // namespace drover::testing
