@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <limits>
 
 namespace drover {
 namespace {
@@ -133,6 +134,8 @@ Result<Micros> parse_duration(std::string_view s) {
     else if (p < s.size() && s[p] == 'h') { unit = 3600LL * 1000000; ++p; }
     else if (p < s.size() && s[p] == 'd') { unit = 86400LL * 1000000; ++p; }
     else return bad();
+    // Anything past ~292,000 years overflows microseconds: refuse it.
+    if (n > (std::numeric_limits<long long>::max() - total) / unit) return bad();
     total += n * unit;
   }
   return Micros(total);
