@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "cli/engine_setup.hpp"
+#include "cli/record_print.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/time.hpp"
 #include "scheduler/daemon.hpp"
@@ -17,18 +18,6 @@
 
 namespace drover::cli {
 namespace {
-
-void print_record(const json& rec) {
-  std::printf("run %s  dag %s  state %s\n", rec.value("id", "").c_str(),
-              rec.value("dag", "").c_str(), rec.value("state", "").c_str());
-  for (auto& t : rec.value("tasks", json::array())) {
-    std::string code = t["exit_code"].is_number() ? std::to_string(t["exit_code"].get<int>()) : "-";
-    std::printf("  %-24s try %d  %-10s exit %-4s %zu in / %zu out\n",
-                t.value("task", "").c_str(), t.value("try", 0), t.value("state", "").c_str(),
-                code.c_str(), t.value("inputs", json::array()).size(),
-                t.value("outputs", json::array()).size());
-  }
-}
 
 int cmd_run(int argc, char** argv) {
   CLI::App app{"Run one DAG once, here, without a daemon; records go to the same store.",
@@ -114,7 +103,7 @@ int cmd_run(int argc, char** argv) {
     if (as_json)
       std::printf("%s\n", rec->dump(2).c_str());
     else if (!quiet)
-      print_record(*rec);
+      print_run_record(*rec);
   }
   return final_state == RunState::Success ? kExitOk : kExitFailure;
 }

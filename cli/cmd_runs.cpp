@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -13,6 +14,10 @@
 #include "cli/usage_formatter.hpp"
 #include "common/clock.hpp"
 #include "common/time.hpp"
+#include "cli/engine_setup.hpp"
+#include "cli/record_print.hpp"
+#include "scheduler/store.hpp"
+#include "scheduler/store_json.hpp"
 #include "web/client.hpp"
 
 namespace drover::cli {
@@ -87,18 +92,39 @@ void add_common(CLI::App* app, Common& c) {
                   "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
 }
 
+Result<json> remote_runs(const ClientConfig& config, const std::string& dag,
+                         const std::string& state, int limit);
+
+std::string home_of(const Common& c) { return c.home.empty() ? ".drover" : c.home; }
+
+// No daemon: list from the store directly (what `drover run` wrote).
+Result<json> local_runs(const Common& c, const std::string& dag, const std::string& state,
+                        int limit) {
+  auto store = Store::open_sqlite(store_path(home_of(c)));
+  if (!store) return store.error();
+  RunFilter f;
+  f.dag = dag;
+  if (!state.empty()) {
+    f.state = run_state_from(state);
+    if (!f.state) return make_error("unknown run state '" + state + "'");
+  }
+  if (limit > 0) f.limit = limit;
+  auto runs = (*store)->list_runs(f);
+  if (!runs) return runs.error();
+  json out = {{"runs", json::array()}};
+  for (auto& r : *runs) out["runs"].push_back(run_summary_json(r));
+  return out;
+}
+
 int runs_ls(const Common& c, const std::string& dag, const std::string& state, int limit) {
   auto config = resolve_client(c.home, c.server);
-  if (!config) return fail(config.message());
-  std::string query;
-  auto add = [&](const char* key, const std::string& value) {
-    query += (query.empty() ? "?" : "&") + std::string(key) + "=" + url_encode(value);
-  };
-  if (!dag.empty()) add("dag", dag);
-  if (!state.empty()) add("state", state);
-  if (limit > 0) add("limit", std::to_string(limit));
-  HttpClient client(*config);
-  auto res = client.call("GET", "/api/v1/runs" + query);
+  Result<json> res = make_error("");
+  if (!config && c.server.empty() && std::filesystem::exists(store_path(home_of(c)))) {
+    res = local_runs(c, dag, state, limit);
+  } else {
+    if (!config) return fail(config.message());
+    res = remote_runs(*config, dag, state, limit);
+  }
   if (!res) return fail(res.message());
   if (c.json) {
     std::printf("%s\n", res->dump(2).c_str());
@@ -119,6 +145,19 @@ int runs_ls(const Common& c, const std::string& dag, const std::string& state, i
   return kExitOk;
 }
 
+Result<json> remote_runs(const ClientConfig& config, const std::string& dag,
+                         const std::string& state, int limit) {
+  std::string query;
+  auto add = [&](const char* key, const std::string& value) {
+    query += (query.empty() ? "?" : "&") + std::string(key) + "=" + url_encode(value);
+  };
+  if (!dag.empty()) add("dag", dag);
+  if (!state.empty()) add("state", state);
+  if (limit > 0) add("limit", std::to_string(limit));
+  HttpClient client(config);
+  return client.call("GET", "/api/v1/runs" + query);
+}
+
 void print_files(const char* kind, const json& files) {
   for (auto& f : files) {
     std::string hash = f.value("sha256", "");
@@ -131,7 +170,9 @@ void print_files(const char* kind, const json& files) {
   }
 }
 
-void print_run(const json& r) {
+}  // namespace
+
+void print_run_record(const json& r) {
   json trigger = r.value("trigger", json::object());
   json git = r.value("git", json::object());
   std::string by = str(trigger, "user");
@@ -182,14 +223,24 @@ void print_run(const json& r) {
   }
 }
 
+namespace {
+
 int runs_show(const Common& c, const std::string& run_id) {
   auto config = resolve_client(c.home, c.server);
-  if (!config) return fail(config.message());
-  HttpClient client(*config);
-  auto res = client.call("GET", "/api/v1/runs/" + url_encode(run_id));
+  Result<json> res = make_error("");
+  if (!config && c.server.empty() && std::filesystem::exists(store_path(home_of(c)))) {
+    // No daemon: read the store directly (what `drover run` wrote).
+    auto store = Store::open_sqlite(store_path(home_of(c)));
+    if (!store) return fail(store.message());
+    res = run_record_json(**store, run_id);
+  } else {
+    if (!config) return fail(config.message());
+    HttpClient client(*config);
+    res = client.call("GET", "/api/v1/runs/" + url_encode(run_id));
+  }
   if (!res) return fail(res.message());
   if (c.json) std::printf("%s\n", res->dump(2).c_str());
-  else print_run(*res);
+  else print_run_record(*res);
   return kExitOk;
 }
 

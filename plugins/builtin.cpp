@@ -5,6 +5,8 @@ namespace drover {
 
 std::unique_ptr<TaskType> make_command_task_type();
 std::unique_ptr<TaskType> make_mock_task_type();
+std::unique_ptr<TaskType> make_snapshot_task_type();
+std::unique_ptr<TaskType> make_drift_task_type();
 
 void register_builtin_task_types() {
   static bool done = false;
@@ -13,6 +15,8 @@ void register_builtin_task_types() {
   auto& r = TaskTypeRegistry::instance();
   r.add(make_command_task_type());
   r.add(make_mock_task_type());
+  r.add(make_snapshot_task_type());
+  r.add(make_drift_task_type());
 }
 
 }  // namespace drover
