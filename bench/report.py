@@ -97,7 +97,8 @@ def main(argv):
         if section == "load" and case == "idle_cpu_ticks":
             w("| idle CPU (utime+stime of daemon and workers, 1 tick = 10 ms) | %g %s "
               "| ~0 | - |" % (statistics.median(values), tool))
-        if section == "load" and case in ("dags_listed_plus_errors", "runs_fired_while_idle"):
+        if section == "load" and case in ("dags_listed_plus_errors", "runs_fired_while_idle",
+                                         "worker_processes"):
             w("| %s | %g | - | - |" % (case.replace("_", " "), statistics.median(values)))
     w("")
     print("\n".join(out))

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Drover's benchmarks (DESIGN.md section 12, issue 3), side by side in one run.
 #
-#   bench/run_all.sh [RESULTS.md]            (default: bench/results.md)
+#   bench/run_all.sh [RESULTS.md]            (default: bench/results/latest.md)
 #
 # Environment: DROVER (binary; default build-bench/drover, else build/drover), REPS (3),
 # SNAKEMAKE_REPS (1: Snakemake alone takes ~50 s a repetition), N (1000 tasks), LAT_N (200),
@@ -20,8 +20,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
 PY=/usr/bin/python3
-OUT=${1:-$BENCH/results.md}
+OUT=${1:-$BENCH/results/latest.md}
 TSV=$OUT.tsv
+mkdir -p "$(dirname "$OUT")"
 REPS=${REPS:-3}
 SNAKEMAKE_REPS=${SNAKEMAKE_REPS:-1}
 N=${N:-1000}
@@ -130,7 +131,11 @@ start_serve() {
   done
   echo "run_all.sh: daemon did not write $1/server.json" >&2; return 1
 }
-stop_serve() { kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=; }
+stop_serve() {
+  kill "$SERVE_PID" 2>/dev/null || true
+  wait "$SERVE_PID" 2>/dev/null || true
+  SERVE_PID=
+}
 
 for where in disk tmpfs; do
   if [[ $where == disk ]]; then h=$WORK/lat-home; else h=$SHM/lat-home; fi
@@ -155,10 +160,12 @@ for rep in $(seq "$REPS"); do
   sample load lint drover_lint "$rep" "$(timed "$WORK" "$DROVER" lint "$WORK/many")"
 done
 
+# children PID : pids whose parent is PID (worker processes of the daemon).
+children() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}'; }
 # proc_ticks PID : utime+stime of PID and its children processes (clock ticks).
 proc_ticks() {
   local total=0 p
-  for p in $1 $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}'); do
+  for p in $1 $(children "$1"); do
     [[ -r /proc/$p/stat ]] || continue
     total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
   done
@@ -167,7 +174,7 @@ proc_ticks() {
 # proc_rss_kb PID [children] : VmRSS of PID (plus its children with "children").
 proc_rss_kb() {
   local total=0 p pids=$1
-  [[ ${2:-} == children ]] && pids="$1 $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}')"
+  [[ ${2:-} == children ]] && pids="$1 $(children "$1")"
   for p in $pids; do
     [[ -r /proc/$p/status ]] || continue
     total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
@@ -195,7 +202,9 @@ print(len(d.get("dags", [])) + len(d.get("errors", [])))' 2>/dev/null || echo 0)
   sample load dags_listed_plus_errors count "$rep" "$n"
   sleep 1
   sample load rss_daemon_mb MB "$rep" "$(( $(proc_rss_kb "$SERVE_PID") / 1024 ))"
-  sample load rss_daemon_and_workers_mb MB "$rep" "$(( $(proc_rss_kb "$SERVE_PID" children) / 1024 ))"
+  sample load rss_daemon_and_workers_mb MB "$rep" \
+    "$(( $(proc_rss_kb "$SERVE_PID" children) / 1024 ))"
+  sample load worker_processes count "$rep" "$(children "$SERVE_PID" | wc -l)"
   c0=$(proc_ticks "$SERVE_PID")
   sleep "$IDLE_S"
   c1=$(proc_ticks "$SERVE_PID")

@@ -46,7 +46,8 @@ Status make_dirs(const fs::path& dir) {
   return {};
 }
 
-Status write_file_atomic(const fs::path& path, std::string_view content, int mode) {
+Status write_file_atomic(const fs::path& path, std::string_view content, int mode,
+                         bool durable) {
   fs::path tmp = path;
   tmp += ".tmp-" + random_hex(6);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -66,7 +67,7 @@ Status write_file_atomic(const fs::path& path, std::string_view content, int mod
     left -= static_cast<size_t>(n);
   }
   ::fchmod(fd, mode);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
     return errno_error(tmp, e);
@@ -76,7 +77,7 @@ Status write_file_atomic(const fs::path& path, std::string_view content, int mod
     ::unlink(tmp.c_str());
     return errno_error(path, e);
   }
-  return fsync_dir(path.parent_path());
+  return durable ? fsync_dir(path.parent_path()) : Status{};
 }
 
 Result<std::string> read_file(const fs::path& path, size_t max_bytes) {

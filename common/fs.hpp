@@ -10,9 +10,11 @@
 
 namespace drover {
 
-// Writes `content` to `path` atomically: readers see the old file or the new one.
+// Writes `content` to `path` atomically: readers see the old file or the new one. With
+// `durable` the file and its folder are fsynced (survives power loss); without, it still
+// survives the death of any process.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view content,
-                         int mode = 0644);
+                         int mode = 0644, bool durable = true);
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);
 Status fsync_dir(const std::filesystem::path& dir);
 Status make_dirs(const std::filesystem::path& dir);

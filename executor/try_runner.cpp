@@ -159,7 +159,10 @@ int run_try(const TrySpec& spec) {
   result["values"] = pub.values;
   result["metrics"] = pub.metrics;
   result["ended_at"] = now_us();
-  if (auto s = write_file_atomic(spec.result_path(), result.dump()); !s) {
+  // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
+  // and a try whose result a power loss erased is simply lost and retried.
+  if (auto s = write_file_atomic(spec.result_path(), result.dump(), 0644, /*durable=*/false);
+      !s) {
     std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
     return code == 0 ? 1 : code;
   }

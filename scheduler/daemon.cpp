@@ -61,7 +61,9 @@ struct Engine::Impl {
   std::map<std::string, core::RunView> active;                 // unfinished runs
   std::map<std::string, RunningTry> running;                   // by try key
   std::string host = hostname();
-  bool in_pump = false, pump_again = false, stopped = false;
+  bool in_pump = false, pump_again = false, stopped = false, pump_posted = false;
+  std::vector<TryEvent> pending_finishes;  // recorded by the next pump
+  std::vector<TaskInstance> changed_tasks;  // to tell observers after the commit
   int inotify_fd = -1;
   std::unique_ptr<asio::posix::stream_descriptor> watch;
   std::unique_ptr<asio::steady_timer> reload_timer;
@@ -458,8 +460,12 @@ struct Engine::Impl {
     std::optional<TimePoint> wake;
     std::vector<Launch> launches;
     std::vector<std::pair<std::string, RunState>> finished_runs;
+    std::vector<TryEvent> finishes;
+    finishes.swap(pending_finishes);
+    changed_tasks.clear();
     {
       Transaction txn(store);
+      for (auto& ev : finishes) record_finish(ev, now);
       fire_schedules(now, wake);
       expire_timeouts(now, wake);
       core::Slots slots = free_slots();
@@ -484,7 +490,7 @@ struct Engine::Impl {
         }
         apply_step(*v, step, launches);
         if (was_queued && v->run.state == RunState::Running) running_runs[v->run.dag]++;
-        for (auto& u : step.updates) notify_task(v->tasks[u.task]);
+        for (auto& u : step.updates) changed_tasks.push_back(v->tasks[u.task]);
         if (step.wake_at && (!wake || *step.wake_at < *wake)) wake = step.wake_at;
         if (is_terminal(v->run.state)) finished_runs.push_back({v->run.id, v->run.state});
       }
@@ -493,18 +499,26 @@ struct Engine::Impl {
         spdlog::error("store commit failed: {}", s.message());
         for (auto& l : launches)
           running.erase(try_key(l.spec.run_id, l.spec.task, l.spec.try_number));
+        // The in-memory view is now ahead of the store; a restart re-reads the store and
+        // re-adopts the tries whose end was not recorded.
         arm_timer(TimePoint(now + std::chrono::seconds(1)));
         return;
       }
     }
     for (auto& l : launches) exec.start(l.spec);
+    for (auto& t : changed_tasks) notify_task(t);
+    changed_tasks.clear();
     for (auto& [id, state] : finished_runs) {
-      // A run is done: keep it out of the active set once no try of it still runs.
-      bool busy = false;
-      for (auto& [k, rt] : running) busy |= rt.run_id == id;
-      if (!busy) active.erase(id);
       spdlog::info("run {} {}", id, to_string(state));
       if (self.run_observer_) self.run_observer_(id, state);
+    }
+    // A finished run leaves the active set once no try of it still runs.
+    for (auto it = active.begin(); it != active.end();) {
+      bool busy = false;
+      if (is_terminal(it->second.run.state))
+        for (auto& [k, rt] : running) busy |= rt.run_id == it->first;
+      if (is_terminal(it->second.run.state) && !busy) it = active.erase(it);
+      else ++it;
     }
     for (auto& [k, rt] : running)
       if (rt.deadline && !rt.timed_out && (!wake || *rt.deadline < *wake)) wake = rt.deadline;
@@ -550,11 +564,25 @@ struct Engine::Impl {
       }
       return;
     }
+    if (running.find(ev.key) == running.end()) return;  // not ours (or already recorded)
+    // Finishes are recorded in the same transaction as the decisions they enable (one
+    // fsync for "A ended, B starts"), and finishes arriving together share it too.
+    pending_finishes.push_back(ev);
+    if (!pump_posted) {
+      pump_posted = true;
+      asio::post(io, [this] {
+        pump_posted = false;
+        pump();
+      });
+    }
+  }
+
+  // Records one finished try (inside the caller's transaction).
+  void record_finish(const TryEvent& ev, TimePoint now) {
     auto it = running.find(ev.key);
-    if (it == running.end()) return;  // not ours (or already recorded)
+    if (it == running.end()) return;
     RunningTry rt = std::move(it->second);
     running.erase(it);
-    TimePoint now = clock.now();
     TryRecord& rec = rt.rec;
     rec.ended_at = now;
     rec.exit_code = ev.exit_code;
@@ -584,42 +612,32 @@ struct Engine::Impl {
                 : end == core::TryEnd::Cancelled ? TryState::Cancelled
                 : end == core::TryEnd::Lost     ? TryState::Lost
                                                 : TryState::Failed;
+    (void)store.update_try(rec);
+    if (res.is_object() && end == core::TryEnd::Success) {
+      std::vector<FileRecord> outs;
+      for (auto& f : res.value("outputs", json::array()))
+        outs.push_back(FileRecord{f.value("path", ""), f.value("sha256", ""),
+                                  f.value("size", 0ULL), f.value("mode", 0644), ""});
+      if (!outs.empty()) (void)store.add_files(rec.run_id, rec.task, rec.try_number, "output", outs);
+      json values = res.value("values", json::object());
+      for (auto& [k, val] : values.items())
+        (void)store.set_value(rec.run_id, rec.task, rec.try_number, k, val);
+    }
+    if (res.is_object())
+      for (auto& m : res.value("metrics", json::array()))
+        (void)store.add_metric(rec.run_id, rec.task, rec.try_number, m.value("name", ""),
+                               m.value("value", 0.0), m.value("step", -1LL));
     auto vit = active.find(rt.run_id);
-    {
-      Transaction txn(store);
-      (void)store.update_try(rec);
-      if (res.is_object() && end == core::TryEnd::Success) {
-        std::vector<FileRecord> outs;
-        for (auto& f : res.value("outputs", json::array()))
-          outs.push_back(FileRecord{f.value("path", ""), f.value("sha256", ""),
-                                    f.value("size", 0ULL), f.value("mode", 0644), ""});
-        if (!outs.empty()) (void)store.add_files(rec.run_id, rec.task, rec.try_number, "output", outs);
-        json values = res.value("values", json::object());
-        for (auto& [k, val] : values.items())
-          (void)store.set_value(rec.run_id, rec.task, rec.try_number, k, val);
+    if (vit != active.end()) {
+      core::RunView& v = vit->second;
+      TaskInstance& ti = v.tasks[rec.task];
+      const TaskSpec* spec = v.dag->task(rec.task);
+      if (spec && !is_terminal(ti.state) && ti.try_number == rec.try_number) {
+        ti = core::after_try(*spec, ti, end, now);
+        (void)store.update_task(ti);
+        changed_tasks.push_back(ti);
       }
-      if (res.is_object())
-        for (auto& m : res.value("metrics", json::array()))
-          (void)store.add_metric(rec.run_id, rec.task, rec.try_number, m.value("name", ""),
-                                 m.value("value", 0.0), m.value("step", -1LL));
-      if (vit != active.end()) {
-        core::RunView& v = vit->second;
-        TaskInstance& ti = v.tasks[rec.task];
-        const TaskSpec* spec = v.dag->task(rec.task);
-        if (spec && !is_terminal(ti.state) && ti.try_number == rec.try_number) {
-          ti = core::after_try(*spec, ti, end, now);
-          (void)store.update_task(ti);
-          notify_task(ti);
-        }
-      }
-      if (auto s = txn.commit(); !s) spdlog::error("recording try {}: {}", ev.key, s.message());
     }
-    if (vit != active.end() && is_terminal(vit->second.run.state)) {
-      bool busy = false;
-      for (auto& [k, r] : running) busy |= r.run_id == rt.run_id;
-      if (!busy) active.erase(vit);
-    }
-    pump();
   }
 
   // ---- recovery --------------------------------------------------------------------------
