@@ -234,8 +234,11 @@ TEST(CoreTest, RandomRunsKeepTheInvariants) {
       apply(v, s);
       ASSERT_LE(running.size(), 3u);
       if (running.empty()) {
-        if (s.wake_at) now = *s.wake_at;
-        else if (!s.run_state) ASSERT_TRUE(is_terminal(v.run.state)) << "stuck, seed " << seed;
+        if (s.wake_at) {
+          now = *s.wake_at;
+        } else if (!s.run_state) {
+          ASSERT_TRUE(is_terminal(v.run.state)) << "stuck, seed " << seed;
+        }
         continue;
       }
       size_t k = rng() % running.size();

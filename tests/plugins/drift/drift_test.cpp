@@ -120,7 +120,9 @@ class DriftTest : public ::testing::Test {
     auto c = write("cur.csv", csv_column("x", texts(b)));
     json ours = drift(r, c);
     compare_all(ours, scipy(r, c));
-    if (!expect_mode.empty()) EXPECT_EQ(ours["features"]["x"]["stats"]["ks"]["mode"], expect_mode);
+    if (!expect_mode.empty()) {
+      EXPECT_EQ(ours["features"]["x"]["stats"]["ks"]["mode"], expect_mode);
+    }
   }
 
   static std::vector<double> normal(size_t n, double mu, double sd, uint64_t seed) {
