@@ -11,7 +11,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest
   nlohmann-json3-dev libcli11-dev libssl-dev libhowardhinnant-date-dev tzdata
   libcurl4-openssl-dev
-  python3 python3-sklearn python3-numpy python3-scipy python3-pandas
+  python3 python3-aiosmtpd python3-sklearn python3-numpy python3-scipy python3-pandas
   make snakemake procps curl
   clang-14 libclang-rt-14-dev
 )
@@ -21,13 +21,26 @@ for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
 if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "bootstrap: all packages present"
 fi
+
+# A real S3-compatible server that checks SigV4 signatures, for the snapshot remote tests.
+S3RVER_DIR=${DROVER_S3RVER_DIR:-/opt/drover/s3rver}
+if [[ ! -f $S3RVER_DIR/node_modules/@20minutes/s3rver/lib/cli.js ]]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing nodejs npm"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  echo "bootstrap: installing @20minutes/s3rver into $S3RVER_DIR"
+  $SUDO mkdir -p "$S3RVER_DIR"
+  $SUDO npm install --silent --no-audit --no-fund --prefix "$S3RVER_DIR" @20minutes/s3rver@5.0.0
+fi
+
