@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "common/fs.hpp"
+#include "plugins/process.hpp"
 
 namespace drover {
 
@@ -91,11 +92,66 @@ Status collect_outputs(const TrySpec& spec, BlobStore& blobs, std::vector<FileEn
 
 }  // namespace
 
+std::vector<std::string> try_environment(const TrySpec& spec) {
+  std::map<std::string, std::string> extra = spec.env;
+  extra["DROVER_RUN_ID"] = spec.run_id;
+  extra["DROVER_TASK"] = spec.task;
+  extra["DROVER_TRY"] = std::to_string(spec.try_number);
+  extra["DROVER_WORK_DIR"] = spec.work_dir().string();
+  extra["DROVER_HOME"] = spec.home;
+  return merged_environment(extra);
+}
+
+Status prepare_try(const TrySpec& spec) {
+  if (auto s = make_dirs(spec.work_dir()); !s) return s;
+  if (!TaskTypeRegistry::instance().find(spec.type))
+    return make_error("unknown task type '" + spec.type + "'");
+  BlobStore blobs(fs::path(spec.home) / "blobs");
+  if (auto s = materialize_inputs(spec, blobs); !s)
+    return make_error("materializing inputs: " + s.message());
+  return {};
+}
+
+int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
+               const json& values, const json& metrics, std::vector<FileEntry> files) {
+  BlobStore blobs(fs::path(spec.home) / "blobs");
+  if (code == 0) {
+    std::vector<FileEntry> outs;
+    if (auto s = collect_outputs(spec, blobs, outs); !s) {
+      error = s.message();
+      code = 1;
+    }
+    for (auto& f : outs) files.push_back(f);
+  }
+  if (!error.empty() && code != 0) {
+    // The log gets the reason too, so `drover logs` explains the failure.
+    int log = ::open(spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log >= 0) {
+      std::string line = "drover: " + error + "\n";
+      (void)!::write(log, line.data(), line.size());
+      ::close(log);
+    }
+  }
+  json outputs = json::array();
+  for (auto& f : files)
+    outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
+  json result = {{"started_at", started_us}, {"exit_code", code},   {"error", error},
+                 {"outputs", outputs},       {"values", values},   {"metrics", metrics},
+                 {"ended_at", now_us()}};
+  // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
+  // and a try whose result a power loss erased is simply lost and retried.
+  if (auto s = write_file_atomic(spec.result_path(), result.dump(), 0644, /*durable=*/false);
+      !s) {
+    std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
+    return code == 0 ? 1 : code;
+  }
+  return code;
+}
+
 int run_try(const TrySpec& spec) {
   long long started = now_us();
-  json result = {{"started_at", started}};
-  fs::path try_dir = spec.try_dir;
-  (void)make_dirs(spec.work_dir());
+  if (auto s = prepare_try(spec); !s)
+    return finish_try(spec, 1, s.message(), started, json::object(), json::array(), {});
 
   int log = ::open(spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log >= 0) {
@@ -108,65 +164,24 @@ int run_try(const TrySpec& spec) {
     ::dup2(devnull, 0);
     ::close(devnull);
   }
-
+  if (::chdir(spec.work_dir().c_str()) != 0)
+    return finish_try(spec, 1, spec.work_dir().string() + ": " + std::strerror(errno), started,
+                      json::object(), json::array(), {});
+  for (auto& kv : try_environment(spec)) {
+    auto eq = kv.find('=');
+    ::setenv(kv.substr(0, eq).c_str(), kv.c_str() + eq + 1, 1);
+  }
   BlobStore blobs(fs::path(spec.home) / "blobs");
   CollectingPublisher pub;
-  std::string error;
-  int code = 0;
-
+  std::map<std::string, fs::path> inputs;
+  for (auto& f : spec.inputs) inputs[f.from_task] = spec.inputs_dir() / f.from_task;
+  TaskContext ctx{spec, blobs, pub, inputs};
   const TaskType* type = TaskTypeRegistry::instance().find(spec.type);
-  if (!type) {
-    error = "unknown task type '" + spec.type + "'";
-    code = 1;
-  } else if (auto s = materialize_inputs(spec, blobs); !s) {
-    error = "materializing inputs: " + s.message();
-    code = 1;
-  } else if (::chdir(spec.work_dir().c_str()) != 0) {
-    error = spec.work_dir().string() + ": " + std::strerror(errno);
-    code = 1;
-  } else {
-    ::setenv("DROVER_RUN_ID", spec.run_id.c_str(), 1);
-    ::setenv("DROVER_TASK", spec.task.c_str(), 1);
-    ::setenv("DROVER_TRY", std::to_string(spec.try_number).c_str(), 1);
-    ::setenv("DROVER_WORK_DIR", spec.work_dir().c_str(), 1);
-    ::setenv("DROVER_HOME", spec.home.c_str(), 1);
-    for (auto& [k, v] : spec.env) ::setenv(k.c_str(), v.c_str(), 1);
-    std::map<std::string, fs::path> inputs;
-    for (auto& f : spec.inputs) inputs[f.from_task] = spec.inputs_dir() / f.from_task;
-    TaskContext ctx{spec, blobs, pub, inputs};
-    std::fflush(stdout);
-    code = type->run(ctx);
-    std::fflush(stdout);
-    std::fflush(stderr);
-    if (code == 0) {
-      std::vector<FileEntry> outs;
-      if (auto s = collect_outputs(spec, blobs, outs); !s) {
-        error = s.message();
-        std::fprintf(stderr, "drover: %s\n", error.c_str());
-        code = 1;
-      }
-      for (auto& f : outs) pub.files.push_back(f);
-    }
-  }
-  if (!error.empty() && code != 0) std::fprintf(stderr, "drover: %s\n", error.c_str());
-
-  json outputs = json::array();
-  for (auto& f : pub.files)
-    outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
-  result["exit_code"] = code;
-  result["error"] = error;
-  result["outputs"] = outputs;
-  result["values"] = pub.values;
-  result["metrics"] = pub.metrics;
-  result["ended_at"] = now_us();
-  // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
-  // and a try whose result a power loss erased is simply lost and retried.
-  if (auto s = write_file_atomic(spec.result_path(), result.dump(), 0644, /*durable=*/false);
-      !s) {
-    std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
-    return code == 0 ? 1 : code;
-  }
-  return code;
+  std::fflush(stdout);
+  int code = type->run(ctx);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  return finish_try(spec, code, "", started, pub.values, pub.metrics, pub.files);
 }
 
 json read_try_result(const std::string& try_dir) {

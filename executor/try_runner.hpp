@@ -15,6 +15,18 @@ namespace drover {
 //  "started_at","ended_at" (µs since epoch)}
 int run_try(const TrySpec& spec);
 
+// The steps of run_try, for callers that run the task themselves (the worker spawns a
+// `command` try's argv directly, with no try process in between):
+// prepare_try makes the work dir and materializes the inputs;
+Status prepare_try(const TrySpec& spec);
+// try_environment is the task's full environment (inherited + DROVER_* + `env:`);
+std::vector<std::string> try_environment(const TrySpec& spec);
+// finish_try collects declared outputs (when code == 0), writes result.json and returns
+// the final exit code.
+int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
+               const nlohmann::json& values, const nlohmann::json& metrics,
+               std::vector<FileEntry> files);
+
 // Reads a finished try's result.json; null json when absent or unreadable.
 nlohmann::json read_try_result(const std::string& try_dir);
 

@@ -4,7 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+
 #include <cerrno>
+#include <chrono>
+#include <vector>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -52,6 +57,50 @@ bool read_line(int fd, std::string& buf, std::string& line) {
   }
 }
 
+long long now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Starts a `command` try's argv directly (one fork+exec per task, as make and ninja do):
+// a new process group leader, stdin /dev/null, stdout+stderr appended to the try's log,
+// cwd the work dir, default signal dispositions.
+Result<pid_t> spawn_command_try(const TrySpec& spec) {
+  if (spec.argv.empty()) return make_error("empty command");
+  std::string log = spec.log_path().string(), work = spec.work_dir().string();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_addchdir_np(&fa, work.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> args;
+  for (auto& a : spec.argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  auto env = try_environment(spec);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return make_error("cannot start '" + spec.argv[0] + "': " + std::strerror(rc));
+  return pid;
+}
+
 }  // namespace
 
 int worker_main(int in_fd, int out_fd) {
@@ -76,6 +125,30 @@ int worker_main(int in_fd, int out_fd) {
       continue;
     }
     (void)make_dirs(spec->work_dir());
+    if (spec->type == "command") {
+      long long started = now_us();
+      json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
+      auto prepared = prepare_try(*spec);
+      Result<pid_t> pid = prepared.ok() ? spawn_command_try(*spec) : Result<pid_t>(prepared.error());
+      int code;
+      if (!pid) {
+        code = finish_try(*spec, 127, pid.message(), started, json::object(), json::array(), {});
+      } else {
+        write_pid_file(spec->try_dir, *pid, process_start_ticks(*pid));
+        write_line(out_fd, json{{"ev", "started"}, {"key", key}, {"pid", *pid},
+                                {"pid_start", process_start_ticks(*pid)}}.dump());
+        int status = 0;
+        while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
+        code = finish_try(*spec, code, "", started, json::object(), json::array(), {});
+      }
+      ev["exit_code"] = code;
+      ev["result"] = read_try_result(spec->try_dir);
+      write_line(out_fd, ev.dump());
+      continue;
+    }
     pid_t pid = ::fork();
     if (pid < 0) {
       write_line(out_fd, json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},

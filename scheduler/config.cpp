@@ -1,0 +1,295 @@
+// Loading and validating the server config file (scheduler/config.hpp).
+#include "scheduler/config.hpp"
+
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+
+#include "common/fs.hpp"
+#include "common/time.hpp"
+#include "scheduler/dag.hpp"
+
+namespace drover {
+namespace {
+
+using json = nlohmann::json;
+
+// Collects "file:line:col: message" diagnostics while walking the YAML tree.
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void error(const YAML::Node& at, const std::string& message) {
+    YAML::Mark m = at.Mark();
+    error(m.line, m.column, message);
+  }
+  void error(int line0, int col0, const std::string& message) {
+    errors_.push_back(Diagnostic{file_, line0 + 1, col0 + 1, message});
+  }
+  bool failed() const { return !errors_.empty(); }
+  std::string text() const {
+    std::string out;
+    for (const auto& d : errors_) out += (out.empty() ? "" : "\n") + d.str();
+    return out;
+  }
+
+  // Reports every key of map `node` that is not in `known`, with a suggestion.
+  void only_keys(const YAML::Node& node, const std::vector<std::string>& known,
+                 const std::string& where) {
+    for (const auto& kv : node) {
+      std::string key = kv.first.Scalar();
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      error(kv.first, "unknown key '" + key + "'" + (where.empty() ? "" : " in " + where) +
+                          did_you_mean(key, known));
+    }
+  }
+
+  bool is_map(const YAML::Node& n, const std::string& what) {
+    if (n.IsMap()) return true;
+    error(n, what + ": expected a mapping");
+    return false;
+  }
+
+  bool string(const YAML::Node& n, const std::string& what, std::string* out) {
+    if (!n.IsScalar()) {
+      error(n, what + ": expected a string");
+      return false;
+    }
+    *out = n.Scalar();
+    return true;
+  }
+
+  bool nonempty_string(const YAML::Node& n, const std::string& what, std::string* out) {
+    if (!string(n, what, out)) return false;
+    if (!out->empty()) return true;
+    error(n, what + ": must not be empty");
+    return false;
+  }
+
+  bool string_list(const YAML::Node& n, const std::string& what, std::vector<std::string>* out) {
+    if (!n.IsSequence() || n.size() == 0) {
+      error(n, what + ": expected a non-empty list of strings");
+      return false;
+    }
+    out->clear();
+    for (const auto& item : n) {
+      if (!item.IsScalar()) {
+        error(item, what + ": expected a string");
+        return false;
+      }
+      out->push_back(item.Scalar());
+    }
+    return true;
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& what, bool* out) {
+    std::string s = n.IsScalar() ? n.Scalar() : "";
+    if (s == "true") { *out = true; return true; }
+    if (s == "false") { *out = false; return true; }
+    error(n, what + ": expected true or false");
+    return false;
+  }
+
+  bool duration(const YAML::Node& n, const std::string& what, Micros* out) {
+    if (!n.IsScalar()) {
+      error(n, what + ": expected a duration like 2s or 1m");
+      return false;
+    }
+    auto d = parse_duration(n.Scalar());
+    if (!d.ok()) {
+      error(n, what + ": " + d.message());
+      return false;
+    }
+    *out = *d;
+    return true;
+  }
+
+ private:
+  std::string file_;
+  std::vector<Diagnostic> errors_;
+};
+
+json to_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    json o = json::object();
+    for (const auto& kv : n) o[kv.first.Scalar()] = to_json(kv.second);
+    return o;
+  }
+  if (n.IsSequence()) {
+    json a = json::array();
+    for (const auto& item : n) a.push_back(to_json(item));
+    return a;
+  }
+  if (n.IsScalar()) return n.Scalar();
+  return nullptr;
+}
+
+const std::vector<std::string> kTopKeys = {"alerts", "ui_url", "remotes", "secrets"};
+const std::vector<std::string> kAlertsKeys = {"channels", "retries", "retry_delay"};
+const std::vector<std::string> kTypes = {"webhook", "email", "command"};
+const std::vector<std::string> kWebhookKeys = {"type", "url", "timeout"};
+const std::vector<std::string> kEmailKeys = {"type", "smtp", "from", "to", "starttls",
+                                             "username_env", "password_env", "timeout"};
+const std::vector<std::string> kCommandKeys = {"type", "run", "timeout"};
+
+void parse_channel(Checker& c, const std::string& name, const YAML::Node& key,
+                   const YAML::Node& n, AlertsConfig* out) {
+  std::string where = "channel '" + name + "'";
+  if (!c.is_map(n, where)) return;
+  AlertChannel ch;
+  ch.name = name;
+  YAML::Node type = n["type"];
+  if (!type) {
+    c.error(key, where + ": missing 'type' (webhook, email or command)");
+    return;
+  }
+  std::string t;
+  if (!c.string(type, where + ": type", &t)) return;
+  const std::vector<std::string>* keys = nullptr;
+  if (t == "webhook") {
+    ch.type = AlertChannel::Type::Webhook;
+    keys = &kWebhookKeys;
+  } else if (t == "email") {
+    ch.type = AlertChannel::Type::Email;
+    keys = &kEmailKeys;
+  } else if (t == "command") {
+    ch.type = AlertChannel::Type::Command;
+    keys = &kCommandKeys;
+  } else {
+    c.error(type, where + ": unknown channel type '" + t + "' (expected webhook, email or command)" +
+                      did_you_mean(t, kTypes));
+    return;
+  }
+  c.only_keys(n, *keys, where);
+  auto required = [&](const char* k) {
+    YAML::Node v = n[k];
+    if (!v) c.error(key, where + ": missing '" + std::string(k) + "'");
+    return v;
+  };
+  if (YAML::Node v = n["timeout"]) c.duration(v, where + ": timeout", &ch.timeout);
+  switch (ch.type) {
+    case AlertChannel::Type::Webhook:
+      if (YAML::Node v = required("url")) {
+        if (c.nonempty_string(v, where + ": url", &ch.url) && ch.url.rfind("http://", 0) != 0 &&
+            ch.url.rfind("https://", 0) != 0)
+          c.error(v, where + ": url: expected an http:// or https:// URL");
+      }
+      break;
+    case AlertChannel::Type::Email:
+      if (YAML::Node v = required("smtp")) {
+        if (c.nonempty_string(v, where + ": smtp", &ch.smtp) &&
+            ch.smtp.rfind("smtp://", 0) != 0 && ch.smtp.rfind("smtps://", 0) != 0)
+          c.error(v, where + ": smtp: expected an smtp:// or smtps:// URL");
+      }
+      if (YAML::Node v = required("from")) c.nonempty_string(v, where + ": from", &ch.from);
+      if (YAML::Node v = required("to")) {
+        if (v.IsScalar() && !v.Scalar().empty()) {
+          ch.to = {v.Scalar()};
+        } else {
+          c.string_list(v, where + ": to", &ch.to);
+        }
+      }
+      if (YAML::Node v = n["starttls"]) c.boolean(v, where + ": starttls", &ch.starttls);
+      if (YAML::Node v = n["username_env"]) c.string(v, where + ": username_env", &ch.username_env);
+      if (YAML::Node v = n["password_env"]) c.string(v, where + ": password_env", &ch.password_env);
+      break;
+    case AlertChannel::Type::Command:
+      if (YAML::Node v = required("run")) c.string_list(v, where + ": run", &ch.run);
+      break;
+  }
+  out->channels[name] = std::move(ch);
+}
+
+void parse_alerts(Checker& c, const YAML::Node& n, AlertsConfig* out) {
+  if (!c.is_map(n, "alerts")) return;
+  c.only_keys(n, kAlertsKeys, "alerts");
+  if (YAML::Node v = n["retries"]) {
+    bool good = false;
+    if (v.IsScalar()) {
+      try {
+        int r = v.as<int>();
+        if (r >= 0 && r <= 100) {
+          out->retries = r;
+          good = true;
+        }
+      } catch (const YAML::Exception&) {
+      }
+    }
+    if (!good) c.error(v, "alerts: retries: expected an integer from 0 to 100");
+  }
+  if (YAML::Node v = n["retry_delay"]) c.duration(v, "alerts: retry_delay", &out->retry_delay);
+  if (YAML::Node chans = n["channels"]) {
+    if (!c.is_map(chans, "alerts: channels")) return;
+    for (const auto& kv : chans) parse_channel(c, kv.first.Scalar(), kv.first, kv.second, out);
+  }
+}
+
+}  // namespace
+
+const char* AlertChannel::type_name(Type t) {
+  switch (t) {
+    case Type::Webhook: return "webhook";
+    case Type::Email: return "email";
+    case Type::Command: return "command";
+  }
+  return "?";
+}
+
+std::string run_url(const std::string& ui_url, const std::string& run_id) {
+  if (ui_url.empty() || run_id.empty()) return "";
+  std::string base = ui_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/runs/" + run_id;
+}
+
+Result<ServerConfig> parse_server_config(std::string_view text, const std::string& file) {
+  ServerConfig cfg;
+  cfg.path = file;
+  Checker c(file);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::ParserException& e) {
+    c.error(e.mark.line, e.mark.column, e.msg);
+    return make_error(c.text(), "invalid");
+  } catch (const YAML::Exception& e) {
+    return make_error(file + ": " + e.what(), "invalid");
+  }
+  try {
+    if (!root || root.IsNull()) return cfg;  // an empty file is a valid, empty config
+    if (!c.is_map(root, "config")) return make_error(c.text(), "invalid");
+    c.only_keys(root, kTopKeys, "");
+    if (YAML::Node v = root["alerts"]) parse_alerts(c, v, &cfg.alerts);
+    if (YAML::Node v = root["ui_url"]) c.string(v, "ui_url", &cfg.ui_url);
+    for (const char* k : {"remotes", "secrets"}) {
+      if (YAML::Node v = root[k]) cfg.extra[k] = to_json(v);
+    }
+  } catch (const YAML::Exception& e) {
+    c.error(e.mark.line, e.mark.column, e.msg);
+  }
+  if (c.failed()) return make_error(c.text(), "invalid");
+  return cfg;
+}
+
+Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
+  auto text = read_file(path, 1u << 20);
+  if (!text.ok()) return text.error();
+  auto cfg = parse_server_config(*text, path.string());
+  if (!cfg.ok()) return cfg;
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    std::string w = path.string() + ": mode " + mode +
+                    " lets group/others read it; it may hold secrets (webhook URLs, SMTP "
+                    "settings): chmod 600 " + path.string();
+    spdlog::warn("{}", w);
+    cfg->warnings.push_back(std::move(w));
+  }
+  return cfg;
+}
+
+}  // namespace drover
