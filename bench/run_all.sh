@@ -78,6 +78,24 @@ log "drover=$DROVER work=$WORK shm=$SHM reps=$REPS"
   echo "reps	$REPS (Snakemake: $SNAKEMAKE_REPS)"
 } > "$OUT.env"
 
+# fsync_probe : p50/p90 of 100 fdatasync()s of a 4 KiB write on the disk under $WORK. Every
+# durable SQLite commit costs about one of these; the shared disk varies several-fold in a day.
+fsync_probe() {
+  $PY - "$WORK/fsync-probe" <<'PYEOF'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)
+ts = []
+for _ in range(100):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    ts.append((time.perf_counter() - t) * 1e3)
+os.unlink(sys.argv[1])
+ts.sort()
+print("p50 %.2f ms, p90 %.2f ms" % (ts[50], ts[90]))
+PYEOF
+}
+echo "fdatasync_at_start	$(fsync_probe)" >> "$OUT.env"
 gcc -O2 -o "$WORK/floor" "$BENCH/floor.c"
 
 # ---- 1. scheduling overhead -------------------------------------------------------------------
@@ -213,6 +231,8 @@ print(len(d.get("dags", [])) + len(d.get("errors", [])))' 2>/dev/null || echo 0)
   stop_serve
 done
 
+echo "fdatasync_at_end	$(fsync_probe)" >> "$OUT.env"
+echo "load_at_end	$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT.env"
 $PY "$BENCH/report.py" "$TSV" "$OUT.env" "$OUT.edges" > "$OUT"
 log "wrote $OUT"
 cat "$OUT"

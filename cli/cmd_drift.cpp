@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/command.hpp"
+#include "plugins/dataset_ref.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/fs.hpp"
 #include "plugins/drift/drift.hpp"
@@ -30,7 +31,17 @@ constexpr const char* kFooter =
 
 // Maps a REF to a file path. Plain paths only for now; dataset refs (NAME@TAG) and model
 // refs (model:NAME@ALIAS) plug in here.
-Result<std::string> resolve_ref(const std::string& ref) { return drift::resolve_plain_path(ref); }
+// A REF is a plain file path or a file of a dataset snapshot ("events@reference:train.csv",
+// materialized under HOME/cache/refs).
+std::string g_home = ".drover";
+Result<std::string> resolve_ref(const std::string& ref) {
+  if (is_dataset_file_ref(ref)) {
+    auto p = materialize_dataset_file(g_home, ref, std::filesystem::path(g_home) / "cache" / "refs");
+    if (!p) return p.error();
+    return p->string();
+  }
+  return drift::resolve_plain_path(ref);
+}
 
 struct Options {
   std::string reference, current, report;
@@ -166,6 +177,7 @@ int cmd_drift(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--report", o.report, "Write a self-contained HTML report to this file");
   app.add_flag("--json", o.json, "Print the JSON report");
+  app.add_option("--home", g_home, "State folder holding dataset snapshots (default ./.drover)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

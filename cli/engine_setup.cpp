@@ -1,4 +1,5 @@
 #include "cli/engine_setup.hpp"
+#include "executor/proc.hpp"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -8,13 +9,7 @@
 
 namespace drover::cli {
 
-std::string self_exe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "drover";
-  buf[n] = 0;
-  return buf;
-}
+std::string self_exe() { return self_exe_path(); }
 
 int default_slots() {
   unsigned n = std::thread::hardware_concurrency();

@@ -1,5 +1,7 @@
 #include "executor/proc.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -24,6 +26,14 @@ static bool read_stat(int pid, char& state, long long& start) {
   for (int i = 4; i <= 22; ++i) rest >> field;
   start = std::atoll(field.c_str());
   return true;
+}
+
+std::string self_exe_path() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "drover";
+  buf[n] = 0;
+  return buf;
 }
 
 long long process_start_ticks(int pid) {

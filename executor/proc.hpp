@@ -16,6 +16,8 @@ struct PidFile {
   long long start = 0;
 };
 PidFile read_pid_file(const std::string& try_dir);
+// The path of the running executable (/proc/self/exe), or "drover" when unknown.
+std::string self_exe_path();
 void write_pid_file(const std::string& try_dir, int pid, long long start);
 
 }  // namespace drover

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "common/fs.hpp"
+#include "executor/proc.hpp"
 #include "plugins/process.hpp"
 
 namespace drover {
@@ -99,6 +100,7 @@ std::vector<std::string> try_environment(const TrySpec& spec) {
   extra["DROVER_TRY"] = std::to_string(spec.try_number);
   extra["DROVER_WORK_DIR"] = spec.work_dir().string();
   extra["DROVER_HOME"] = spec.home;
+  extra["DROVER_BIN"] = self_exe_path();  // so a task can call `"$DROVER_BIN" snapshot ...`
   return merged_environment(extra);
 }
 

@@ -10,6 +10,7 @@
 
 #include "common/fs.hpp"
 #include "plugins/drift/drift.hpp"
+#include "plugins/dataset_ref.hpp"
 #include "plugins/task_type.hpp"
 
 namespace drover {
@@ -113,8 +114,31 @@ class DriftTaskType final : public TaskType {
       return path.is_absolute() ? path : work / path;
     };
     drift::DriftOptions o;
-    o.reference = resolve(w["reference"].get<std::string>()).string();
-    o.current = resolve(w["current"].get<std::string>()).string();
+    // A reference or current may name a file of a dataset snapshot ("events@reference:
+    // train.csv"); it is materialized, verified, next to the work dir.
+    fs::path refs_dir = fs::path(ctx.spec.try_dir) / "refs";
+    auto ref = materialize_dataset_file(ctx.spec.home, w["reference"].get<std::string>(), refs_dir);
+    if (!ref && ref.error().code == "not_found" &&
+        is_dataset_file_ref(w["reference"].get<std::string>())) {
+      // No reference yet (e.g. before the first successful retrain moves its tag): nothing
+      // to compare with, which is not drift. Said plainly in the log and the values.
+      std::printf("drift: no reference (%s): %s; skipping the check\n",
+                  w["reference"].get<std::string>().c_str(), ref.message().c_str());
+      ctx.publish.value("drift", false);
+      ctx.publish.value("skipped", "no reference: " + ref.message());
+      return 0;
+    }
+    if (!ref) {
+      std::fprintf(stderr, "drift: reference: %s\n", ref.message().c_str());
+      return 1;
+    }
+    auto cur = materialize_dataset_file(ctx.spec.home, w["current"].get<std::string>(), refs_dir);
+    if (!cur) {
+      std::fprintf(stderr, "drift: current: %s\n", cur.message().c_str());
+      return 1;
+    }
+    o.reference = resolve(ref->string()).string();
+    o.current = resolve(cur->string()).string();
     o.reference_name = w["reference"].get<std::string>();
     o.current_name = w["current"].get<std::string>();
     if (w.contains("columns"))

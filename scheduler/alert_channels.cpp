@@ -1,0 +1,316 @@
+// The three alert channel types behind deliver_alert() (scheduler/alerts.hpp): webhook and
+// email through libcurl, command through posix_spawn. Each call is one attempt; retries are
+// the dispatcher's business. Thread-safe: no shared state beyond curl's global init.
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include "common/fs.hpp"
+#include "common/time.hpp"
+#include "scheduler/alerts.hpp"
+
+extern char** environ;
+
+namespace drover {
+namespace {
+
+using json = nlohmann::json;
+using Steady = std::chrono::steady_clock;
+
+void curl_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* flag = static_cast<const std::atomic<bool>*>(cancel);
+  return flag && flag->load() ? 1 : 0;
+}
+
+size_t discard_body(char* data, size_t size, size_t n, void* out) {
+  auto* s = static_cast<std::string*>(out);
+  if (s->size() < 512) s->append(data, std::min(size * n, 512 - s->size()));
+  return size * n;
+}
+
+struct Upload {
+  std::string data;
+  size_t pos = 0;
+};
+
+size_t read_upload(char* buf, size_t size, size_t n, void* arg) {
+  auto* u = static_cast<Upload*>(arg);
+  size_t len = std::min(size * n, u->data.size() - u->pos);
+  std::memcpy(buf, u->data.data() + u->pos, len);
+  u->pos += len;
+  return len;
+}
+
+// Common easy-handle settings: timeout, cancel hook, no signals.
+void setup(CURL* h, const AlertChannel& ch, const std::atomic<bool>* cancel, char* errbuf) {
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       ch.timeout).count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  errbuf[0] = '\0';
+}
+
+std::string curl_error(CURLcode rc, const char* errbuf) {
+  return errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+}
+
+Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
+                       const std::atomic<bool>* cancel) {
+  curl_init_once();
+  CURL* h = curl_easy_init();
+  if (!h) return make_error("webhook: curl_easy_init failed");
+  char errbuf[CURL_ERROR_SIZE];
+  setup(h, ch, cancel, errbuf);
+  std::string body = alert_payload(alert).dump();
+  std::string response;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "User-Agent: drover-alerts");
+  curl_easy_setopt(h, CURLOPT_URL, ch.url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &response);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(h);
+  if (rc != CURLE_OK) return make_error("webhook " + ch.url + ": " + curl_error(rc, errbuf));
+  if (status < 200 || status >= 300) {
+    std::string snippet = response.substr(0, 200);
+    for (char& c : snippet) if (c == '\n' || c == '\r') c = ' ';
+    return make_error("webhook " + ch.url + ": HTTP " + std::to_string(status) +
+                      (snippet.empty() ? "" : ": " + snippet));
+  }
+  return Status::Ok();
+}
+
+std::string one_line(std::string s) {
+  for (char& c : s) if (c == '\r' || c == '\n') c = ' ';
+  return s;
+}
+
+std::string rfc5322_date(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+std::string crlf(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) out += '\r';
+    out += s[i];
+  }
+  return out;
+}
+
+std::string email_subject(const Alert& a) {
+  std::string s = "[drover] " + a.kind + ": " + a.dag;
+  if (!a.task.empty()) s += "." + a.task;
+  if (!a.run_id.empty()) s += " (run " + a.run_id + ")";
+  return one_line(s);
+}
+
+std::string email_message(const AlertChannel& ch, const Alert& a) {
+  std::string to;
+  for (const auto& r : ch.to) to += (to.empty() ? "" : ", ") + r;
+  std::string domain = ch.from.substr(ch.from.find('@') == std::string::npos
+                                          ? ch.from.size() : ch.from.find('@') + 1);
+  if (domain.empty()) domain = "drover";
+  std::string m;
+  m += "Date: " + rfc5322_date(std::time(nullptr)) + "\n";
+  m += "From: " + one_line(ch.from) + "\n";
+  m += "To: " + one_line(to) + "\n";
+  m += "Message-ID: <" + random_hex(16) + "@" + one_line(domain) + ">\n";
+  m += "Subject: " + email_subject(a) + "\n";
+  m += "MIME-Version: 1.0\n";
+  m += "Content-Type: text/plain; charset=utf-8\n";
+  m += "Content-Transfer-Encoding: 8bit\n";
+  m += "\n";
+  m += a.message + "\n\n";
+  if (!a.url.empty()) m += "Run: " + a.url + "\n";
+  m += "Kind: " + a.kind + "\n";
+  if (!a.dag.empty()) m += "DAG: " + a.dag + "\n";
+  if (!a.run_id.empty()) m += "Run id: " + a.run_id + "\n";
+  if (!a.task.empty()) m += "Task: " + a.task + "\n";
+  if (!a.details.empty()) m += "\nDetails:\n" + a.details.dump(2) + "\n";
+  return crlf(m);
+}
+
+Status deliver_email(const AlertChannel& ch, const Alert& alert,
+                     const std::atomic<bool>* cancel) {
+  std::string user, password;
+  if (!ch.username_env.empty()) {
+    const char* v = std::getenv(ch.username_env.c_str());
+    if (!v) return make_error("email: environment variable " + ch.username_env + " is not set");
+    user = v;
+  }
+  if (!ch.password_env.empty()) {
+    const char* v = std::getenv(ch.password_env.c_str());
+    if (!v) return make_error("email: environment variable " + ch.password_env + " is not set");
+    password = v;
+  }
+  curl_init_once();
+  CURL* h = curl_easy_init();
+  if (!h) return make_error("email: curl_easy_init failed");
+  char errbuf[CURL_ERROR_SIZE];
+  setup(h, ch, cancel, errbuf);
+  Upload upload{email_message(ch, alert), 0};
+  curl_slist* rcpt = nullptr;
+  for (const auto& r : ch.to) rcpt = curl_slist_append(rcpt, ("<" + r + ">").c_str());
+  std::string from = "<" + ch.from + ">";
+  curl_easy_setopt(h, CURLOPT_URL, ch.smtp.c_str());
+  curl_easy_setopt(h, CURLOPT_MAIL_FROM, from.c_str());
+  curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
+  curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(h, CURLOPT_READFUNCTION, read_upload);
+  curl_easy_setopt(h, CURLOPT_READDATA, &upload);
+  curl_easy_setopt(h, CURLOPT_INFILESIZE, static_cast<long>(upload.data.size()));
+  if (ch.starttls) curl_easy_setopt(h, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+  if (!ch.username_env.empty()) curl_easy_setopt(h, CURLOPT_USERNAME, user.c_str());
+  if (!ch.password_env.empty()) curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
+  CURLcode rc = curl_easy_perform(h);
+  curl_slist_free_all(rcpt);
+  curl_easy_cleanup(h);
+  if (rc != CURLE_OK) return make_error("email " + ch.smtp + ": " + curl_error(rc, errbuf));
+  return Status::Ok();
+}
+
+// Runs ch.run with the payload on stdin (a socket, so a child that exits without reading
+// cannot raise SIGPIPE here); stdout is discarded, the tail of stderr goes in the error.
+Status deliver_command(const AlertChannel& ch, const Alert& alert,
+                       const std::atomic<bool>* cancel) {
+  if (ch.run.empty()) return make_error("command: empty run");
+  int in[2], err[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0)
+    return make_error(std::string("command: socketpair: ") + std::strerror(errno));
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    return make_error(std::string("command: pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[1], 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  std::vector<char*> argv;
+  for (const auto& a : ch.run) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(in[1]);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(in[0]);
+    ::close(err[0]);
+    return make_error("command " + ch.run[0] + ": " + std::strerror(rc));
+  }
+  std::string payload = alert_payload(alert).dump() + "\n";
+  size_t written = 0;
+  int wfd = in[0];
+  ::fcntl(wfd, F_SETFL, O_NONBLOCK);
+  ::fcntl(err[0], F_SETFL, O_NONBLOCK);
+  std::string stderr_tail;
+  auto deadline = Steady::now() + ch.timeout;
+  int status = 0;
+  bool exited = false, timed_out = false, cancelled = false;
+  while (!exited) {
+    pollfd fds[2];
+    int nfds = 0;
+    fds[nfds++] = {err[0], POLLIN, 0};
+    if (wfd >= 0) fds[nfds++] = {wfd, POLLOUT, 0};
+    ::poll(fds, nfds, 10);
+    if (wfd >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = ::send(wfd, payload.data() + written, payload.size() - written, MSG_NOSIGNAL);
+      if (n > 0) written += static_cast<size_t>(n);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) written = payload.size();  // reader gone
+      if (written == payload.size()) {
+        ::close(wfd);
+        wfd = -1;
+      }
+    }
+    char buf[1024];
+    ssize_t n;
+    while ((n = ::read(err[0], buf, sizeof buf)) > 0) {
+      stderr_tail.append(buf, static_cast<size_t>(n));
+      if (stderr_tail.size() > 1024) stderr_tail.erase(0, stderr_tail.size() - 1024);
+    }
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    if (cancel && cancel->load()) cancelled = true;
+    if (Steady::now() >= deadline) timed_out = true;
+    if (timed_out || cancelled) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+  }
+  if (wfd >= 0) ::close(wfd);
+  ::close(err[0]);
+  while (!stderr_tail.empty() && (stderr_tail.back() == '\n' || stderr_tail.back() == '\r'))
+    stderr_tail.pop_back();
+  std::string what = "command " + ch.run[0];
+  if (timed_out) return make_error(what + ": killed after " + format_duration(ch.timeout));
+  if (cancelled) return make_error(what + ": cancelled at shutdown");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  std::string why = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
+                                      : "signal " + std::to_string(WTERMSIG(status));
+  auto nl = stderr_tail.rfind('\n');
+  std::string last = nl == std::string::npos ? stderr_tail : stderr_tail.substr(nl + 1);
+  return make_error(what + ": " + why + (last.empty() ? "" : ": " + last));
+}
+
+}  // namespace
+
+Status deliver_alert(const AlertChannel& channel, const Alert& alert,
+                     const std::atomic<bool>* cancel) {
+  switch (channel.type) {
+    case AlertChannel::Type::Webhook: return deliver_webhook(channel, alert, cancel);
+    case AlertChannel::Type::Email: return deliver_email(channel, alert, cancel);
+    case AlertChannel::Type::Command: return deliver_command(channel, alert, cancel);
+  }
+  return make_error("unknown channel type");
+}
+
+}  // namespace drover
