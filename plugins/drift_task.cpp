@@ -16,6 +16,17 @@
 namespace drover {
 namespace {
 
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else out += c;
+  }
+  return out;
+}
+
 namespace fs = std::filesystem;
 
 bool is_template(const json& v) {
@@ -124,8 +135,16 @@ class DriftTaskType final : public TaskType {
       // to compare with, which is not drift. Said plainly in the log and the values.
       std::printf("drift: no reference (%s): %s; skipping the check\n",
                   w["reference"].get<std::string>().c_str(), ref.message().c_str());
+      std::string why = "no reference: " + ref.message();
       ctx.publish.value("drift", false);
-      ctx.publish.value("skipped", "no reference: " + ref.message());
+      ctx.publish.value("skipped", why);
+      // The declared report files exist either way, saying why nothing was compared.
+      json skipped = {{"drift", false}, {"share", 0.0}, {"features", json::object()},
+                      {"skipped", why}};
+      (void)write_file_atomic(resolve("drift.json"), skipped.dump(2) + "\n");
+      (void)write_file_atomic(resolve(w.value("report", std::string("drift.html"))),
+                              "<!doctype html><meta charset=utf-8><title>Drift: skipped</title>"
+                              "<p>Drift check skipped: " + html_escape(why) + "</p>\n");
       return 0;
     }
     if (!ref) {

@@ -188,5 +188,51 @@ TEST_F(RunTest, InvalidDagFileExitsOneWithFileLineCol) {
   EXPECT_NE(r.err.find(f.string() + ":3:"), std::string::npos) << r.err;
 }
 
+TEST_F(RunTest, SnapshotAndDriftTasksLinkDataVersionsAndFlagDrift) {
+  auto f = dag("data.yaml", R"(dag: data
+params:
+  start: {type: int, default: 1}
+tasks:
+  make:
+    run: "mkdir -p d && (echo x; seq 500 | awk -v s={{ params.start }} '{print $1 + s}') > d/data.csv"
+    outputs: [d]
+  snap:
+    type: snapshot
+    needs: [make]
+    with: {path: "{{ inputs.make.path }}/d", dataset: numbers}
+  check:
+    type: drift
+    needs: [snap]
+    with: {reference: "numbers@reference:data.csv", current: "{{ inputs.snap.path }}/data.csv"}
+    outputs: [drift.json]
+  tag:
+    needs: [check, snap]
+    run: '"$DROVER_BIN" snapshot tag {{ outputs.snap.version }} reference --home "$DROVER_HOME"'
+)");
+  // First run: no reference yet, so the check is skipped; then the tag moves.
+  auto r1 = run(f);
+  ASSERT_EQ(r1.code, 0) << r1.out << r1.err;
+  json rec1 = record(r1);
+  json snap = try_of(rec1, "snap", 1);
+  std::string version = snap["values"]["version"];
+  EXPECT_EQ(version.size(), 64u);
+  EXPECT_EQ(snap["values"]["dataset"], "numbers");
+  EXPECT_EQ(try_of(rec1, "check", 1)["values"]["drift"], false);
+  EXPECT_TRUE(try_of(rec1, "check", 1)["values"].contains("skipped"));
+  auto shown = drover({"snapshot", "show", "numbers@reference", "--home", home().string(), "--json"});
+  EXPECT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find(version), std::string::npos) << shown.out;
+  // Same data again: no drift. Shifted data: drift, recorded as a value and metrics.
+  auto r2 = run(f);
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_EQ(try_of(record(r2), "check", 1)["values"]["drift"], false);
+  EXPECT_EQ(try_of(record(r2), "snap", 1)["values"]["version"], version);  // deduplicated
+  auto r3 = run(f, {"-p", "start=400"});
+  ASSERT_EQ(r3.code, 0) << r3.err;
+  json check = try_of(record(r3), "check", 1);
+  EXPECT_EQ(check["values"]["drift"], true);
+  EXPECT_FALSE(check["metrics"].empty());
+}
+
 }  // namespace
 }  // namespace drover::testing
