@@ -12,6 +12,8 @@
 #include "cli/engine_setup.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/fs.hpp"
+#include "scheduler/alerts.hpp"
+#include "scheduler/config.hpp"
 #include "scheduler/daemon.hpp"
 #include "web/api_server.hpp"
 #include "web/auth.hpp"
@@ -29,6 +31,7 @@ int cmd_serve(int argc, char** argv) {
   std::vector<std::string> queue_limits;
   int slots = default_slots();
   bool json_logs = false;
+  std::string config_file;
   app.add_option("--home", home, "State folder (default ./.drover)");
   app.add_option("--dags", dags, "Folder of DAG files (default ./dags)");
   app.add_option("--listen", listen, "API address (default 127.0.0.1:8080; port 0 = any free)");
@@ -37,6 +40,8 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--project-dir", project_dir,
                  "Value of {{ project_dir }} (default: each DAG file's git work tree)");
   app.add_flag("--json-logs", json_logs, "Log as JSON lines");
+  app.add_option("--config", config_file,
+                 "Server config: alert channels, ui_url (default HOME/config.yaml if present)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -66,6 +71,20 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "drover serve: DAG folder '%s' does not exist\n", dags.c_str());
     return kExitFailure;
   }
+  // Alert channels (docs/alerts.md): the config is optional; a broken one stops the start.
+  std::unique_ptr<AlertDispatcher> alerts;
+  if (config_file.empty() && std::filesystem::exists(std::filesystem::path(home) / "config.yaml"))
+    config_file = (std::filesystem::path(home) / "config.yaml").string();
+  if (!config_file.empty()) {
+    auto cfg = load_server_config(config_file);
+    if (!cfg) {
+      std::fprintf(stderr, "%s\n", cfg.message().c_str());
+      return kExitFailure;
+    }
+    for (auto& w : cfg->warnings) spdlog::warn("{}", w);
+    alerts = std::make_unique<AlertDispatcher>(std::move(*cfg));
+    opts.alerts = alerts.get();
+  }
   auto token = ensure_token(home);
   if (!token) {
     std::fprintf(stderr, "drover serve: %s\n", token.message().c_str());
@@ -84,7 +103,7 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "drover serve: %s\n", s.message().c_str());
     return kExitFailure;
   }
-  ApiServer api(io, engine, ApiOptions{token_hash(*token), 1 << 20});
+  ApiServer api(io, engine, ApiOptions{token_hash(*token), 1 << 20, home});
   auto url = api.listen(listen);
   if (!url) {
     std::fprintf(stderr, "drover serve: %s\n", url.message().c_str());

@@ -12,11 +12,14 @@
 #include <string>
 
 #include "cli/command.hpp"
+#include "cli/engine_setup.hpp"
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/time.hpp"
 #include "plugins/snapshot/progress.hpp"
+#include "plugins/snapshot/http_remote.hpp"
 #include "plugins/snapshot/registry.hpp"
+#include "scheduler/store.hpp"
 
 namespace drover::cli {
 namespace {
@@ -304,6 +307,14 @@ int do_gc(const Options& o) {
         return fail(f + ":" + std::to_string(n) + ": not a SHA-256 hash: '" + line + "'");
       g.keep.insert(line);
     }
+  }
+  // Blobs that recorded runs reference (their files and published snapshot versions).
+  if (fs::path db = store_path(o.home); fs::exists(db)) {
+    auto store = Store::open_sqlite(db);
+    if (!store) return fail(db.string() + ": " + store.message());
+    auto refs = (*store)->referenced_hashes();
+    if (!refs) return fail(db.string() + ": " + refs.message());
+    g.keep.insert(refs->begin(), refs->end());
   }
   auto r = reg.gc(g);
   if (!r) return fail(r.message());

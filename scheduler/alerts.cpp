@@ -12,8 +12,8 @@ using json = nlohmann::json;
 using Steady = std::chrono::steady_clock;
 
 std::string alert_text(const Alert& a) {
-  std::string s = "[drover] " + a.kind + ": " + a.dag;
-  if (!a.task.empty()) s += "." + a.task;
+  std::string s = "[drover] " + a.kind;
+  if (!a.dag.empty()) s += ": " + a.dag + (a.task.empty() ? "" : "." + a.task);
   if (!a.run_id.empty()) s += " (run " + a.run_id + ")";
   if (!a.message.empty()) s += ": " + a.message;
   if (!a.url.empty()) s += " <" + a.url + "|open run>";
@@ -22,9 +22,10 @@ std::string alert_text(const Alert& a) {
 }
 
 json alert_payload(const Alert& a) {
+  json details = a.details.is_null() ? json::object() : a.details;
   return json{{"text", alert_text(a)}, {"kind", a.kind},       {"dag", a.dag},
               {"run_id", a.run_id},    {"task", a.task},       {"message", a.message},
-              {"url", a.url},          {"details", a.details.is_null() ? json::object() : a.details}};
+              {"url", a.url},          {"details", details}};
 }
 
 std::vector<std::string> channels_for(const DagSpec& dag, const std::string& kind) {

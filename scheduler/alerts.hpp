@@ -36,7 +36,8 @@ struct Alert {
 // The JSON every channel carries (webhook body, command stdin, email footer):
 // {"text", "kind", "dag", "run_id", "task", "message", "url", "details"}.
 nlohmann::json alert_payload(const Alert& alert);
-// The Slack-compatible one-line summary: "[drover] task_failed: dag.task (run R): msg <url|open run>".
+// The Slack-compatible one-line summary:
+// "[drover] task_failed: dag.task (run R): message <url|open run>".
 std::string alert_text(const Alert& alert);
 // The channel names a DAG lists for an alert kind: task_failed and retries_exhausted use
 // `on_failure`, drift `on_drift`, sla_miss `on_sla_miss`.

@@ -31,9 +31,14 @@ class Checker {
     errors_.push_back(Diagnostic{file_, line0 + 1, col0 + 1, message});
   }
   bool failed() const { return !errors_.empty(); }
+  // Every finding, in file order.
   std::string text() const {
+    std::vector<Diagnostic> sorted = errors_;
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return a.line != b.line ? a.line < b.line : a.col < b.col;
+    });
     std::string out;
-    for (const auto& d : errors_) out += (out.empty() ? "" : "\n") + d.str();
+    for (const auto& d : sorted) out += (out.empty() ? "" : "\n") + d.str();
     return out;
   }
 
@@ -160,8 +165,8 @@ void parse_channel(Checker& c, const std::string& name, const YAML::Node& key,
     ch.type = AlertChannel::Type::Command;
     keys = &kCommandKeys;
   } else {
-    c.error(type, where + ": unknown channel type '" + t + "' (expected webhook, email or command)" +
-                      did_you_mean(t, kTypes));
+    c.error(type, where + ": unknown channel type '" + t +
+                      "' (expected webhook, email or command)" + did_you_mean(t, kTypes));
     return;
   }
   c.only_keys(n, *keys, where);

@@ -27,12 +27,24 @@ bool failed(TaskState s) {
 
 enum class Ready { Wait, Go, UpstreamFailed, Skip };
 
-Ready readiness(const TaskSpec& t, const std::map<std::string, TaskInstance>& tasks) {
+// The run's task instances with this step's changes laid over them (no copy of the run).
+struct Overlay {
+  const std::map<std::string, TaskInstance>& base;
+  std::map<std::string, TaskInstance> changed;
+  const TaskInstance* find(const std::string& id) const {
+    auto c = changed.find(id);
+    if (c != changed.end()) return &c->second;
+    auto b = base.find(id);
+    return b == base.end() ? nullptr : &b->second;
+  }
+};
+
+Ready readiness(const TaskSpec& t, const Overlay& tasks) {
   bool all_done = true, all_ok = true, any_failed = false;
   for (auto& n : t.needs) {
-    auto it = tasks.find(n);
-    if (it == tasks.end()) continue;
-    TaskState s = it->second.state;
+    const TaskInstance* ti = tasks.find(n);
+    if (!ti) continue;
+    TaskState s = ti->state;
     if (!is_terminal(s)) all_done = false;
     if (!succeeded(s)) all_ok = false;
     if (failed(s) && s != TaskState::Cancelled) any_failed = true;
@@ -57,12 +69,13 @@ Ready readiness(const TaskSpec& t, const std::map<std::string, TaskInstance>& ta
 RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start) {
   RunStep out;
   if (is_terminal(v.run.state)) return out;
-  auto tasks = v.tasks;  // working copy, so later tasks see earlier decisions
+  Overlay tasks{v.tasks, {}};  // later tasks see earlier decisions of this step
   bool started_any = false;
   for (const TaskSpec& spec : v.dag->tasks) {  // topological order
-    auto it = tasks.find(spec.id);
-    if (it == tasks.end()) continue;
-    TaskInstance& t = it->second;
+    const TaskInstance* cur = tasks.find(spec.id);
+    if (!cur) continue;
+    if (cur->state != TaskState::Pending && cur->state != TaskState::UpForRetry) continue;
+    TaskInstance t = *cur;
     bool want_start = false;
     if (t.state == TaskState::Pending) {
       switch (readiness(spec, tasks)) {
@@ -71,13 +84,15 @@ RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start) 
         case Ready::UpstreamFailed:
           t.state = TaskState::UpstreamFailed;
           out.updates.push_back(t);
+          tasks.changed[spec.id] = t;
           break;
         case Ready::Skip:
           t.state = TaskState::Skipped;
           out.updates.push_back(t);
+          tasks.changed[spec.id] = t;
           break;
       }
-    } else if (t.state == TaskState::UpForRetry) {
+    } else {  // UpForRetry
       if (t.next_try_at && *t.next_try_at > now) {
         if (!out.wake_at || *t.next_try_at < *out.wake_at) out.wake_at = t.next_try_at;
       } else {
@@ -90,20 +105,21 @@ RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start) 
       t.next_try_at.reset();
       out.updates.push_back(t);
       out.starts.push_back({spec.id, t.try_number});
+      tasks.changed[spec.id] = t;
       started_any = true;
     }
   }
-  bool all_terminal = true, all_ok = true;
-  for (auto& [id, t] : tasks) {
+  bool all_terminal = true, all_ok = true, any_active = started_any;
+  for (auto& [id, base] : v.tasks) {
+    const TaskInstance& t = *tasks.find(id);
     if (!is_terminal(t.state)) all_terminal = false;
     if (!succeeded(t.state)) all_ok = false;
+    if (t.state != TaskState::Pending) any_active = true;
   }
   if (all_terminal) {
     out.run_state = all_ok ? RunState::Success : RunState::Failed;
-  } else if (v.run.state == RunState::Queued && (started_any || may_start)) {
-    bool any_active = started_any;
-    for (auto& [id, t] : tasks) any_active |= t.state != TaskState::Pending;
-    if (any_active) out.run_state = RunState::Running;
+  } else if (v.run.state == RunState::Queued && (started_any || may_start) && any_active) {
+    out.run_state = RunState::Running;
   }
   return out;
 }

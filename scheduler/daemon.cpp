@@ -8,6 +8,7 @@
 
 #include "common/fs.hpp"
 #include "common/time.hpp"
+#include "scheduler/alerts.hpp"
 #include "scheduler/dag_loader.hpp"
 #include "scheduler/git.hpp"
 #include "scheduler/store_json.hpp"
@@ -468,6 +469,7 @@ struct Engine::Impl {
       for (auto& ev : finishes) record_finish(ev, now);
       fire_schedules(now, wake);
       expire_timeouts(now, wake);
+      check_slas(now, wake);
       core::Slots slots = free_slots();
       // Per DAG, runs start oldest first up to max_active_runs.
       std::map<std::string, int> running_runs;
@@ -553,6 +555,38 @@ struct Engine::Impl {
     });
   }
 
+  // ---- alerts ----------------------------------------------------------------------------
+
+  std::set<std::string> sla_alerted;  // runs already alerted for their SLA
+
+  void alert(const DagSpec& dag, Alert a) {
+    if (!opts.alerts) return;
+    a.dag = dag.id;
+    if (a.dedup_key.empty()) a.dedup_key = a.dag + "/" + a.run_id + "/" + a.task + "/" + a.kind;
+    opts.alerts->send(dag, std::move(a));
+  }
+
+  // A run misses its SLA when it is not finished `sla` after its scheduled time (the end of
+  // its data interval; for a manual run, its creation).
+  void check_slas(TimePoint now, std::optional<TimePoint>& wake) {
+    for (auto& [id, v] : active) {
+      if (!v.dag->sla || is_terminal(v.run.state) || sla_alerted.count(id)) continue;
+      TimePoint due = v.run.interval_end.value_or(v.run.created_at) + *v.dag->sla;
+      if (now < due) {
+        if (!wake || due < *wake) wake = due;
+        continue;
+      }
+      sla_alerted.insert(id);
+      Alert a;
+      a.kind = "sla_miss";
+      a.run_id = id;
+      a.message = "run " + id + " is not finished " + format_duration(*v.dag->sla) +
+                  " after its scheduled time (" + format_iso_utc(due - *v.dag->sla) + ")";
+      a.details = {{"sla", format_duration(*v.dag->sla)}, {"state", to_string(v.run.state)}};
+      alert(*v.dag, std::move(a));
+    }
+  }
+
   // ---- try events ----------------------------------------------------------------------
 
   void on_event(const TryEvent& ev) {
@@ -636,6 +670,49 @@ struct Engine::Impl {
         ti = core::after_try(*spec, ti, end, now);
         (void)store.update_task(ti);
         changed_tasks.push_back(ti);
+        if (ti.state == TaskState::Failed || ti.state == TaskState::TimedOut) {
+          Alert a;
+          a.kind = spec->retries > 0 ? "retries_exhausted" : "task_failed";
+          a.run_id = rec.run_id;
+          a.task = rec.task;
+          a.message = "task " + rec.task + " " + to_string(ti.state) + " after " +
+                      std::to_string(rec.try_number) + " tr" +
+                      (rec.try_number == 1 ? "y" : "ies") +
+                      (rec.error.empty() ? "" : ": " + rec.error) +
+                      (rec.exit_code ? " (exit " + std::to_string(*rec.exit_code) + ")" : "");
+          a.details = {{"try", rec.try_number}, {"exit_code", rec.exit_code ? json(*rec.exit_code) : json()},
+                       {"log", rec.log_path}};
+          alert(*v.dag, std::move(a));
+        }
+      }
+      // A drift check that found drift alerts the DAG's on_drift channels, naming the
+      // drifted features and their scores.
+      if (spec && spec->type == "drift" && res.is_object() &&
+          res.value("values", json::object()).value("drift", false)) {
+        json values = res["values"];
+        json features = json::object();
+        for (auto& m : res.value("metrics", json::array())) {
+          std::string name = m.value("name", "");
+          if (name.rfind("drift.", 0) == 0 && name.size() > 12 &&
+              name.compare(name.size() - 6, 6, ".score") == 0)
+            features[name.substr(6, name.size() - 12)] = m.value("value", 0.0);
+        }
+        json drifted = values.value("drifted", json::array());
+        json scores = json::object();
+        for (auto& f : drifted)
+          if (f.is_string() && features.contains(f.get<std::string>()))
+            scores[f.get<std::string>()] = features[f.get<std::string>()];
+        std::string names;
+        for (auto& [k, val] : scores.items())
+          names += (names.empty() ? "" : ", ") + k + " " + std::to_string(val.get<double>());
+        Alert a;
+        a.kind = "drift";
+        a.run_id = rec.run_id;
+        a.task = rec.task;
+        a.message = "feature drift in " + std::to_string(drifted.size()) + " feature" +
+                    (drifted.size() == 1 ? "" : "s") + (names.empty() ? "" : ": " + names);
+        a.details = {{"drifted", drifted}, {"scores", scores}};
+        alert(*v.dag, std::move(a));
       }
     }
   }
@@ -831,7 +908,13 @@ Result<std::string> Engine::trigger(const std::string& dag, const json& body,
   return impl_->create_run(it->second.dag, params, false, "manual", user, std::nullopt);
 }
 
-Result<json> Engine::list_runs(const RunFilter& filter) {
+Result<json> Engine::list_runs(const RunFilter& given) {
+  RunFilter filter = given;
+  if (!filter.before_run.empty()) {
+    auto rowid = impl_->store.run_rowid(filter.before_run);
+    if (!rowid) return make_error("no run '" + filter.before_run + "'", "not_found");
+    filter.before_rowid = *rowid;
+  }
   auto runs = impl_->store.list_runs(filter);
   if (!runs) return runs.error();
   json out = {{"runs", json::array()}};
@@ -869,6 +952,10 @@ Status Engine::cancel(const std::string& run_id, const std::string& user) {
   if (run_observer_) run_observer_(run_id, RunState::Cancelled);
   impl_->post_pump();
   return {};
+}
+
+json Engine::alert_deliveries() {
+  return impl_->opts.alerts ? impl_->opts.alerts->deliveries() : json::array();
 }
 
 Result<std::string> Engine::log_path(const std::string& run_id, const std::string& task,

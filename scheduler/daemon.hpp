@@ -25,6 +25,8 @@ namespace boost::asio { class io_context; }
 
 namespace drover {
 
+class AlertDispatcher;
+
 struct EngineOptions {
   std::filesystem::path home;                // state: store, blobs, runs/
   std::optional<std::filesystem::path> dags_dir;  // serve: the folder of DAG files
@@ -32,6 +34,7 @@ struct EngineOptions {
   int global_slots = 4;                      // tries running at once
   std::map<std::string, int> queue_slots;    // per-queue limits (absent: unlimited)
   bool schedules = true;                     // fire cron schedules (false for `drover run`)
+  AlertDispatcher* alerts = nullptr;         // task failure, drift and SLA alerts (optional)
 };
 
 class Engine final : public Service {
@@ -73,6 +76,7 @@ class Engine final : public Service {
   Status cancel(const std::string& run_id, const std::string& user) override;
   Result<std::string> log_path(const std::string& run_id, const std::string& task,
                                std::optional<int> try_number) override;
+  json alert_deliveries() override;
 
  private:
   struct Impl;

@@ -1138,6 +1138,19 @@ void Loader::check_templates_in(const YAML::Node& n, const std::string& task_id,
   }
 }
 
+// True when a scalar under `n` holds "{{" (bounded by the loader's depth limit).
+static bool has_template(const YAML::Node& n, int depth) {
+  if (!n.IsDefined() || n.IsNull() || depth > 64) return false;
+  if (n.IsScalar()) return n.Scalar().find("{{") != std::string::npos;
+  if (n.IsSequence())
+    for (const auto& c : n)
+      if (has_template(c, depth + 1)) return true;
+  if (n.IsMap())
+    for (const auto& kv : n)
+      if (has_template(kv.second, depth + 1)) return true;
+  return false;
+}
+
 void Loader::check_templates() {
   // Index for ancestors() (the tasks may be unsorted when there is a cycle).
   dag_.task_index.clear();
@@ -1147,6 +1160,10 @@ void Loader::check_templates() {
   for (size_t i = 0; i < dag_.tasks.size(); ++i) {
     const TaskSpec& t = dag_.tasks[i];
     const TaskNodes& nodes = task_nodes_[i];
+    // Ancestors cost O(tasks) per task: compute them only for tasks with templates.
+    bool templated = has_template(nodes.run, 0) || has_template(nodes.with, 0) ||
+                     has_template(nodes.env, 0);
+    if (!templated) continue;
     auto list = dag_.ancestors(t.id);
     std::set<std::string> anc(list.begin(), list.end());
     const std::string where = " in task '" + t.id + "'";

@@ -34,6 +34,9 @@ class Service {
   // The log file of a try (latest try when nullopt). "not_found" when absent.
   virtual Result<std::string> log_path(const std::string& run_id, const std::string& task,
                                        std::optional<int> try_number) = 0;
+  // Recent alert deliveries: [{time, channel, type, kind, dag, run_id, task, ok, error,
+  // attempts}], oldest first (empty when no alert channels are configured).
+  virtual json alert_deliveries() { return json::array(); }
 };
 
 }  // namespace drover

@@ -93,6 +93,7 @@ struct RunFilter {
   std::optional<RunState> state;
   int limit = 100;
   std::optional<int64_t> before_rowid;  // paging: runs created before this row
+  std::string before_run;               // paging by run id (resolved by the Service)
 };
 
 class Store {
@@ -147,6 +148,11 @@ class Store {
   // [{"name":..,"value":..,"step":..}] in insertion order
   virtual Result<json> metrics_of(const std::string& run_id, const std::string& task,
                                   int try_number) = 0;
+
+  // Every blob a recorded run references, for gc: the sha256 of each try file (inputs and
+  // outputs) and each published value named "version" (a snapshot's version id). Distinct,
+  // sorted; values that are not 64 lowercase hex digits are left out.
+  virtual Result<std::vector<std::string>> referenced_hashes() = 0;
 
   // Schedule state: the logical date of the last run the scheduler created for a DAG.
   virtual Result<std::optional<TimePoint>> last_scheduled(const std::string& dag) = 0;

@@ -5,9 +5,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <system_error>
 #include <unordered_map>
 
@@ -652,6 +654,24 @@ class SqliteStore final : public Store {
     }
     if (rc != SQLITE_DONE) return err("values_of");
     return out;
+  }
+
+  Result<std::vector<std::string>> referenced_hashes() override {
+    auto st = prepare(
+        "SELECT sha256 FROM try_files UNION SELECT value FROM try_values WHERE key = 'version'");
+    if (!st.ok()) return st.error();
+    std::set<std::string> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      std::string v = st->text(0);
+      if (v.size() == 66 && v.front() == '"' && v.back() == '"') v = v.substr(1, 64);  // JSON
+      bool hex = v.size() == 64 && std::all_of(v.begin(), v.end(), [](char c) {
+                   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                 });
+      if (hex) out.insert(std::move(v));
+    }
+    if (rc != SQLITE_DONE) return err("referenced_hashes");
+    return std::vector<std::string>(out.begin(), out.end());
   }
 
   Status add_metric(const std::string& run_id, const std::string& task, int try_number,

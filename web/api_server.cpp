@@ -30,6 +30,12 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/blob_store.hpp"
+#include "common/clock.hpp"
+#include "common/fs.hpp"
+#include "common/sha256.hpp"
+#include "common/time.hpp"
+#include "plugins/snapshot/registry.hpp"
 #include "scheduler/service.hpp"
 #include "web/auth.hpp"
 
@@ -40,6 +46,7 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using beast::error_code;
+namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------------------------------
 // Router
@@ -297,7 +304,7 @@ ApiResponse list_runs(Service& service, const std::map<std::string, std::string>
     filter.limit = static_cast<int>(*limit);
   }
   if (auto it = query.find("before"); it != query.end() && !it->second.empty())
-    return error_response(422, "'before' is not supported yet");
+    filter.before_run = it->second;  // a run id: runs created before it (paging)
   auto runs = service.list_runs(filter);
   if (!runs) return service_error(runs.error());
   return json_response(200, *runs);
@@ -351,6 +358,103 @@ ApiResponse task_log(Service& service, const std::string& run, const std::string
   return r;
 }
 
+// ---- Blobs and dataset refs (docs/api.md "Blobs and dataset refs"): the daemon as the
+// team's data registry, the server side of plugins/snapshot/http_remote.hpp. Every name
+// that reaches the filesystem is checked first (64 hex digits; [a-z0-9_.-]+), so no request
+// can name a path outside HOME/blobs or HOME/datasets.
+
+std::optional<ApiResponse> check_hash(const std::string& sha) {
+  if (BlobStore::valid_hash(sha)) return std::nullopt;
+  return error_response(400, "invalid blob hash '" + sha +
+                                 "' (expected 64 lowercase hex digits)");
+}
+
+ApiResponse blob_route(const ApiOptions& options, const std::string& method,
+                       const std::string& sha, const std::string& body) {
+  if (method != "HEAD" && method != "GET" && method != "PUT")
+    return method_not_allowed("HEAD, GET, PUT");
+  if (auto bad = check_hash(sha)) return *bad;
+  BlobStore blobs(fs::path(options.home) / "blobs");
+  fs::path path = blobs.path_of(sha);
+  struct stat st {};
+  bool present = ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  if (method == "HEAD" || method == "GET") {
+    if (!present) return error_response(404, "no blob " + sha);
+    ApiResponse r;
+    r.content_type = "application/octet-stream";
+    r.headers.emplace_back("Content-Length", std::to_string(st.st_size));
+    r.headers.emplace_back("ETag", "\"" + sha + "\"");
+    if (method == "GET") r.body_file = path.string();
+    return r;
+  }
+  std::string actual = sha256_hex(body);
+  if (actual != sha)
+    return error_response(422, "body hash " + actual + " does not match blob " + sha);
+  if (present) return json_response(200, {{"sha256", sha}, {"size", body.size()}});
+  auto put = blobs.put_bytes(body);
+  if (!put) return service_error(put.error());
+  ApiResponse r = json_response(201, {{"sha256", sha}, {"size", put->size}});
+  r.headers.emplace_back("Location", "/api/v1/blobs/" + sha);
+  return r;
+}
+
+// HOME/datasets/NAME/latest or HOME/datasets/NAME/tags/TAG (the Registry's layout).
+fs::path ref_file(const ApiOptions& options, const std::string& name, const std::string& tag) {
+  fs::path dir = fs::path(options.home) / "datasets" / name;
+  return tag == "latest" ? dir / "latest" : dir / "tags" / tag;
+}
+
+ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& method,
+                              const std::string& name, const std::string& tag,
+                              const std::string& body) {
+  if (method != "GET" && method != "PUT") return method_not_allowed("GET, PUT");
+  if (!snapshot::valid_dataset_name(name))
+    return error_response(400, "invalid dataset name '" + name + "' (allowed: [a-z0-9_.-]+)");
+  if (tag != "latest" && !snapshot::valid_tag_name(tag))
+    return error_response(400, "invalid tag '" + tag + "' (allowed: [A-Za-z0-9_.-]+)");
+  fs::path file = ref_file(options, name, tag);
+  if (method == "GET") {
+    auto text = read_file(file, 1024);
+    std::string v = text ? *text : std::string();
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+    if (!text || !BlobStore::valid_hash(v))
+      return error_response(404, "dataset '" + name + "' has no ref '" + tag + "'");
+    return json_response(200, {{"version", v}});
+  }
+  auto parsed = parse_body(body);
+  if (!parsed) return service_error(parsed.error());
+  const json& j = *parsed;
+  if (!j.is_object() || !j.contains("version") || !j["version"].is_string() || j.size() != 1)
+    return error_response(422, "request body must be {\"version\": \"<64 hex digits>\"}");
+  std::string v = j["version"].get<std::string>();
+  if (!BlobStore::valid_hash(v))
+    return error_response(422, "invalid version '" + v + "' (expected 64 lowercase hex digits)");
+  snapshot::Registry registry{fs::path(options.home)};
+  if (!registry.blobs().has(v))
+    return error_response(422, "version " + v +
+                                   " is not on this server: push its blobs and manifest first");
+  auto manifest = registry.load(v);
+  if (!manifest) return error_response(422, "version " + v + " is not a manifest: " +
+                                                manifest.message());
+  // A log line first (so gc and `snapshot ls` know the version), then the ref itself.
+  fs::path dir = fs::path(options.home) / "datasets" / name;
+  if (auto s = make_dirs(dir / "tags"); !s) return service_error(s.error());
+  SystemClock clock;
+  std::string line = format_iso_utc(clock.now()) + "\t" + v + "\tpushed " + name + "@" + tag +
+                     " through the API\n";
+  int fd = ::open((dir / "log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return service_error(make_error((dir / "log").string() + ": " +
+                                              std::strerror(errno)));
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return service_error(make_error((dir / "log").string() + ": write failed"));
+  if (auto s = write_file_atomic(file, v + "\n"); !s) return service_error(s.error());
+  if (tag != "latest" && !fs::exists(dir / "latest"))
+    if (auto s = write_file_atomic(dir / "latest", v + "\n"); !s) return service_error(s.error());
+  return json_response(200, {{"version", v}});
+}
+
 ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest& req) {
   auto target = parse_target(req.target);
   if (!target) return error_response(400, "malformed request target");
@@ -393,6 +497,10 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
     if (m != "GET") return method_not_allowed("GET");
     return list_runs(service, target->query);
   }
+  if (p.size() == 1 && p[0] == "alerts") {
+    if (m != "GET") return method_not_allowed("GET");
+    return json_response(200, {{"deliveries", service.alert_deliveries()}});
+  }
   if (p.size() == 2 && p[0] == "runs") {
     if (m != "GET") return method_not_allowed("GET");
     if (auto bad = check_id("run", p[1])) return *bad;
@@ -411,6 +519,14 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
     if (auto bad = check_id("run", p[1])) return *bad;
     if (auto bad = check_id("task", p[3])) return *bad;
     return task_log(service, p[1], p[3], target->query);
+  }
+  if (p.size() == 2 && p[0] == "blobs") {
+    if (options.home.empty()) return error_response(404, "the blob API is not enabled here");
+    return blob_route(options, m, p[1], req.body);
+  }
+  if (p.size() == 4 && p[0] == "datasets" && p[2] == "refs") {
+    if (options.home.empty()) return error_response(404, "the blob API is not enabled here");
+    return dataset_ref_route(options, m, p[1], p[3], req.body);
   }
   return error_response(404, "no route for " + m + " " + std::string(req.target));
 }
@@ -475,20 +591,60 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // A request is read in three steps: the header (so the body limit can depend on the
+  // route: blobs may be large), then the body in pieces, each under its own timeout (a
+  // large upload may take long as a whole but must keep moving).
   void do_read() {
     parser_.emplace();
-    parser_->body_limit(shared_->options.max_body);
+    body_limit_ = shared_->options.max_body;
+    parser_->body_limit(body_limit_);
     parser_->header_limit(16 * 1024);
     stream_.expires_after(kIoTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(error_code ec, size_t) {
+    if (ec) return on_read(ec, 0);
+    auto& req = parser_->get();
+    std::string_view target(req.target().data(), req.target().size());
+    if (target.rfind("/api/v1/blobs/", 0) == 0) {
+      // Refuse a bad token before accepting a large body.
+      auto auth = req[http::field::authorization];
+      if (!token_matches(bearer_token(std::string_view(auth.data(), auth.size())),
+                         shared_->options.token_sha256))
+        return send_error(401, "missing or invalid bearer token");
+      body_limit_ = shared_->options.max_blob_body;
+      parser_->body_limit(body_limit_);
+    }
+    if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
+      continue_ = {};
+      continue_.version(11);
+      continue_.result(http::status::continue_);
+      stream_.expires_after(kIoTimeout);
+      return http::async_write(stream_, continue_,
+                               [self = shared_from_this()](error_code ec, size_t) {
+                                 if (ec) return;
+                                 self->do_read_body();
+                               });
+    }
+    do_read_body();
+  }
+
+  void do_read_body() {
+    if (parser_->is_done()) return on_read({}, 0);
+    stream_.expires_after(kIoTimeout);
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](error_code ec, size_t) {
+                            if (ec) return self->on_read(ec, 0);
+                            self->do_read_body();
+                          });
   }
 
   void on_read(error_code ec, size_t) {
     if (ec == http::error::end_of_stream) return do_close();
     if (ec == http::error::body_limit)
-      return send_error(413, "request body over " + std::to_string(shared_->options.max_body) +
-                                 " bytes");
+      return send_error(413, "request body over " + std::to_string(body_limit_) + " bytes");
     if (ec == http::error::header_limit) return send_error(400, "request header too large");
     if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
         ec != http::error::partial_message)  // a parse error
@@ -503,16 +659,47 @@ class Session : public std::enable_shared_from_this<Session> {
     res_ = {};
     res_.version(req.version());
     res_.keep_alive(req.keep_alive());
-    fill(r);
+    fill(r, req.method() == http::verb::head);
     do_write();
   }
 
-  void fill(ApiResponse& r) {
-    res_.result(static_cast<unsigned>(r.status));
-    res_.set(http::field::server, "drover");
-    res_.set(http::field::content_type, r.content_type);
-    res_.set(http::field::cache_control, "no-store");
-    for (auto& [name, value] : r.headers) res_.set(name, value);
+  template <class Message>
+  void set_headers(Message& m, const ApiResponse& r) {
+    m.result(static_cast<unsigned>(r.status));
+    m.set(http::field::server, "drover");
+    m.set(http::field::content_type, r.content_type);
+    m.set(http::field::cache_control, "no-store");
+    for (auto& [name, value] : r.headers) m.set(name, value);
+  }
+
+  // A response to HEAD keeps the Content-Length the handler gave (the size of what GET
+  // would send) and carries no body. A body_file is streamed from disk.
+  void fill(ApiResponse& r, bool head = false) {
+    file_res_.reset();
+    if (!r.body_file.empty() && !head) {
+      http::file_body::value_type file;
+      error_code ec;
+      file.open(r.body_file.c_str(), beast::file_mode::scan, ec);
+      if (!ec) {
+        file_res_.emplace();
+        file_res_->version(res_.version());
+        file_res_->keep_alive(res_.keep_alive());
+        set_headers(*file_res_, r);
+        file_res_->body() = std::move(file);
+        file_res_->prepare_payload();
+        file_sr_.emplace(*file_res_);
+        return;
+      }
+      r = error_response(404, "cannot open the response body: " + ec.message());
+    }
+    set_headers(res_, r);
+    if (head) {
+      bool has_length = std::any_of(r.headers.begin(), r.headers.end(), [](auto& h) {
+        return beast::iequals(h.first, "Content-Length");
+      });
+      if (!has_length) res_.content_length(r.body.size());
+      return;
+    }
     res_.body() = std::move(r.body);
     res_.prepare_payload();
   }
@@ -522,6 +709,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ApiResponse r;
     r.status = status;
     r.body = dump(json{{"error", {{"code", reason_code(status)}, {"message", message}}}});
+    if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"drover\"");
     res_ = {};
     res_.version(11);
     res_.keep_alive(false);
@@ -531,15 +719,30 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void do_write() {
+    if (file_res_) return do_write_file();
     stream_.expires_after(kIoTimeout);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
 
+  // A file body goes out in pieces, each under its own timeout.
+  void do_write_file() {
+    if (file_sr_->is_done()) return on_write({}, 0);
+    stream_.expires_after(kIoTimeout);
+    http::async_write_some(stream_, *file_sr_,
+                           [self = shared_from_this()](error_code ec, size_t) {
+                             if (ec) return;
+                             self->do_write_file();
+                           });
+  }
+
   void on_write(error_code ec, size_t) {
     if (ec) return;
     if (drain_after_write_) return do_drain();
-    if (res_.need_eof()) return do_close();
+    bool need_eof = file_res_ ? file_res_->need_eof() : res_.need_eof();
+    file_sr_.reset();
+    file_res_.reset();
+    if (need_eof) return do_close();
     do_read();
   }
 
@@ -573,6 +776,10 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  http::response<http::empty_body> continue_;
+  std::optional<http::response<http::file_body>> file_res_;
+  std::optional<http::response_serializer<http::file_body>> file_sr_;
+  size_t body_limit_ = 0;
   std::shared_ptr<Shared> shared_;
   bool drain_after_write_ = false;
   std::vector<char> drain_buf_;

@@ -23,6 +23,10 @@ class Service;
 struct ApiOptions {
   std::string token_sha256;   // hex SHA-256 of the accepted bearer token (web/auth.hpp)
   size_t max_body = 1 << 20;  // larger request bodies are refused with 413
+  // The drover home: blobs under HOME/blobs, dataset refs under HOME/datasets. Empty: the
+  // blob and dataset-ref routes answer 404.
+  std::string home;
+  size_t max_blob_body = size_t{1} << 30;  // the body limit of PUT /api/v1/blobs/{sha256}
 };
 
 // One request as the router sees it, free of any HTTP library: `target` is the raw
@@ -39,6 +43,9 @@ struct ApiResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // When non-empty, the body is this file's bytes, streamed by the server (`body` is then
+  // ignored): how blobs are sent without reading them into memory.
+  std::string body_file;
 };
 
 // Routes one request to the Service and renders its answer or error. Every error is

@@ -29,11 +29,14 @@ constexpr size_t kPerValueBins = 10;
 constexpr size_t kHistogramCategories = 30;
 
 bool is_missing_text(std::string_view s) {
+  // Fast path: every missing spelling, trimmed, starts with 'N' or 'n'.
+  if (!s.empty() && s[0] != ' ' && s[0] != 'N' && s[0] != 'n') return false;
   size_t b = s.find_first_not_of(' ');
   if (b == std::string_view::npos) return true;
   s = s.substr(b, s.find_last_not_of(' ') - b + 1);
-  static const char* kTokens[] = {"NA", "N/A", "null", "NULL", "NaN", "nan", "None"};
-  for (const char* t : kTokens) {
+  static constexpr std::string_view kTokens[] = {"NA",  "N/A", "null", "NULL",
+                                                 "NaN", "nan", "None"};
+  for (std::string_view t : kTokens) {
     if (s == t) return true;
   }
   return false;
@@ -41,7 +44,49 @@ bool is_missing_text(std::string_view s) {
 
 // A decimal number: optional sign, digits with an optional point, optional exponent.
 // Surrounding spaces are ignored; inf and nan spellings are not numbers.
+// Clinger's fast path for plain decimals ("-12.345678"): at most 15 digits and no exponent,
+// so the digits and the power of ten are both exact doubles and one division rounds
+// correctly, the same double std::from_chars returns. False when the text is not of that form.
+bool parse_plain_decimal(std::string_view s, double* out) {
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  const char* p = s.data();
+  const char* end = p + s.size();
+  bool neg = false;
+  if (p < end && *p == '-') {
+    neg = true;
+    ++p;
+  }
+  uint64_t m = 0;
+  int digits = 0, frac = -1;
+  for (; p < end; ++p) {
+    unsigned d = static_cast<unsigned char>(*p) - '0';
+    if (d <= 9) {
+      m = m * 10 + d;
+      ++digits;
+      if (frac >= 0) ++frac;
+    } else if (*p == '.' && frac < 0) {
+      frac = 0;
+    } else {
+      return false;
+    }
+  }
+  if (digits == 0 || digits > 15) return false;
+  double v = static_cast<double>(m);
+  if (frac > 0) v /= kPow10[frac];
+  *out = neg ? -v : v;
+  return true;
+}
+
 bool parse_number(std::string_view s, double* out) {
+  if (!s.empty() && s[0] != ' ' && s[0] != '+' && s.back() != ' ') {
+    if (parse_plain_decimal(s, out)) return true;
+    // Fast path (no spaces, no '+'): the checks below, minus the trimming.
+    const char c = s[0] == '-' && s.size() > 1 ? s[1] : s[0];
+    if (!((c >= '0' && c <= '9') || c == '.')) return false;
+    auto res = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return res.ec == std::errc() && res.ptr == s.data() + s.size() && std::isfinite(*out);
+  }
   size_t b = s.find_first_not_of(' ');
   if (b == std::string_view::npos) return false;
   s = s.substr(b, s.find_last_not_of(' ') - b + 1);
@@ -311,8 +356,8 @@ void decide(Verdict& v, const json& stats) {
 
 Result<json> numeric_feature(const DriftOptions& o, const std::string& name, Column& ref,
                              Column& cur) {
-  std::sort(ref.values.begin(), ref.values.end());
-  std::sort(cur.values.begin(), cur.values.end());
+  sort_values(ref.values);
+  sort_values(cur.values);
   const auto& a = ref.values;
   const auto& b = cur.values;
   json f;

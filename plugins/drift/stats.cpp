@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 namespace drover::drift {
@@ -287,6 +288,22 @@ double kolmogn_pelzgood_cdf(long long n, double x) {
   return sum;
 }
 
+// Loader's stirlerr: log(k!) - (k + 1/2) log(k) + k - log(2 pi) / 2, small for every k.
+double stirling_remainder(long long k) {
+  if (k <= 15) {
+    long double dk = static_cast<long double>(k);
+    return static_cast<double>(std::lgamma(dk + 1) - (dk + 0.5L) * std::log(dk) + dk -
+                               0.5L * std::log(2 * static_cast<long double>(kPi)));
+  }
+  constexpr double s0 = 1.0 / 12, s1 = 1.0 / 360, s2 = 1.0 / 1260, s3 = 1.0 / 1680,
+                   s4 = 1.0 / 1188;
+  double dk = static_cast<double>(k), kk = dk * dk;
+  if (k > 500) return (s0 - s1 / kk) / dk;
+  if (k > 80) return (s0 - (s1 - s2 / kk) / kk) / dk;
+  if (k > 35) return (s0 - (s1 - (s2 - s3 / kk) / kk) / kk) / dk;
+  return (s0 - (s1 - (s2 - (s3 - s4 / kk) / kk) / kk) / kk) / dk;
+}
+
 }  // namespace
 
 // cephes smirnov (scipy.special.smirnov): Pr(D+_n > x) by the Birnbaum-Tingey sum.
@@ -335,6 +352,21 @@ double smirnov_sf(long long n, double x) {
     long double lb = (v - 1) * std::log(b);
     return sign * std::exp(lc + la + lb);
   };
+  // The same term for 1 <= v < n(1 - x), in Loader's form (the one R's dbinom uses):
+  // log C(n,v) + (n-v) log(a) + (v-1) log(b) is rewritten with the Stirling remainders so that no two
+  // large logarithms cancel, which keeps double arithmetic accurate to ~1e-12 relative.
+  // One log, two log1p and one exp instead of three long double lgamma calls.
+  const double stir_n = stirling_remainder(n);
+  const double two_pi = 2 * kPi, xn = x * dn;
+  auto term_fast = [&](long long v) -> long double {
+    if (v < 1 || v >= n) return term(v);
+    double dv = static_cast<double>(v), dnv = static_cast<double>(n - v);
+    if (!(xn < dnv)) return term(v);
+    double l = stir_n - stirling_remainder(v) - stirling_remainder(n - v) +
+               0.5 * std::log(dn * dn * dn / (two_pi * dv * dv * dv * dnv)) +
+               dnv * std::log1p(-xn / dnv) + (dv - 1) * std::log1p(xn / dv);
+    return std::exp(l);
+  };
   long double sum = 0;
   if (upper) {
     long long terms = n - n1mxceil + 1;
@@ -345,7 +377,7 @@ double smirnov_sf(long long n, double x) {
   long long terms = n1mxfl + 1;
   long long vmid = n / 2;
   for (long long j = 0; j < terms; ++j) {
-    long double a = term(j);
+    long double a = term_fast(j);
     sum += a;
     if (a != 0) {
       if (4.0L * (terms - j) * std::fabs(a) < DBL_EPSILON * sum && j != terms - 1) break;
@@ -465,21 +497,45 @@ double wasserstein_distance(const std::vector<double>& u, const std::vector<doub
   return static_cast<double>(sum);
 }
 
+namespace {
+// numpy's pairwise summation (numpy/core/src/umath/loops_utils.h.src, pairwise_sum) of
+// f(x[0..n)): eight accumulators up to 128 values, halving above that.
+template <class F>
+double pairwise_sum(const double* x, size_t n, F f) {
+  if (n < 8) {
+    double r = 0.;
+    for (size_t i = 0; i < n; ++i) r += f(x[i]);
+    return r;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int k = 0; k < 8; ++k) r[k] = f(x[k]);
+    size_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+      for (int k = 0; k < 8; ++k) r[k] += f(x[i + k]);
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += f(x[i]);
+    return res;
+  }
+  size_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(x, n2, f) + pairwise_sum(x + n2, n - n2, f);
+}
+}  // namespace
+
 double mean(const std::vector<double>& x) {
-  long double s = 0;
-  for (double v : x) s += v;
-  return static_cast<double>(s / static_cast<long double>(x.size()));
+  return pairwise_sum(x.data(), x.size(), [](double v) { return v; }) /
+         static_cast<double>(x.size());
 }
 
 double population_std(const std::vector<double>& x) {
   if (x.empty()) return NAN;
   double m = mean(x);
-  long double s = 0;
-  for (double v : x) {
-    double dv = v - m;
-    s += static_cast<long double>(dv) * dv;
-  }
-  return std::sqrt(static_cast<double>(s / static_cast<long double>(x.size())));
+  double s = pairwise_sum(x.data(), x.size(), [m](double v) {
+    double d = v - m;
+    return d * d;
+  });
+  return std::sqrt(s / static_cast<double>(x.size()));
 }
 
 double quantile_sorted(const std::vector<double>& x, double q) {
@@ -578,6 +634,50 @@ double gammaincc(double a, double x) {
     if (std::fabs(del - 1) < 1e-17) break;
   }
   return clip01(std::exp(lpre) * h);
+}
+
+void sort_values(std::vector<double>& x) {
+  const size_t n = x.size();
+  if (n < 256) {
+    std::sort(x.begin(), x.end());
+    return;
+  }
+  // Map each double to an unsigned key with the same order: flip every bit of a negative,
+  // only the sign bit of a positive. Sort the keys 11 bits at a time, then map back.
+  constexpr int kBits = 11, kPasses = 6;
+  constexpr size_t kRadix = size_t{1} << kBits;
+  std::vector<uint64_t> keys(n), tmp(n);
+  std::vector<size_t> counts(kRadix * kPasses, 0);
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t u;
+    std::memcpy(&u, &x[i], sizeof(u));
+    u ^= (u >> 63) ? ~uint64_t{0} : (uint64_t{1} << 63);
+    keys[i] = u;
+    for (int p = 0; p < kPasses; ++p) ++counts[p * kRadix + ((u >> (p * kBits)) & (kRadix - 1))];
+  }
+  uint64_t* src = keys.data();
+  uint64_t* dst = tmp.data();
+  for (int p = 0; p < kPasses; ++p) {
+    size_t* c = &counts[p * kRadix];
+    // Every key has the same digit here: nothing to move.
+    if (c[(src[0] >> (p * kBits)) & (kRadix - 1)] == n) continue;
+    size_t sum = 0;
+    for (size_t d = 0; d < kRadix; ++d) {
+      size_t t = c[d];
+      c[d] = sum;
+      sum += t;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t u = src[i];
+      dst[c[(u >> (p * kBits)) & (kRadix - 1)]++] = u;
+    }
+    std::swap(src, dst);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t u = src[i];
+    u ^= (u >> 63) ? (uint64_t{1} << 63) : ~uint64_t{0};
+    std::memcpy(&x[i], &u, sizeof(u));
+  }
 }
 
 std::vector<double> sturges_edges(double mn, double mx, size_t size) {

@@ -59,6 +59,10 @@ double kolmogn_sf(long long n, double x);
 // The one-sided Smirnov survival function (scipy.special.smirnov(n, x)).
 double smirnov_sf(long long n, double x);
 
+// Sorts finite doubles ascending (an LSD radix sort on the IEEE bits: linear time, one scratch
+// buffer of x.size()). Same order as std::sort except that -0.0 sorts before +0.0.
+void sort_values(std::vector<double>& x);
+
 // numpy.histogram_bin_edges(x, bins='sturges') for data with the given min, max and size.
 std::vector<double> sturges_edges(double min, double max, size_t size);
 // numpy.histogram(x, bins=edges)[0] for sorted x: counts of edges[i] <= x < edges[i+1],

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "plugins/snapshot/http_remote.hpp"
 #include "plugins/snapshot/s3_remote.hpp"
 
 namespace drover::snapshot {
@@ -122,6 +123,11 @@ Result<std::unique_ptr<Remote>> open_remote(std::string_view url) {
   if (url.empty()) return make_error("empty remote URL");
   if (url.rfind("s3://", 0) == 0) {
     auto r = S3Remote::from_env(url);
+    if (!r) return r.error();
+    return std::unique_ptr<Remote>(std::move(*r));
+  }
+  if (HttpRemote::is_http_url(url)) {
+    auto r = HttpRemote::open(url);
     if (!r) return r.error();
     return std::unique_ptr<Remote>(std::move(*r));
   }

@@ -46,10 +46,11 @@ class LocalRemote final : public Remote {
   std::filesystem::path root_;
 };
 
-// Opens a remote from its URL: a folder path, "file:///path", or "s3://bucket/prefix"
+// Opens a remote from its URL: a folder path, "file:///path", "s3://bucket/prefix"
 // (endpoint and credentials from DROVER_S3_ENDPOINT, AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY, AWS_REGION). Errors: "unsupported remote 'URL'" and missing
-// credentials.
+// AWS_SECRET_ACCESS_KEY, AWS_REGION), or "http(s)://HOST:PORT", a drover daemon's blob API
+// (token from DROVER_TOKEN; http_remote.hpp). Errors: "unsupported remote 'URL'" and
+// missing credentials.
 Result<std::unique_ptr<Remote>> open_remote(std::string_view url);
 
 }  // namespace drover::snapshot

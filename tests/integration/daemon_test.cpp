@@ -225,5 +225,89 @@ TEST_F(DaemonTest, ScheduleFiresWithinItsMinute) {
   EXPECT_TRUE(rec["data_interval"]["end"].is_string());
 }
 
+// A webhook receiver (tests/scheduler/alert_receivers.py) on a loopback port.
+class Webhook {
+ public:
+  explicit Webhook(const fs::path& dir) : out_(dir / "hook.jsonl"), port_file_(dir / "hook.port") {
+    pid_ = spawn({"/usr/bin/python3", std::string(DROVER_SOURCE_DIR) +
+                                          "/tests/scheduler/alert_receivers.py",
+                  "webhook", out_.string()},
+                 port_file_, dir / "hook.err");
+    wait_until([&] { return !trim(read_all(port_file_)).empty(); }, std::chrono::seconds(20));
+  }
+  ~Webhook() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::string url() const { return "http://127.0.0.1:" + trim(read_all(port_file_)) + "/hook"; }
+  std::vector<json> bodies() const {
+    std::vector<json> out;
+    std::istringstream in(read_all(out_));
+    std::string line;
+    while (std::getline(in, line)) {
+      json rec = json::parse(line, nullptr, false);
+      if (!rec.is_discarded()) out.push_back(json::parse(rec.value("body", "{}"), nullptr, false));
+    }
+    return out;
+  }
+
+ private:
+  fs::path out_, port_file_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(DaemonTest, FailuresAndDriftAlertTheDagsChannels) {
+  Webhook hook(tmp.path());
+  ASSERT_FALSE(hook.url().empty());
+  write_text(home() / "config.yaml", "alerts:\n  channels:\n    oncall: {type: webhook, url: \"" +
+                                         hook.url() + "\"}\n  retry_delay: 100ms\n"
+                                         "ui_url: http://drover.example\n");
+  fs::permissions(home() / "config.yaml", fs::perms::owner_read | fs::perms::owner_write);
+  write_text(tmp / "ref.csv", "x\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+  write_text(tmp / "cur.csv", "x\n101\n102\n103\n104\n105\n106\n107\n108\n109\n110\n");
+  dag("watched.yaml", R"(dag: watched
+alerts: {on_failure: [oncall], on_drift: [oncall]}
+tasks:
+  broken: {run: [sh, -c, "exit 4"]}
+  check:
+    type: drift
+    with: {reference: )" + (tmp / "ref.csv").string() + R"(, current: )" +
+                          (tmp / "cur.csv").string() + R"(}
+)");
+  start();
+  std::string id = trigger({"watched"});
+  ASSERT_TRUE(wait_until([&] { return hook.bodies().size() >= 2; }, std::chrono::seconds(30)))
+      << read_all(tmp / "hook.jsonl");
+  std::map<std::string, json> by_kind;
+  for (auto& b : hook.bodies()) by_kind[b.value("kind", "")] = b;
+  ASSERT_TRUE(by_kind.count("task_failed")) << read_all(tmp / "hook.jsonl");
+  EXPECT_EQ(by_kind["task_failed"]["run_id"], id);
+  EXPECT_EQ(by_kind["task_failed"]["task"], "broken");
+  EXPECT_EQ(by_kind["task_failed"]["url"], "http://drover.example/runs/" + id);
+  EXPECT_NE(by_kind["task_failed"]["text"].get<std::string>().find("broken"), std::string::npos);
+  ASSERT_TRUE(by_kind.count("drift"));
+  EXPECT_EQ(by_kind["drift"]["details"]["drifted"], json::array({"x"}));
+  EXPECT_NE(by_kind["drift"]["message"].get<std::string>().find("x "), std::string::npos);
+}
+
+TEST_F(DaemonTest, AnAlertReceiverThatIsDownDoesNotHoldUpTheRun) {
+  write_text(home() / "config.yaml",
+             "alerts:\n  channels:\n    dead: {type: webhook, url: \"http://127.0.0.1:9/x\"}\n"
+             "  retries: 5\n  retry_delay: 1s\n");
+  fs::permissions(home() / "config.yaml", fs::perms::owner_read | fs::perms::owner_write);
+  dag("down.yaml", R"(dag: down
+alerts: {on_failure: [dead]}
+tasks:
+  broken: {run: [sh, -c, "exit 1"]}
+  cleanup: {run: [true], needs: [broken], trigger_rule: all_done}
+)");
+  start();
+  auto r = daemon->cli({"trigger", "down", "--wait"});
+  EXPECT_EQ(r.code, 1);  // the run failed, and ended although the alert is still retrying
+  EXPECT_NE(r.out.find("failed"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace drover::testing

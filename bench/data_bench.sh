@@ -1,0 +1,85 @@
+#!/bin/sh
+# Snapshot benchmarks (issue 4): (a) hashing a 4 GB dataset with `drover snapshot add`, page
+# cache warm, in GB/s per core beside sha256sum and md5sum (DVC hashes with MD5) on the same
+# files; (b) re-snapshot of 100,000 unchanged small files (target <= 1 s). Each figure is the
+# median of RUNS runs. Data lives under $TMPDIR (default /tmp) and is deleted at the end.
+# Usage: bench/data_bench.sh [DROVER] [GB] [SMALL_FILES] [RUNS]
+set -eu
+DROVER=$(realpath "${1:-./build/drover}")
+GB=${2:-4}
+SMALL=${3:-100000}
+RUNS=${4:-3}
+DIR=${TMPDIR:-/tmp}/drover-data-bench.$$
+CORES=$(nproc)
+mkdir -p "$DIR"
+trap 'rm -rf "$DIR"' EXIT INT TERM
+
+# Wall seconds of a command (stdout and stderr discarded).
+secs() {
+  s=$(date +%s.%N)
+  "$@" > /dev/null 2>&1
+  e=$(date +%s.%N)
+  echo "$e - $s" | bc -l
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+rate() { echo "scale=3; $GB * 1.073741824 / $1 / $2" | bc -l; }  # GB/s (10^9) per core
+
+# (a) GB GiB in 64 MiB files of random bytes.
+mkdir -p "$DIR/big"
+n=$((GB * 16))
+i=0
+while [ $i -lt $n ]; do
+  openssl rand -out "$DIR/big/part-$i.bin" $((64 << 20)) 2> /dev/null ||
+    head -c $((64 << 20)) /dev/urandom > "$DIR/big/part-$i.bin"
+  i=$((i + 1))
+done
+cat "$DIR"/big/* > /dev/null  # warm the page cache
+cat "$DIR"/big/* > /dev/null
+
+t_sha=""; t_md5=""; t_shap=""; t_add=""; t_readd=""
+r=0
+while [ $r -lt "$RUNS" ]; do
+  t_sha="$t_sha $(secs sh -c "sha256sum '$DIR'/big/* ")"
+  t_md5="$t_md5 $(secs sh -c "md5sum '$DIR'/big/*")"
+  t_shap="$t_shap $(secs sh -c "ls '$DIR'/big/* | xargs -P $CORES -n 8 sha256sum")"
+  rm -rf "$DIR/home"
+  t_add="$t_add $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
+  t_readd="$t_readd $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
+  r=$((r + 1))
+done
+m_sha=$(echo "$t_sha" | median); m_md5=$(echo "$t_md5" | median)
+m_shap=$(echo "$t_shap" | median); m_add=$(echo "$t_add" | median)
+m_readd=$(echo "$t_readd" | median)
+echo "machine: $CORES cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "load average at start of (a): $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "(a) ${GB} GiB in $n files, page cache warm, median of $RUNS"
+echo "  sha256sum (1 core):           ${m_sha} s  $(rate "$m_sha" 1) GB/s per core   runs:$t_sha"
+echo "  md5sum (1 core):              ${m_md5} s  $(rate "$m_md5" 1) GB/s per core   runs:$t_md5"
+echo "  xargs -P $CORES sha256sum:          ${m_shap} s  $(rate "$m_shap" "$CORES") GB/s per core   runs:$t_shap"
+echo "  drover snapshot add ($CORES thr):  ${m_add} s  $(rate "$m_add" "$CORES") GB/s per core   runs:$t_add"
+echo "  drover snapshot add, unchanged: ${m_readd} s   runs:$t_readd"
+rm -rf "$DIR/big" "$DIR/home"
+
+# (b) SMALL files of 1 KiB in folders of 1,000.
+/usr/bin/python3 - "$DIR/small" "$SMALL" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%03d" % (i // 1000))
+    if i % 1000 == 0:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%06d.txt" % i), "wb") as f:
+        f.write(os.urandom(512).hex().encode())
+PY
+t_first=$(secs "$DROVER" snapshot add "$DIR/small" --dataset small --home "$DIR/home")
+t_re=""
+r=0
+while [ $r -lt "$RUNS" ]; do
+  t_re="$t_re $(secs "$DROVER" snapshot add "$DIR/small" --dataset small --home "$DIR/home")"
+  r=$((r + 1))
+done
+t_find=$(secs find "$DIR/small" -type f -newer "$DIR/home")
+echo "(b) $SMALL files of 1 KiB, median of $RUNS"
+echo "  first snapshot add:            ${t_first} s"
+echo "  re-snapshot, unchanged:        $(echo "$t_re" | median) s (target <= 1 s)   runs:$t_re"
+echo "  find -newer (stat every file): ${t_find} s"

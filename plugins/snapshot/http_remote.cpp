@@ -1,0 +1,323 @@
+#include "plugins/snapshot/http_remote.hpp"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "common/blob_store.hpp"
+#include "common/fs.hpp"
+
+namespace drover::snapshot {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct CurlInit {
+  CurlInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+void ensure_curl() { static CurlInit once; }
+
+constexpr long kConnectTimeoutS = 30;
+constexpr long kLowSpeedTimeS = 120;  // a transfer slower than 1 byte/s this long fails
+
+struct Source {
+  const char* data = nullptr;
+  int fd = -1;
+  uint64_t size = 0, pos = 0;
+};
+
+size_t read_source(char* out, size_t sz, size_t nmemb, void* user) {
+  auto* s = static_cast<Source*>(user);
+  size_t want = std::min<uint64_t>(sz * nmemb, s->size - s->pos);
+  if (want == 0) return 0;
+  if (s->data) {
+    std::memcpy(out, s->data + s->pos, want);
+  } else {
+    ssize_t n;
+    do n = ::pread(s->fd, out, want, static_cast<off_t>(s->pos));
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) return CURL_READFUNC_ABORT;
+    want = static_cast<size_t>(n);
+  }
+  s->pos += want;
+  return want;
+}
+
+struct Sink {
+  std::string text;
+  int fd = -1;  // the body goes here on a 2xx answer; error documents go to text
+  long* status = nullptr;
+  CURL* curl = nullptr;
+  bool failed = false;
+};
+
+size_t write_sink(char* p, size_t sz, size_t nmemb, void* user) {
+  auto* s = static_cast<Sink*>(user);
+  size_t n = sz * nmemb;
+  long code = 0;
+  curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+  if (s->fd < 0 || code < 200 || code >= 300) {
+    if (s->text.size() < (64u << 20)) s->text.append(p, n);
+    return n;
+  }
+  size_t left = n;
+  while (left > 0) {
+    ssize_t w = ::write(s->fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      s->failed = true;
+      return 0;
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  return n;
+}
+
+// "blobs/ab/cdef…" -> the 64-digit hash, or "" when the key is not a blob key.
+std::string blob_hash_of(const std::string& key) {
+  if (key.size() != 6 + 2 + 1 + 62 || key.rfind("blobs/", 0) != 0 || key[8] != '/') return {};
+  std::string h = key.substr(6, 2) + key.substr(9);
+  return BlobStore::valid_hash(h) ? h : std::string();
+}
+
+bool valid_segment(std::string_view s) {
+  if (s.empty() || s[0] == '.' || s[0] == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+  });
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\n')) s.erase(s.begin());
+  return s;
+}
+
+}  // namespace
+
+struct HttpRemote::Request {
+  const char* method = "GET";
+  std::string route;
+  Source* body = nullptr;  // PUT body
+  int sink_fd = -1;        // GET: write a 2xx body here instead of into Response::body
+};
+
+struct HttpRemote::Response {
+  long status = 0;
+  std::string body;
+};
+
+HttpRemote::HttpRemote(std::string base_url, std::string token)
+    : base_url_(std::move(base_url)), token_(std::move(token)) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+  ensure_curl();
+}
+
+bool HttpRemote::is_http_url(std::string_view url) {
+  return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+}
+
+Result<std::unique_ptr<HttpRemote>> HttpRemote::open(std::string_view url,
+                                                     const std::string& token_file) {
+  if (!is_http_url(url)) return make_error("not an http(s):// URL: " + std::string(url));
+  std::string token;
+  if (!token_file.empty()) {
+    auto text = read_file(token_file, 64 * 1024);
+    if (!text) return make_error("--token-file: " + text.message());
+    token = trim(*text);
+    if (token.empty()) return make_error("--token-file: " + token_file + " is empty");
+  } else if (const char* env = std::getenv("DROVER_TOKEN"); env && *env) {
+    token = trim(env);
+  } else {
+    return make_error("no token for remote " + std::string(url) +
+                      ": set DROVER_TOKEN or pass --token-file");
+  }
+  return std::make_unique<HttpRemote>(std::string(url), std::move(token));
+}
+
+Result<std::string> HttpRemote::route_of(const std::string& key) const {
+  if (std::string h = blob_hash_of(key); !h.empty()) return "/api/v1/blobs/" + h;
+  if (key.rfind("refs/", 0) == 0) {
+    std::string rest = key.substr(5);
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+      std::string name = rest.substr(0, slash), tag = rest.substr(slash + 1);
+      if (valid_segment(name) && valid_segment(tag))
+        return "/api/v1/datasets/" + name + "/refs/" + tag;
+    }
+  }
+  return make_error("remote " + base_url_ + ": unsupported key '" + key + "'", "invalid");
+}
+
+Result<HttpRemote::Response> HttpRemote::perform(const Request& req) const {
+  CURL* curl = curl_easy_init();
+  if (!curl) return make_error("curl_easy_init failed");
+  Response resp;
+  Sink sink;
+  sink.fd = req.sink_fd;
+  sink.curl = curl;
+  std::string url = base_url_ + req.route;
+  std::string auth = "Authorization: Bearer " + token_;
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, auth.c_str());
+  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+  if (req.body) {
+    headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_source);
+    curl_easy_setopt(curl, CURLOPT_READDATA, req.body);
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body->size));
+  }
+  if (std::strcmp(req.method, "HEAD") == 0) curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_sink);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutS);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, kLowSpeedTimeS);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (sink.failed) return make_error("remote " + base_url_ + ": writing a download failed: " +
+                                     std::strerror(errno));
+  if (rc != CURLE_OK)
+    return make_error("remote " + base_url_ + ": " + req.method + " " + req.route + ": " +
+                      curl_easy_strerror(rc));
+  resp.body = std::move(sink.text);
+  return resp;
+}
+
+Error HttpRemote::http_error(const std::string& method, const std::string& route,
+                             const Response& r) const {
+  std::string message;
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object())
+    message = j["error"].value("message", "");
+  std::string text = "remote " + base_url_ + ": " + method + " " + route + ": HTTP " +
+                     std::to_string(r.status) + (message.empty() ? "" : ": " + message);
+  return make_error(text, r.status == 404 ? "not_found" : "");
+}
+
+Result<bool> HttpRemote::exists(const std::string& key) {
+  auto route = route_of(key);
+  if (!route) return route.error();
+  bool blob = key.rfind("blobs/", 0) == 0;
+  Request req;
+  req.method = blob ? "HEAD" : "GET";
+  req.route = *route;
+  auto r = perform(req);
+  if (!r) return r.error();
+  if (r->status == 200) return true;
+  if (r->status == 404) return false;
+  return http_error(req.method, req.route, *r);
+}
+
+Status HttpRemote::put_file(const std::string& key, const fs::path& src) {
+  if (key.rfind("refs/", 0) == 0) {
+    auto text = read_file(src, 4096);
+    if (!text) return text.error();
+    return put_bytes(key, *text);
+  }
+  auto route = route_of(key);
+  if (!route) return route.error();
+  int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(src.string() + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error(src.string() + ": " + std::strerror(e));
+  }
+  Source body;
+  body.fd = fd;
+  body.size = static_cast<uint64_t>(st.st_size);
+  Request req;
+  req.method = "PUT";
+  req.route = *route;
+  req.body = &body;
+  auto r = perform(req);
+  ::close(fd);
+  if (!r) return r.error();
+  if (r->status != 200 && r->status != 201) return http_error("PUT", req.route, *r);
+  return {};
+}
+
+Status HttpRemote::put_bytes(const std::string& key, std::string_view data) {
+  auto route = route_of(key);
+  if (!route) return route.error();
+  std::string payload;
+  if (key.rfind("refs/", 0) == 0)  // the Remote's ref object is "VERSION\n"; the API's JSON
+    payload = json{{"version", trim(std::string(data))}}.dump();
+  else
+    payload = std::string(data);
+  Source body;
+  body.data = payload.data();
+  body.size = payload.size();
+  Request req;
+  req.method = "PUT";
+  req.route = *route;
+  req.body = &body;
+  auto r = perform(req);
+  if (!r) return r.error();
+  if (r->status != 200 && r->status != 201) return http_error("PUT", req.route, *r);
+  return {};
+}
+
+Status HttpRemote::get_file(const std::string& key, const fs::path& dest) {
+  if (key.rfind("refs/", 0) == 0) {
+    auto bytes = get_bytes(key);
+    if (!bytes) return bytes.error();
+    if (!*bytes) return make_error("remote " + base_url_ + ": " + key + ": not found", "not_found");
+    return write_file_atomic(dest, **bytes);
+  }
+  auto route = route_of(key);
+  if (!route) return route.error();
+  int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return make_error(dest.string() + ": " + std::strerror(errno));
+  Request req;
+  req.route = *route;
+  req.sink_fd = fd;
+  auto r = perform(req);
+  ::close(fd);
+  Status out;
+  if (!r) out = r.error();
+  else if (r->status != 200) out = http_error("GET", req.route, *r);
+  if (!out) ::unlink(dest.c_str());
+  return out;
+}
+
+Result<std::optional<std::string>> HttpRemote::get_bytes(const std::string& key) {
+  auto route = route_of(key);
+  if (!route) return route.error();
+  Request req;
+  req.route = *route;
+  auto r = perform(req);
+  if (!r) return r.error();
+  if (r->status == 404) return std::optional<std::string>();
+  if (r->status != 200) return http_error("GET", req.route, *r);
+  if (key.rfind("refs/", 0) != 0) return std::optional<std::string>(std::move(r->body));
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object() || !j.contains("version") || !j["version"].is_string())
+    return make_error("remote " + base_url_ + ": GET " + req.route +
+                      ": malformed answer (expected {\"version\": ...})");
+  return std::optional<std::string>(j["version"].get<std::string>() + "\n");
+}
+
+}  // namespace drover::snapshot
