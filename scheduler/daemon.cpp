@@ -80,6 +80,8 @@ struct Engine::Impl {
     std::map<std::string, std::string> seen_ids;  // id -> file
     std::set<std::string> files_now;
     std::map<std::string, std::vector<Diagnostic>> errors;
+    // Every new DAG version of this scan is stored in one commit (one fsync, not one per file).
+    Transaction txn(store);
     for (auto& path : find_dag_files(*opts.dags_dir)) {
       std::string file = path.string();
       files_now.insert(file);
@@ -112,6 +114,7 @@ struct Engine::Impl {
         ++it;
       }
     }
+    if (auto st = txn.commit(); !st) spdlog::error("storing DAG versions: {}", st.message());
     for (auto& [file, diags] : errors)
       for (auto& d : diags) spdlog::warn("{}", d.str());
     load_errors = std::move(errors);
