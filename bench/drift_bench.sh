@@ -2,10 +2,13 @@
 # Drift benchmark (issue 4): 1,000,000 reference + 1,000,000 current rows x 50 numeric
 # features, CSV parsing included, `drover drift` vs a pandas + scipy script computing the same
 # statistics (KS, Wasserstein, PSI/JS bins, chi-square) on the same files, one core each.
-# Reports wall time and peak RSS (/usr/bin/time -v). Usage: bench/drift_bench.sh [DROVER] [ROWS]
+# Reports wall time, CPU time (user + sys: the fairer figure on a shared, loaded machine) and
+# peak RSS (/usr/bin/time -v); drover runs RUNS times (the peer once: it is slow), each line
+# is one run. Usage: [KEEP=1] bench/drift_bench.sh [DROVER] [ROWS] [RUNS]
 set -eu
 DROVER=${1:-./build/drover}
 ROWS=${2:-1000000}
+RUNS=${3:-3}
 DIR=${TMPDIR:-/tmp}/drover-drift-bench
 mkdir -p "$DIR"
 if [ ! -f "$DIR/ref_$ROWS.csv" ]; then
@@ -43,7 +46,15 @@ run() {
   /usr/bin/time -v taskset -c 0 "$@" > /dev/null 2> "$DIR/$label.time" || true
   wall=$(grep "Elapsed (wall clock)" "$DIR/$label.time" | awk '{print $NF}')
   rss=$(grep "Maximum resident set size" "$DIR/$label.time" | awk '{print $NF}')
-  echo "$label: wall $wall, peak RSS ${rss} KB"
+  usr=$(grep "User time" "$DIR/$label.time" | awk '{print $NF}')
+  sys=$(grep "System time" "$DIR/$label.time" | awk '{print $NF}')
+  echo "$label: wall $wall, cpu $(echo "$usr + $sys" | bc -l) s, peak RSS ${rss} KB"
 }
-run drover "$DROVER" drift --reference "$DIR/ref_$ROWS.csv" --current "$DIR/cur_$ROWS.csv" --json
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+i=0
+while [ $i -lt "$RUNS" ]; do
+  run drover "$DROVER" drift --reference "$DIR/ref_$ROWS.csv" --current "$DIR/cur_$ROWS.csv" --json
+  i=$((i + 1))
+done
 run pandas_scipy /usr/bin/python3 "$DIR/peer.py" "$DIR/ref_$ROWS.csv" "$DIR/cur_$ROWS.csv"
+[ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"  # KEEP=1 keeps the generated files for another run

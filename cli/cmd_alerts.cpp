@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/time.hpp"
@@ -137,14 +138,7 @@ int cmd_alerts(int argc, char** argv) {
   ls->add_flag("--json", o.json, "Print JSON");
   auto* test = sub("test", "Send a test alert to CHANNEL now (one attempt, no retries)");
   test->add_option("CHANNEL", o.channel, "Channel name")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (ls->parsed()) return do_ls(o);
   if (test->parsed()) return do_test(o);
   return kExitUsage;

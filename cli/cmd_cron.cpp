@@ -7,7 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
+#include "cli/usage_formatter.hpp"
 #include "common/clock.hpp"
 #include "common/time.hpp"
 #include "scheduler/cron.hpp"
@@ -20,18 +22,6 @@ constexpr const char* kExitCodes =
     "  0  success\n"
     "  1  invalid expression, time zone or --from time\n"
     "  2  usage error\n";
-
-// CLI11 prints a command's description before its usage line; Drover's help starts with
-// "Usage:", so the description moves below it.
-class UsageFirstFormatter : public CLI::Formatter {
- public:
-  std::string make_description(const CLI::App*) const override { return ""; }
-  std::string make_usage(const CLI::App* app, std::string name) const override {
-    std::string out = CLI::Formatter::make_usage(app, std::move(name));
-    if (!app->get_description().empty()) out += "\n" + app->get_description() + "\n";
-    return out;
-  }
-};
 
 struct NextOptions {
   std::string expr;
@@ -83,7 +73,7 @@ int run_next(const NextOptions& o) {
 int cmd_cron(int argc, char** argv) {
   CLI::App app;
   app.name(argv[0]);
-  app.formatter(std::make_shared<UsageFirstFormatter>());
+  use_usage_first(app);
   app.footer(std::string("Cron schedules: 5 fields (minute hour day-of-month month "
                          "day-of-week) or a macro (@hourly @daily @weekly @monthly @yearly).\n"
                          "See docs/cron.md.\n") +
@@ -106,14 +96,7 @@ int cmd_cron(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   next->add_flag("--json", o.json, "Print a JSON array of the times");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   return run_next(o);
 }
 

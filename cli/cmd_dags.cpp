@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
 #include "web/client.hpp"
@@ -17,28 +18,8 @@ namespace {
 
 using json = nlohmann::json;
 
-int fail(const std::string& message) {
-  std::fprintf(stderr, "drover: %s\n", message.c_str());
-  return kExitFailure;
-}
 
-// An ISO time without its fractional seconds, for tables: "2026-11-25T10:06:00Z".
-std::string when(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return "-";
-  std::string t = j[key].get<std::string>();
-  auto dot = t.find('.');
-  if (dot == std::string::npos) return t;
-  auto end = t.find_first_not_of("0123456789", dot + 1);
-  return t.substr(0, dot) + (end == std::string::npos ? "" : t.substr(end));
-}
 
-std::string str(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key)) return "-";
-  const json& v = j[key];
-  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
-  if (v.is_null()) return "-";
-  return v.dump();
-}
 
 std::string schedule_of(const json& d) {
   std::string s = str(d, "schedule");

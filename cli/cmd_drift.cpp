@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "plugins/dataset_ref.hpp"
 #include "cli/usage_formatter.hpp"
@@ -178,14 +179,7 @@ int cmd_drift(int argc, char** argv) {
   app.add_option("--report", o.report, "Write a self-contained HTML report to this file");
   app.add_flag("--json", o.json, "Print the JSON report");
   app.add_option("--home", g_home, "State folder holding dataset snapshots (default ./.drover)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   return run(o);
 }
 

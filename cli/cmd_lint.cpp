@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
 #include "scheduler/dag_loader.hpp"
@@ -41,14 +42,7 @@ int cmd_lint(int argc, char** argv) {
   app.add_option("PATH", paths, "DAG files or folders")->required();
   app.add_flag("--json", as_json,
                "Print a JSON array of {\"file\", \"line\", \"col\", \"message\"}");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
 
   // The files, in the order given (folders expanded, sorted), each once.
   std::vector<fs::path> files;

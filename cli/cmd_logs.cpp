@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
 #include "web/client.hpp"
@@ -21,10 +22,6 @@ using json = nlohmann::json;
 
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
 
-int fail(const std::string& message) {
-  std::fprintf(stderr, "drover: %s\n", message.c_str());
-  return kExitFailure;
-}
 
 bool task_finished(const std::string& state) {
   return state == "success" || state == "failed" || state == "upstream_failed" ||

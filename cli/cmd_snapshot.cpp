@@ -11,7 +11,9 @@
 #include <sstream>
 #include <string>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
+#include "cli/usage_formatter.hpp"
 #include "cli/engine_setup.hpp"
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
@@ -38,16 +40,6 @@ constexpr const char* kRefHelp =
     "REF is NAME@TAG, NAME@latest, a version id, or a unique version-id prefix "
     "(at least 8 hex digits).\n";
 
-class UsageFirstFormatter : public CLI::Formatter {
- public:
-  std::string make_description(const CLI::App*) const override { return ""; }
-  std::string make_usage(const CLI::App* app, std::string name) const override {
-    std::string out = CLI::Formatter::make_usage(app, std::move(name));
-    if (!app->get_description().empty()) out += "\n" + app->get_description() + "\n";
-    return out;
-  }
-};
-
 std::string dump(const json& j) {
   return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
@@ -69,7 +61,7 @@ std::string mode_string(const ManifestEntry& e) {
 struct Options {
   std::string home = ".drover";
   std::string path, dataset, tag, message;
-  std::string ref, ref2, dest, remote;
+  std::string ref, ref2, dest, remote, token_file;
   std::vector<std::string> keep_files;
   std::string grace = "1h";
   bool json = false, link = false, dry_run = false;
@@ -261,7 +253,14 @@ int do_tag(const Options& o) {
 
 int do_transfer(const Options& o, bool push) {
   Registry reg(o.home);
-  auto remote = open_remote(o.remote);
+  if (!o.token_file.empty() && !HttpRemote::is_http_url(o.remote))
+    return fail("--token-file is for http(s):// remotes (a drover daemon)");
+  auto remote = [&]() -> Result<std::unique_ptr<Remote>> {
+    if (!HttpRemote::is_http_url(o.remote)) return open_remote(o.remote);
+    auto h = HttpRemote::open(o.remote, o.token_file);
+    if (!h) return h.error();
+    return std::unique_ptr<Remote>(std::move(*h));
+  }();
   if (!remote) return fail(remote.message());
   bool progress = Progress::stderr_is_terminal();
   auto r = push ? reg.push(o.ref, **remote, progress) : reg.pull(o.ref, **remote, progress);
@@ -338,7 +337,7 @@ int do_gc(const Options& o) {
 int cmd_snapshot(int argc, char** argv) {
   CLI::App app;
   app.name(argv[0]);
-  app.formatter(std::make_shared<UsageFirstFormatter>());
+  use_usage_first(app);
   app.description("Dataset snapshots: content-addressed, deduplicated versions of data folders.");
   app.footer(std::string(kRefHelp) + "State lives under --home (default ./.drover). See "
                                      "docs/data.md.\n" + kExitCodes);
@@ -386,35 +385,33 @@ int cmd_snapshot(int argc, char** argv) {
   tag->add_option("TAG", o.tag, "Tag name, [A-Za-z0-9_.-]+")->required();
 
   const char* kRemoteHelp =
-      "R is a folder, file:///path, or s3://bucket/prefix (env: DROVER_S3_ENDPOINT,\n"
-      "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION). Only missing blobs move.\n";
+      "R is a folder, file:///path, s3://bucket/prefix (env: DROVER_S3_ENDPOINT,\n"
+      "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), or http(s)://HOST:PORT, a\n"
+      "drover daemon's blob API (token: env DROVER_TOKEN or --token-file). Only missing\n"
+      "blobs move.\n";
   auto* push = sub("push", "Send a version to a remote", kRemoteHelp);
   push->add_option("REF", o.ref, "Version")->required();
   push->add_option("--remote,-r", o.remote, "Remote URL")->required();
+  push->add_option("--token-file", o.token_file, "Bearer token file for an http(s):// remote");
   push->add_flag("--json", o.json, "Print JSON");
   auto* pull = sub("pull", "Fetch a version (NAME@TAG, NAME@latest or full id) from a remote",
                    kRemoteHelp);
   pull->add_option("REF", o.ref, "Version")->required();
   pull->add_option("--remote,-r", o.remote, "Remote URL")->required();
+  pull->add_option("--token-file", o.token_file, "Bearer token file for an http(s):// remote");
   pull->add_flag("--json", o.json, "Print JSON");
 
   auto* gc = sub("gc", "Delete blobs no dataset version (tagged, latest or logged) references",
-                 "Blobs listed in --keep-file (one SHA-256 per line; e.g. those runs reference)\n"
-                 "are kept, with the files of any version they name. Blobs younger than --grace\n"
-                 "are kept (a snapshot may be in progress).\n");
+                 "Also kept: every blob a recorded run references (HOME/drover.db: the files\n"
+                 "of every try, and every published snapshot version), and those listed in\n"
+                 "--keep-file (one SHA-256 per line), with the files of any version they name.\n"
+                 "Blobs younger than --grace are kept (a snapshot may be in progress).\n");
   gc->add_option("--keep-file", o.keep_files, "File of blob hashes to keep (repeatable)");
   gc->add_option("--grace", o.grace, "Keep blobs younger than this (default 1h; 0 = none)");
   gc->add_flag("--dry-run", o.dry_run, "Only report what would be deleted");
   gc->add_flag("--json", o.json, "Print JSON");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (add->parsed()) return do_add(o);
   if (ls->parsed()) return do_ls(o);
   if (show->parsed()) return do_show(o);

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
 #include "web/client.hpp"
@@ -22,10 +23,6 @@ using json = nlohmann::json;
 
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
 
-int fail(const std::string& message) {
-  std::fprintf(stderr, "drover: %s\n", message.c_str());
-  return kExitFailure;
-}
 
 bool run_finished(const std::string& state) {
   return state == "success" || state == "failed" || state == "cancelled";

@@ -72,19 +72,6 @@ static Result<int> open_temp(const fs::path& root, fs::path& tmp) {
   return fd;
 }
 
-static bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_error(src.string() + ": " + std::strerror(errno));
@@ -100,7 +87,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   for (;;) {
     ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || (n > 0 && !write_all(*out, buf.data(), static_cast<size_t>(n)))) {
+    if (n < 0 || (n > 0 && !write_all(*out, std::string_view(buf.data(), static_cast<size_t>(n))))) {
       int e = errno;
       ::close(in);
       ::close(*out);
@@ -128,7 +115,7 @@ Result<BlobRef> BlobStore::put_bytes(std::string_view data) {
   fs::path tmp;
   auto out = open_temp(root_, tmp);
   if (!out) return out.error();
-  bool ok = write_all(*out, data.data(), data.size()) && (deferred_sync_ || ::fsync(*out) == 0);
+  bool ok = write_all(*out, data) && (deferred_sync_ || ::fsync(*out) == 0);
   ok = (::close(*out) == 0) && ok;
   if (!ok) {
     ::unlink(tmp.c_str());

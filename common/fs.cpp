@@ -31,6 +31,21 @@ std::string random_hex(size_t bytes) {
   return out;
 }
 
+bool write_all(int fd, std::string_view data) {
+  const char* p = data.data();
+  size_t n = data.size();
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
 Status fsync_dir(const fs::path& dir) {
   int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno_error(dir, errno);
@@ -52,19 +67,11 @@ Status write_file_atomic(const fs::path& path, std::string_view content, int mod
   tmp += ".tmp-" + random_hex(6);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return errno_error(tmp, errno);
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return errno_error(tmp, e);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (!write_all(fd, content)) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return errno_error(tmp, e);
   }
   ::fchmod(fd, mode);
   if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {

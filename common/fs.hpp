@@ -18,6 +18,8 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);
 Status fsync_dir(const std::filesystem::path& dir);
 Status make_dirs(const std::filesystem::path& dir);
+// Writes all of `data` to `fd`, retrying short writes and EINTR; false on error (errno set).
+bool write_all(int fd, std::string_view data);
 // A fresh random hex string (for temp names and ids).
 std::string random_hex(size_t bytes);
 

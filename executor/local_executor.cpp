@@ -12,6 +12,7 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
+#include "common/fs.hpp"
 #include "executor/executor.hpp"
 #include "executor/proc.hpp"
 #include "executor/try_runner.hpp"
@@ -105,21 +106,6 @@ class LocalExecutor final : public Executor {
     int pid = 0;
     long long start = 0;
   };
-
-  static bool write_all(int fd, const std::string& s) {
-    const char* p = s.data();
-    size_t n = s.size();
-    while (n > 0) {
-      ssize_t w = ::write(fd, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-    return true;
-  }
 
   void signal_group(int pid, long long start) {
     if (pid <= 0 || !process_alive(pid, start)) return;

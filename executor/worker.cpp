@@ -24,21 +24,7 @@ namespace drover {
 
 namespace {
 
-bool write_line(int fd, const std::string& line) {
-  std::string s = line + "\n";
-  const char* p = s.data();
-  size_t n = s.size();
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
+bool write_line(int fd, const std::string& line) { return write_all(fd, line + "\n"); }
 
 // Reads one line (without '\n'); false at end of input.
 bool read_line(int fd, std::string& buf, std::string& line) {

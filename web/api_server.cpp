@@ -596,7 +596,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // large upload may take long as a whole but must keep moving).
   void do_read() {
     parser_.emplace();
-    body_limit_ = shared_->options.max_body;
+    // Beast checks a Content-Length against the limit as the header completes, so the
+    // header is read under the larger limit and on_header narrows it for other routes.
+    body_limit_ = std::max(shared_->options.max_body, shared_->options.max_blob_body);
     parser_->body_limit(body_limit_);
     parser_->header_limit(16 * 1024);
     stream_.expires_after(kIoTimeout);
@@ -615,8 +617,12 @@ class Session : public std::enable_shared_from_this<Session> {
                          shared_->options.token_sha256))
         return send_error(401, "missing or invalid bearer token");
       body_limit_ = shared_->options.max_blob_body;
-      parser_->body_limit(body_limit_);
+    } else {
+      body_limit_ = shared_->options.max_body;
     }
+    if (auto length = parser_->content_length(); length && *length > body_limit_)
+      return on_read(http::error::body_limit, 0);
+    parser_->body_limit(body_limit_);
     if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
       continue_ = {};
       continue_.version(11);

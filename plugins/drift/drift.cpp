@@ -368,9 +368,9 @@ Result<json> numeric_feature(const DriftOptions& o, const std::string& name, Col
   auto verdict = choose(o, name, true, a.size(), n_unique);
   if (!verdict.ok()) return verdict.error();
   if (!a.empty() && !b.empty()) {
-    KsResult ks = ks_2samp(a, b);
+    double w;
+    KsResult ks = ks_2samp_and_wasserstein(a, b, &w);
     stats["ks"] = {{"statistic", ks.statistic}, {"p_value", ks.p_value}, {"mode", ks.method}};
-    double w = wasserstein_distance(a, b);
     double sd = population_std(a);
     stats["wasserstein"] = w;
     stats["wasserstein_normed"] = w / std::max(sd, 0.001);

@@ -427,21 +427,38 @@ double kolmogn_sf(long long n, double x) {
   return clip01(1.0 - cdf);
 }
 
-KsResult ks_2samp(const std::vector<double>& a, const std::vector<double>& b) {
-  KsResult r;
-  long long n1 = static_cast<long long>(a.size()), n2 = static_cast<long long>(b.size());
-  double d1 = static_cast<double>(n1), d2 = static_cast<double>(n2);
-  // cdf1 - cdf2 at every observed value (searchsorted 'right'), as scipy computes it.
-  double max_s = -INFINITY, min_s = INFINITY;
+namespace {
+// One merge of the two sorted samples: the extremes of cdf1 - cdf2 over the observed values
+// (searchsorted 'right', as ks_2samp computes them) and, when `w` is set, the Wasserstein
+// sum of |cdf1 - cdf2| times the gaps (as _cdf_distance(1, ...) computes it). The same
+// expressions, in the same order, as two separate passes.
+void merge_cdfs(const std::vector<double>& a, const std::vector<double>& b, double* max_s,
+                double* min_s, double* w) {
+  double d1 = static_cast<double>(a.size()), d2 = static_cast<double>(b.size());
+  double hi = -INFINITY, lo = INFINITY, diff = 0, prev = 0;
+  long double sum = 0;
   size_t i = 0, j = 0;
-  while (i < a.size() || j < b.size()) {
-    double v = (j >= b.size() || (i < a.size() && a[i] <= b[j])) ? a[i] : b[j];
-    while (i < a.size() && a[i] <= v) ++i;
-    while (j < b.size() && b[j] <= v) ++j;
-    double diff = static_cast<double>(i) / d1 - static_cast<double>(j) / d2;
-    max_s = std::max(max_s, diff);
-    min_s = std::min(min_s, diff);
+  const size_t na = a.size(), nb = b.size();
+  bool have_prev = false;
+  while (i < na || j < nb) {
+    double v = (j >= nb || (i < na && a[i] <= b[j])) ? a[i] : b[j];
+    if (w && have_prev) sum += static_cast<long double>(std::fabs(diff) * (v - prev));
+    while (i < na && a[i] <= v) ++i;
+    while (j < nb && b[j] <= v) ++j;
+    diff = static_cast<double>(i) / d1 - static_cast<double>(j) / d2;
+    hi = std::max(hi, diff);
+    lo = std::min(lo, diff);
+    prev = v;
+    have_prev = true;
   }
+  *max_s = hi;
+  *min_s = lo;
+  if (w) *w = static_cast<double>(sum);
+}
+
+KsResult ks_from_extremes(long long n1, long long n2, double max_s, double min_s) {
+  KsResult r;
+  double d1 = static_cast<double>(n1), d2 = static_cast<double>(n2);
   double minS = std::min(1.0, std::max(0.0, -min_s));
   double d = minS > max_s ? minS : max_s;
   long long g = std::gcd(n1, n2);
@@ -473,6 +490,22 @@ KsResult ks_2samp(const std::vector<double>& a, const std::vector<double>& b) {
   r.p_value = clip01(kolmogn_sf(static_cast<long long>(std::nearbyint(en)), d));
   r.method = "asymp";
   return r;
+}
+}  // namespace
+
+KsResult ks_2samp(const std::vector<double>& a, const std::vector<double>& b) {
+  double max_s, min_s;
+  merge_cdfs(a, b, &max_s, &min_s, nullptr);
+  return ks_from_extremes(static_cast<long long>(a.size()), static_cast<long long>(b.size()),
+                          max_s, min_s);
+}
+
+KsResult ks_2samp_and_wasserstein(const std::vector<double>& a, const std::vector<double>& b,
+                                  double* wasserstein) {
+  double max_s, min_s;
+  merge_cdfs(a, b, &max_s, &min_s, wasserstein);
+  return ks_from_extremes(static_cast<long long>(a.size()), static_cast<long long>(b.size()),
+                          max_s, min_s);
 }
 
 double wasserstein_distance(const std::vector<double>& u, const std::vector<double>& v) {

@@ -21,6 +21,11 @@ struct KsResult {
 // Both samples must be non-empty.
 KsResult ks_2samp(const std::vector<double>& a_sorted, const std::vector<double>& b_sorted);
 
+// Both of ks_2samp(a, b) and *wasserstein = wasserstein_distance(a, b), same results, from
+// one pass over the two samples.
+KsResult ks_2samp_and_wasserstein(const std::vector<double>& a_sorted,
+                                  const std::vector<double>& b_sorted, double* wasserstein);
+
 // scipy.stats.wasserstein_distance(a, b) (first Wasserstein distance between the empirical
 // distributions). Both non-empty.
 double wasserstein_distance(const std::vector<double>& a_sorted,

@@ -57,6 +57,13 @@ class Source {
     while (pos_ < n && !stop[static_cast<unsigned char>(p[pos_])]) ++pos_;
     return std::string_view(p + start, pos_ - start);
   }
+  // The unread bytes of the current chunk (filling the next one when it is used up); empty
+  // at the end of the input. skip(n) consumes n of them.
+  std::string_view rest() {
+    if (pos_ >= buf_.size() && !fill()) return {};
+    return std::string_view(buf_.data() + pos_, buf_.size() - pos_);
+  }
+  void skip(size_t n) { pos_ += n; }
   int error() const { return error_; }
 
  private:
@@ -130,7 +137,34 @@ class CsvReader final : public TableReader {
  private:
   // Reads one record into rec_ (field texts back to back) and ends_ (end offsets); skips
   // blank lines. False at the end of input.
+  // Fast path: a whole non-empty line inside the current chunk with no quote and no CR is
+  // one record whose fields are the texts between delimiters. Same result as the general
+  // path below, which handles everything else.
+  bool read_plain_line() {
+    std::string_view rest = src_->rest();
+    const char* nl = static_cast<const char*>(std::memchr(rest.data(), '\n', rest.size()));
+    if (!nl || nl == rest.data()) return false;
+    size_t len = static_cast<size_t>(nl - rest.data());
+    if (std::memchr(rest.data(), '"', len) || std::memchr(rest.data(), '\r', len)) return false;
+    rec_.clear();
+    ends_.clear();
+    const char* p = rest.data();
+    const char* end = p + len;
+    for (;;) {
+      const char* d = static_cast<const char*>(std::memchr(p, delim_, end - p));
+      const char* field_end = d ? d : end;
+      rec_.append(p, field_end - p);
+      ends_.push_back(rec_.size());
+      if (!d) break;
+      p = d + 1;
+    }
+    src_->skip(len + 1);
+    line_ = cur_line_++;
+    return true;
+  }
+
   Result<bool> read_record() {
+    if (read_plain_line()) return true;
     for (;;) {
       rec_.clear();
       ends_.clear();

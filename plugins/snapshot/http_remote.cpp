@@ -210,6 +210,14 @@ Error HttpRemote::http_error(const std::string& method, const std::string& route
   json j = json::parse(r.body, nullptr, false);
   if (j.is_object() && j.contains("error") && j["error"].is_object())
     message = j["error"].value("message", "");
+  if (message.empty()) {  // e.g. the answer to a HEAD, which has no body
+    switch (r.status) {
+      case 401: message = "missing or invalid bearer token"; break;
+      case 403: message = "forbidden"; break;
+      case 413: message = "too large"; break;
+      default: break;
+    }
+  }
   std::string text = "remote " + base_url_ + ": " + method + " " + route + ": HTTP " +
                      std::to_string(r.status) + (message.empty() ? "" : ": " + message);
   return make_error(text, r.status == 404 ? "not_found" : "");
