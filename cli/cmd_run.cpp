@@ -12,6 +12,7 @@
 #include "cli/record_print.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/time.hpp"
+#include "scheduler/alerts.hpp"
 #include "scheduler/daemon.hpp"
 #include "scheduler/dag_loader.hpp"
 #include "scheduler/store_json.hpp"
@@ -28,6 +29,7 @@ int cmd_run(int argc, char** argv) {
   std::vector<std::string> params;
   int slots = default_slots();
   bool as_json = false, quiet = false;
+  std::string config_file;
   app.add_option("file", file, "DAG file")->required();
   app.add_option("-p,--param", params, "NAME=VALUE (repeatable)");
   app.add_option("--home", home, "State folder (default ./.drover)");
@@ -36,6 +38,8 @@ int cmd_run(int argc, char** argv) {
   app.add_option("--slots", slots, "Tries running at once (default: CPU count)");
   app.add_flag("--json", as_json, "Print the run record as JSON at the end");
   app.add_flag("-q,--quiet", quiet, "Print no progress");
+  app.add_option("--config", config_file,
+                 "Server config with alert channels (default HOME/config.yaml if present)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -62,6 +66,11 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "drover run: %s\n", store.message().c_str());
     return kExitFailure;
   }
+  auto alerts = load_alerts(home, config_file);
+  if (!alerts) {
+    std::fprintf(stderr, "%s\n", alerts.message().c_str());
+    return kExitFailure;
+  }
   boost::asio::io_context io;
   SystemClock clock;
   auto exec = make_local_executor(io, LocalExecutorOptions{self_exe(), slots, 2000});
@@ -70,6 +79,7 @@ int cmd_run(int argc, char** argv) {
   opts.project_dir = project_dir;
   opts.global_slots = slots;
   opts.schedules = false;
+  opts.alerts = alerts->get();
   Engine engine(io, clock, **store, *exec, opts);
   std::string run_id;
   std::optional<RunState> final_state;
@@ -98,6 +108,8 @@ int cmd_run(int argc, char** argv) {
   run_id = *r;
   if (!as_json && !quiet) std::printf("run %s\n", run_id.c_str());
   io.run();
+  // Alerts still queued are delivered (with their retries) before exiting.
+  if (*alerts) (*alerts)->shutdown(std::chrono::seconds(10));
   auto rec = run_record_json(**store, run_id);
   if (rec) {
     if (as_json)

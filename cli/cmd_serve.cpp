@@ -72,19 +72,12 @@ int cmd_serve(int argc, char** argv) {
     return kExitFailure;
   }
   // Alert channels (docs/alerts.md): the config is optional; a broken one stops the start.
-  std::unique_ptr<AlertDispatcher> alerts;
-  if (config_file.empty() && std::filesystem::exists(std::filesystem::path(home) / "config.yaml"))
-    config_file = (std::filesystem::path(home) / "config.yaml").string();
-  if (!config_file.empty()) {
-    auto cfg = load_server_config(config_file);
-    if (!cfg) {
-      std::fprintf(stderr, "%s\n", cfg.message().c_str());
-      return kExitFailure;
-    }
-    for (auto& w : cfg->warnings) spdlog::warn("{}", w);
-    alerts = std::make_unique<AlertDispatcher>(std::move(*cfg));
-    opts.alerts = alerts.get();
+  auto alerts = load_alerts(home, config_file);
+  if (!alerts) {
+    std::fprintf(stderr, "%s\n", alerts.message().c_str());
+    return kExitFailure;
   }
+  opts.alerts = alerts->get();
   auto token = ensure_token(home);
   if (!token) {
     std::fprintf(stderr, "drover serve: %s\n", token.message().c_str());

@@ -1,5 +1,9 @@
 #include "cli/engine_setup.hpp"
 #include "executor/proc.hpp"
+#include "scheduler/alerts.hpp"
+#include "scheduler/config.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <pwd.h>
 #include <unistd.h>
@@ -8,6 +12,17 @@
 #include <thread>
 
 namespace drover::cli {
+
+Result<std::unique_ptr<AlertDispatcher>> load_alerts(const std::filesystem::path& home,
+                                                     std::string config_file) {
+  if (config_file.empty() && std::filesystem::exists(home / "config.yaml"))
+    config_file = (home / "config.yaml").string();
+  if (config_file.empty()) return std::unique_ptr<AlertDispatcher>();
+  auto cfg = load_server_config(config_file);
+  if (!cfg) return cfg.error();
+  for (auto& w : cfg->warnings) spdlog::warn("{}", w);
+  return std::make_unique<AlertDispatcher>(std::move(*cfg));
+}
 
 std::string self_exe() { return self_exe_path(); }
 

@@ -116,7 +116,24 @@ if preds:
 PY
 
 step "drover run dags/weekly_retrain.yaml -p drift=1 --home $demo_home   (drifted data)"
-echo "The same DAG on shifted events: the model is worse and evaluate's gate fails the run."
+echo "The same DAG on shifted events. The first run tagged its events 'reference', so"
+echo "drift_check compares the new events with them and alerts the DAG's on_drift channel;"
+echo "the model is worse, evaluate's gate fails the run and alerts on_failure. The alerts go"
+echo "to a local webhook receiver (a stand-in for Slack) named in $demo_home/config.yaml."
+hook_out=$demo_home/webhook.jsonl
+hook_port=$demo_home/webhook.port
+"$python" "$root/tests/scheduler/alert_receivers.py" webhook "$hook_out" >"$hook_port" 2>/dev/null &
+hook_pid=$!
+trap 'kill $hook_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [[ -s $hook_port ]] && break; sleep 0.1; done
+port=$(head -n1 "$hook_port")
+cat >"$demo_home/config.yaml" <<EOT
+alerts:
+  channels:
+    ml-oncall: {type: webhook, url: "http://127.0.0.1:$port/slack"}
+  retry_delay: 200ms
+EOT
+chmod 600 "$demo_home/config.yaml"
 set +e
 "$drover" run dags/weekly_retrain.yaml -p drift=1 --home "$demo_home"
 rc=$?
@@ -131,6 +148,19 @@ if [[ -f $log ]]; then
   sed 's/^/    /' "$log"
 fi
 echo "exit code $rc: the run failed at the gate, predict never ran, and the record says so."
+echo
+echo "Alerts received by the webhook:"
+"$python" - "$hook_out" <<'PY'
+import json, sys
+kinds = set()
+for line in open(sys.argv[1]):
+    body = json.loads(json.loads(line)["body"])
+    kinds.add(body["kind"])
+    print("    " + body["text"])
+missing = {"drift", "task_failed"} - kinds
+if missing:
+    sys.exit(f"demo: expected alerts {sorted(missing)} at the webhook")
+PY
 
 step "Next"
 cat <<EOT
