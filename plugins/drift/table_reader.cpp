@@ -142,6 +142,7 @@ class CsvReader final : public TableReader {
   // path below, which handles everything else.
   bool read_plain_line() {
     std::string_view rest = src_->rest();
+    if (rest.empty()) return false;  // memchr on a null pointer is undefined, even for 0 bytes
     const char* nl = static_cast<const char*>(std::memchr(rest.data(), '\n', rest.size()));
     if (!nl || nl == rest.data()) return false;
     size_t len = static_cast<size_t>(nl - rest.data());
