@@ -353,9 +353,9 @@ double smirnov_sf(long long n, double x) {
     return sign * std::exp(lc + la + lb);
   };
   // The same term for 1 <= v < n(1 - x), in Loader's form (the one R's dbinom uses):
-  // log C(n,v) + (n-v) log(a) + (v-1) log(b) is rewritten with the Stirling remainders so that no two
-  // large logarithms cancel, which keeps double arithmetic accurate to ~1e-12 relative.
-  // One log, two log1p and one exp instead of three long double lgamma calls.
+  // log C(n,v) + (n-v) log(a) + (v-1) log(b) is rewritten with the Stirling remainders so
+  // that no two large logarithms cancel, which keeps double arithmetic accurate to ~1e-12
+  // relative. One log, two log1p and one exp instead of three long double lgamma calls.
   const double stir_n = stirling_remainder(n);
   const double two_pi = 2 * kPi, xn = x * dn;
   auto term_fast = [&](long long v) -> long double {
