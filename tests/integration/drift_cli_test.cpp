@@ -1,6 +1,7 @@
 // `drover drift` end to end: the real binary on files in a temp dir; exit codes 0 (no
 // drift), 3 (drift), 1 (error), 2 (usage); --json, --report and the per-column options.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -116,6 +117,36 @@ TEST_F(DriftCliTest, UsageErrorsExitTwoAndHelpStartsWithUsage) {
   EXPECT_EQ(h.code, 0);
   EXPECT_EQ(h.out.rfind("Usage:", 0), 0u) << h.out;
   EXPECT_NE(h.out.find("3  dataset drift detected"), std::string::npos);
+}
+
+// A 2 GB file is streamed: peak memory stays far below the file's size (categorical
+// columns keep only counts).
+TEST_F(DriftCliTest, ATwoGigabyteFileIsStreamedInBoundedMemory) {
+  const std::string names[] = {std::string(250, 'a'), std::string(250, 'b'),
+                               std::string(250, 'c'), std::string(250, 'd')};
+  uint64_t rows = 0;
+  {
+    std::ofstream out(dir_ / "big.csv", std::ios::binary);
+    out << "kind\n";
+    std::string block;
+    for (int i = 0; i < 4096; ++i) block += names[i % 4] + "\n";  // ~1 MiB
+    const uint64_t target = 2ULL << 30;
+    for (uint64_t written = 0; written < target; written += block.size(), rows += 4096)
+      out << block;
+  }
+  ASSERT_GE(fs::file_size(dir_ / "big.csv"), 2ULL << 30);
+  write("small.csv", "kind\n" + names[0] + "\n" + names[1] + "\n" + names[2] + "\n" + names[3] +
+                         "\n");
+  Output o = drover("--reference big.csv --current small.csv --json > report.json");
+  EXPECT_EQ(o.code, 0) << o.out;
+  struct rusage ru {};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  EXPECT_LT(ru.ru_maxrss, 256 * 1024) << "peak RSS " << ru.ru_maxrss << " KiB";  // < 256 MiB
+  std::ifstream in(dir_ / "report.json");
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["features"]["kind"]["n_reference"], rows);
+  fs::remove(dir_ / "big.csv");
 }
 
 }  // namespace
