@@ -13,14 +13,15 @@
 namespace drover::cli {
 
 // Parses argv into `app`. Returns -1 to go on, or the exit code to return now: 0 after
-// --help, kExitUsage after a usage error (CLI11 has printed the message).
-inline int parse_args(CLI::App& app, int argc, char** argv) {
+// --help, kExitUsage after a usage error (CLI11 has printed the message; with
+// `help_on_error` the help follows it on stderr).
+inline int parse_args(CLI::App& app, int argc, char** argv, bool help_on_error = false) {
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e) == 0 ? kExitOk : kExitUsage;
     app.exit(e);
+    if (help_on_error) std::fputs(app.help().c_str(), stderr);
     return kExitUsage;
   }
   return -1;

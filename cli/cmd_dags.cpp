@@ -153,14 +153,7 @@ int cmd_dags(int argc, char** argv) {
   use_usage_first(*show);
   show->add_option("dag", dag, "The DAG id")->required();
   add_common(show, c);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e) == 0 ? kExitOk : kExitUsage;
-    app.exit(e);
-    std::fputs(app.help().c_str(), stderr);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv, /*help_on_error=*/true); rc >= 0) return rc;
   if (ls->parsed()) return dags_ls(c);
   return dags_show(c, dag);
 }

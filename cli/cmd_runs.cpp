@@ -248,14 +248,7 @@ int cmd_runs(int argc, char** argv) {
   use_usage_first(*show);
   show->add_option("run", run_id, "The run id, e.g. weekly_retrain-12")->required();
   add_common(show, c);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e) == 0 ? kExitOk : kExitUsage;
-    app.exit(e);
-    std::fputs(app.help().c_str(), stderr);
-    return kExitUsage;
-  }
+  if (int rc = parse_args(app, argc, argv, /*help_on_error=*/true); rc >= 0) return rc;
   if (ls->parsed()) return runs_ls(c, dag, state, limit);
   return runs_show(c, run_id);
 }

@@ -71,16 +71,9 @@ size_t write_sink(char* p, size_t sz, size_t nmemb, void* user) {
     if (s->text.size() < (64u << 20)) s->text.append(p, n);
     return n;
   }
-  size_t left = n;
-  while (left > 0) {
-    ssize_t w = ::write(s->fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      s->failed = true;
-      return 0;
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
+  if (!write_all(s->fd, std::string_view(p, n))) {
+    s->failed = true;
+    return 0;
   }
   return n;
 }

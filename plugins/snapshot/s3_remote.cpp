@@ -1,5 +1,7 @@
 #include "plugins/snapshot/s3_remote.hpp"
 
+#include "common/fs.hpp"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -61,16 +63,9 @@ size_t write_sink(char* p, size_t sz, size_t nmemb, void* user) {
     if (s->text.size() < (1u << 20)) s->text.append(p, n);  // error documents are small
     return n;
   }
-  size_t left = n;
-  while (left > 0) {
-    ssize_t w = ::write(s->fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      s->failed = true;
-      return 0;
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
+  if (!write_all(s->fd, std::string_view(p, n))) {
+    s->failed = true;
+    return 0;
   }
   return n;
 }
