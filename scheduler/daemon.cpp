@@ -429,6 +429,12 @@ struct Engine::Impl {
     if (!opts.schedules) return;
     for (auto& [id, e] : dags) {
       if (!e.dag->schedule) continue;
+      // Nothing is due before the next fire computed last time: no store reads on the
+      // many pumps in between (a reload replaces the entry, and with it next_fire).
+      if (e.next_fire && now < *e.next_fire) {
+        if (!wake || *e.next_fire < *wake) wake = e.next_fire;
+        continue;
+      }
       auto paused = store.paused(id);
       if (paused && *paused) continue;
       auto last = store.last_scheduled(id);

@@ -451,6 +451,7 @@ Result<GcResult> Registry::gc(const GcOptions& opts) {
   auto cutoff = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() -
                 opts.grace_seconds;
   fs::path root = blobs_.root();
+  std::set<std::string> deleted;
   for (auto& sub : list_dir(root)) {
     bool tmp = sub == "tmp";
     if (!tmp && (sub.size() != 2 || !is_hex(sub))) continue;
@@ -468,9 +469,15 @@ Result<GcResult> Registry::gc(const GcOptions& opts) {
         continue;
       }
       if (!opts.dry_run && ::unlink(p.c_str()) != 0) return errno_error(p, errno);
+      if (!tmp) deleted.insert(sha);
       ++res.blobs_deleted;
       res.bytes_freed += static_cast<uint64_t>(st.st_size);
     }
+  }
+  if (!opts.dry_run && !deleted.empty()) {
+    auto cache = StatCache::open(home_ / "cache" / "stat.db");
+    if (!cache) return cache.error();
+    if (auto s = (*cache)->forget(deleted); !s) return s.error();
   }
   return res;
 }

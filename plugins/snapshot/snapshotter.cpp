@@ -169,7 +169,9 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
     ent.size = fst.size;
     ent.mode = static_cast<int>(before.st_mode & 07777);
     if (cache) {
-      if (auto h = cache->lookup(abs, fst); h && blobs.has(*h)) {
+      // A hit is trusted without looking for the blob: blobs leave the store only
+      // through gc, which forgets their stat-cache rows (Registry::gc).
+      if (auto h = cache->lookup(abs, fst)) {
         ent.sha256 = std::move(*h);
         hits.fetch_add(1, std::memory_order_relaxed);
         progress.add(1, 0);
@@ -177,6 +179,8 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
       }
     }
     auto ref = blobs.put_file(abs);
+    if (!ref && ref.error().code == "changed")
+      return make_error(abs + ": changed while being hashed; snapshot aborted");
     if (!ref) return ref.error();
     bytes_read.fetch_add(ref->size, std::memory_order_relaxed);
     hashed.fetch_add(1, std::memory_order_relaxed);

@@ -128,4 +128,41 @@ Status StatCache::flush() {
   return {};
 }
 
+Status StatCache::forget(const std::set<std::string>& hashes) {
+  if (hashes.empty()) return {};
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return db_error(db_, "begin");
+  sqlite3_stmt* sel = nullptr;
+  sqlite3_stmt* del = nullptr;
+  auto fail = [&](const char* what) {
+    Error e = db_error(db_, what);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return e;
+  };
+  if (sqlite3_prepare_v2(db_, "SELECT path, sha256 FROM stat", -1, &sel, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v2(db_, "DELETE FROM stat WHERE path = ?1", -1, &del, nullptr) != SQLITE_OK)
+    return fail("prepare");
+  std::vector<std::string> doomed;
+  int rc;
+  while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    auto* h = reinterpret_cast<const char*>(sqlite3_column_text(sel, 1));
+    if (!h || !hashes.count(h)) continue;
+    auto* p = static_cast<const char*>(sqlite3_column_blob(sel, 0));
+    doomed.emplace_back(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(sel, 0)));
+  }
+  if (rc != SQLITE_DONE) return fail("scan");
+  for (auto& path : doomed) {
+    sqlite3_reset(del);
+    sqlite3_bind_blob(del, 1, path.data(), static_cast<int>(path.size()), SQLITE_STATIC);
+    if (sqlite3_step(del) != SQLITE_DONE) return fail("delete");
+    entries_.erase(path);
+  }
+  sqlite3_finalize(sel);
+  sqlite3_finalize(del);
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
+  return {};
+}
+
 }  // namespace drover::snapshot

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -51,6 +52,9 @@ class StatCache {
               int64_t hashed_at_ns);
   // Writes buffered records in one transaction.
   Status flush();
+  // Drops every row whose hash is in `hashes` (blobs that gc deleted), so that a later
+  // lookup never names a blob that is gone.
+  Status forget(const std::set<std::string>& hashes);
   size_t loaded_size() const { return entries_.size(); }
 
  private:

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -82,6 +84,110 @@ TEST_F(BlobStoreTest, InvalidHashesAreRefusedNotLookedUp) {
   auto r = store.materialize("../x", dir / "y");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "invalid blob hash '../x'");
+}
+
+// Bytes this process has written through write(2) and friends (/proc/self/io "wchar").
+uint64_t bytes_written() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  uint64_t v = 0;
+  while (in >> key >> v)
+    if (key == "wchar:") return v;
+  return 0;
+}
+
+std::string random_bytes(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& c : s) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  return s;
+}
+
+TEST_F(BlobStoreTest, StoringKnownContentReadsItButWritesNothing) {
+  BlobStore store(dir / "blobs");
+  store.set_racy_window_ns(0);  // take the hash-first path for a file written just now
+  std::string data = random_bytes(3 << 20, 1);
+  ASSERT_TRUE(store.put_bytes(data).ok());
+  std::ofstream(dir / "f.bin", std::ios::binary) << data;
+  uint64_t before = bytes_written();
+  auto r = store.put_file(dir / "f.bin");
+  uint64_t after = bytes_written();
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->sha256, sha256_hex(data));
+  EXPECT_EQ(after - before, 0u);
+  EXPECT_EQ(blob_count(), 1u);
+}
+
+TEST_F(BlobStoreTest, NewContentIsCopiedByteForByte) {
+  BlobStore store(dir / "blobs");
+  store.set_racy_window_ns(0);
+  std::string data = random_bytes((5 << 20) + 12345, 2);  // not a multiple of any block
+  std::ofstream(dir / "f.bin", std::ios::binary) << data;
+  auto r = store.put_file(dir / "f.bin");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->sha256, sha256_hex(data));
+  EXPECT_EQ(r->size, data.size());
+  EXPECT_EQ(read(store.path_of(r->sha256)), data);
+  struct stat st;
+  ASSERT_EQ(::stat(store.path_of(r->sha256).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+  EXPECT_TRUE(fs::is_empty(dir / "blobs" / "tmp"));
+}
+
+int64_t ctime_ns(const fs::path& p) {
+  struct stat st;
+  ::stat(p.c_str(), &st);
+  return int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+}
+
+// Waits (deadline 5 s) until the kernel's coarse clock, which stamps ctime, has moved past
+// `ns`, so that the next change of a file gets a different ctime.
+bool wait_for_tick_after(int64_t ns) {
+  for (int i = 0; i < 5000; ++i) {
+    timespec t;
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &t);
+    if (int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec > ns) return true;
+    ::usleep(1000);
+  }
+  return false;
+}
+
+TEST_F(BlobStoreTest, AFileRewrittenBetweenHashingAndCopyingIsRefusedAndNothingStored) {
+  BlobStore store(dir / "blobs");
+  store.set_racy_window_ns(0);
+  fs::path f = dir / "f.bin";
+  std::string data = random_bytes(1 << 20, 3), other = random_bytes(1 << 20, 4);
+  std::ofstream(f, std::ios::binary) << data;
+  ASSERT_TRUE(wait_for_tick_after(ctime_ns(f)));
+  int hooks = 0;
+  store.set_after_hash_hook([&](const fs::path&) {  // same size, new bytes
+    ++hooks;
+    std::ofstream(f, std::ios::binary | std::ios::in | std::ios::out) << other;
+  });
+  auto r = store.put_file(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(hooks, 1);
+  EXPECT_EQ(r.error().code, "changed");
+  EXPECT_EQ(r.message(), f.string() + ": changed while being stored");
+  EXPECT_FALSE(store.has(sha256_hex(data)));
+  EXPECT_FALSE(store.has(sha256_hex(other)));
+  EXPECT_TRUE(fs::is_empty(dir / "blobs" / "tmp"));
+}
+
+TEST_F(BlobStoreTest, AFileChangedJustNowIsCopiedWhileHashed) {
+  BlobStore store(dir / "blobs");  // default racy window: the file below is inside it
+  int hooks = 0;
+  store.set_after_hash_hook([&](const fs::path&) { ++hooks; });
+  std::string data = random_bytes(1 << 20, 5);
+  std::ofstream(dir / "f.bin", std::ios::binary) << data;
+  auto r = store.put_file(dir / "f.bin");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(hooks, 0);  // one pass: the blob holds exactly the bytes that were hashed
+  EXPECT_EQ(read(store.path_of(r->sha256)), data);
+  EXPECT_EQ(r->sha256, sha256_hex(data));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "common/sha256.hpp"
 #include "plugins/snapshot/manifest.hpp"
+#include "plugins/snapshot/stat_cache.hpp"
 #include "tests/plugins/snapshot/test_util.hpp"
 
 namespace drover::snapshot {
@@ -196,6 +197,44 @@ TEST(SnapshotTest, GcKeepsTaggedLoggedAndKeptBlobsAndDeletesTheRest) {
   ASSERT_TRUE(reg.checkout("events@latest", tmp / "out2").ok());
   EXPECT_EQ(testing::read(tmp / "out1/a"), "version one");
   EXPECT_EQ(testing::read(tmp / "out2/a"), "version two");
+}
+
+TEST(SnapshotTest, GcForgetsStatCacheRowsOfTheBlobsItDeletes) {
+  TempDir tmp;
+  write(tmp / "data/x", "stray bytes");
+  age_files(tmp / "data");
+  Registry reg(tmp / "home");
+  auto stray = reg.blobs().put_bytes("stray bytes");
+  ASSERT_TRUE(stray.ok());
+  fs::path x = fs::absolute(tmp / "data/x").lexically_normal();
+  struct stat st;
+  ASSERT_EQ(::stat(x.c_str(), &st), 0);
+  FileStat fst{static_cast<uint64_t>(st.st_size),
+               int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+               static_cast<uint64_t>(st.st_ino)};
+  {  // a row naming a blob that no version references (say, from an add that failed late)
+    auto cache = StatCache::open(tmp / "home/cache/stat.db");
+    ASSERT_TRUE(cache.ok());
+    ASSERT_TRUE((*cache)->record(x.string(), fst, stray->sha256, fst.mtime_ns + 3'600'000'000'000));
+    ASSERT_TRUE((*cache)->flush().ok());
+  }
+  GcOptions opts;
+  opts.grace_seconds = -10;
+  auto res = reg.gc(opts);
+  ASSERT_TRUE(res.ok()) << res.message();
+  EXPECT_EQ(res->blobs_deleted, 1u);
+  ASSERT_FALSE(reg.blobs().has(stray->sha256));
+  {
+    auto cache = StatCache::open(tmp / "home/cache/stat.db");
+    ASSERT_TRUE(cache.ok() && (*cache)->load(x.parent_path().string()).ok());
+    EXPECT_FALSE((*cache)->lookup(x.string(), fst).has_value());
+  }
+  auto v = reg.add(tmp / "data", "events", "", "");  // hashes x again and stores its blob
+  ASSERT_TRUE(v.ok()) << v.message();
+  EXPECT_EQ(v->stats.bytes_read, 11u);
+  EXPECT_TRUE(reg.blobs().has(stray->sha256));
+  ASSERT_TRUE(reg.checkout("events@latest", tmp / "out").ok());
+  EXPECT_EQ(testing::read(tmp / "out/x"), "stray bytes");
 }
 
 TEST(SnapshotTest, DiffListsAddedRemovedAndChangedFilesWithSizes) {
