@@ -34,17 +34,20 @@ while [ $i -lt $n ]; do
     head -c $((64 << 20)) /dev/urandom > "$DIR/big/part-$i.bin"
   i=$((i + 1))
 done
+g++ -O2 -o "$DIR/hash_floor" "$(dirname "$0")/hash_floor.cpp" -lcrypto -lpthread
 cat "$DIR"/big/* > /dev/null  # warm the page cache
 cat "$DIR"/big/* > /dev/null
 
-t_sha=""; t_md5=""; t_shap=""; t_ossl=""; t_hash=""; t_add=""; t_cp=""; t_readd=""
+t_sha=""; t_md5=""; t_shap=""; t_ossl=""; t_floor=""; t_hash=""; t_add=""; t_cp=""; t_readd=""; t_floor1=""; t_hash1=""
 r=0
 while [ $r -lt "$RUNS" ]; do
   t_sha="$t_sha $(secs sh -c "sha256sum '$DIR'/big/* ")"
   t_md5="$t_md5 $(secs sh -c "md5sum '$DIR'/big/*")"
   t_shap="$t_shap $(secs sh -c "ls '$DIR'/big/* | xargs -P $CORES -n 8 sha256sum")"
-  # The floor: OpenSSL's SHA-256 (what drover links), one process per core.
+  # OpenSSL's SHA-256 (what drover links), one process per core.
   t_ossl="$t_ossl $(secs sh -c "ls '$DIR'/big/* | xargs -P $CORES -n 8 openssl dgst -sha256")"
+  # The floor: read + OpenSSL SHA-256 in one process, a thread per core, nothing else.
+  t_floor="$t_floor $("$DIR/hash_floor" "$CORES" "$DIR"/big/*)"
   # First snapshot into an empty store: hash, then copy every (new) blob in, then syncfs.
   rm -rf "$DIR/home"
   sync
@@ -59,10 +62,16 @@ while [ $r -lt "$RUNS" ]; do
   rm -rf "$DIR/home/cache"
   t_hash="$t_hash $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
   t_readd="$t_readd $(secs "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
+  # The same two on one core (taskset): the per-core rate without two threads sharing.
+  t_floor1="$t_floor1 $(taskset -c 0 "$DIR/hash_floor" 1 "$DIR"/big/*)"
+  rm -rf "$DIR/home/cache"
+  t_hash1="$t_hash1 $(secs taskset -c 0 "$DROVER" snapshot add "$DIR/big" --dataset big --home "$DIR/home")"
   r=$((r + 1))
 done
 m_sha=$(echo "$t_sha" | median); m_md5=$(echo "$t_md5" | median)
 m_shap=$(echo "$t_shap" | median); m_ossl=$(echo "$t_ossl" | median)
+m_floor=$(echo "$t_floor" | median); m_floor1=$(echo "$t_floor1" | median)
+m_hash1=$(echo "$t_hash1" | median)
 m_hash=$(echo "$t_hash" | median); m_add=$(echo "$t_add" | median)
 m_cp=$(echo "$t_cp" | median); m_readd=$(echo "$t_readd" | median)
 echo "machine: $CORES cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -72,7 +81,10 @@ echo "  sha256sum (1 core):              ${m_sha} s  $(rate "$m_sha" 1) GB/s per
 echo "  md5sum (1 core):                 ${m_md5} s  $(rate "$m_md5" 1) GB/s per core   runs:$t_md5"
 echo "  xargs -P $CORES sha256sum:           ${m_shap} s  $(rate "$m_shap" "$CORES") GB/s per core   runs:$t_shap"
 echo "  xargs -P $CORES openssl dgst -sha256: ${m_ossl} s  $(rate "$m_ossl" "$CORES") GB/s per core   runs:$t_ossl"
+echo "  floor: read + OpenSSL SHA-256, $CORES threads (bench/hash_floor.cpp): ${m_floor} s  $(rate "$m_floor" "$CORES") GB/s per core   runs:$t_floor"
 echo "  drover snapshot add, hashing ($CORES thr, blobs stored, no stat cache): ${m_hash} s  $(rate "$m_hash" "$CORES") GB/s per core   runs:$t_hash"
+echo "  floor on 1 core (taskset -c 0, 1 thread): ${m_floor1} s  $(rate "$m_floor1" 1) GB/s   runs:$t_floor1"
+echo "  drover snapshot add, hashing on 1 core (taskset -c 0): ${m_hash1} s  $(rate "$m_hash1" 1) GB/s   runs:$t_hash1"
 echo "  drover snapshot add, first (hash + store + syncfs): ${m_add} s  $(rate "$m_add" "$CORES") GB/s per core   runs:$t_add"
 echo "  cp -r + sync (store floor, no hashing):  ${m_cp} s   runs:$t_cp"
 echo "  drover snapshot add, unchanged: ${m_readd} s   runs:$t_readd"

@@ -212,6 +212,32 @@ Result<BlobRef> BlobStore::put_bytes(std::string_view data) {
   return commit_temp(tmp, ref);
 }
 
+Result<fs::path> BlobStore::new_temp_path() const {
+  if (auto s = make_dirs(root_ / "tmp"); !s) return s.error();
+  return root_ / "tmp" / ("upload-" + random_hex(12));
+}
+
+Result<BlobRef> BlobStore::adopt_temp(const fs::path& tmp, std::string_view expected) {
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return make_error(tmp.string() + ": " + std::strerror(e));
+  }
+  auto d = sha256_fd(fd, tmp.string());
+  bool ok = d && ::fchmod(fd, 0444) == 0 && (deferred_sync_ || ::fsync(fd) == 0);
+  int e = errno;
+  ::close(fd);
+  if (!d || !ok || d->sha256 != expected) {
+    ::unlink(tmp.c_str());
+    if (!d) return d.error();
+    if (!ok) return make_error(tmp.string() + ": " + std::strerror(e));
+    return make_error("body hash " + d->sha256 + " does not match blob " + std::string(expected),
+                      "mismatch");
+  }
+  return commit_temp(tmp, BlobRef{d->sha256, d->size});
+}
+
 Status BlobStore::materialize(std::string_view sha, const fs::path& dest) const {
   if (!valid_hash(sha)) return make_error("invalid blob hash '" + std::string(sha) + "'");
   fs::path src = path_of(sha);

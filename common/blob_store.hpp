@@ -30,6 +30,14 @@ class BlobStore {
   // A file changed in the last `racy_window` seconds is copied while hashed instead.
   Result<BlobRef> put_file(const std::filesystem::path& src);
   Result<BlobRef> put_bytes(std::string_view data);
+  // A fresh name under root()/tmp for a writer that streams a blob in (an upload); gc
+  // deletes such files once older than its grace period.
+  Result<std::filesystem::path> new_temp_path() const;
+  // Takes over `tmp` (from new_temp_path, written by the caller alone): hashes it and, when
+  // the hash is `expected`, makes it that blob (fsync, mode 0444, rename). Otherwise, or on
+  // any error, `tmp` is deleted; a mismatch is an error with code "mismatch" naming the
+  // actual hash.
+  Result<BlobRef> adopt_temp(const std::filesystem::path& tmp, std::string_view expected);
   bool has(std::string_view sha256) const;
   std::filesystem::path path_of(std::string_view sha256) const;
   // Places blob `sha256` at `dest` (hard link when possible, else a copy), with `mode`

@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/version.hpp>
@@ -370,7 +371,7 @@ std::optional<ApiResponse> check_hash(const std::string& sha) {
 }
 
 ApiResponse blob_route(const ApiOptions& options, const std::string& method,
-                       const std::string& sha, const std::string& body) {
+                       const std::string& sha, const ApiRequest& req) {
   if (method != "HEAD" && method != "GET" && method != "PUT")
     return method_not_allowed("HEAD, GET, PUT");
   if (auto bad = check_hash(sha)) return *bad;
@@ -387,12 +388,19 @@ ApiResponse blob_route(const ApiOptions& options, const std::string& method,
     if (method == "GET") r.body_file = path.string();
     return r;
   }
-  std::string actual = sha256_hex(body);
-  if (actual != sha)
-    return error_response(422, "body hash " + actual + " does not match blob " + sha);
-  if (present) return json_response(200, {{"sha256", sha}, {"size", body.size()}});
-  auto put = blobs.put_bytes(body);
+  Result<BlobRef> put = make_error("");
+  if (!req.body_file.empty()) {  // streamed to a temp file by the server
+    put = blobs.adopt_temp(req.body_file, sha);
+  } else {
+    std::string actual = sha256_hex(req.body);
+    if (actual != sha)
+      return error_response(422, "body hash " + actual + " does not match blob " + sha);
+    if (present) return json_response(200, {{"sha256", sha}, {"size", req.body.size()}});
+    put = blobs.put_bytes(req.body);
+  }
+  if (!put && put.error().code == "mismatch") return error_response(422, put.message());
   if (!put) return service_error(put.error());
+  if (present) return json_response(200, {{"sha256", sha}, {"size", put->size}});
   ApiResponse r = json_response(201, {{"sha256", sha}, {"size", put->size}});
   r.headers.emplace_back("Location", "/api/v1/blobs/" + sha);
   return r;
@@ -522,7 +530,7 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
   }
   if (p.size() == 2 && p[0] == "blobs") {
     if (options.home.empty()) return error_response(404, "the blob API is not enabled here");
-    return blob_route(options, m, p[1], req.body);
+    return blob_route(options, m, p[1], req);
   }
   if (p.size() == 4 && p[0] == "datasets" && p[2] == "refs") {
     if (options.home.empty()) return error_response(404, "the blob API is not enabled here");
@@ -531,7 +539,28 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
   return error_response(404, "no route for " + m + " " + std::string(req.target));
 }
 
+// A blob upload streamed to a file; runs on the blob thread, so it touches no Service.
+ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) {
+  auto target = parse_target(req.target);
+  if (!target) return error_response(400, "malformed request target");
+  if (!token_matches(bearer_token(req.authorization), options.token_sha256))
+    return unauthorized();
+  const auto& seg = target->segments;
+  if (seg.size() != 4 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "blobs")
+    return error_response(404, "no route for " + req.method + " " + req.target);
+  return blob_route(options, req.method, seg[3], req);
+}
+
 }  // namespace
+
+ApiResponse handle_blob_upload(const ApiOptions& options, const ApiRequest& request) {
+  try {
+    return route_blob_upload(options, request);
+  } catch (const std::exception& e) {
+    spdlog::warn("api: {} {}: {}", request.method, request.target, e.what());
+    return error_response(500, std::string("internal error: ") + e.what());
+  }
+}
 
 ApiResponse handle_api_request(Service& service, const ApiOptions& options,
                                const ApiRequest& request) {
@@ -560,6 +589,9 @@ struct Shared {
   Shared(Service& s, ApiOptions o) : service(s), options(std::move(o)) {}
   Service& service;
   ApiOptions options;
+  // Hashes and stores uploaded blobs off the event loop (owned by ApiServer::Impl, so it is
+  // never destroyed on its own thread).
+  net::thread_pool* blob_pool = nullptr;
   std::mutex mu;
   std::map<Session*, std::weak_ptr<Session>> sessions;
   bool stopped = false;
@@ -591,26 +623,30 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  // A request is read in three steps: the header (so the body limit can depend on the
-  // route: blobs may be large), then the body in pieces, each under its own timeout (a
-  // large upload may take long as a whole but must keep moving).
+  // A request is read in three steps: the header (so the body limit and the body's
+  // destination can depend on the route: blobs may be large), then the body in pieces, each
+  // under its own timeout (a large upload may take long as a whole but must keep moving).
+  // A blob upload (PUT /api/v1/blobs/{sha256}) is streamed into a temp file in the blob
+  // store, never held in memory, and hashed and stored on the blob thread, not on the
+  // daemon's event loop.
   void do_read() {
-    parser_.emplace();
+    header_parser_.emplace();
     // Beast checks a Content-Length against the limit as the header completes, so the
     // header is read under the larger limit and on_header narrows it for other routes.
     body_limit_ = std::max(shared_->options.max_body, shared_->options.max_blob_body);
-    parser_->body_limit(body_limit_);
-    parser_->header_limit(16 * 1024);
+    header_parser_->body_limit(body_limit_);
+    header_parser_->header_limit(16 * 1024);
     stream_.expires_after(kIoTimeout);
-    http::async_read_header(stream_, buffer_, *parser_,
+    http::async_read_header(stream_, buffer_, *header_parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
 
   void on_header(error_code ec, size_t) {
     if (ec) return on_read(ec, 0);
-    auto& req = parser_->get();
+    auto& req = header_parser_->get();
     std::string_view target(req.target().data(), req.target().size());
-    if (target.rfind("/api/v1/blobs/", 0) == 0) {
+    bool blob = target.rfind("/api/v1/blobs/", 0) == 0;
+    if (blob) {
       // Refuse a bad token before accepting a large body.
       auto auth = req[http::field::authorization];
       if (!token_matches(bearer_token(std::string_view(auth.data(), auth.size())),
@@ -620,34 +656,71 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       body_limit_ = shared_->options.max_body;
     }
-    if (auto length = parser_->content_length(); length && *length > body_limit_)
+    if (auto length = header_parser_->content_length(); length && *length > body_limit_)
       return on_read(http::error::body_limit, 0);
-    parser_->body_limit(body_limit_);
-    if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
+    bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+    if (blob && req.method() == http::verb::put && !shared_->options.home.empty()) {
+      auto tmp = BlobStore(fs::path(shared_->options.home) / "blobs").new_temp_path();
+      if (!tmp) return send_error(500, tmp.message());
+      file_parser_.emplace(std::move(*header_parser_));
+      header_parser_.reset();
+      file_parser_->body_limit(body_limit_);
+      error_code fec;
+      file_parser_->get().body().open(tmp->c_str(), beast::file_mode::write_new, fec);
+      if (fec) {
+        file_parser_.reset();
+        return send_error(500, "cannot create " + tmp->string() + ": " + fec.message());
+      }
+      upload_tmp_ = tmp->string();
+    } else {
+      parser_.emplace(std::move(*header_parser_));
+      header_parser_.reset();
+      parser_->body_limit(body_limit_);
+    }
+    if (expect_continue && !body_done()) {
       continue_ = {};
       continue_.version(11);
       continue_.result(http::status::continue_);
       stream_.expires_after(kIoTimeout);
       return http::async_write(stream_, continue_,
                                [self = shared_from_this()](error_code ec, size_t) {
-                                 if (ec) return;
+                                 if (ec) return self->discard_upload();
                                  self->do_read_body();
                                });
     }
     do_read_body();
   }
 
+  bool body_done() const { return file_parser_ ? file_parser_->is_done() : parser_->is_done(); }
+
   void do_read_body() {
-    if (parser_->is_done()) return on_read({}, 0);
+    if (file_parser_) return read_body_of(*file_parser_);
+    read_body_of(*parser_);
+  }
+
+  template <class Parser>
+  void read_body_of(Parser& parser) {
+    if (parser.is_done()) return on_read({}, 0);
     stream_.expires_after(kIoTimeout);
-    http::async_read_some(stream_, buffer_, *parser_,
+    http::async_read_some(stream_, buffer_, parser,
                           [self = shared_from_this()](error_code ec, size_t) {
                             if (ec) return self->on_read(ec, 0);
                             self->do_read_body();
                           });
   }
 
+  // Closes and deletes a partly received upload.
+  void discard_upload() {
+    if (file_parser_) {
+      file_parser_->get().body().close();
+      file_parser_.reset();
+    }
+    if (!upload_tmp_.empty()) ::unlink(upload_tmp_.c_str());
+    upload_tmp_.clear();
+  }
+
   void on_read(error_code ec, size_t) {
+    if (ec) discard_upload();
     if (ec == http::error::end_of_stream) return do_close();
     if (ec == http::error::body_limit)
       return send_error(413, "request body over " + std::to_string(body_limit_) + " bytes");
@@ -657,15 +730,43 @@ class Session : public std::enable_shared_from_this<Session> {
       return send_error(400, "malformed HTTP request: " + ec.message());
     if (ec) return;  // timeout, reset, or closed by stop(): the connection is gone
 
+    if (file_parser_) return on_upload();
     auto req = parser_->release();
+    parser_.reset();
     ApiRequest request{std::string(req.method_string()), std::string(req.target()),
-                       std::string(req[http::field::authorization]), std::move(req.body())};
+                       std::string(req[http::field::authorization]), std::move(req.body()), {}};
     ApiResponse r = handle_api_request(shared_->service, shared_->options, request);
+    respond(request, r, req.version(), req.keep_alive());
+  }
+
+  // A blob upload is complete in its temp file: hash and store it on the blob thread, then
+  // answer back on this session's strand.
+  void on_upload() {
+    auto req = file_parser_->release();
+    file_parser_.reset();
+    req.body().close();
+    ApiRequest request{std::string(req.method_string()), std::string(req.target()),
+                       std::string(req[http::field::authorization]), {}, {}};
+    request.body_file = std::move(upload_tmp_);
+    upload_tmp_.clear();
+    unsigned version = req.version();
+    bool keep_alive = req.keep_alive();
+    net::post(*shared_->blob_pool, [self = shared_from_this(), request = std::move(request),
+                                   version, keep_alive] {
+      ApiResponse r = handle_blob_upload(self->shared_->options, request);
+      ::unlink(request.body_file.c_str());  // gone already unless it was refused
+      net::post(self->stream_.get_executor(), [self, request, r, version, keep_alive]() mutable {
+        self->respond(request, r, version, keep_alive);
+      });
+    });
+  }
+
+  void respond(const ApiRequest& request, ApiResponse& r, unsigned version, bool keep_alive) {
     spdlog::debug("api: {} {} {}", request.method, request.target, r.status);
     res_ = {};
-    res_.version(req.version());
-    res_.keep_alive(req.keep_alive());
-    fill(r, req.method() == http::verb::head);
+    res_.version(version);
+    res_.keep_alive(keep_alive);
+    fill(r, request.method == "HEAD");
     do_write();
   }
 
@@ -780,7 +881,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::file_body>> file_parser_;  // a blob upload
+  std::string upload_tmp_;  // its temp file, until handed to the blob thread
   http::response<http::string_body> res_;
   http::response<http::empty_body> continue_;
   std::optional<http::response<http::file_body>> file_res_;
@@ -847,10 +951,15 @@ std::optional<std::pair<std::string, std::string>> split_host_port(const std::st
 
 struct ApiServer::Impl {
   Impl(net::io_context& i, Service& s, ApiOptions o)
-      : io(i), shared(std::make_shared<Shared>(s, std::move(o))) {}
+      : io(i), shared(std::make_shared<Shared>(s, std::move(o))) {
+    shared->blob_pool = &blob_pool;
+  }
   net::io_context& io;
   std::shared_ptr<Shared> shared;
   std::shared_ptr<Listener> listener;
+  // One thread: uploads are disk- and hash-bound, and the event loop keeps the other core.
+  // Declared last, so it is joined first when the server goes.
+  net::thread_pool blob_pool{1};
 };
 
 ApiServer::ApiServer(net::io_context& io, Service& service, ApiOptions options)

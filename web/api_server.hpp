@@ -26,7 +26,8 @@ struct ApiOptions {
   // The drover home: blobs under HOME/blobs, dataset refs under HOME/datasets. Empty: the
   // blob and dataset-ref routes answer 404.
   std::string home;
-  size_t max_blob_body = size_t{1} << 30;  // the body limit of PUT /api/v1/blobs/{sha256}
+  // The body limit of PUT /api/v1/blobs/{sha256}. Uploads stream to disk, never to memory.
+  size_t max_blob_body = size_t{64} << 30;
 };
 
 // One request as the router sees it, free of any HTTP library: `target` is the raw
@@ -36,6 +37,9 @@ struct ApiRequest {
   std::string target;
   std::string authorization;
   std::string body;
+  // A blob upload the server streamed to this file (under HOME/blobs/tmp) instead of `body`;
+  // the handler takes it over (stores or deletes it).
+  std::string body_file;
 };
 
 struct ApiResponse {
@@ -53,6 +57,10 @@ struct ApiResponse {
 // files from disk for the logs route. Never throws.
 ApiResponse handle_api_request(Service& service, const ApiOptions& options,
                                const ApiRequest& request);
+
+// The route of PUT /api/v1/blobs/{sha256} with `body_file` set: thread-safe, touches no
+// Service (the server runs it off the event loop). Never throws.
+ApiResponse handle_blob_upload(const ApiOptions& options, const ApiRequest& request);
 
 class ApiServer {
  public:

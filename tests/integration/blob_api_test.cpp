@@ -4,6 +4,8 @@
 // and `drover snapshot gc` keeping the blobs that recorded runs reference.
 #include <curl/curl.h>
 
+#include <cstring>
+
 #include "common/blob_store.hpp"
 #include "common/sha256.hpp"
 #include "tests/integration/harness.hpp"
@@ -213,7 +215,41 @@ TEST_F(BlobApiTest, AHashMismatchIsRefusedAndNothingIsStored) {
   EXPECT_EQ(error_message(put),
             "body hash " + sha256_hex("abd") + " does not match blob " + claimed);
   EXPECT_EQ(call("HEAD", "/api/v1/blobs/" + claimed).status, 404);
+  // The streamed upload's temp file went with the refusal.
+  EXPECT_TRUE(fs::is_empty(daemon.home() / "blobs" / "tmp"));
   EXPECT_EQ(call("HEAD", "/api/v1/blobs/" + sha256_hex("abd")).status, 404);
+}
+
+// Peak resident memory of a process (VmHWM), in KiB.
+long peak_rss_kib(pid_t pid) {
+  std::string status = read_all("/proc/" + std::to_string(pid) + "/status");
+  auto at = status.find("VmHWM:");
+  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 6);
+}
+
+TEST_F(BlobApiTest, AnUploadIsStreamedToDiskNotHeldInTheDaemonsMemory) {
+  std::string big(256u << 20, '\0');  // 256 MiB that do not compress or repeat
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; i + 8 <= big.size(); i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::memcpy(&big[i], &x, 8);
+  }
+  std::string sha = sha256_hex(big);
+  long before = peak_rss_kib(daemon.pid());
+  ASSERT_GT(before, 0);
+  Http put = call("PUT", "/api/v1/blobs/" + sha, &big);
+  ASSERT_EQ(put.status, 201) << put.body;
+  long after = peak_rss_kib(daemon.pid());
+  EXPECT_LT(after - before, 64 * 1024) << "peak RSS grew from " << before << " to " << after
+                                       << " KiB for a 256 MiB upload";
+  fs::path blob = daemon.home() / "blobs" / sha.substr(0, 2) / sha.substr(2);
+  EXPECT_EQ(fs::file_size(blob), big.size());
+  EXPECT_EQ(sha256_file(blob)->sha256, sha);
+  EXPECT_EQ(fs::status(blob).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  EXPECT_TRUE(fs::is_empty(daemon.home() / "blobs" / "tmp"));
+  // The daemon answers other calls as before.
+  EXPECT_EQ(call("GET", "/api/v1/dags").status, 200);
 }
 
 TEST_F(BlobApiTest, PathTraversalIsRefused) {
