@@ -292,6 +292,9 @@ int do_gc(const Options& o) {
     g.grace_seconds = grace->count() / 1'000'000;
   }
   g.dry_run = o.dry_run;
+  g.on_wait = [] {
+    std::fprintf(stderr, "gc: waiting for a snapshot add or pull in progress to finish\n");
+  };
   for (auto& f : o.keep_files) {
     auto text = read_file(f);
     if (!text) return fail(text.message());

@@ -54,10 +54,12 @@ Result<BlobRef> BlobStore::commit_temp(const fs::path& tmp, BlobRef ref) {
     return make_error(dest.string() + ": " + std::strerror(e));
   }
   if (!deferred_sync_) (void)fsync_dir(dest.parent_path());
+  else unsynced_.fetch_add(1, std::memory_order_relaxed);
   return ref;
 }
 
-Status BlobStore::sync() const {
+Status BlobStore::sync() {
+  if (unsynced_.exchange(0) == 0) return {};  // nothing new since the last sync
   int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return make_error(root_.string() + ": " + std::strerror(errno));
   int rc = ::syncfs(fd);

@@ -4,6 +4,7 @@
 // writers of the same blob race benignly to the same rename.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -52,7 +53,7 @@ class BlobStore {
   // file and its folder, and the caller calls sync() once (syncfs) before publishing
   // anything that refers to the new blobs. Off by default. Set before concurrent use.
   void set_deferred_sync(bool on) { deferred_sync_ = on; }
-  Status sync() const;
+  Status sync();  // a no-op when no blob was stored since the last one
 
   static constexpr int64_t kDefaultRacyWindowNs = 2'000'000'000;
   // For tests: the racy window, and a hook called between hashing and copying.
@@ -66,6 +67,7 @@ class BlobStore {
   Result<BlobRef> copy_while_hashing(int in, const std::filesystem::path& src);
   std::filesystem::path root_;
   bool deferred_sync_ = false;
+  std::atomic<uint64_t> unsynced_{0};  // blobs stored in batch mode since the last sync()
   int64_t racy_window_ns_ = kDefaultRacyWindowNs;
   std::function<void(const std::filesystem::path&)> after_hash_;
 };

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 #include "common/clock.hpp"
 #include "common/fs.hpp"
@@ -172,6 +174,47 @@ Diff diff_manifests(const Manifest& a, const Manifest& b) {
 
 Registry::Registry(fs::path home) : home_(std::move(home)), blobs_(home_ / "blobs") {}
 
+namespace {
+
+// An flock on HOME/blobs.lock, held until destroyed.
+class StoreLock {
+ public:
+  static Result<StoreLock> acquire(const fs::path& home, bool exclusive,
+                                   const std::function<void()>& on_wait = {}) {
+    if (auto s = make_dirs(home); !s) return s.error();
+    fs::path file = home / "blobs.lock";
+    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_error(file, errno);
+    int op = exclusive ? LOCK_EX : LOCK_SH;
+    if (::flock(fd, op | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) {
+        int e = errno;
+        ::close(fd);
+        return errno_error(file, e);
+      }
+      if (on_wait) on_wait();
+      while (::flock(fd, op) != 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        ::close(fd);
+        return errno_error(file, e);
+      }
+    }
+    return StoreLock(fd);
+  }
+  StoreLock(StoreLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  StoreLock& operator=(StoreLock&&) = delete;
+  ~StoreLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit StoreLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace
+
 fs::path Registry::dataset_dir(std::string_view name) const {
   return home_ / "datasets" / std::string(name);
 }
@@ -268,6 +311,8 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
     return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
                       "invalid");
   if (opts.exclude.empty()) opts.exclude = home_;
+  auto lock = StoreLock::acquire(home_, false);
+  if (!lock) return lock.error();
   auto cache = StatCache::open(home_ / "cache" / "stat.db");
   if (!cache) return cache.error();
   AddResult res;
@@ -277,8 +322,7 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
   auto m = build_manifest(src, dataset, blobs_, cache->get(), opts, &res.stats);
   blobs_.set_deferred_sync(false);
   if (!m) return m.error();
-  if (res.stats.files_hashed > 0)
-    if (auto s = blobs_.sync(); !s) return s.error();
+  if (auto s = blobs_.sync(); !s) return s.error();  // only when new blobs were stored
   auto ref = blobs_.put_bytes(to_canonical_json(*m));
   if (!ref) return ref.error();
   res.version = ref->sha256;
@@ -421,6 +465,8 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest,
 }
 
 Result<GcResult> Registry::gc(const GcOptions& opts) {
+  auto lock = StoreLock::acquire(home_, true, opts.on_wait);
+  if (!lock) return lock.error();
   std::set<std::string> live;
   std::set<std::string> versions = known_versions();
   auto is_manifest = [&](const std::string& sha) {
@@ -570,6 +616,8 @@ Status Registry::fetch_blob(Remote& remote, const std::string& sha, uint64_t* by
 }
 
 Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, bool progress) {
+  auto lock = StoreLock::acquire(home_, false);
+  if (!lock) return lock.error();
   std::string ref(ref_in);
   std::string version, name, tag;
   size_t at = ref.find('@');

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +71,8 @@ struct GcOptions {
   // files but not yet its refs).
   int64_t grace_seconds = 3600;
   bool dry_run = false;
+  // Called once when gc must wait for an add or pull in progress (see Registry).
+  std::function<void()> on_wait;
 };
 struct GcResult {
   uint64_t blobs_deleted = 0, bytes_freed = 0, blobs_kept = 0;
@@ -80,6 +83,9 @@ struct TransferResult {
   uint64_t blobs_sent = 0, bytes_sent = 0, blobs_skipped = 0;
 };
 
+// Writers of the store (add, pull) hold HOME/blobs.lock shared and gc holds it exclusive
+// (flock: released when the process ends, kill -9 included), so gc never deletes a blob
+// that an add in progress is about to name, nor runs on a cache row that is about to go.
 class Registry {
  public:
   explicit Registry(std::filesystem::path home);

@@ -1,13 +1,16 @@
 // End-to-end tests of `drover snapshot ...`: the real binary (DROVER_BIN) in a temp --home.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -44,13 +47,26 @@ class SnapshotCliTest : public ::testing::Test {
 
   // Runs `drover snapshot ARGS... --home HOME` (home added unless `with_home` is false).
   Output snap(std::vector<std::string> args, bool with_home = true) {
+    fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    pid_t pid = start(std::move(args), out, err, with_home);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    Output r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  // Starts `drover snapshot ARGS... --home HOME` in the background; returns its pid.
+  pid_t start(std::vector<std::string> args, const fs::path& out, const fs::path& err,
+              bool with_home = true) {
     std::vector<std::string> argv = {DROVER_BIN, "snapshot"};
     argv.insert(argv.end(), args.begin(), args.end());
     if (with_home) {
       argv.push_back("--home");
       argv.push_back(home_.string());
     }
-    fs::path out = dir_ / "stdout", err = dir_ / "stderr";
     pid_t pid = ::fork();
     if (pid == 0) {
       int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -63,13 +79,7 @@ class SnapshotCliTest : public ::testing::Test {
       ::execv(cargv[0], cargv.data());
       ::_exit(127);
     }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    Output r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return pid;
   }
 
   void write(const std::string& rel, const std::string& content, int mode = 0644) {
@@ -196,6 +206,41 @@ TEST_F(SnapshotCliTest, PushGcPullThroughAFolderRemote) {
   auto gc = snap({"gc", "--grace", "0"});
   ASSERT_EQ(gc.rc, 0) << gc.err;
   EXPECT_EQ(gc.out.rfind("deleted 0 blobs, freed 0 bytes", 0), 0u) << gc.out;
+}
+
+// Polls `pred` every 10 ms until it holds or `deadline` passes.
+template <class Pred>
+bool wait_for(Pred pred, std::chrono::milliseconds deadline) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+TEST_F(SnapshotCliTest, GcWaitsForAnAddInProgressAndThenRuns) {
+  write("data/a", "a");
+  ASSERT_EQ(snap({"add", (dir_ / "data").string(), "-d", "events"}).rc, 0);
+  // Hold the store's lock shared, as an add in progress does.
+  int fd = ::open((home_ / "blobs.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_SH), 0);
+  fs::path out = dir_ / "gc.out", err = dir_ / "gc.err";
+  pid_t gc = start({"gc", "--grace", "0"}, out, err);
+  ASSERT_TRUE(wait_for([&] { return slurp(err).find("waiting") != std::string::npos; },
+                       std::chrono::seconds(30)))
+      << slurp(err);
+  EXPECT_EQ(slurp(err), "gc: waiting for a snapshot add or pull in progress to finish\n");
+  int status = 0;
+  EXPECT_EQ(::waitpid(gc, &status, WNOHANG), 0);  // still waiting: it deleted nothing yet
+  EXPECT_EQ(slurp(out), "");
+  ::close(fd);  // the add is done
+  ASSERT_TRUE(wait_for([&] { return ::waitpid(gc, &status, WNOHANG) == gc; },
+                       std::chrono::seconds(30)));
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(slurp(out).rfind("deleted 0 blobs", 0), 0u) << slurp(out);
 }
 
 }  // namespace
