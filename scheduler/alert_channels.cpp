@@ -69,6 +69,7 @@ void setup(CURL* h, const AlertChannel& ch, const std::atomic<bool>* cancel, cha
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  if (!ch.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ch.ca_file.c_str());
   errbuf[0] = '\0';
 }
 

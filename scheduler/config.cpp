@@ -136,9 +136,10 @@ json to_json(const YAML::Node& n) {
 const std::vector<std::string> kTopKeys = {"alerts", "ui_url", "remotes", "secrets"};
 const std::vector<std::string> kAlertsKeys = {"channels", "retries", "retry_delay"};
 const std::vector<std::string> kTypes = {"webhook", "email", "command"};
-const std::vector<std::string> kWebhookKeys = {"type", "url", "timeout"};
-const std::vector<std::string> kEmailKeys = {"type", "smtp", "from", "to", "starttls",
-                                             "username_env", "password_env", "timeout"};
+const std::vector<std::string> kWebhookKeys = {"type", "url", "timeout", "ca_file"};
+const std::vector<std::string> kEmailKeys = {"type",         "smtp",         "from",
+                                             "to",           "starttls",     "username_env",
+                                             "password_env", "timeout",      "ca_file"};
 const std::vector<std::string> kCommandKeys = {"type", "run", "timeout"};
 
 void parse_channel(Checker& c, const std::string& name, const YAML::Node& key,
@@ -176,6 +177,7 @@ void parse_channel(Checker& c, const std::string& name, const YAML::Node& key,
     return v;
   };
   if (YAML::Node v = n["timeout"]) c.duration(v, where + ": timeout", &ch.timeout);
+  if (YAML::Node v = n["ca_file"]) c.nonempty_string(v, where + ": ca_file", &ch.ca_file);
   switch (ch.type) {
     case AlertChannel::Type::Webhook:
       if (YAML::Node v = required("url")) {

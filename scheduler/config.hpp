@@ -31,6 +31,9 @@ struct AlertChannel {
   std::string username_env, password_env;  // names of environment variables, never values
   // command
   std::vector<std::string> run;  // argv, no shell
+  // webhook (https) and email (TLS): a PEM file of CA certificates to trust instead of the
+  // system's (an internal CA, or a test's own)
+  std::string ca_file;
   // every type: one delivery attempt is abandoned after this long
   Micros timeout = std::chrono::seconds(30);
 

@@ -4,9 +4,10 @@
   alert_receivers.py webhook OUT_FILE [--fail-first N]
       HTTP server: each POST body is appended to OUT_FILE as one JSON line
       {"path", "content_type", "body"}; answers 500 to the first N requests, then 200.
-  alert_receivers.py smtp OUT_DIR
+  alert_receivers.py smtp OUT_DIR [--starttls CERT KEY]
       SMTP sink (aiosmtpd): each message is written to OUT_DIR/N.eml (complete, then renamed)
-      with the envelope in OUT_DIR/N.json {"mail_from", "rcpt_tos"}.
+      with the envelope in OUT_DIR/N.json {"mail_from", "rcpt_tos", "tls"}. With
+      --starttls it offers STARTTLS with CERT/KEY and refuses mail without it (530).
 
 Both bind 127.0.0.1 on port 0 and print the port on the first line of stdout, flushed.
 """
@@ -47,8 +48,9 @@ def run_webhook(out_file, fail_first):
     server.serve_forever()
 
 
-def run_smtp(out_dir):
+def run_smtp(out_dir, cert=None, key=None):
     import asyncio
+    import ssl
     from aiosmtpd.smtp import SMTP
 
     os.makedirs(out_dir, exist_ok=True)
@@ -59,7 +61,8 @@ def run_smtp(out_dir):
             counter["n"] += 1
             base = os.path.join(out_dir, str(counter["n"]))
             with open(base + ".json.tmp", "w", encoding="utf-8") as f:
-                json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+                json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                           "tls": session.ssl is not None}, f)
             os.rename(base + ".json.tmp", base + ".json")
             with open(base + ".eml.tmp", "wb") as f:
                 f.write(envelope.original_content or envelope.content)
@@ -68,7 +71,13 @@ def run_smtp(out_dir):
 
     async def serve():
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Sink()), "127.0.0.1", 0)
+        if cert:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+            factory = lambda: SMTP(Sink(), tls_context=ctx, require_starttls=True)
+        else:
+            factory = lambda: SMTP(Sink())
+        server = await loop.create_server(factory, "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()
 
@@ -83,6 +92,8 @@ def main():
         run_webhook(sys.argv[2], fail_first)
     elif len(sys.argv) == 3 and sys.argv[1] == "smtp":
         run_smtp(sys.argv[2])
+    elif len(sys.argv) == 6 and sys.argv[1] == "smtp" and sys.argv[3] == "--starttls":
+        run_smtp(sys.argv[2], sys.argv[4], sys.argv[5])
     else:
         sys.stderr.write(__doc__)
         sys.exit(2)

@@ -123,7 +123,7 @@ TEST(ServerConfigTest, ParsesEveryChannelType) {
     ml-oncall: {type: webhook, url: "http://127.0.0.1:9000/hook"}
     recsys-email: {type: email, smtp: "smtp://127.0.0.1:2525", from: "drover@example.com",
                    to: [a@b.c], starttls: false, username_env: SMTP_USER,
-                   password_env: SMTP_PASSWORD}
+                   password_env: SMTP_PASSWORD, ca_file: /etc/ssl/internal-ca.pem}
     page: {type: command, run: [/usr/local/bin/page, --team, ml], timeout: 5s}
   retries: 4
   retry_delay: 3s
@@ -144,6 +144,8 @@ ui_url: http://127.0.0.1:8080
   EXPECT_FALSE(mail.starttls);
   EXPECT_EQ(mail.username_env, "SMTP_USER");
   EXPECT_EQ(mail.password_env, "SMTP_PASSWORD");
+  EXPECT_EQ(mail.ca_file, "/etc/ssl/internal-ca.pem");
+  EXPECT_EQ(hook.ca_file, "");
   const auto& page = cfg->alerts.channels.at("page");
   EXPECT_EQ(page.type, AlertChannel::Type::Command);
   EXPECT_EQ(page.run, (std::vector<std::string>{"/usr/local/bin/page", "--team", "ml"}));
@@ -294,6 +296,67 @@ TEST(AlertsTest, EmailReachesTheSmtpServerWithSubjectAndBody) {
   EXPECT_NE(msg.find("Run: http://127.0.0.1:8080/runs/r42\r\n"), std::string::npos) << msg;
   ASSERT_TRUE(wait_until([&] { return has_deliveries(d, 1); }));
   EXPECT_EQ(d.deliveries()[0]["ok"], true);
+}
+
+// A self-signed certificate for 127.0.0.1 made with the openssl CLI: DIR/cert.pem, key.pem.
+bool make_certificate(const fs::path& dir) {
+  pid_t pid = drover::testing::spawn(
+      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+       (dir / "key.pem").string(), "-out", (dir / "cert.pem").string()},
+      dir / "openssl.out", dir / "openssl.err");
+  int status = 0;
+  return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+         WEXITSTATUS(status) == 0;
+}
+
+AlertChannel starttls_email(int port, const fs::path& ca_file) {
+  AlertChannel ch;
+  ch.name = "secure-email";
+  ch.type = AlertChannel::Type::Email;
+  ch.smtp = "smtp://127.0.0.1:" + std::to_string(port);
+  ch.from = "drover@example.com";
+  ch.to = {"oncall@example.com"};
+  ch.starttls = true;
+  ch.ca_file = ca_file.string();
+  ch.timeout = std::chrono::seconds(20);
+  return ch;
+}
+
+TEST(AlertsTest, EmailOverStartTlsIsEncryptedAndTheCertificateChecked) {
+  TempDir dir;
+  ASSERT_TRUE(make_certificate(dir.path())) << read_all(dir / "openssl.err");
+  // The server refuses MAIL before STARTTLS (530), so a delivery proves TLS was used.
+  Receiver smtp(dir, {"smtp", (dir / "mail").string(), "--starttls", (dir / "cert.pem").string(),
+                      (dir / "key.pem").string()});
+  ASSERT_GT(smtp.port(), 0);
+  AlertDispatcher d(config_with({starttls_email(smtp.port(), dir / "cert.pem")}));
+  d.send(failed_alert({"secure-email"}));
+  ASSERT_TRUE(wait_until([&] { return fs::exists(dir / "mail" / "1.json"); }));
+  json env = json::parse(read_all(dir / "mail" / "1.json"));
+  EXPECT_EQ(env["tls"], true);
+  EXPECT_EQ(env["rcpt_tos"], (json{"oncall@example.com"}));
+  EXPECT_NE(read_all(dir / "mail" / "1.eml").find("exit code 1 on try 3 of 3"), std::string::npos);
+  ASSERT_TRUE(wait_until([&] { return has_deliveries(d, 1); }));
+  EXPECT_EQ(d.deliveries()[0]["ok"], true);
+}
+
+TEST(AlertsTest, StartTlsWithAnUntrustedCertificateIsNotDelivered) {
+  TempDir dir;
+  ASSERT_TRUE(make_certificate(dir.path())) << read_all(dir / "openssl.err");
+  fs::create_directories(dir / "other");
+  ASSERT_TRUE(make_certificate(dir / "other")) << read_all(dir / "other/openssl.err");
+  Receiver smtp(dir, {"smtp", (dir / "mail").string(), "--starttls", (dir / "cert.pem").string(),
+                      (dir / "key.pem").string()});
+  ASSERT_GT(smtp.port(), 0);
+  // Trusting another CA: the server's certificate does not verify.
+  AlertDispatcher d(config_with({starttls_email(smtp.port(), dir / "other/cert.pem")}, 0));
+  d.send(failed_alert({"secure-email"}));
+  ASSERT_TRUE(wait_until([&] { return has_deliveries(d, 1); }));
+  json rec = d.deliveries()[0];
+  EXPECT_EQ(rec["ok"], false);
+  EXPECT_NE(rec["error"].get<std::string>().find("certificate"), std::string::npos) << rec.dump();
+  EXPECT_FALSE(fs::exists(dir / "mail" / "1.eml"));
 }
 
 TEST(AlertsTest, EmailWithUnsetCredentialVariableFailsWithTheName) {
