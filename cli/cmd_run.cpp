@@ -79,6 +79,7 @@ int cmd_run(int argc, char** argv) {
   opts.project_dir = project_dir;
   opts.global_slots = slots;
   opts.schedules = false;
+  opts.own_runs = true;  // a daemon restarted meanwhile leaves this run to this process
   opts.alerts = alerts->get();
   Engine engine(io, clock, **store, *exec, opts);
   std::string run_id;
@@ -106,7 +107,10 @@ int cmd_run(int argc, char** argv) {
     return kExitFailure;
   }
   run_id = *r;
-  if (!as_json && !quiet) std::printf("run %s\n", run_id.c_str());
+  if (!as_json && !quiet) {
+    std::printf("run %s\n", run_id.c_str());
+    std::fflush(stdout);  // the id is useful at once, also through a pipe or a file
+  }
   io.run();
   // Alerts still queued are delivered (with their retries) before exiting.
   if (*alerts) (*alerts)->shutdown(std::chrono::seconds(10));

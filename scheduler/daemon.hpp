@@ -34,6 +34,11 @@ struct EngineOptions {
   int global_slots = 4;                      // tries running at once
   std::map<std::string, int> queue_slots;    // per-queue limits (absent: unlimited)
   bool schedules = true;                     // fire cron schedules (false for `drover run`)
+  // `drover run`: each run this engine creates is owned by this process, which holds an
+  // flock on HOME/runs/RUN/owner.lock from before the run is stored until the engine goes
+  // (or the process dies, kill -9 included). A daemon's recovery leaves a run alone while
+  // its owner lock is held, and takes the run over once it is not.
+  bool own_runs = false;
   AlertDispatcher* alerts = nullptr;         // task failure, drift and SLA alerts (optional)
 };
 

@@ -154,6 +154,87 @@ tasks:
   EXPECT_EQ(tries, 3);
 }
 
+// A `drover run` beside the daemon: `middle` waits for a GO file, so the test decides when
+// the run may go on. Each task appends to the ledger: a task run twice leaves two lines.
+class DroverRunBesideDaemonTest : public DaemonTest {
+ protected:
+  fs::path ledger = tmp / "ledger", go = tmp / "GO", file = tmp / "local.yaml";
+  pid_t run_pid = -1;
+  std::string run_id;
+  void start_drover_run() {
+    write_text(file, R"(dag: local
+tasks:
+  first: {run: 'echo first >> )" + ledger.string() + R"('}
+  middle:
+    needs: [first]
+    run: 'touch started; while [ ! -e )" + go.string() + R"( ]; do sleep 0.05; done; echo middle >> )" +
+                         ledger.string() + R"('
+  last: {needs: [middle], run: 'echo last >> )" + ledger.string() + R"('}
+)");
+    fs::create_directories(dags());
+    run_pid = spawn({DROVER_BIN, "run", file.string(), "--home", home().string(), "--project-dir",
+                     tmp.path().string()},
+                    tmp / "run.out", tmp / "run.err");
+    ASSERT_GT(run_pid, 0);
+    ASSERT_TRUE(wait_until([&] { return read_all(tmp / "run.out").find('\n') != std::string::npos; }))
+        << read_all(tmp / "run.err");
+    std::string first_line = read_all(tmp / "run.out");
+    first_line = first_line.substr(0, first_line.find('\n'));
+    ASSERT_EQ(first_line.rfind("run ", 0), 0u) << first_line;
+    run_id = first_line.substr(4);
+    ASSERT_TRUE(wait_until(
+        [&] { return fs::exists(home() / "runs" / run_id / "middle" / "1" / "work" / "started"); }));
+  }
+  int wait_run_exit() {
+    int status = 0;
+    if (!wait_until([&] { return ::waitpid(run_pid, &status, WNOHANG) == run_pid; },
+                    std::chrono::seconds(60)))
+      return -1;
+    run_pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  void TearDown() override {
+    if (run_pid > 0) {
+      ::kill(-run_pid, SIGKILL);
+      ::waitpid(run_pid, nullptr, 0);
+    }
+    DaemonTest::TearDown();
+  }
+};
+
+TEST_F(DroverRunBesideDaemonTest, ADaemonStartedMeanwhileLeavesTheRunToDroverRun) {
+  ASSERT_NO_FATAL_FAILURE(start_drover_run());
+  start();  // recovery sees the run unfinished in the shared store
+  ASSERT_TRUE(wait_until([&] {
+    return daemon->log().find("run " + run_id + " belongs to a live `drover run`; leaving it alone") !=
+           std::string::npos;
+  })) << daemon->log();
+  write_text(go, "");
+  ASSERT_EQ(wait_run_exit(), 0) << read_all(tmp / "run.out") << read_all(tmp / "run.err");
+  EXPECT_EQ(read_all(ledger), "first\nmiddle\nlast\n");
+  EXPECT_EQ(state_of(run_id), "success");
+  json rec = daemon->run_record(run_id);
+  EXPECT_EQ(rec["tasks"].size(), 3u) << rec.dump(2);  // one try each: nobody ran a task twice
+}
+
+TEST_F(DroverRunBesideDaemonTest, ADaemonTakesOverTheRunOfAKilledDroverRun) {
+  ASSERT_NO_FATAL_FAILURE(start_drover_run());
+  ::kill(run_pid, SIGKILL);  // `drover run` only: its try of `middle` lives on
+  ::waitpid(run_pid, nullptr, 0);
+  run_pid = -1;
+  start();
+  ASSERT_TRUE(wait_until([&] {
+    return daemon->log().find("run " + run_id + ": its `drover run` is gone; taking it over") !=
+           std::string::npos;
+  })) << daemon->log();
+  write_text(go, "");
+  ASSERT_TRUE(wait_until([&] { return state_of(run_id) == "success"; }, std::chrono::seconds(30)))
+      << daemon->run_record(run_id).dump(2);
+  EXPECT_EQ(read_all(ledger), "first\nmiddle\nlast\n");
+  json rec = daemon->run_record(run_id);
+  EXPECT_EQ(rec["tasks"].size(), 3u) << rec.dump(2);
+}
+
 TEST_F(DaemonTest, KilledDaemonRetriesATaskWhoseProcessIsGone) {
   dag("lost.yaml", R"(dag: lost
 tasks:
