@@ -1,5 +1,5 @@
 // `drover snapshot ...`: the dataset registry's CLI (plugins/snapshot/registry.hpp) —
-// add, ls, show, diff, checkout, tag, push, pull, gc. State lives under --home
+// add, status, ls, show, diff, checkout, tag, push, pull, gc. State lives under --home
 // (default ./.drover). See docs/data.md.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -189,6 +189,8 @@ int do_show(const Options& o) {
   return kExitOk;
 }
 
+int print_diff(const Diff& d, json head, bool as_json);
+
 int do_diff(const Options& o) {
   Registry reg(o.home);
   auto a = reg.resolve(o.ref);
@@ -199,9 +201,12 @@ int do_diff(const Options& o) {
   if (!ma) return fail(ma.message());
   auto mb = reg.load(*b);
   if (!mb) return fail(mb.message());
-  Diff d = diff_manifests(*ma, *mb);
-  if (o.json) {
-    json j = {{"from", *a}, {"to", *b}};
+  return print_diff(diff_manifests(*ma, *mb), json{{"from", *a}, {"to", *b}}, o.json);
+}
+
+// Prints a diff: one line per path then a count, or (json) `head` plus added/removed/changed.
+int print_diff(const Diff& d, json j, bool as_json) {
+  if (as_json) {
     j["added"] = json::array();
     j["removed"] = json::array();
     j["changed"] = json::array();
@@ -229,6 +234,23 @@ int do_diff(const Options& o) {
   std::printf("%zu added, %zu removed, %zu changed\n", d.added.size(), d.removed.size(),
               d.changed.size());
   return kExitOk;
+}
+
+int do_status(const Options& o) {
+  Registry reg(o.home);
+  SnapshotOptions so;
+  so.progress = Progress::stderr_is_terminal();
+  auto r = reg.status(o.path, o.dataset, o.ref, so);
+  if (!r) return fail(r.message());
+  const Diff& d = r->diff;
+  bool clean = d.added.empty() && d.removed.empty() && d.changed.empty();
+  if (!o.json) {
+    std::printf("%s against %s (%s)%s\n", o.path.c_str(),
+                o.ref.empty() ? (o.dataset + "@latest").c_str() : o.ref.c_str(),
+                r->against.substr(0, 12).c_str(), clean ? ": unchanged" : "");
+    if (clean) return kExitOk;
+  }
+  return print_diff(d, json{{"against", r->against}, {"unchanged", clean}}, o.json);
 }
 
 int do_checkout(const Options& o) {
@@ -375,6 +397,15 @@ int cmd_snapshot(int argc, char** argv) {
   diff->add_option("TO", o.ref2, "Newer version")->required();
   diff->add_flag("--json", o.json, "Print JSON");
 
+  auto* status = sub("status",
+                     "What adding PATH would change against the dataset's latest version (or\n"
+                     "--against REF): files added, removed and changed. Nothing is stored.",
+                     "Example: drover snapshot status data/events --dataset events\n");
+  status->add_option("PATH", o.path, "Folder or file to compare")->required();
+  status->add_option("--dataset,-d", o.dataset, "Dataset name")->required();
+  status->add_option("--against", o.ref, "Version to compare with (default NAME@latest)");
+  status->add_flag("--json", o.json, "Print JSON");
+
   auto* co = sub("checkout", "Materialize a version into DEST (must not exist or be empty)",
                  "Files are verified against their hashes. Files whose recorded mode is 0444 are\n"
                  "hard-linked from the store, others copied with their mode; --link hard-links\n"
@@ -420,6 +451,7 @@ int cmd_snapshot(int argc, char** argv) {
   if (show->parsed()) return do_show(o);
   if (diff->parsed()) return do_diff(o);
   if (co->parsed()) return do_checkout(o);
+  if (status->parsed()) return do_status(o);
   if (tag->parsed()) return do_tag(o);
   if (push->parsed()) return do_transfer(o, true);
   if (pull->parsed()) return do_transfer(o, false);
@@ -429,7 +461,8 @@ int cmd_snapshot(int argc, char** argv) {
 
 }  // namespace
 
-DROVER_COMMAND("snapshot", "Dataset snapshots: add, ls, show, diff, checkout, push, pull, gc",
+DROVER_COMMAND("snapshot",
+               "Dataset snapshots: add, status, ls, show, diff, checkout, push, pull, gc",
                cmd_snapshot);
 
 }  // namespace drover::cli

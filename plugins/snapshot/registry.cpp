@@ -335,6 +335,26 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
   return res;
 }
 
+Result<StatusResult> Registry::status(const fs::path& src, const std::string& dataset,
+                                      const std::string& against, SnapshotOptions opts) {
+  if (!valid_dataset_name(dataset))
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+  auto v = resolve(against.empty() ? dataset + "@latest" : against);
+  if (!v) return v.error();
+  auto old = load(*v);
+  if (!old) return old.error();
+  if (opts.exclude.empty()) opts.exclude = home_;
+  opts.store = false;
+  auto cache = StatCache::open(home_ / "cache" / "stat.db");
+  if (!cache) return cache.error();
+  StatusResult res;
+  res.against = *v;
+  auto now = build_manifest(src, dataset, blobs_, cache->get(), opts, &res.stats);
+  if (!now) return now.error();
+  res.diff = diff_manifests(*old, *now);
+  return res;
+}
+
 Result<std::string> Registry::resolve(std::string_view ref_in) const {
   std::string ref(ref_in);
   size_t at = ref.find('@');

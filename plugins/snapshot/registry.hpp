@@ -54,6 +54,12 @@ struct Diff {
 // differs is "changed".
 Diff diff_manifests(const Manifest& a, const Manifest& b);
 
+struct StatusResult {
+  std::string against;  // the version compared with
+  Diff diff;            // from `against` to the folder as it is now
+  SnapshotStats stats;
+};
+
 struct CheckoutOptions {
   unsigned threads = 0;
   bool progress = false;
@@ -98,6 +104,10 @@ class Registry {
   Result<AddResult> add(const std::filesystem::path& src, const std::string& dataset,
                         const std::string& tag, const std::string& message,
                         SnapshotOptions opts = {});
+  // What `add` would record now, compared with version `against` (default NAME@latest):
+  // the folder is hashed (the stat cache spares unchanged files) but nothing is stored.
+  Result<StatusResult> status(const std::filesystem::path& src, const std::string& dataset,
+                              const std::string& against = "", SnapshotOptions opts = {});
   // REF -> version id. Errors (code "not_found" or "invalid") are the product: see
   // docs/data.md.
   Result<std::string> resolve(std::string_view ref) const;

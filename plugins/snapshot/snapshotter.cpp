@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/sha256.hpp"
 #include "plugins/snapshot/parallel.hpp"
 #include "plugins/snapshot/progress.hpp"
 
@@ -178,7 +179,14 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
         return {};
       }
     }
-    auto ref = blobs.put_file(abs);
+    Result<BlobRef> ref = make_error("");
+    if (opts.store) {
+      ref = blobs.put_file(abs);
+    } else if (auto d = sha256_file(abs)) {
+      ref = BlobRef{d->sha256, d->size};
+    } else {
+      ref = d.error();
+    }
     if (!ref && ref.error().code == "changed")
       return make_error(abs + ": changed while being hashed; snapshot aborted");
     if (!ref) return ref.error();
@@ -191,7 +199,7 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
         after.st_mode != before.st_mode)
       return make_error(abs + ": changed while being hashed; snapshot aborted");
     ent.sha256 = ref->sha256;
-    if (cache) cache->record(abs, fst, ent.sha256, started);
+    if (cache && opts.store) cache->record(abs, fst, ent.sha256, started);
     progress.add(1, ref->size);
     return {};
   });

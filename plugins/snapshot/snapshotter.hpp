@@ -26,6 +26,9 @@ struct SnapshotOptions {
   // Test seam: called with the relative path after a file was read and before its stat is
   // checked again (lets a test change the file "while it is being hashed", deterministically).
   std::function<void(const std::string& rel)> after_read;
+  // false: only hash (for `status`): nothing is written to the blob store, and fresh hashes
+  // are not recorded in the stat cache (a cache row promises that its blob is stored).
+  bool store = true;
 };
 
 struct SnapshotStats {

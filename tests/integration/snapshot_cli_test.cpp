@@ -208,6 +208,37 @@ TEST_F(SnapshotCliTest, PushGcPullThroughAFolderRemote) {
   EXPECT_EQ(gc.out.rfind("deleted 0 blobs, freed 0 bytes", 0), 0u) << gc.out;
 }
 
+TEST_F(SnapshotCliTest, StatusSaysWhatAnAddWouldChange) {
+  write("data/a", "a\n");
+  write("data/b", "b\n");
+  auto add = snap({"add", (dir_ / "data").string(), "-d", "ev"});
+  ASSERT_EQ(add.rc, 0) << add.err;
+  std::string v = add.out.substr(0, 12);
+  std::string data = (dir_ / "data").string();
+  auto clean = snap({"status", data, "-d", "ev"});
+  EXPECT_EQ(clean.rc, 0) << clean.err;
+  EXPECT_EQ(clean.out, data + " against ev@latest (" + v + "): unchanged\n");
+  write("data/c", "c\n");
+  write("data/b", "bb\n");
+  fs::remove(dir_ / "data/a");
+  auto st = snap({"status", data, "-d", "ev"});
+  EXPECT_EQ(st.rc, 0) << st.err;
+  EXPECT_EQ(st.out, data + " against ev@latest (" + v + ")\n"
+                    "added    c  (2 bytes)\n"
+                    "removed  a  (2 bytes)\n"
+                    "changed  b  (2 -> 3 bytes)\n"
+                    "1 added, 1 removed, 1 changed\n");
+  auto j = snap({"status", data, "-d", "ev", "--json"});
+  ASSERT_EQ(j.rc, 0) << j.err;
+  json doc = json::parse(j.out);
+  EXPECT_EQ(doc["unchanged"], false);
+  EXPECT_EQ(doc["against"].get<std::string>().substr(0, 12), v);
+  EXPECT_EQ(doc["changed"][0]["path"], "b");
+  auto bad = snap({"status", data, "-d", "nope"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_EQ(bad.err, "drover snapshot: unknown dataset 'nope'\n");
+}
+
 // Polls `pred` every 10 ms until it holds or `deadline` passes.
 template <class Pred>
 bool wait_for(Pred pred, std::chrono::milliseconds deadline) {

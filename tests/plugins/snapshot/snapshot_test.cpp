@@ -237,6 +237,63 @@ TEST(SnapshotTest, GcForgetsStatCacheRowsOfTheBlobsItDeletes) {
   EXPECT_EQ(testing::read(tmp / "out/x"), "stray bytes");
 }
 
+TEST(SnapshotTest, StatusListsWhatAnAddWouldChangeAndStoresNothing) {
+  TempDir tmp;
+  write(tmp / "data/keep", "same");
+  write(tmp / "data/edit", "ab");
+  write(tmp / "data/gone", "12345");
+  age_files(tmp / "data");
+  Registry reg(tmp / "home");
+  auto v1 = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v1.ok()) << v1.message();
+  auto clean = reg.status(tmp / "data", "events");
+  ASSERT_TRUE(clean.ok()) << clean.message();
+  EXPECT_EQ(clean->against, v1->version);
+  EXPECT_TRUE(clean->diff.added.empty() && clean->diff.removed.empty() &&
+              clean->diff.changed.empty());
+  EXPECT_EQ(clean->stats.bytes_read, 0u);  // the stat cache spares unchanged files
+
+  fs::remove(tmp / "data/gone");
+  write(tmp / "data/new", "123");
+  write(tmp / "data/edit", "abcd");
+  size_t blobs_before = count_blobs(tmp / "home");
+  auto st = reg.status(tmp / "data", "events");
+  ASSERT_TRUE(st.ok()) << st.message();
+  ASSERT_EQ(st->diff.added.size(), 1u);
+  EXPECT_EQ(st->diff.added[0].path, "new");
+  EXPECT_EQ(st->diff.added[0].new_size, 3u);
+  ASSERT_EQ(st->diff.removed.size(), 1u);
+  EXPECT_EQ(st->diff.removed[0].path, "gone");
+  ASSERT_EQ(st->diff.changed.size(), 1u);
+  EXPECT_EQ(st->diff.changed[0].path, "edit");
+  EXPECT_EQ(st->diff.changed[0].old_size, 2u);
+  EXPECT_EQ(st->diff.changed[0].new_size, 4u);
+  EXPECT_EQ(st->diff.changed[0].new_sha256, sha256_hex("abcd"));
+  EXPECT_EQ(count_blobs(tmp / "home"), blobs_before);  // nothing stored
+  EXPECT_FALSE(reg.blobs().has(sha256_hex("abcd")));
+
+  // An add afterwards stores what status only hashed, and then status is clean again.
+  age_files(tmp / "data");
+  auto v2 = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v2.ok()) << v2.message();
+  EXPECT_TRUE(reg.blobs().has(sha256_hex("abcd")));
+  ASSERT_TRUE(reg.checkout("events@latest", tmp / "out").ok());
+  EXPECT_EQ(testing::read(tmp / "out/edit"), "abcd");
+  auto after = reg.status(tmp / "data", "events");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->against, v2->version);
+  EXPECT_TRUE(after->diff.added.empty() && after->diff.changed.empty());
+  // Against the first version instead of latest.
+  auto old = reg.status(tmp / "data", "events", v1->version);
+  ASSERT_TRUE(old.ok()) << old.message();
+  EXPECT_EQ(old->diff.added.size(), 1u);
+  EXPECT_EQ(old->diff.changed.size(), 1u);
+
+  auto none = reg.status(tmp / "data", "nosuch");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, "not_found") << none.message();
+}
+
 TEST(SnapshotTest, DiffListsAddedRemovedAndChangedFilesWithSizes) {
   TempDir tmp;
   write(tmp / "data/keep", "same");
