@@ -66,9 +66,9 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "drover run: %s\n", store.message().c_str());
     return kExitFailure;
   }
-  auto alerts = load_alerts(home, config_file);
-  if (!alerts) {
-    std::fprintf(stderr, "%s\n", alerts.message().c_str());
+  auto server = load_server(home, config_file);
+  if (!server) {
+    std::fprintf(stderr, "%s\n", server.message().c_str());
     return kExitFailure;
   }
   boost::asio::io_context io;
@@ -80,7 +80,8 @@ int cmd_run(int argc, char** argv) {
   opts.global_slots = slots;
   opts.schedules = false;
   opts.own_runs = true;  // a daemon restarted meanwhile leaves this run to this process
-  opts.alerts = alerts->get();
+  opts.alerts = server->alerts.get();
+  opts.secrets = server->secrets;
   Engine engine(io, clock, **store, *exec, opts);
   std::string run_id;
   std::optional<RunState> final_state;
@@ -113,7 +114,7 @@ int cmd_run(int argc, char** argv) {
   }
   io.run();
   // Alerts still queued are delivered (with their retries) before exiting.
-  if (*alerts) (*alerts)->shutdown(std::chrono::seconds(10));
+  if (server->alerts) server->alerts->shutdown(std::chrono::seconds(10));
   auto rec = run_record_json(**store, run_id);
   if (rec) {
     if (as_json)

@@ -72,12 +72,13 @@ int cmd_serve(int argc, char** argv) {
     return kExitFailure;
   }
   // Alert channels (docs/alerts.md): the config is optional; a broken one stops the start.
-  auto alerts = load_alerts(home, config_file);
-  if (!alerts) {
-    std::fprintf(stderr, "%s\n", alerts.message().c_str());
+  auto server = load_server(home, config_file);
+  if (!server) {
+    std::fprintf(stderr, "%s\n", server.message().c_str());
     return kExitFailure;
   }
-  opts.alerts = alerts->get();
+  opts.alerts = server->alerts.get();
+  opts.secrets = server->secrets;
   auto token = ensure_token(home);
   if (!token) {
     std::fprintf(stderr, "drover serve: %s\n", token.message().c_str());

@@ -13,15 +13,17 @@
 
 namespace drover::cli {
 
-Result<std::unique_ptr<AlertDispatcher>> load_alerts(const std::filesystem::path& home,
-                                                     std::string config_file) {
+Result<ServerSetup> load_server(const std::filesystem::path& home, std::string config_file) {
   if (config_file.empty() && std::filesystem::exists(home / "config.yaml"))
     config_file = (home / "config.yaml").string();
-  if (config_file.empty()) return std::unique_ptr<AlertDispatcher>();
+  ServerSetup out;
+  if (config_file.empty()) return out;
   auto cfg = load_server_config(config_file);
   if (!cfg) return cfg.error();
   for (auto& w : cfg->warnings) spdlog::warn("{}", w);
-  return std::make_unique<AlertDispatcher>(std::move(*cfg));
+  out.secrets = cfg->secrets;
+  out.alerts = std::make_unique<AlertDispatcher>(std::move(*cfg));
+  return out;
 }
 
 std::string self_exe() { return self_exe_path(); }

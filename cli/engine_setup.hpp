@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -14,11 +15,14 @@ class AlertDispatcher;
 
 namespace drover::cli {
 
-// The alert dispatcher of the server config `config_file` (default HOME/config.yaml when
-// it exists; null when there is no config). Prints the config's warnings; an invalid
-// config is an error with file:line:col.
-Result<std::unique_ptr<AlertDispatcher>> load_alerts(const std::filesystem::path& home,
-                                                     std::string config_file);
+// What the engine takes from the server config `config_file` (default HOME/config.yaml when
+// it exists): the alert dispatcher (null when there is no config) and the secret store.
+struct ServerSetup {
+  std::unique_ptr<AlertDispatcher> alerts;
+  std::map<std::string, std::string> secrets;
+};
+// Prints the config's warnings; an invalid config is an error with file:line:col.
+Result<ServerSetup> load_server(const std::filesystem::path& home, std::string config_file);
 
 inline std::filesystem::path store_path(const std::filesystem::path& home) {
   return home / "drover.db";

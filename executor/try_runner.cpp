@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <thread>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include "common/fs.hpp"
+#include "common/redact.hpp"
 #include "executor/proc.hpp"
 #include "plugins/process.hpp"
 
@@ -125,6 +127,7 @@ int finish_try(const TrySpec& spec, int code, std::string error, long long start
     }
     for (auto& f : outs) files.push_back(f);
   }
+  error = Redactor::redact(error, spec.redact);
   if (!error.empty() && code != 0) {
     // The log gets the reason too, so `drover logs` explains the failure.
     int log = ::open(spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -155,20 +158,70 @@ int run_try(const TrySpec& spec) {
   if (auto s = prepare_try(spec); !s)
     return finish_try(spec, 1, s.message(), started, json::object(), json::array(), {});
 
-  int log = ::open(spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log >= 0) {
-    ::dup2(log, 1);
-    ::dup2(log, 2);
-    ::close(log);
-  }
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull >= 0) {
     ::dup2(devnull, 0);
     ::close(devnull);
   }
-  if (::chdir(spec.work_dir().c_str()) != 0)
-    return finish_try(spec, 1, spec.work_dir().string() + ": " + std::strerror(errno), started,
-                      json::object(), json::array(), {});
+  int log = ::open(spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // With secrets to mask, stdout and stderr (this process's and its children's) go through
+  // a pipe that a thread copies into the log, masking as it goes.
+  std::thread masker;
+  if (log >= 0 && !spec.redact.empty()) {
+    // None of these may be 0-2, which are about to be replaced (a worker may run with
+    // stdio closed).
+    auto above_stdio = [](int& fd) {
+      if (fd < 0 || fd > 2) return;
+      int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      ::close(fd);
+      fd = moved;
+    };
+    above_stdio(log);
+    int p[2];
+    if (log >= 0 && ::pipe2(p, O_CLOEXEC) == 0) {
+      above_stdio(p[0]);
+      above_stdio(p[1]);
+      ::dup2(p[1], 1);
+      ::dup2(p[1], 2);
+      ::close(p[1]);
+      masker = std::thread([in = p[0], log, redact = spec.redact] {
+        Redactor r(redact);
+        char buf[16384];
+        for (;;) {
+          ssize_t n = ::read(in, buf, sizeof buf);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          (void)write_all(log, r.feed(std::string_view(buf, static_cast<size_t>(n))));
+        }
+        (void)write_all(log, r.finish());
+        ::close(in);
+        ::close(log);
+      });
+      log = -1;
+    }
+  }
+  if (log >= 0) {
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::close(log);
+  }
+  // Ends the masking: closes this process's ends of the pipe and waits until every byte
+  // (also from children that still hold it) is in the log.
+  auto end_masking = [&] {
+    if (!masker.joinable()) return;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::close(null);
+    masker.join();
+  };
+  if (::chdir(spec.work_dir().c_str()) != 0) {
+    std::string error = spec.work_dir().string() + ": " + std::strerror(errno);
+    end_masking();
+    return finish_try(spec, 1, error, started, json::object(), json::array(), {});
+  }
   for (auto& kv : try_environment(spec)) {
     auto eq = kv.find('=');
     ::setenv(kv.substr(0, eq).c_str(), kv.c_str() + eq + 1, 1);
@@ -183,6 +236,7 @@ int run_try(const TrySpec& spec) {
   int code = type->run(ctx);
   std::fflush(stdout);
   std::fflush(stderr);
+  end_masking();
   return finish_try(spec, code, "", started, pub.values, pub.metrics, pub.files);
 }
 

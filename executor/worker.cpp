@@ -111,7 +111,9 @@ int worker_main(int in_fd, int out_fd) {
       continue;
     }
     (void)make_dirs(spec->work_dir());
-    if (spec->type == "command") {
+    // The direct spawn writes straight into the log; a try with secrets to mask goes the
+    // forked way, where run_try filters its output (common/redact.hpp).
+    if (spec->type == "command" && spec->redact.empty()) {
       long long started = now_us();
       json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
       auto prepared = prepare_try(*spec);

@@ -42,7 +42,7 @@ json TrySpec::to_json() const {
           {"outputs", outputs}, {"home", home},
           {"project_dir", project_dir}, {"try_dir", try_dir},
           {"inputs", files},    {"upstream_values", upstream_values},
-          {"timeout_ms", timeout_ms}};
+          {"timeout_ms", timeout_ms}, {"redact", redact}};
 }
 
 Result<TrySpec> TrySpec::from_json(const json& j) {
@@ -66,6 +66,7 @@ Result<TrySpec> TrySpec::from_json(const json& j) {
     if (j.contains("upstream_values"))
       s.upstream_values = j.at("upstream_values").get<std::map<std::string, json>>();
     s.timeout_ms = j.value("timeout_ms", 0LL);
+    if (j.contains("redact")) s.redact = j.at("redact").get<std::vector<std::string>>();
     if (s.try_dir.empty()) return make_error("try spec: empty try_dir");
     return s;
   } catch (const std::exception& e) {

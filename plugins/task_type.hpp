@@ -44,6 +44,9 @@ struct TrySpec {
   std::vector<FileEntry> inputs;           // materialized under try_dir/inputs/FROM_TASK/PATH
   std::map<std::string, json> upstream_values;  // "TASK.KEY" -> value
   long long timeout_ms = 0;                // 0 = none (the daemon enforces; informative)
+  // Secret values this try's templates used: masked in its log and its recorded command
+  // (common/redact.hpp). Never written to disk.
+  std::vector<std::string> redact;
 
   std::filesystem::path work_dir() const { return std::filesystem::path(try_dir) / "work"; }
   std::filesystem::path inputs_dir() const { return std::filesystem::path(try_dir) / "inputs"; }

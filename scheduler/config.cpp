@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "common/fs.hpp"
@@ -272,8 +273,21 @@ Result<ServerConfig> parse_server_config(std::string_view text, const std::strin
     c.only_keys(root, kTopKeys, "");
     if (YAML::Node v = root["alerts"]) parse_alerts(c, v, &cfg.alerts);
     if (YAML::Node v = root["ui_url"]) c.string(v, "ui_url", &cfg.ui_url);
-    for (const char* k : {"remotes", "secrets"}) {
-      if (YAML::Node v = root[k]) cfg.extra[k] = to_json(v);
+    if (YAML::Node v = root["remotes"]) cfg.extra["remotes"] = to_json(v);
+    if (YAML::Node v = root["secrets"]; v && !v.IsNull() && c.is_map(v, "secrets")) {
+      for (const auto& kv : v) {
+        std::string name = kv.first.Scalar();
+        bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+        });
+        if (!ok) {
+          c.error(kv.first, "secrets: invalid name '" + name + "' (use [A-Za-z0-9_]+)");
+          continue;
+        }
+        std::string value;
+        if (c.nonempty_string(kv.second, "secrets: " + name, &value))
+          cfg.secrets[name] = std::move(value);
+      }
     }
   } catch (const YAML::Exception& e) {
     c.error(e.mark.line, e.mark.column, e.msg);

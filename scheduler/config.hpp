@@ -50,7 +50,10 @@ struct ServerConfig {
   std::string path;  // the file it came from ("" when built in code)
   AlertsConfig alerts;
   std::string ui_url;  // base for links to runs, e.g. http://127.0.0.1:8080
-  // Sections owned by other modules, kept as JSON for them (e.g. "remotes", "secrets").
+  // The secret store: `secrets: {NAME: value}`, read by {{ secrets.NAME }} (before the
+  // environment's DROVER_SECRET_NAME). Values are redacted from logs and records.
+  std::map<std::string, std::string> secrets;
+  // Sections owned by other modules, kept as JSON for them (e.g. "remotes").
   nlohmann::json extra = nlohmann::json::object();
   std::vector<std::string> warnings;  // e.g. a group/other-readable file
 };

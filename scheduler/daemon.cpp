@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/fs.hpp"
+#include "common/redact.hpp"
 #include "common/time.hpp"
 #include "scheduler/alerts.hpp"
 #include "scheduler/dag_loader.hpp"
@@ -330,9 +331,12 @@ struct Engine::Impl {
         return std::nullopt;
       }
       if (n.rfind("secrets.", 0) == 0) {
-        std::string env = "DROVER_SECRET_" + n.substr(8);
-        if (const char* val = std::getenv(env.c_str())) return std::string(val);
-        return std::nullopt;
+        std::string name = n.substr(8);
+        std::optional<std::string> val;
+        if (auto it = opts.secrets.find(name); it != opts.secrets.end()) val = it->second;
+        else if (const char* e = std::getenv(("DROVER_SECRET_" + name).c_str())) val = e;
+        if (val) s.redact.push_back(*val);
+        return val;
       }
       return std::nullopt;
     };
@@ -439,6 +443,7 @@ struct Engine::Impl {
         continue;
       }
       rec.command = spec->argv;
+      for (auto& arg : rec.command) arg = Redactor::redact(arg.get<std::string>(), spec->redact);
       rec.state = TryState::Running;
       (void)store.insert_try(rec);
       std::vector<FileRecord> inputs;

@@ -40,6 +40,9 @@ struct EngineOptions {
   // its owner lock is held, and takes the run over once it is not.
   bool own_runs = false;
   AlertDispatcher* alerts = nullptr;         // task failure, drift and SLA alerts (optional)
+  // The secret store of the server config; {{ secrets.NAME }} reads it first, then the
+  // environment's DROVER_SECRET_NAME. Values used are masked in logs and records.
+  std::map<std::string, std::string> secrets;
 };
 
 class Engine final : public Service {

@@ -1,4 +1,6 @@
 // End to end: `drover run FILE` with the real binary, real worker processes, real store.
+#include <sys/stat.h>
+
 #include "common/sha256.hpp"
 #include "common/time.hpp"
 #include "tests/integration/harness.hpp"
@@ -163,6 +165,45 @@ tasks:
   json rec = record(r);
   fs::path said = home() / "runs" / rec["id"].get<std::string>() / "echo" / "1" / "work" / "said.txt";
   EXPECT_EQ(read_all(said), evil + "\n");
+}
+
+TEST_F(RunTest, SecretsReachTheTaskButAreMaskedInLogsAndRecords) {
+  // One secret from the server config, one from the environment.
+  write_text(tmp / "config.yaml", "secrets:\n  api_key: \"s3cr3t-from-config\"\n");
+  ::chmod((tmp / "config.yaml").c_str(), 0600);
+  auto f = dag("secret.yaml", R"(dag: secret
+tasks:
+  use:
+    run: 'echo key={{ secrets.api_key }} token=$TOKEN; printf %s {{ secrets.api_key }} | wc -c; printf %s "$TOKEN" | sha256sum'
+    env: {TOKEN: "{{ secrets.hub_token }}"}
+  argv:
+    run: [/bin/sh, -c, 'echo "$0"; echo "$0" >&2', "{{ secrets.api_key }}"]
+  plain:
+    run: echo no secrets here
+)");
+  auto r = drover({"run", f.string(), "--home", home().string(), "--project-dir",
+                   tmp.path().string(), "--json", "--config", (tmp / "config.yaml").string()},
+                  {{"DROVER_SECRET_hub_token", "hub-tok-from-env"}});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json rec = record(r);
+  std::string id = rec["id"];
+  std::string log = read_all(home() / "runs" / id / "use" / "1" / "log");
+  // The task saw the real values: an 18-byte key, and the token's hash.
+  EXPECT_EQ(log, "key=*** token=***\n18\n" + sha256_hex("hub-tok-from-env") + "  -\n");
+  EXPECT_EQ(read_all(home() / "runs" / id / "argv" / "1" / "log"), "***\n***\n");
+  EXPECT_EQ(read_all(home() / "runs" / id / "plain" / "1" / "log"), "no secrets here\n");
+  std::string whole = rec.dump();
+  EXPECT_EQ(whole.find("s3cr3t-from-config"), std::string::npos) << whole;
+  EXPECT_EQ(whole.find("hub-tok-from-env"), std::string::npos) << whole;
+  EXPECT_EQ(try_of(rec, "argv", 1)["command"],
+            (json{"/bin/sh", "-c", "echo \"$0\"; echo \"$0\" >&2", "***"}));
+  // Nowhere under the home: store, logs, results.
+  for (auto& e : fs::recursive_directory_iterator(home())) {
+    if (!e.is_regular_file()) continue;
+    std::string text = read_all(e.path());
+    EXPECT_EQ(text.find("s3cr3t-from-config"), std::string::npos) << e.path();
+    EXPECT_EQ(text.find("hub-tok-from-env"), std::string::npos) << e.path();
+  }
 }
 
 TEST_F(RunTest, WrongParamTypeIsRejectedAndNothingIsCreated) {

@@ -210,6 +210,24 @@ TEST(ServerConfigTest, BadTypesAndMissingKeysAreAllReported) {
             "c.yaml:11:31: channel 'run': run: expected a non-empty list of strings");
 }
 
+TEST(ServerConfigTest, SecretsAreAMapOfNamesToStrings) {
+  auto cfg = parse_server_config("secrets:\n  hub_token: abc123xyz\n  DB_PASS: \"p4ss word\"\n",
+                                 "c.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.message();
+  EXPECT_EQ(cfg->secrets, (std::map<std::string, std::string>{{"DB_PASS", "p4ss word"},
+                                                               {"hub_token", "abc123xyz"}}));
+  auto bad = parse_server_config(
+      "secrets:\n  bad-name: x\n  nested: {a: b}\n  empty: \"\"\n", "c.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message(),
+            "c.yaml:2:3: secrets: invalid name 'bad-name' (use [A-Za-z0-9_]+)\n"
+            "c.yaml:3:11: secrets: nested: expected a string\n"
+            "c.yaml:4:10: secrets: empty: must not be empty");
+  auto list = parse_server_config("secrets: [a, b]\n", "c.yaml");
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.message(), "c.yaml:1:10: secrets: expected a mapping");
+}
+
 TEST(ServerConfigTest, YamlSyntaxErrorCarriesItsPosition) {
   auto cfg = parse_server_config("alerts:\n  channels: [a, b\n", "c.yaml");
   ASSERT_FALSE(cfg.ok());
