@@ -751,6 +751,10 @@ class Session : public std::enable_shared_from_this<Session> {
     upload_tmp_.clear();
     unsigned version = req.version();
     bool keep_alive = req.keep_alive();
+    if (!shared_->blob_pool) {  // the server is gone (stopped and destroyed)
+      ::unlink(request.body_file.c_str());
+      return stream_.close();
+    }
     net::post(*shared_->blob_pool, [self = shared_from_this(), request = std::move(request),
                                    version, keep_alive] {
       ApiResponse r = handle_blob_upload(self->shared_->options, request);
@@ -953,6 +957,12 @@ struct ApiServer::Impl {
   Impl(net::io_context& i, Service& s, ApiOptions o)
       : io(i), shared(std::make_shared<Shared>(s, std::move(o))) {
     shared->blob_pool = &blob_pool;
+  }
+  // Sessions may outlive the server (their handlers still queued on `io`): they find no
+  // pool and drop an upload instead of posting to a destroyed one.
+  ~Impl() {
+    shared->blob_pool = nullptr;
+    blob_pool.join();
   }
   net::io_context& io;
   std::shared_ptr<Shared> shared;
