@@ -117,7 +117,9 @@ TEST_F(BlobStoreTest, StoringKnownContentReadsItButWritesNothing) {
   uint64_t after = bytes_written();
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_EQ(r->sha256, sha256_hex(data));
-  EXPECT_EQ(after - before, 0u);
+  // Storing it again would write 3 MiB; a few bytes of slack for whatever the runtime
+  // writes meanwhile (under ASan 48 bytes appear).
+  EXPECT_LT(after - before, 4096u);
   EXPECT_EQ(blob_count(), 1u);
 }
 
