@@ -12,7 +12,7 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev libssl-dev libhowardhinnant-date-dev tzdata
   libcurl4-openssl-dev
   python3 python3-aiosmtpd python3-sklearn python3-numpy python3-scipy python3-pandas
-  make snakemake procps curl
+  make snakemake procps curl openssl ca-certificates
   clang-14 libclang-rt-14-dev
 )
 
