@@ -67,6 +67,7 @@ const char* reason_code(int status) {
     case 409: return "conflict";
     case 413: return "too_large";
     case 422: return "invalid";
+    case 503: return "unavailable";
     default: return "internal";
   }
 }
@@ -438,12 +439,28 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   if (!BlobStore::valid_hash(v))
     return error_response(422, "invalid version '" + v + "' (expected 64 lowercase hex digits)");
   snapshot::Registry registry{fs::path(options.home)};
+  // Held shared until the ref is written, so a gc cannot delete the version's blobs
+  // between the check below and the ref that makes them live. Never waits: this runs on the
+  // event loop.
+  auto lock = snapshot::StoreLock::acquire(options.home, false, /*wait=*/false);
+  if (!lock && lock.error().code == "busy")
+    return error_response(503, "a snapshot gc is running on this server; retry when it ends");
+  if (!lock) return service_error(lock.error());
   if (!registry.blobs().has(v))
     return error_response(422, "version " + v +
                                    " is not on this server: push its blobs and manifest first");
   auto manifest = registry.load(v);
   if (!manifest) return error_response(422, "version " + v + " is not a manifest: " +
                                                 manifest.message());
+  size_t missing = 0;
+  std::string first_missing;
+  for (auto& f : manifest->files)
+    if (f.kind == snapshot::ManifestEntry::Kind::File && !registry.blobs().has(f.sha256))
+      if (missing++ == 0) first_missing = f.path + " (" + f.sha256 + ")";
+  if (missing)
+    return error_response(422, "version " + v + " is incomplete on this server: " +
+                                   std::to_string(missing) + " file(s) missing, first " +
+                                   first_missing + "; push its blobs first");
   // A log line first (so gc and `snapshot ls` know the version), then the ref itself.
   fs::path dir = fs::path(options.home) / "datasets" / name;
   if (auto s = make_dirs(dir / "tags"); !s) return service_error(s.error());
@@ -548,6 +565,10 @@ ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) 
   const auto& seg = target->segments;
   if (seg.size() != 4 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "blobs")
     return error_response(404, "no route for " + req.method + " " + req.target);
+  // Not beside a gc (which could delete the blob right after it was found already there);
+  // waiting is fine on the blob thread.
+  auto lock = snapshot::StoreLock::acquire(options.home, false, /*wait=*/true);
+  if (!lock) return service_error(lock.error());
   return blob_route(options, req.method, seg[3], req);
 }
 

@@ -174,46 +174,34 @@ Diff diff_manifests(const Manifest& a, const Manifest& b) {
 
 Registry::Registry(fs::path home) : home_(std::move(home)), blobs_(home_ / "blobs") {}
 
-namespace {
-
-// An flock on HOME/blobs.lock, held until destroyed.
-class StoreLock {
- public:
-  static Result<StoreLock> acquire(const fs::path& home, bool exclusive,
-                                   const std::function<void()>& on_wait = {}) {
-    if (auto s = make_dirs(home); !s) return s.error();
-    fs::path file = home / "blobs.lock";
-    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return errno_error(file, errno);
-    int op = exclusive ? LOCK_EX : LOCK_SH;
-    if (::flock(fd, op | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK) {
-        int e = errno;
-        ::close(fd);
-        return errno_error(file, e);
-      }
-      if (on_wait) on_wait();
-      while (::flock(fd, op) != 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        ::close(fd);
-        return errno_error(file, e);
-      }
+Result<StoreLock> StoreLock::acquire(const fs::path& home, bool exclusive, bool wait,
+                                     const std::function<void()>& on_wait) {
+  if (auto s = make_dirs(home); !s) return s.error();
+  fs::path file = home / "blobs.lock";
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error(file, errno);
+  int op = exclusive ? LOCK_EX : LOCK_SH;
+  if (::flock(fd, op | LOCK_NB) != 0) {
+    int e = errno;
+    if (e != EWOULDBLOCK || !wait) {
+      ::close(fd);
+      if (e == EWOULDBLOCK) return make_error(file.string() + ": held by another process", "busy");
+      return errno_error(file, e);
     }
-    return StoreLock(fd);
+    if (on_wait) on_wait();
+    while (::flock(fd, op) != 0) {
+      if (errno == EINTR) continue;
+      e = errno;
+      ::close(fd);
+      return errno_error(file, e);
+    }
   }
-  StoreLock(StoreLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  StoreLock& operator=(StoreLock&&) = delete;
-  ~StoreLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  return StoreLock(fd);
+}
 
- private:
-  explicit StoreLock(int fd) : fd_(fd) {}
-  int fd_;
-};
-
-}  // namespace
+StoreLock::~StoreLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 fs::path Registry::dataset_dir(std::string_view name) const {
   return home_ / "datasets" / std::string(name);
@@ -311,7 +299,7 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
     return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
                       "invalid");
   if (opts.exclude.empty()) opts.exclude = home_;
-  auto lock = StoreLock::acquire(home_, false);
+  auto lock = StoreLock::acquire(home_, false, true);
   if (!lock) return lock.error();
   auto cache = StatCache::open(home_ / "cache" / "stat.db");
   if (!cache) return cache.error();
@@ -485,7 +473,7 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest,
 }
 
 Result<GcResult> Registry::gc(const GcOptions& opts) {
-  auto lock = StoreLock::acquire(home_, true, opts.on_wait);
+  auto lock = StoreLock::acquire(home_, true, true, opts.on_wait);
   if (!lock) return lock.error();
   std::set<std::string> live;
   std::set<std::string> versions = known_versions();
@@ -636,7 +624,7 @@ Status Registry::fetch_blob(Remote& remote, const std::string& sha, uint64_t* by
 }
 
 Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, bool progress) {
-  auto lock = StoreLock::acquire(home_, false);
+  auto lock = StoreLock::acquire(home_, false, true);
   if (!lock) return lock.error();
   std::string ref(ref_in);
   std::string version, name, tag;

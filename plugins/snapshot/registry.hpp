@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <utility>
 #include <map>
 #include <memory>
 #include <optional>
@@ -89,7 +90,23 @@ struct TransferResult {
   uint64_t blobs_sent = 0, bytes_sent = 0, blobs_skipped = 0;
 };
 
-// Writers of the store (add, pull) hold HOME/blobs.lock shared and gc holds it exclusive
+// An flock on HOME/blobs.lock, held until destroyed (or the process ends, kill -9 too).
+class StoreLock {
+ public:
+  // Shared or exclusive. When the lock is held the other way: waits (calling `on_wait`
+  // first), or with `wait` false fails with code "busy".
+  static Result<StoreLock> acquire(const std::filesystem::path& home, bool exclusive, bool wait,
+                                   const std::function<void()>& on_wait = {});
+  StoreLock(StoreLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  StoreLock& operator=(StoreLock&&) = delete;
+  ~StoreLock();
+
+ private:
+  explicit StoreLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Writers of the store (add, pull, the daemon's ref route) hold HOME/blobs.lock shared and gc holds it exclusive
 // (flock: released when the process ends, kill -9 included), so gc never deletes a blob
 // that an add in progress is about to name, nor runs on a cache row that is about to go.
 class Registry {

@@ -3,6 +3,8 @@
 // `drover serve`, byte-equal checkout; refused tokens, hash mismatches and path traversal;
 // and `drover snapshot gc` keeping the blobs that recorded runs reference.
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/file.h>
 
 #include <cstring>
 
@@ -283,6 +285,44 @@ TEST_F(BlobApiTest, PathTraversalIsRefused) {
   EXPECT_EQ(call("PUT", "/api/v1/datasets/d/refs/v1", &junk).status, 422);
   EXPECT_EQ(call("GET", "/api/v1/datasets/d/refs/v1").status, 404);
   EXPECT_FALSE(fs::exists(daemon.home() / "datasets" / "d"));
+}
+
+TEST_F(BlobApiTest, ARefNeedsEveryBlobOfItsVersionAndIsRefusedDuringAGc) {
+  fs::path data = tmp / "data", alice = tmp / "alice";
+  write_text(data / "a.csv", "id\n1\n");
+  write_text(data / "b.csv", "x\n");
+  auto add = snap({"add", data.string(), "--dataset", "events"}, alice);
+  ASSERT_EQ(add.code, 0) << add.err;
+  std::string v = trim(add.out);
+  auto blob = [&](const std::string& sha) {
+    return read_all(alice / "blobs" / sha.substr(0, 2) / sha.substr(2));
+  };
+  std::string manifest = blob(v);
+  ASSERT_EQ(call("PUT", "/api/v1/blobs/" + v, &manifest).status, 201);
+  std::string ref = "{\"version\": \"" + v + "\"}";
+  // The manifest alone is not enough: its files' blobs must be there too.
+  Http incomplete = call("PUT", "/api/v1/datasets/events/refs/v1", &ref);
+  EXPECT_EQ(incomplete.status, 422);
+  EXPECT_EQ(error_message(incomplete),
+            "version " + v + " is incomplete on this server: 2 file(s) missing, first a.csv (" +
+                sha256_hex("id\n1\n") + "); push its blobs first");
+  for (std::string content : {"id\n1\n", "x\n"}) {
+    std::string sha = sha256_hex(content);
+    ASSERT_EQ(call("PUT", "/api/v1/blobs/" + sha, &content).status, 201);
+  }
+  // A gc on the server holds the store: the ref waits for it (503, retry), never half-done.
+  int fd = ::open((daemon.home() / "blobs.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  Http busy = call("PUT", "/api/v1/datasets/events/refs/v1", &ref);
+  EXPECT_EQ(busy.status, 503);
+  EXPECT_EQ(error_message(busy), "a snapshot gc is running on this server; retry when it ends");
+  EXPECT_EQ(call("GET", "/api/v1/datasets/events/refs/v1").status, 404);
+  ::close(fd);
+  Http ok = call("PUT", "/api/v1/datasets/events/refs/v1", &ref);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  Http got = call("GET", "/api/v1/datasets/events/refs/v1");
+  EXPECT_EQ(json::parse(got.body)["version"], v);
 }
 
 class SnapshotGcTest : public ::testing::Test {
