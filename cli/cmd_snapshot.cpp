@@ -189,21 +189,6 @@ int do_show(const Options& o) {
   return kExitOk;
 }
 
-int print_diff(const Diff& d, json head, bool as_json);
-
-int do_diff(const Options& o) {
-  Registry reg(o.home);
-  auto a = reg.resolve(o.ref);
-  if (!a) return fail(a.message());
-  auto b = reg.resolve(o.ref2);
-  if (!b) return fail(b.message());
-  auto ma = reg.load(*a);
-  if (!ma) return fail(ma.message());
-  auto mb = reg.load(*b);
-  if (!mb) return fail(mb.message());
-  return print_diff(diff_manifests(*ma, *mb), json{{"from", *a}, {"to", *b}}, o.json);
-}
-
 // Prints a diff: one line per path then a count, or (json) `head` plus added/removed/changed.
 int print_diff(const Diff& d, json j, bool as_json) {
   if (as_json) {
@@ -234,6 +219,19 @@ int print_diff(const Diff& d, json j, bool as_json) {
   std::printf("%zu added, %zu removed, %zu changed\n", d.added.size(), d.removed.size(),
               d.changed.size());
   return kExitOk;
+}
+
+int do_diff(const Options& o) {
+  Registry reg(o.home);
+  auto a = reg.resolve(o.ref);
+  if (!a) return fail(a.message());
+  auto b = reg.resolve(o.ref2);
+  if (!b) return fail(b.message());
+  auto ma = reg.load(*a);
+  if (!ma) return fail(ma.message());
+  auto mb = reg.load(*b);
+  if (!mb) return fail(mb.message());
+  return print_diff(diff_manifests(*ma, *mb), json{{"from", *a}, {"to", *b}}, o.json);
 }
 
 int do_status(const Options& o) {

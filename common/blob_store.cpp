@@ -135,7 +135,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   struct stat before;
   if (::fstat(in, &before) != 0) return make_error(src.string() + ": " + std::strerror(errno));
   ::posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-  Error changed = make_error(src.string() + ": changed while being stored", "changed");
+  auto changed = [&] { return make_error(src.string() + ": changed while being stored", "changed"); };
   // A file changed within the racy window may change again within the same timestamp
   // tick, unseen by stat: store it by copying while hashing, so the blob holds exactly
   // the bytes that were hashed.
@@ -144,7 +144,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   // Otherwise hash first (read only); a blob already stored costs no write at all.
   auto digest = sha256_fd(in, src.string());
   if (!digest) return digest.error();
-  if (digest->size != static_cast<uint64_t>(before.st_size)) return changed;
+  if (digest->size != static_cast<uint64_t>(before.st_size)) return changed();
   BlobRef ref{digest->sha256, digest->size};
   if (after_hash_) after_hash_(src);
   fs::path tmp;
@@ -163,7 +163,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   struct stat after;
   if (::fstat(in, &after) != 0 || !unchanged(before, after)) {
     if (!tmp.empty()) ::unlink(tmp.c_str());
-    return changed;
+    return changed();
   }
   if (tmp.empty()) return ref;
   return commit_temp(tmp, ref);

@@ -1,6 +1,7 @@
 #include "common/fs.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +99,34 @@ Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
       return make_error(path.string() + ": larger than " + std::to_string(max_bytes) + " bytes");
   }
   return out;
+}
+
+Result<FileLock> FileLock::acquire(const std::filesystem::path& file, bool exclusive, bool wait,
+                                   const std::function<void()>& on_wait) {
+  if (auto s = make_dirs(file.parent_path()); !s) return s.error();
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return make_error(file.string() + ": " + std::strerror(errno));
+  int op = exclusive ? LOCK_EX : LOCK_SH;
+  if (::flock(fd, op | LOCK_NB) != 0) {
+    int e = errno;
+    if (e != EWOULDBLOCK || !wait) {
+      ::close(fd);
+      if (e == EWOULDBLOCK) return make_error(file.string() + ": held by another process", "busy");
+      return make_error(file.string() + ": " + std::strerror(e));
+    }
+    if (on_wait) on_wait();
+    while (::flock(fd, op) != 0) {
+      if (errno == EINTR) continue;
+      e = errno;
+      ::close(fd);
+      return make_error(file.string() + ": " + std::strerror(e));
+    }
+  }
+  return FileLock(fd);
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace drover

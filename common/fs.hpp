@@ -3,8 +3,10 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/result.hpp"
 
@@ -22,5 +24,22 @@ Status make_dirs(const std::filesystem::path& dir);
 bool write_all(int fd, std::string_view data);
 // A fresh random hex string (for temp names and ids).
 std::string random_hex(size_t bytes);
+
+// An flock on a file (created if missing), held until destroyed or the process ends
+// (kill -9 included). Move-only.
+class FileLock {
+ public:
+  // Shared or exclusive. When another process holds it the other way: waits (calling
+  // `on_wait` first), or with `wait` false fails with code "busy". Errors name the file.
+  static Result<FileLock> acquire(const std::filesystem::path& file, bool exclusive, bool wait,
+                                  const std::function<void()>& on_wait = {});
+  FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 }  // namespace drover

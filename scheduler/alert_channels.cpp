@@ -14,11 +14,11 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <mutex>
 #include <thread>
 
 #include "common/fs.hpp"
 #include "common/time.hpp"
+#include "plugins/snapshot/curl_util.hpp"
 #include "scheduler/alerts.hpp"
 
 extern char** environ;
@@ -28,11 +28,6 @@ namespace {
 
 using json = nlohmann::json;
 using Steady = std::chrono::steady_clock;
-
-void curl_init_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* flag = static_cast<const std::atomic<bool>*>(cancel);
@@ -79,7 +74,7 @@ std::string curl_error(CURLcode rc, const char* errbuf) {
 
 Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
                        const std::atomic<bool>* cancel) {
-  curl_init_once();
+  snapshot::ensure_curl();
   CURL* h = curl_easy_init();
   if (!h) return make_error("webhook: curl_easy_init failed");
   char errbuf[CURL_ERROR_SIZE];
@@ -183,7 +178,7 @@ Status deliver_email(const AlertChannel& ch, const Alert& alert,
     if (!v) return make_error("email: environment variable " + ch.password_env + " is not set");
     password = v;
   }
-  curl_init_once();
+  snapshot::ensure_curl();
   CURL* h = curl_easy_init();
   if (!h) return make_error("email: curl_easy_init failed");
   char errbuf[CURL_ERROR_SIZE];

@@ -1,13 +1,9 @@
 #include "scheduler/daemon.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
-#include <cerrno>
-#include <cstring>
 #include <spdlog/spdlog.h>
 
 #include "common/fs.hpp"
@@ -75,30 +71,13 @@ struct Engine::Impl {
   std::unique_ptr<asio::steady_timer> reload_timer;
   std::array<char, 16384> watch_buf{};
 
-  std::vector<int> owner_locks;  // own_runs: the flocked owner.lock of each run created
+  std::vector<FileLock> owner_locks;  // own_runs: the owner.lock of each run created
 
   Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, Executor& x, EngineOptions o)
       : self(e), io(io_), clock(c), store(s), exec(x), opts(std::move(o)), timer(io_) {}
-  ~Impl() {
-    for (int fd : owner_locks) ::close(fd);
-  }
 
   fs::path owner_lock_path(const std::string& run_id) const {
     return opts.home / "runs" / run_id / "owner.lock";
-  }
-
-  // Takes run `run_id`'s owner lock (non-blocking). Returns the fd, -1 when another live
-  // process holds it; errors name the file.
-  Result<int> lock_owner(const std::string& run_id) {
-    fs::path file = owner_lock_path(run_id);
-    if (auto s = make_dirs(file.parent_path()); !s) return s.error();
-    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return make_error(file.string() + ": " + std::strerror(errno));
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
-    int e = errno;
-    ::close(fd);
-    if (e == EWOULDBLOCK) return -1;
-    return make_error(file.string() + ": " + std::strerror(e));
   }
 
   // ---- DAGs ---------------------------------------------------------------------------
@@ -241,10 +220,9 @@ struct Engine::Impl {
     if (auto s = store.put_dag_version(dag->file_hash, dag->id, dag->file, dag->content); !s)
       return s.error();
     if (opts.own_runs) {  // locked before the run exists for a recovering daemon to see
-      auto fd = lock_owner(run.id);
-      if (!fd) return fd.error();
-      if (*fd < 0) return make_error("run " + run.id + " is owned by another process");
-      owner_locks.push_back(*fd);
+      auto lock = FileLock::acquire(owner_lock_path(run.id), true, /*wait=*/false);
+      if (!lock) return lock.error();
+      owner_locks.push_back(std::move(*lock));
     }
     if (auto s = store.insert_run(run, tasks); !s) return s.error();
     project_dirs[run.id] = project_dir_for(*dag, git);
@@ -771,13 +749,13 @@ struct Engine::Impl {
     if (!runs) return runs.error();
     for (auto& run : *runs) {
       if (fs::exists(owner_lock_path(run.id))) {  // made by `drover run`
-        auto fd = lock_owner(run.id);
-        if (!fd) return fd.error();
-        if (*fd < 0) {
+        auto lock = FileLock::acquire(owner_lock_path(run.id), true, /*wait=*/false);
+        if (!lock && lock.error().code == "busy") {
           spdlog::info("run {} belongs to a live `drover run`; leaving it alone", run.id);
           continue;
         }
-        ::close(*fd);  // its owner is gone: this daemon takes the run over
+        if (!lock) return lock.error();
+        // Its owner is gone (the lock is released again here): this daemon takes it over.
         spdlog::info("run {}: its `drover run` is gone; taking it over", run.id);
       }
       DagPtr dag;

@@ -389,16 +389,17 @@ ApiResponse blob_route(const ApiOptions& options, const std::string& method,
     if (method == "GET") r.body_file = path.string();
     return r;
   }
-  Result<BlobRef> put = make_error("");
-  if (!req.body_file.empty()) {  // streamed to a temp file by the server
-    put = blobs.adopt_temp(req.body_file, sha);
-  } else {
-    std::string actual = sha256_hex(req.body);
-    if (actual != sha)
-      return error_response(422, "body hash " + actual + " does not match blob " + sha);
-    if (present) return json_response(200, {{"sha256", sha}, {"size", req.body.size()}});
-    put = blobs.put_bytes(req.body);
+  // One way in: the server streams an upload into a temp file; a body given in memory (a
+  // direct caller of handle_api_request) is written to one first.
+  std::string tmp = req.body_file;
+  if (tmp.empty()) {
+    auto path = blobs.new_temp_path();
+    if (!path) return service_error(path.error());
+    if (auto s = write_file_atomic(*path, req.body, 0644, /*durable=*/false); !s)
+      return service_error(s.error());
+    tmp = path->string();
   }
+  auto put = blobs.adopt_temp(tmp, sha);
   if (!put && put.error().code == "mismatch") return error_response(422, put.message());
   if (!put) return service_error(put.error());
   if (present) return json_response(200, {{"sha256", sha}, {"size", put->size}});
@@ -442,7 +443,7 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   // Held shared until the ref is written, so a gc cannot delete the version's blobs
   // between the check below and the ref that makes them live. Never waits: this runs on the
   // event loop.
-  auto lock = snapshot::StoreLock::acquire(options.home, false, /*wait=*/false);
+  auto lock = snapshot::lock_store(options.home, false, /*wait=*/false);
   if (!lock && lock.error().code == "busy")
     return error_response(503, "a snapshot gc is running on this server; retry when it ends");
   if (!lock) return service_error(lock.error());
@@ -567,7 +568,7 @@ ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) 
     return error_response(404, "no route for " + req.method + " " + req.target);
   // Not beside a gc (which could delete the blob right after it was found already there);
   // waiting is fine on the blob thread.
-  auto lock = snapshot::StoreLock::acquire(options.home, false, /*wait=*/true);
+  auto lock = snapshot::lock_store(options.home, false, /*wait=*/true);
   if (!lock) return service_error(lock.error());
   return blob_route(options, req.method, seg[3], req);
 }

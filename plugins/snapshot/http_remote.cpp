@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/blob_store.hpp"
+#include "plugins/snapshot/curl_util.hpp"
 #include "common/fs.hpp"
 
 namespace drover::snapshot {
@@ -22,37 +23,8 @@ using json = nlohmann::json;
 
 namespace {
 
-struct CurlInit {
-  CurlInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
-
-void ensure_curl() { static CurlInit once; }
-
 constexpr long kConnectTimeoutS = 30;
 constexpr long kLowSpeedTimeS = 120;  // a transfer slower than 1 byte/s this long fails
-
-struct Source {
-  const char* data = nullptr;
-  int fd = -1;
-  uint64_t size = 0, pos = 0;
-};
-
-size_t read_source(char* out, size_t sz, size_t nmemb, void* user) {
-  auto* s = static_cast<Source*>(user);
-  size_t want = std::min<uint64_t>(sz * nmemb, s->size - s->pos);
-  if (want == 0) return 0;
-  if (s->data) {
-    std::memcpy(out, s->data + s->pos, want);
-  } else {
-    ssize_t n;
-    do n = ::pread(s->fd, out, want, static_cast<off_t>(s->pos));
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) return CURL_READFUNC_ABORT;
-    want = static_cast<size_t>(n);
-  }
-  s->pos += want;
-  return want;
-}
 
 struct Sink {
   std::string text;
@@ -104,7 +76,7 @@ std::string trim(std::string s) {
 struct HttpRemote::Request {
   const char* method = "GET";
   std::string route;
-  Source* body = nullptr;  // PUT body
+  UploadBody* body = nullptr;  // PUT body
   int sink_fd = -1;        // GET: write a 2xx body here instead of into Response::body
 };
 
@@ -170,7 +142,7 @@ Result<HttpRemote::Response> HttpRemote::perform(const Request& req) const {
   if (req.body) {
     headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_source);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_upload_body);
     curl_easy_setopt(curl, CURLOPT_READDATA, req.body);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body->size));
   }
@@ -246,7 +218,7 @@ Status HttpRemote::put_file(const std::string& key, const fs::path& src) {
     ::close(fd);
     return make_error(src.string() + ": " + std::strerror(e));
   }
-  Source body;
+  UploadBody body;
   body.fd = fd;
   body.size = static_cast<uint64_t>(st.st_size);
   Request req;
@@ -268,7 +240,7 @@ Status HttpRemote::put_bytes(const std::string& key, std::string_view data) {
     payload = json{{"version", trim(std::string(data))}}.dump();
   else
     payload = std::string(data);
-  Source body;
+  UploadBody body;
   body.data = payload.data();
   body.size = payload.size();
   Request req;

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,33 +173,9 @@ Diff diff_manifests(const Manifest& a, const Manifest& b) {
 
 Registry::Registry(fs::path home) : home_(std::move(home)), blobs_(home_ / "blobs") {}
 
-Result<StoreLock> StoreLock::acquire(const fs::path& home, bool exclusive, bool wait,
-                                     const std::function<void()>& on_wait) {
-  if (auto s = make_dirs(home); !s) return s.error();
-  fs::path file = home / "blobs.lock";
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return errno_error(file, errno);
-  int op = exclusive ? LOCK_EX : LOCK_SH;
-  if (::flock(fd, op | LOCK_NB) != 0) {
-    int e = errno;
-    if (e != EWOULDBLOCK || !wait) {
-      ::close(fd);
-      if (e == EWOULDBLOCK) return make_error(file.string() + ": held by another process", "busy");
-      return errno_error(file, e);
-    }
-    if (on_wait) on_wait();
-    while (::flock(fd, op) != 0) {
-      if (errno == EINTR) continue;
-      e = errno;
-      ::close(fd);
-      return errno_error(file, e);
-    }
-  }
-  return StoreLock(fd);
-}
-
-StoreLock::~StoreLock() {
-  if (fd_ >= 0) ::close(fd_);
+Result<FileLock> lock_store(const fs::path& home, bool exclusive, bool wait,
+                            const std::function<void()>& on_wait) {
+  return FileLock::acquire(home / "blobs.lock", exclusive, wait, on_wait);
 }
 
 fs::path Registry::dataset_dir(std::string_view name) const {
@@ -299,7 +274,7 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
     return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
                       "invalid");
   if (opts.exclude.empty()) opts.exclude = home_;
-  auto lock = StoreLock::acquire(home_, false, true);
+  auto lock = lock_store(home_, false, true);
   if (!lock) return lock.error();
   auto cache = StatCache::open(home_ / "cache" / "stat.db");
   if (!cache) return cache.error();
@@ -473,7 +448,7 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest,
 }
 
 Result<GcResult> Registry::gc(const GcOptions& opts) {
-  auto lock = StoreLock::acquire(home_, true, true, opts.on_wait);
+  auto lock = lock_store(home_, true, true, opts.on_wait);
   if (!lock) return lock.error();
   std::set<std::string> live;
   std::set<std::string> versions = known_versions();
@@ -624,7 +599,7 @@ Status Registry::fetch_blob(Remote& remote, const std::string& sha, uint64_t* by
 }
 
 Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, bool progress) {
-  auto lock = StoreLock::acquire(home_, false, true);
+  auto lock = lock_store(home_, false, true);
   if (!lock) return lock.error();
   std::string ref(ref_in);
   std::string version, name, tag;

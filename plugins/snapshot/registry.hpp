@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <utility>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "common/blob_store.hpp"
+#include "common/fs.hpp"
 #include "common/result.hpp"
 #include "plugins/snapshot/manifest.hpp"
 #include "plugins/snapshot/remote.hpp"
@@ -90,21 +90,9 @@ struct TransferResult {
   uint64_t blobs_sent = 0, bytes_sent = 0, blobs_skipped = 0;
 };
 
-// An flock on HOME/blobs.lock, held until destroyed (or the process ends, kill -9 too).
-class StoreLock {
- public:
-  // Shared or exclusive. When the lock is held the other way: waits (calling `on_wait`
-  // first), or with `wait` false fails with code "busy".
-  static Result<StoreLock> acquire(const std::filesystem::path& home, bool exclusive, bool wait,
-                                   const std::function<void()>& on_wait = {});
-  StoreLock(StoreLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  StoreLock& operator=(StoreLock&&) = delete;
-  ~StoreLock();
-
- private:
-  explicit StoreLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+// The store lock, HOME/blobs.lock (see Registry): shared for writers, exclusive for gc.
+Result<FileLock> lock_store(const std::filesystem::path& home, bool exclusive, bool wait,
+                            const std::function<void()>& on_wait = {});
 
 // Writers of the store (add, pull, the daemon's ref route) hold HOME/blobs.lock shared and gc holds it exclusive
 // (flock: released when the process ends, kill -9 included), so gc never deletes a blob

@@ -14,40 +14,13 @@
 
 #include "common/blob_store.hpp"
 #include "common/sha256.hpp"
+#include "plugins/snapshot/curl_util.hpp"
 
 namespace drover::snapshot {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-struct CurlInit {
-  CurlInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
-
-void ensure_curl() { static CurlInit once; }
-
-// A request body: a memory range or a file range.
-struct Body {
-  const char* data = nullptr;
-  int fd = -1;
-  uint64_t offset = 0, size = 0, pos = 0;
-};
-
-size_t read_body(char* out, size_t sz, size_t nmemb, void* user) {
-  auto* b = static_cast<Body*>(user);
-  size_t want = std::min<uint64_t>(sz * nmemb, b->size - b->pos);
-  if (want == 0) return 0;
-  if (b->data) {
-    std::memcpy(out, b->data + b->pos, want);
-  } else {
-    ssize_t n = ::pread(b->fd, out, want, static_cast<off_t>(b->offset + b->pos));
-    if (n <= 0) return CURL_READFUNC_ABORT;
-    want = static_cast<size_t>(n);
-  }
-  b->pos += want;
-  return want;
-}
 
 // A response body: into a string, or a file descriptor.
 struct Sink {
@@ -166,7 +139,7 @@ namespace {
 
 // One signed request. `body` may be null (no body); `sink` receives the response body.
 Result<long> perform(const S3Config& cfg, const std::string& method, const std::string& url,
-                     Body* body, const std::string& body_sha, Sink* sink,
+                     UploadBody* body, const std::string& body_sha, Sink* sink,
                      std::vector<std::string>* headers_out) {
   CURL* c = curl_easy_init();
   if (!c) return make_error("curl_easy_init failed");
@@ -186,7 +159,7 @@ Result<long> perform(const S3Config& cfg, const std::string& method, const std::
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (method == "PUT") {
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_upload_body);
     curl_easy_setopt(c, CURLOPT_READDATA, body);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body->size));
   } else if (method == "POST") {
@@ -236,7 +209,7 @@ Result<bool> S3Remote::exists(const std::string& key) {
 
 Status S3Remote::put_bytes(const std::string& key, std::string_view data) {
   std::string u = object_url(key);
-  Body b;
+  UploadBody b;
   b.data = data.data();
   b.size = data.size();
   Sink sink;
@@ -272,7 +245,7 @@ Status S3Remote::put_file(const std::string& key, const fs::path& src) {
     sha = d->sha256;
   }
   std::string u = object_url(key);
-  Body b;
+  UploadBody b;
   b.fd = fd;
   b.size = size;
   Sink sink;
@@ -316,7 +289,7 @@ Status S3Remote::put_multipart(const std::string& key, const fs::path& src, uint
       }
       got += static_cast<uint64_t>(k);
     }
-    Body b;
+    UploadBody b;
     b.data = buf.data();
     b.size = n;
     Sink sink;
@@ -336,7 +309,7 @@ Status S3Remote::put_multipart(const std::string& key, const fs::path& src, uint
   }
   ::close(fd);
   complete += "</CompleteMultipartUpload>";
-  Body b;
+  UploadBody b;
   b.data = complete.data();
   b.size = complete.size();
   Sink sink;

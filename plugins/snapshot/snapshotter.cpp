@@ -39,6 +39,13 @@ int64_t now_ns() {
       .count();
 }
 
+// `status`: the file's hash and size, with nothing stored.
+Result<BlobRef> hash_only(const std::string& abs) {
+  auto d = sha256_file(abs);
+  if (!d) return d.error();
+  return BlobRef{d->sha256, d->size};
+}
+
 struct Walker {
   std::string root;  // absolute source folder, no trailing '/'
   std::string exclude;
@@ -179,14 +186,7 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
         return {};
       }
     }
-    Result<BlobRef> ref = make_error("");
-    if (opts.store) {
-      ref = blobs.put_file(abs);
-    } else if (auto d = sha256_file(abs)) {
-      ref = BlobRef{d->sha256, d->size};
-    } else {
-      ref = d.error();
-    }
+    auto ref = opts.store ? blobs.put_file(abs) : hash_only(abs);
     if (!ref && ref.error().code == "changed")
       return make_error(abs + ": changed while being hashed; snapshot aborted");
     if (!ref) return ref.error();

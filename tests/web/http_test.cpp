@@ -91,7 +91,9 @@ class HttpTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("drover-http-" + random_hex(6));
     fs::create_directories(dir_);
     service_.log_dir = dir_;
-    server_ = std::make_unique<ApiServer>(io_, service_, ApiOptions{token_hash(kToken)});
+    ApiOptions options;
+    options.token_sha256 = token_hash(kToken);
+    server_ = std::make_unique<ApiServer>(io_, service_, options);
     auto url = server_->listen("127.0.0.1:0");
     ASSERT_TRUE(url.ok()) << url.message();
     url_ = *url;
