@@ -8,6 +8,8 @@
 #include <chrono>
 #include <vector>
 
+#include "common/time.hpp"
+
 namespace drover::cron {
 namespace {
 
@@ -349,7 +351,7 @@ TimePoint Schedule::next(TimePoint after, const date::time_zone* zone) const {
   // Walk the zone's constant-offset periods; within one, wall time maps 1:1 to UTC.
   TimePoint s = s0;
   while (true) {
-    date::sys_info info = zone->get_info(std::chrono::floor<Seconds>(s));
+    date::sys_info info = zone_info(zone, std::chrono::floor<Seconds>(s));
     const Seconds off = info.offset;
     const TimePoint period_end = to_timepoint(info.end);
     LocalMinutes l = next_local(*this, to_local(s, off), last_year);
@@ -359,7 +361,7 @@ TimePoint Schedule::next(TimePoint after, const date::time_zone* zone) const {
       if (fixed_time_ && info.begin > date::sys_days(date::year(1800) / 1 / 1)) {
         // After a fall-back the wall times [begin+off, begin+prev_off) come round again;
         // a fixed-time schedule fires only at their first pass.
-        date::sys_info prev = zone->get_info(info.begin - Seconds(1));
+        date::sys_info prev = zone_info(zone, info.begin - Seconds(1));
         if (prev.offset > off &&
             c < TimePoint((info.begin + (prev.offset - off)).time_since_epoch())) {
           s = c + Micro(1);
@@ -372,7 +374,7 @@ TimePoint Schedule::next(TimePoint after, const date::time_zone* zone) const {
     if (fixed_time_) {
       // A spring-forward skips the wall times [end+off, end+next_off); a fixed-time
       // schedule whose wall time lies there fires at the first instant after the gap.
-      date::sys_info nxt = zone->get_info(info.end);
+      date::sys_info nxt = zone_info(zone, info.end);
       if (nxt.offset > off) {
         LocalMinutes gap_from = to_local(period_end, off);
         LocalMinutes in_gap = next_local(*this, gap_from, last_year);

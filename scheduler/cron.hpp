@@ -23,7 +23,9 @@ class Schedule {
   static Result<std::shared_ptr<const Schedule>> parse(std::string_view expr,
                                                        int* error_col = nullptr);
 
-  // The first fire time strictly after `after`, in `zone`. Never scans minute by minute.
+  // The first fire time strictly after `after`, in `zone` (offsets from common/time's
+  // zone_info, so after 2037 the zone file's POSIX rule applies). Never scans minute by
+  // minute.
   // Returns TimePoint::max() when the expression can never fire (e.g. "0 0 30 2 *").
   TimePoint next(TimePoint after, const date::time_zone* zone) const;
 

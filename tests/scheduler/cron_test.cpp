@@ -407,6 +407,61 @@ TEST(CronTest, LordHoweHalfHourSpringForward) {
                "2026-10-04T02:45:00+11:00"}));
 }
 
+// ---- After 2037. The zone files list transitions up to 2037 and end with a POSIX TZ rule
+// for later years (America/New_York: EST5EDT,M3.2.0,M11.1.0; Australia/Sydney:
+// AEST-10AEDT,M10.1.0,M4.1.0/3). Transition instants from Python's zoneinfo, which applies
+// the rule independently: New York 2040-03-11 07:00 UT (01:59:59 EST -> 03:00 EDT) and
+// 2040-11-04 06:00 UT (01:59:59 EDT -> 01:00 EST); Sydney 2040-03-31 16:00 UT (02:59:59 AEDT
+// -> 02:00 AEST) and 2040-10-06 16:00 UT (01:59:59 AEST -> 03:00 AEDT).
+
+TEST(CronTest, FireTimesAfter2037FollowTheZonesRule) {
+  EXPECT_EQ(
+      fires("0 12 1 7 *", "America/New_York", "2037-01-01T00:00:00Z", 3),
+      (V{"2037-07-01T12:00:00-04:00", "2038-07-01T12:00:00-04:00", "2039-07-01T12:00:00-04:00"}));
+  EXPECT_EQ(
+      fires("0 12 1 1,7 *", "America/New_York", "2049-12-31T00:00:00Z", 3),
+      (V{"2050-01-01T12:00:00-05:00", "2050-07-01T12:00:00-04:00", "2051-01-01T12:00:00-05:00"}));
+  EXPECT_EQ(fires("0 12 1 1,7 *", "Australia/Sydney", "2039-12-31T00:00:00Z", 2),
+            (V{"2040-01-01T12:00:00+11:00", "2040-07-01T12:00:00+10:00"}));
+  EXPECT_EQ(fires("0 12 1 1,7 *", "Asia/Tokyo", "2039-12-31T00:00:00Z", 2),
+            (V{"2040-01-01T12:00:00+09:00", "2040-07-01T12:00:00+09:00"}));
+}
+
+TEST(CronTest, NewYorkSpringForwardIn2040AsIn2026) {
+  EXPECT_EQ(fires("30 2 * * *", "America/New_York", "2040-03-10T12:00:00-05:00", 2),
+            (V{"2040-03-11T03:00:00-04:00", "2040-03-12T02:30:00-04:00"}));
+  EXPECT_EQ(
+      fires("*/30 * * * *", "America/New_York", "2040-03-11T01:00:00-05:00", 3),
+      (V{"2040-03-11T01:30:00-05:00", "2040-03-11T03:00:00-04:00", "2040-03-11T03:30:00-04:00"}));
+  EXPECT_EQ(fires("30 2 * * *", "America/New_York", "2040-03-11T03:00:00-04:00", 1),
+            (V{"2040-03-12T02:30:00-04:00"}));
+}
+
+TEST(CronTest, NewYorkFallBackIn2040AsIn2026) {
+  EXPECT_EQ(fires("30 1 * * *", "America/New_York", "2040-11-03T12:00:00-04:00", 2),
+            (V{"2040-11-04T01:30:00-04:00", "2040-11-05T01:30:00-05:00"}));
+  EXPECT_EQ(fires("30 1 * * *", "America/New_York", "2040-11-04T01:45:00-04:00", 1),
+            (V{"2040-11-05T01:30:00-05:00"}));
+  EXPECT_EQ(fires("30 1 * * *", "America/New_York", "2040-11-04T01:10:00-05:00", 1),
+            (V{"2040-11-05T01:30:00-05:00"}));
+  EXPECT_EQ(
+      fires("*/30 * * * *", "America/New_York", "2040-11-04T00:45:00-04:00", 5),
+      (V{"2040-11-04T01:00:00-04:00", "2040-11-04T01:30:00-04:00", "2040-11-04T01:00:00-05:00",
+         "2040-11-04T01:30:00-05:00", "2040-11-04T02:00:00-05:00"}));
+}
+
+TEST(CronTest, SydneyTransitionsIn2040) {
+  // Fall back: 02:30 comes round twice on 2040-04-01; a fixed time fires at the first pass.
+  EXPECT_EQ(fires("30 2 * * *", "Australia/Sydney", "2040-03-31T12:00:00+11:00", 2),
+            (V{"2040-04-01T02:30:00+11:00", "2040-04-02T02:30:00+10:00"}));
+  EXPECT_EQ(
+      fires("30 * * * *", "Australia/Sydney", "2040-04-01T01:45:00+11:00", 3),
+      (V{"2040-04-01T02:30:00+11:00", "2040-04-01T02:30:00+10:00", "2040-04-01T03:30:00+10:00"}));
+  // Spring forward: 02:30 does not exist on 2040-10-07; fires at 03:00.
+  EXPECT_EQ(fires("30 2 * * *", "Australia/Sydney", "2040-10-06T12:00:00+10:00", 2),
+            (V{"2040-10-07T03:00:00+11:00", "2040-10-08T02:30:00+11:00"}));
+}
+
 // ---- A randomized cross-check against a brute-force reference that walks every minute of
 // UTC and applies the documented rule directly. Prints its seed.
 
@@ -426,21 +481,24 @@ TimePoint brute_next(const Schedule& s, TimePoint after, const date::time_zone* 
     return day && s.months[static_cast<unsigned>(ymd.month())] && s.hours[hms.hours().count()] &&
            s.minutes[hms.minutes().count()] && hms.seconds().count() == 0;
   };
+  // Offsets through common/time's zone_info, so years after 2037 follow the zone's rule.
+  auto local_of = [&](sys_seconds u) {
+    return date::local_seconds((u + zone_info(z, u).offset).time_since_epoch());
+  };
   auto t = ceil<minutes>(time_point_cast<seconds>(after) + seconds(1));
   for (int i = 0; i < 3 * 24 * 60 * 40; ++i, t += minutes(1)) {
-    auto info = z->get_info(t);
-    auto local = date::local_seconds((t + info.offset).time_since_epoch());
+    auto local = local_of(t);
     if (s.fixed_time()) {
       // Fires at the first instant whose wall clock reaches this day's wall time W (coming
       // from below), unless W already passed once (the second pass through an overlap).
-      auto prev = z->get_info(t - minutes(1));
-      auto prev_local = date::local_seconds((t - minutes(1) + prev.offset).time_since_epoch());
+      auto prev_local = local_of(t - minutes(1));
       auto w = floor<days>(local) + hours(bits(s.hours)[0]) + minutes(bits(s.minutes)[0]);
       if (w > local) w -= days(1);
       if (prev_local < w && matches(w)) {
-        auto li = z->get_info(w);
-        bool second_pass = li.result == date::local_info::ambiguous &&
-                           t > date::sys_seconds((w - li.first.offset).time_since_epoch());
+        // Second pass: some earlier minute (an overlap lasts at most a few hours) read W.
+        bool second_pass = false;
+        for (auto u = t - minutes(1); u > t - hours(4) && !second_pass; u -= minutes(1))
+          second_pass = local_of(u) == w;
         if (!second_pass) return TimePoint(duration_cast<microseconds>(t.time_since_epoch()));
       }
     } else if (matches(local)) {
@@ -467,6 +525,11 @@ TEST(CronTest, AgreesWithMinuteByMinuteReferenceAroundTransitions) {
       {"America/New_York", "2026-03-07T00:00:00Z"},  {"America/New_York", "2026-10-31T00:00:00Z"},
       {"Australia/Lord_Howe", "2026-04-03T00:00:00Z"},
       {"Australia/Lord_Howe", "2026-10-02T00:00:00Z"},
+      // After the zone files' last listed transitions (2037): the zones' POSIX rules.
+      {"America/New_York", "2040-03-10T00:00:00Z"},  {"America/New_York", "2040-11-03T00:00:00Z"},
+      {"Australia/Sydney", "2040-03-30T00:00:00Z"},  {"Australia/Sydney", "2040-10-05T00:00:00Z"},
+      {"Australia/Lord_Howe", "2045-04-01T00:00:00Z"},
+      {"Australia/Lord_Howe", "2045-09-30T00:00:00Z"},
   };
   for (int i = 0; i < 200; ++i) {
     const char* expr = exprs[rng() % std::size(exprs)];
