@@ -26,6 +26,7 @@ int cmd_serve(int argc, char** argv) {
   use_usage_first(app);
   app.footer(
       "Writes HOME/server.json (its URL) and, on first start, HOME/token (mode 0600).\n"
+      "One daemon per home: a second one on the same --home exits 1, naming the first's pid.\n"
       "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 could not start, 2 usage.");
   std::string home = ".drover", dags = "dags", listen = "127.0.0.1:8080", project_dir;
   std::vector<std::string> queue_limits;
@@ -71,6 +72,24 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "drover serve: DAG folder '%s' does not exist\n", dags.c_str());
     return kExitFailure;
   }
+  // One daemon per home: a second one would run tries twice and delete the first one's
+  // server.json. The flock goes with the process (kill -9 included).
+  auto home_lock = FileLock::acquire(std::filesystem::path(home) / "serve.lock", true, false);
+  if (!home_lock) {
+    if (home_lock.error().code == "busy") {
+      auto holder = read_file(std::filesystem::path(home) / "serve.lock", 64);
+      std::string pid = holder ? *holder : "";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      std::fprintf(stderr,
+                   "drover serve: home %s is in use by another drover serve (pid %s); one "
+                   "daemon per home\n",
+                   home.c_str(), pid.empty() ? "unknown" : pid.c_str());
+    } else {
+      std::fprintf(stderr, "drover serve: %s\n", home_lock.message().c_str());
+    }
+    return kExitFailure;
+  }
+  (void)home_lock->set_content(std::to_string(::getpid()) + "\n");
   // Alert channels (docs/alerts.md): the config is optional; a broken one stops the start.
   auto server = load_server(home, config_file);
   if (!server) {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
+#include "common/process.hpp"
 #include "plugins/task_type.hpp"
 
 namespace drover::cli {
@@ -32,6 +33,8 @@ static void usage(FILE* out) {
 
 int main(int argc, char** argv) {
   using namespace drover::cli;
+  // Descriptors inherited from our own parent (a shell's, a supervisor's) never pass on.
+  drover::cloexec_all_above_stdio();
   drover::register_builtin_task_types();
   // Logs go to stderr: stdout belongs to the command's output (--json and friends).
   spdlog::set_default_logger(spdlog::stderr_color_mt("drover"));

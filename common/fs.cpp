@@ -125,6 +125,13 @@ Result<FileLock> FileLock::acquire(const std::filesystem::path& file, bool exclu
   return FileLock(fd);
 }
 
+Status FileLock::set_content(std::string_view text) {
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) !=
+                                      static_cast<ssize_t>(text.size()))
+    return make_error(std::string("writing a lock file: ") + std::strerror(errno));
+  return {};
+}
+
 FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);
 }

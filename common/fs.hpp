@@ -34,6 +34,9 @@ class FileLock {
   static Result<FileLock> acquire(const std::filesystem::path& file, bool exclusive, bool wait,
                                   const std::function<void()>& on_wait = {});
   FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  // Replaces the lock file's bytes (in place: the lock stays on the same inode), e.g. with
+  // the holder's pid so that a process refused the lock can name it.
+  Status set_content(std::string_view text);
   FileLock& operator=(FileLock&&) = delete;
   ~FileLock();
 

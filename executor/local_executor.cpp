@@ -1,7 +1,6 @@
 // LocalExecutor: a pool of warm `drover worker` processes talking JSON lines over pipes.
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,7 +11,9 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
+#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "executor/executor.hpp"
 #include "executor/proc.hpp"
 #include "executor/try_runner.hpp"
@@ -65,7 +66,7 @@ class LocalExecutor final : public Executor {
     w->current_key = key;
     w->current_try_dir = spec.try_dir;
     w->try_pid = 0;
-    std::string line = json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}.dump() + "\n";
+    std::string line = to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
     if (!write_all(w->to_fd, line)) {
       w->current_key.clear();
       mark_dead(*w);
@@ -134,27 +135,23 @@ class LocalExecutor final : public Executor {
       ::close(to[1]);
       return nullptr;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, to[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, from[1], 1);
-    std::string exe = opts_.self_exe;
-    char arg0[] = "drover";
-    char arg1[] = "worker";
-    char* argv[] = {arg0, arg1, nullptr};
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    SpawnOptions o;
+    o.argv = {opts_.self_exe, "worker"};
+    o.in = ChildFd::from(to[0]);
+    o.out = ChildFd::from(from[1]);
+    o.err = ChildFd::inherit();
+    o.new_process_group = false;  // a Ctrl-C of the daemon reaches its workers, not the tries
+    auto pid = spawn_child(o);
     ::close(to[0]);
     ::close(from[1]);
-    if (rc != 0) {
-      spdlog::error("cannot start worker {}: {}", exe, std::strerror(rc));
+    if (!pid) {
+      spdlog::error("cannot start worker: {}", pid.message());
       ::close(to[1]);
       ::close(from[0]);
       return nullptr;
     }
     auto w = std::make_unique<Worker>();
-    w->pid = pid;
+    w->pid = *pid;
     w->to_fd = to[1];
     w->from = std::make_unique<asio::posix::stream_descriptor>(io_, from[0]);
     Worker* raw = w.get();

@@ -11,10 +11,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/json_text.hpp"
 #include "common/fs.hpp"
 #include "common/redact.hpp"
 #include "executor/proc.hpp"
-#include "plugins/process.hpp"
+#include "common/process.hpp"
 
 namespace drover {
 
@@ -103,7 +104,7 @@ std::vector<std::string> try_environment(const TrySpec& spec) {
   extra["DROVER_WORK_DIR"] = spec.work_dir().string();
   extra["DROVER_HOME"] = spec.home;
   extra["DROVER_BIN"] = self_exe_path();  // so a task can call `"$DROVER_BIN" snapshot ...`
-  return merged_environment(extra);
+  return environment_with(extra);
 }
 
 Status prepare_try(const TrySpec& spec) {
@@ -145,7 +146,7 @@ int finish_try(const TrySpec& spec, int code, std::string error, long long start
                  {"ended_at", now_us()}};
   // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
   // and a try whose result a power loss erased is simply lost and retried.
-  if (auto s = write_file_atomic(spec.result_path(), result.dump(), 0644, /*durable=*/false);
+  if (auto s = write_file_atomic(spec.result_path(), to_json_text(result), 0644, /*durable=*/false);
       !s) {
     std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
     return code == 0 ? 1 : code;

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <chrono>
@@ -16,7 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "executor/proc.hpp"
 #include "executor/try_runner.hpp"
 
@@ -51,40 +53,16 @@ long long now_us() {
 
 // Starts a `command` try's argv directly (one fork+exec per task, as make and ninja do):
 // a new process group leader, stdin /dev/null, stdout+stderr appended to the try's log,
-// cwd the work dir, default signal dispositions.
+// cwd the work dir, default signal dispositions, no descriptor of ours beyond 0-2.
 Result<pid_t> spawn_command_try(const TrySpec& spec) {
-  if (spec.argv.empty()) return make_error("empty command");
-  std::string log = spec.log_path().string(), work = spec.work_dir().string();
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawn_file_actions_addchdir_np(&fa, work.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> args;
-  for (auto& a : spec.argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  auto env = try_environment(spec);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), envp.data());
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return make_error("cannot start '" + spec.argv[0] + "': " + std::strerror(rc));
-  return pid;
+  SpawnOptions o;
+  o.argv = spec.argv;
+  o.env = try_environment(spec);
+  o.cwd = spec.work_dir();
+  o.in = ChildFd::null();
+  o.out = ChildFd::append_to(spec.log_path().string());
+  o.err = ChildFd::same_as_stdout();
+  return spawn_child(o);
 }
 
 }  // namespace
@@ -105,9 +83,9 @@ int worker_main(int in_fd, int out_fd) {
     std::string key = msg.value("key", "");
     auto spec = TrySpec::from_json(msg["spec"]);
     if (!spec) {
-      write_line(out_fd, json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},
+      write_line(out_fd, to_json_text(json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},
                               {"signal", nullptr}, {"result", nullptr},
-                              {"error", spec.message()}}.dump());
+                              {"error", spec.message()}}));
       continue;
     }
     (void)make_dirs(spec->work_dir());
@@ -123,8 +101,8 @@ int worker_main(int in_fd, int out_fd) {
         code = finish_try(*spec, 127, pid.message(), started, json::object(), json::array(), {});
       } else {
         write_pid_file(spec->try_dir, *pid, process_start_ticks(*pid));
-        write_line(out_fd, json{{"ev", "started"}, {"key", key}, {"pid", *pid},
-                                {"pid_start", process_start_ticks(*pid)}}.dump());
+        write_line(out_fd, to_json_text(json{{"ev", "started"}, {"key", key}, {"pid", *pid},
+                                {"pid_start", process_start_ticks(*pid)}}));
         int status = 0;
         while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
         }
@@ -134,29 +112,39 @@ int worker_main(int in_fd, int out_fd) {
       }
       ev["exit_code"] = code;
       ev["result"] = read_try_result(spec->try_dir);
-      write_line(out_fd, ev.dump());
+      write_line(out_fd, to_json_text(ev));
       continue;
     }
     pid_t pid = ::fork();
     if (pid < 0) {
-      write_line(out_fd, json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},
+      write_line(out_fd, to_json_text(json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},
                               {"signal", nullptr}, {"result", nullptr},
-                              {"error", std::string("fork: ") + std::strerror(errno)}}.dump());
+                              {"error", std::string("fork: ") + std::strerror(errno)}}));
       continue;
     }
     if (pid == 0) {
       ::setpgid(0, 0);
       ::signal(SIGPIPE, SIG_DFL);
+      // The try process keeps nothing of the worker's: its pipes to the daemon (0 and 1
+      // here) become /dev/null, every other descriptor closes (run_try sets up 1 and 2).
       ::close(in_fd);
       ::close(out_fd);
+      for (int fd = 0; fd <= 1; ++fd) {
+        int null = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (null >= 0 && null != fd) {
+          ::dup2(null, fd);
+          ::close(null);
+        }
+      }
+      ::syscall(SYS_close_range, 3U, ~0U, 0U);
       write_pid_file(spec->try_dir, ::getpid(), process_start_ticks(::getpid()));
       int code = run_try(*spec);
       std::fflush(nullptr);
       ::_exit(code & 0xff);
     }
     ::setpgid(pid, pid);
-    write_line(out_fd, json{{"ev", "started"}, {"key", key}, {"pid", pid},
-                            {"pid_start", process_start_ticks(pid)}}.dump());
+    write_line(out_fd, to_json_text(json{{"ev", "started"}, {"key", key}, {"pid", pid},
+                            {"pid_start", process_start_ticks(pid)}}));
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -164,7 +152,7 @@ int worker_main(int in_fd, int out_fd) {
     if (WIFEXITED(status)) ev["exit_code"] = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
     ev["result"] = read_try_result(spec->try_dir);
-    write_line(out_fd, ev.dump());
+    write_line(out_fd, to_json_text(ev));
   }
   return 0;
 }

@@ -3,7 +3,7 @@
 // collected by the try runner for every type.
 #include <cstdio>
 
-#include "plugins/process.hpp"
+#include "common/process.hpp"
 #include "plugins/task_type.hpp"
 
 namespace drover {
@@ -18,7 +18,13 @@ class CommandTaskType final : public TaskType {
       errors.push_back({"", "task type 'command' takes no 'with:' block"});
   }
   int run(TaskContext& ctx) const override {
-    auto rc = spawn_and_wait(ctx.spec.argv, {}, {});
+    // The try process has stdin /dev/null and stdout/stderr on the log: the command
+    // inherits those three and nothing else, and stays in the try's process group.
+    SpawnOptions o;
+    o.argv = ctx.spec.argv;
+    o.in = ChildFd::inherit();
+    o.new_process_group = false;
+    auto rc = run_child(o);
     if (!rc) {
       std::fprintf(stderr, "drover: %s\n", rc.message().c_str());
       return 127;

@@ -1,11 +1,10 @@
 // The three alert channel types behind deliver_alert() (scheduler/alerts.hpp): webhook and
-// email through libcurl, command through posix_spawn. Each call is one attempt; retries are
+// email through libcurl, command through the one launcher (common/process.hpp). Each call is one attempt; retries are
 // the dispatcher's business. Thread-safe: no shared state beyond curl's global init.
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,12 +15,12 @@
 #include <ctime>
 #include <thread>
 
+#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "common/time.hpp"
 #include "plugins/snapshot/curl_util.hpp"
 #include "scheduler/alerts.hpp"
-
-extern char** environ;
 
 namespace drover {
 namespace {
@@ -79,7 +78,7 @@ Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
   if (!h) return make_error("webhook: curl_easy_init failed");
   char errbuf[CURL_ERROR_SIZE];
   setup(h, ch, cancel, errbuf);
-  std::string body = alert_payload(alert).dump();
+  std::string body = to_json_text(alert_payload(alert));
   std::string response;
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "User-Agent: drover-alerts");
@@ -161,7 +160,7 @@ std::string email_message(const AlertChannel& ch, const Alert& a) {
   if (!a.dag.empty()) m += "DAG: " + a.dag + "\n";
   if (!a.run_id.empty()) m += "Run id: " + a.run_id + "\n";
   if (!a.task.empty()) m += "Task: " + a.task + "\n";
-  if (!a.details.empty()) m += "\nDetails:\n" + a.details.dump(2) + "\n";
+  if (!a.details.empty()) m += "\nDetails:\n" + to_json_text(a.details, 2) + "\n";
   return crlf(m);
 }
 
@@ -217,30 +216,25 @@ Status deliver_command(const AlertChannel& ch, const Alert& alert,
     ::close(in[1]);
     return make_error(std::string("command: pipe: ") + std::strerror(errno));
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[1], 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-  std::vector<char*> argv;
-  for (const auto& a : ch.run) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
+  // The command gets the payload and a plain environment: none of the daemon's descriptors
+  // (the API's listener, client connections, the store) and none of its secrets.
+  SpawnOptions o;
+  o.argv = ch.run;
+  o.env = environment_only({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"});
+  o.in = ChildFd::from(in[1]);
+  o.out = ChildFd::null();
+  o.err = ChildFd::from(err[1]);
+  auto spawned = spawn_child(o);
   ::close(in[1]);
   ::close(err[1]);
-  if (rc != 0) {
+  if (!spawned) {
     ::close(in[0]);
     ::close(err[0]);
-    return make_error("command " + ch.run[0] + ": " + std::strerror(rc));
+    return make_error("command " + ch.run[0] + ": " +
+                      spawned.message().substr(spawned.message().rfind(": ") + 2));
   }
-  std::string payload = alert_payload(alert).dump() + "\n";
+  pid_t pid = *spawned;
+  std::string payload = to_json_text(alert_payload(alert)) + "\n";
   size_t written = 0;
   int wfd = in[0];
   ::fcntl(wfd, F_SETFL, O_NONBLOCK);

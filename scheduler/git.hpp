@@ -16,11 +16,4 @@ struct GitInfo {
 
 GitInfo git_info(const std::filesystem::path& dir);
 
-// Runs argv, returns its stdout (trimmed) and exit code; code -1 when it could not start.
-struct CommandOutput {
-  int code = -1;
-  std::string out;
-};
-CommandOutput capture_command(const std::vector<std::string>& argv);
-
 }  // namespace drover

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "common/json_text.hpp"
 #include "common/time.hpp"
 
 namespace drover {
@@ -257,7 +258,7 @@ class Stmt {
   void bind(int i, bool v) { sqlite3_bind_int(s_, i, v ? 1 : 0); }
   void bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
   void bind(int i, TimePoint v) { sqlite3_bind_int64(s_, i, to_us(v)); }
-  void bind(int i, const json& v) { bind(i, v.dump()); }
+  void bind(int i, const json& v) { bind(i, to_json_text(v)); }
   template <class T>
   void bind(int i, const std::optional<T>& v) {
     if (v) {

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/json_text.hpp"
 #include "common/blob_store.hpp"
 #include "common/clock.hpp"
 #include "common/fs.hpp"
@@ -73,7 +74,7 @@ const char* reason_code(int status) {
 }
 
 std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return to_json_text(j);
 }
 
 ApiResponse error_response(int status, const std::string& message, std::string code = {}) {

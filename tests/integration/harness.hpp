@@ -161,13 +161,21 @@ class Daemon {
     fs::create_directories(home_);
     fs::remove(home_ / "server.json");
     std::vector<std::string> argv = {DROVER_BIN, "serve", "--home", home_.string(), "--dags",
-                                     dags_.string(), "--listen", "127.0.0.1:0"};
+                                     dags_.string(), "--listen", listen_};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     pid_ = spawn(argv, home_ / ("daemon-" + std::to_string(starts_) + ".out"),
                  home_ / ("daemon-" + std::to_string(starts_) + ".err"));
     ++starts_;
     if (pid_ < 0) return false;
     return wait_until([&] { return fs::exists(home_ / "server.json"); }, std::chrono::seconds(30));
+  }
+  // The address the next start() listens on (default "127.0.0.1:0": any free port).
+  void listen_on(std::string address) { listen_ = std::move(address); }
+  // The port of url() (0 when there is none).
+  int port() const {
+    std::string u = url();
+    auto colon = u.rfind(':');
+    return colon == std::string::npos ? 0 : std::atoi(u.c_str() + colon + 1);
   }
   void kill9() {
     if (pid_ > 0) {
@@ -213,6 +221,7 @@ class Daemon {
  private:
   fs::path home_, dags_;
   std::vector<std::string> extra_;
+  std::string listen_ = "127.0.0.1:0";
   pid_t pid_ = -1;
   int starts_ = 0;
 };

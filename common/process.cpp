@@ -1,0 +1,171 @@
+#include "common/process.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+extern char** environ;
+
+namespace drover {
+
+namespace {
+
+// Adds the file actions that give the child `want` on descriptor `target`.
+void set_child_fd(posix_spawn_file_actions_t* fa, int target, const ChildFd& want) {
+  switch (want.kind) {
+    case ChildFd::Kind::Inherit:
+      break;
+    case ChildFd::Kind::Null:
+      posix_spawn_file_actions_addopen(fa, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY,
+                                       0);
+      break;
+    case ChildFd::Kind::File:
+      posix_spawn_file_actions_addopen(fa, target, want.path.c_str(), want.flags, want.mode);
+      break;
+    case ChildFd::Kind::Fd:
+      // glibc (>= 2.29) clears FD_CLOEXEC when fd == target, as POSIX asks.
+      posix_spawn_file_actions_adddup2(fa, want.fd, target);
+      break;
+  }
+}
+
+}  // namespace
+
+Result<pid_t> spawn_child(const SpawnOptions& o) {
+  if (o.argv.empty()) return make_error("empty command");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  // Order matters: stdin and stdout first, then stderr (which may be "same as stdout").
+  set_child_fd(&fa, 0, o.in);
+  set_child_fd(&fa, 1, o.out);
+  set_child_fd(&fa, 2, o.err);
+  if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
+  // Nothing of ours beyond 0-2 reaches the child: listening sockets, client connections,
+  // pipes, the store, descriptors inherited from our own parent.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  short flags = 0;
+  if (o.new_process_group) {
+    posix_spawnattr_setpgroup(&attr, 0);
+    flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  if (o.default_signals) {
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2})
+      sigaddset(&defaults, s);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    flags |= POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  }
+  posix_spawnattr_setflags(&attr, flags);
+
+  std::vector<char*> args;
+  for (auto& a : o.argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  if (o.env) {
+    for (auto& e : *o.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+  }
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), o.env ? envp.data() : environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return make_error("cannot start '" + o.argv[0] + "': " + std::strerror(rc));
+  return pid;
+}
+
+Result<int> wait_child(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return make_error(std::string("waitpid: ") + std::strerror(errno));
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+Result<int> run_child(const SpawnOptions& opts) {
+  auto pid = spawn_child(opts);
+  if (!pid) return pid.error();
+  return wait_child(*pid);
+}
+
+CapturedOutput capture_child(const std::vector<std::string>& argv,
+                             const std::filesystem::path& cwd) {
+  CapturedOutput r;
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return r;
+  SpawnOptions o;
+  o.argv = argv;
+  o.cwd = cwd;
+  o.out = ChildFd::from(p[1]);
+  o.err = ChildFd::null();
+  auto pid = spawn_child(o);
+  ::close(p[1]);
+  if (!pid) {
+    ::close(p[0]);
+    return r;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(p[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    r.out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(p[0]);
+  auto code = wait_child(*pid);
+  r.code = code ? *code : 128;
+  while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == '\r')) r.out.pop_back();
+  return r;
+}
+
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (!extra.count(std::string(kv.substr(0, eq)))) out.emplace_back(kv);
+  }
+  for (auto& [k, v] : extra) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<std::string> environment_only(const std::vector<std::string>& names,
+                                          const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> out;
+  for (auto& n : names) {
+    if (extra.count(n)) continue;
+    if (const char* v = ::getenv(n.c_str())) out.push_back(n + "=" + v);
+  }
+  for (auto& [k, v] : extra) out.push_back(k + "=" + v);
+  return out;
+}
+
+void cloexec_all_above_stdio() {
+  // close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) (Linux 5.11) where available; else walk
+  // /proc/self/fd.
+#ifdef SYS_close_range
+  if (::syscall(SYS_close_range, 3U, ~0U, 4U /*CLOSE_RANGE_CLOEXEC*/) == 0) return;
+#endif
+  long max = ::sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 1 << 20) max = 1 << 20;
+  for (int fd = 3; fd < max; ++fd) {
+    int f = ::fcntl(fd, F_GETFD);
+    if (f >= 0 && !(f & FD_CLOEXEC)) ::fcntl(fd, F_SETFD, f | FD_CLOEXEC);
+  }
+}
+
+}  // namespace drover

@@ -1,0 +1,91 @@
+// The one process launcher (DESIGN.md §10): every child Drover starts — a task's command, a
+// warm worker, git, an alert command, a tool a task type runs — is started here. The child
+// gets exactly the descriptors 0, 1 and 2 the caller names (stdin /dev/null unless told
+// otherwise); every other descriptor of this process is closed in the child, whether or not
+// it is close-on-exec. Thread-safe (posix_spawn; nothing process-wide is changed).
+#pragma once
+
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace drover {
+
+// What a child gets on one of its standard descriptors.
+struct ChildFd {
+  enum class Kind { Null, Inherit, Fd, File };
+  Kind kind = Kind::Null;
+  int fd = -1;       // Fd: this process's descriptor, dup2'ed onto the child's
+  std::string path;  // File: opened in the child
+  int flags = 0;     // File: open(2) flags (O_CLOEXEC is irrelevant: it is dup'ed onto 0-2)
+  int mode = 0644;   // File: creation mode
+
+  static ChildFd null() { return {}; }
+  static ChildFd inherit() { return make(Kind::Inherit); }
+  static ChildFd from(int fd) { return make(Kind::Fd, fd); }
+  static ChildFd append_to(std::string path) {
+    return make(Kind::File, -1, std::move(path), O_WRONLY | O_CREAT | O_APPEND);
+  }
+  // The child's stderr onto its stdout (after stdout is set up).
+  static ChildFd same_as_stdout() { return make(Kind::Fd, 1); }
+
+ private:
+  static ChildFd make(Kind k, int fd = -1, std::string path = {}, int flags = 0) {
+    ChildFd c;
+    c.kind = k;
+    c.fd = fd;
+    c.path = std::move(path);
+    c.flags = flags;
+    return c;
+  }
+};
+
+struct SpawnOptions {
+  std::vector<std::string> argv;                // argv[0] is looked up on PATH when it has no '/'
+  std::optional<std::vector<std::string>> env;  // "NAME=value"; nullopt: this process's environ
+  std::filesystem::path cwd;                    // empty: this process's
+  ChildFd in = ChildFd::null();
+  ChildFd out = ChildFd::inherit();
+  ChildFd err = ChildFd::inherit();
+  bool new_process_group = true;  // the child leads a group of its own (kill(-pid))
+  bool default_signals = true;    // empty signal mask, SIGPIPE etc. back to default
+};
+
+// Starts the child; returns its pid. An error names argv[0] and the reason (ENOENT etc.)
+// when it cannot be started. The caller reaps it (wait_child or its own waitpid).
+Result<pid_t> spawn_child(const SpawnOptions& opts);
+
+// Waits for `pid` (retrying on EINTR). Returns the exit code, or 128 + signal when a
+// signal ended it; an error when waitpid fails.
+Result<int> wait_child(pid_t pid);
+
+// spawn_child, then wait_child.
+Result<int> run_child(const SpawnOptions& opts);
+
+// Runs argv with stdout captured (stderr to /dev/null, stdin /dev/null) and waits; the
+// output has trailing newlines removed. `code` is -1 when it could not be started.
+struct CapturedOutput {
+  int code = -1;
+  std::string out;
+};
+CapturedOutput capture_child(const std::vector<std::string>& argv,
+                             const std::filesystem::path& cwd = {});
+
+// This process's environment with `extra` set on top, as "NAME=value" strings.
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra);
+// Only the named variables of this process's environment (those that are set), plus `extra`.
+std::vector<std::string> environment_only(const std::vector<std::string>& names,
+                                          const std::map<std::string, std::string>& extra = {});
+
+// Marks every descriptor above 2 of this process close-on-exec (at start-up, for
+// descriptors inherited from the shell or opened by libraries without O_CLOEXEC).
+void cloexec_all_above_stdio();
+
+}  // namespace drover
