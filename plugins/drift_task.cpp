@@ -36,6 +36,10 @@ bool is_template(const json& v) {
 class DriftTaskType final : public TaskType {
  public:
   std::string_view name() const override { return "drift"; }
+  // `skipped` (the reason) only when there was no reference to compare with.
+  std::vector<std::string> published_keys(const json&) const override {
+    return {"drift", "drifted", "skipped"};
+  }
 
   void validate(const json& with, std::vector<ConfigError>& errors) const override {
     static const char* kKeys[] = {"reference", "current",     "columns", "drift_share",

@@ -25,6 +25,12 @@ class MockTaskType final : public TaskType {
       if (!known) errors.push_back({k, "unknown key '" + k + "' in mock task"});
     }
   }
+  std::vector<std::string> published_keys(const json& with) const override {
+    std::vector<std::string> keys;
+    if (with.is_object() && with.contains("values") && with["values"].is_object())
+      for (auto& [k, v] : with["values"].items()) keys.push_back(k);
+    return keys;
+  }
   int run(TaskContext& ctx) const override {
     const json& w = ctx.spec.with;
     std::printf("mock: try %d of %s\n", ctx.spec.try_number, ctx.spec.task.c_str());

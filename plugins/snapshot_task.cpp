@@ -58,6 +58,10 @@ class SnapshotTaskType final : public TaskType {
       errors.push_back({"message", "'message' must be a string"});
   }
 
+  std::vector<std::string> published_keys(const json&) const override {
+    return {"version", "dataset"};
+  }
+
   int run(TaskContext& ctx) const override {
     const json& w = ctx.spec.with;
     std::string path = w.value("path", std::string());

@@ -94,6 +94,11 @@ class TaskType {
   virtual RunField run_field() const { return RunField::Forbidden; }
   // Lint-time check of `with:` (strings may still hold unrendered templates).
   virtual void validate(const json& with, std::vector<ConfigError>& errors) const {}
+  // The value keys a task of this type publishes (Publisher::value), readable downstream as
+  // {{ outputs.TASK.KEY }}, given its `with:`. A key ending in ".*" stands for every key
+  // under that prefix ("metrics.*"). Lint refuses a template naming any other key, so list
+  // every key run() may publish. Default: none (`command`).
+  virtual std::vector<std::string> published_keys(const json& with) const { return {}; }
   // Runs the try in the try process, cwd = work dir, stdout/stderr = the try's log.
   // Returns the exit code (0 = success). Expected failures are printed to stderr (the
   // log) and reported as a non-zero code.

@@ -2,8 +2,10 @@
 //
 // The order of the checks is the order of the defences: size, encoding, nesting depth (on
 // the raw text, before yaml-cpp's recursive parser sees it), YAML syntax, node count after
-// aliases (yaml-cpp shares aliased nodes, so a naive walk of an alias bomb explodes),
-// duplicate keys, then the DAG itself. Every check that can go on after an error does, so
+// aliases (yaml-cpp shares aliased nodes, so a naive walk of an alias bomb explodes), the
+// scalars as YAML 1.2 reads them (re-read from the source where yaml-cpp 0.7 does not: the
+// escapes \_ and \N, keep-chomped folded blocks) and valid UTF-8, duplicate keys, then the
+// DAG itself. Every check that can go on after an error does, so
 // a file's diagnostics come all at once.
 #include "scheduler/dag_loader.hpp"
 
@@ -24,6 +26,7 @@
 
 #include "common/sha256.hpp"
 #include "common/time.hpp"
+#include "common/utf8.hpp"
 #include "plugins/task_type.hpp"
 #include "scheduler/template.hpp"
 
@@ -72,38 +75,18 @@ struct RawError {
 
 // The first byte that is not valid UTF-8 or is a control character YAML does not allow.
 std::optional<RawError> check_encoding(std::string_view t) {
-  const auto* s = reinterpret_cast<const unsigned char*>(t.data());
-  const size_t n = t.size();
+  const std::optional<size_t> bad = find_invalid_utf8(t);
+  const size_t limit = bad ? *bad : t.size();
   char hex[8];
-  for (size_t i = 0; i < n;) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      if (c == 0) return RawError{i, "NUL byte (is this a binary file?)"};
-      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
-        std::snprintf(hex, sizeof hex, "0x%02x", c);
-        return RawError{i, std::string("control character ") + hex + " is not allowed"};
-      }
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    unsigned cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    bool ok = len != 0 && i + len <= n;
-    for (size_t k = 1; ok && k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) ok = false;
-      else cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if (ok && len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ok = false;
-    if (ok && len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ok = false;
-    if (!ok) {
+  for (size_t i = 0; i < limit; ++i) {
+    const auto c = static_cast<unsigned char>(t[i]);
+    if (c == 0) return RawError{i, "NUL byte (is this a binary file?)"};
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
       std::snprintf(hex, sizeof hex, "0x%02x", c);
-      return RawError{i, std::string("invalid UTF-8 byte ") + hex};
+      return RawError{i, std::string("control character ") + hex + " is not allowed"};
     }
-    i += len;
   }
+  if (bad) return RawError{*bad, "invalid UTF-8 byte " + byte_hex(t, *bad)};
   return std::nullopt;
 }
 
@@ -200,6 +183,214 @@ std::optional<RawError> check_nesting(std::string_view t) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Scalars re-read from the source text where yaml-cpp 0.7 departs from YAML 1.2.
+
+// Where a scalar's own text starts, given its node mark: yaml-cpp marks a scalar with
+// properties at its anchor or tag ("&a", "!!str"), so skip those (and comments between).
+size_t scalar_start(std::string_view t, size_t pos) {
+  while (pos < t.size()) {
+    char c = t[pos];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      ++pos;
+    } else if (c == '&' || c == '!') {
+      while (pos < t.size() && t[pos] != ' ' && t[pos] != '\t' && t[pos] != '\n' && t[pos] != '\r')
+        ++pos;
+    } else if (c == '#') {
+      while (pos < t.size() && t[pos] != '\n') ++pos;
+    } else {
+      break;
+    }
+  }
+  return pos;
+}
+
+struct Decoded {
+  std::string value;
+  std::optional<RawError> error;  // an escape that names no character
+};
+
+// The double-quoted scalar whose opening quote is t[pos], decoded by YAML 1.2 (section 7.3.1:
+// every escape, line folding, escaped line breaks). yaml-cpp 0.7 turns "\_" and "\N" into
+// single Latin-1 bytes (invalid UTF-8); this does not, unless `as_yaml_cpp` asks for
+// yaml-cpp's reading (to check that the source at `pos` is the scalar yaml-cpp read). nullopt
+// when the text there is not a complete double-quoted scalar (yaml-cpp's reading stands).
+std::optional<Decoded> decode_double_quoted(std::string_view t, size_t pos, bool as_yaml_cpp) {
+  if (pos >= t.size() || t[pos] != '"') return std::nullopt;
+  auto white = [](char c) { return c == ' ' || c == '\t'; };
+  auto brk = [](char c) { return c == '\n' || c == '\r'; };
+  auto skip_break = [&](size_t& j) {
+    j += (t[j] == '\r' && j + 1 < t.size() && t[j + 1] == '\n') ? 2 : 1;
+  };
+  // From just after a line break: counts the empty lines that follow and leaves `j` at the
+  // first character of the next line's content.
+  auto empty_lines = [&](size_t& j) {
+    size_t count = 0;
+    while (true) {
+      size_t k = j;
+      while (k < t.size() && white(t[k])) ++k;
+      if (k < t.size() && brk(t[k])) {
+        ++count;
+        j = k;
+        skip_break(j);
+      } else {
+        j = k;
+        return count;
+      }
+    }
+  };
+  Decoded d;
+  std::string& out = d.value;
+  size_t keep = 0;  // out[0, keep) stays at a fold; white space after it is trimmed
+  size_t i = pos + 1;
+  while (true) {
+    if (i >= t.size()) return std::nullopt;
+    const char c = t[i];
+    if (c == '"') break;
+    if (brk(c)) {  // a folded line break
+      out.resize(keep);
+      size_t j = i;
+      skip_break(j);
+      size_t empty = empty_lines(j);
+      if (empty == 0)
+        out += ' ';
+      else
+        out.append(empty, '\n');
+      keep = out.size();
+      i = j;
+      continue;
+    }
+    if (c != '\\') {
+      out += c;
+      if (!white(c)) keep = out.size();
+      ++i;
+      continue;
+    }
+    if (i + 1 >= t.size()) return std::nullopt;
+    const char e = t[i + 1];
+    if (brk(e)) {  // an escaped line break: joins the lines with nothing between
+      size_t j = i + 1;
+      skip_break(j);
+      out.append(empty_lines(j), '\n');
+      keep = out.size();
+      i = j;
+      continue;
+    }
+    // Single-character escapes and what they stand for (YAML 1.2 section 5.7).
+    static constexpr std::string_view kEscapes("0abt\tnvfre \"/\\", 14);
+    static constexpr std::string_view kEscaped("\0\a\b\t\t\n\v\f\r\x1b \"/\\", 14);
+    const size_t hex = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
+    if (size_t k = kEscapes.find(e); k != std::string_view::npos) {
+      out += kEscaped[k];
+    } else if (e == 'N' || e == '_') {
+      const char32_t cp = e == 'N' ? 0x85 : 0xa0;
+      if (as_yaml_cpp)
+        out += static_cast<char>(cp);
+      else
+        append_utf8(out, cp);
+    } else if (e == 'L' || e == 'P') {
+      append_utf8(out, e == 'L' ? 0x2028 : 0x2029);
+    } else if (hex == 0) {
+      return std::nullopt;  // yaml-cpp refuses it before we get here
+    }
+    if (hex > 0) {
+      if (i + 2 + hex > t.size()) return std::nullopt;
+      char32_t cp = 0;
+      for (size_t k = 0; k < hex; ++k) {
+        char h = t[i + 2 + k];
+        int v = (h >= '0' && h <= '9')   ? h - '0'
+                : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                         : -1;
+        if (v < 0) return std::nullopt;
+        cp = cp * 16 + static_cast<char32_t>(v);
+      }
+      if (!append_utf8(out, cp) && !d.error) {
+        d.error = RawError{i, "invalid escape '" + std::string(t.substr(i, 2 + hex)) + "' (" +
+                                  (cp > 0x10ffff ? "above U+10FFFF, the last code point"
+                                                 : "a UTF-16 surrogate, not a character") +
+                                  ")"};
+      }
+    }
+    keep = out.size();
+    i += 2 + hex;
+  }
+  return d;
+}
+
+// For a folded block scalar with keep chomping (">+") whose indicator is t[pos]: how many
+// line breaks its value ends with by YAML 1.2 (section 8.1.1.2: the last content line's break
+// and every trailing empty line's). yaml-cpp 0.7 drops one when there are trailing empty
+// lines. `parent_indent` is the column of the key or "-" that holds the scalar. nullopt when
+// it is not such a scalar or has no content line.
+std::optional<size_t> folded_keep_breaks(std::string_view t, size_t pos, int parent_indent) {
+  if (pos >= t.size() || t[pos] != '>') return std::nullopt;
+  size_t p = pos + 1;
+  bool keep = false;
+  int explicit_indent = 0;
+  for (int k = 0; k < 2 && p < t.size(); ++k, ++p) {
+    if (t[p] == '+')
+      keep = true;
+    else if (t[p] == '-')
+      keep = false;
+    else if (t[p] >= '1' && t[p] <= '9')
+      explicit_indent = t[p] - '0';
+    else
+      break;
+  }
+  if (!keep) return std::nullopt;
+  size_t eol = t.find('\n', p);
+  if (eol == std::string_view::npos) return std::nullopt;
+  const size_t body = eol + 1;
+  auto line_at = [&](size_t start, size_t& next, bool& has_break) {
+    size_t e = t.find('\n', start);
+    has_break = e != std::string_view::npos;
+    if (!has_break) e = t.size();
+    next = e + 1;
+    std::string_view line = t.substr(start, e - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+  };
+  auto indent_of = [](std::string_view line) {
+    size_t sp = 0;
+    while (sp < line.size() && line[sp] == ' ') ++sp;
+    return sp;
+  };
+  long n = explicit_indent > 0 ? std::max(parent_indent, 0) + explicit_indent : -1;
+  if (n < 0) {  // auto-detected: the first non-empty line's indentation
+    for (size_t q = body, next = 0; q < t.size(); q = next) {
+      bool nl = false;
+      std::string_view line = line_at(q, next, nl);
+      size_t sp = indent_of(line);
+      if (sp < line.size()) {
+        n = static_cast<long>(sp);
+        break;
+      }
+      if (!nl) break;
+    }
+    if (n <= parent_indent) return std::nullopt;
+  }
+  bool content = false;
+  size_t breaks = 0;
+  for (size_t q = body, next = 0; q < t.size(); q = next) {
+    bool nl = false;
+    std::string_view line = line_at(q, next, nl);
+    const long sp = static_cast<long>(indent_of(line));
+    const bool blank = static_cast<size_t>(sp) == line.size();
+    if (blank && sp <= n) {  // an empty line
+      if (content && nl) ++breaks;
+    } else {
+      if (sp < n) break;  // less indented: the scalar has ended
+      if (n == 0 && (line.substr(0, 3) == "---" || line.substr(0, 3) == "...")) break;
+      content = true;
+      breaks = nl ? 1 : 0;
+    }
+    if (!nl) break;
+  }
+  if (!content) return std::nullopt;
+  return breaks;
+}
+
+// ---------------------------------------------------------------------------------------
 // YAML helpers.
 
 // Visits every node, aliases included each time they are reached; false when the
@@ -228,10 +419,26 @@ bool is_quoted(const YAML::Node& n) {
 }
 
 // A scalar as JSON by the YAML 1.2 core schema: quoted scalars are strings; plain ones
-// may be null, bool, int or float.
-json scalar_to_json(const YAML::Node& n) {
+// may be null, bool, int (decimal, 0x hexadecimal, 0o octal) or float. A 0x/0o integer
+// beyond 64 bits sets `range_error` (when given) and stays a string.
+json scalar_to_json(const YAML::Node& n, std::string* range_error = nullptr) {
   const std::string& s = n.Scalar();
   if (is_quoted(n)) return s;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+    const int base = s[1] == 'x' ? 16 : 8;
+    bool digits = std::all_of(s.begin() + 2, s.end(), [&](char c) {
+      return base == 16 ? std::isxdigit(static_cast<unsigned char>(c)) != 0 : c >= '0' && c <= '7';
+    });
+    if (digits) {
+      long long v = 0;
+      auto [p, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, base);
+      if (ec == std::errc() && p == s.data() + s.size()) return v;
+      if (range_error)
+        *range_error = "integer '" + s + "' is out of range (the largest is " +
+                       (base == 16 ? "0x7fffffffffffffff" : "0o777777777777777777777") + ")";
+      return s;
+    }
+  }
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
@@ -251,6 +458,14 @@ json scalar_to_json(const YAML::Node& n) {
   }
   return s;
 }
+
+// `<<: *base` (YAML 1.1 merge keys; not in YAML 1.2, and yaml-cpp reads `<<` as a plain key).
+bool is_merge_key(const YAML::Node& k) {
+  return k.IsScalar() && !is_quoted(k) && k.Scalar() == "<<";
+}
+const char* const kMergeKeyError =
+    "merge keys ('<<') are not supported (a YAML 1.1 feature, not in YAML 1.2): write the keys "
+    "out, or put settings every task shares in 'defaults:'";
 
 const char* kind_name(const YAML::Node& n) {
   if (n.IsSequence()) return "a list";
@@ -410,6 +625,11 @@ class Loader {
   std::optional<std::vector<std::string>> get_string_list(const Entry& e,
                                                           const std::string& where);
   json to_json(const YAML::Node& n);
+  // scalar_to_json, reporting an out-of-range 0x/0o integer at the node (then nullopt).
+  std::optional<json> scalar_json(const YAML::Node& n);
+  // Re-reads scalars where yaml-cpp departs from YAML 1.2 and reports every scalar (keys
+  // too) that is not valid UTF-8. `parent_indent`: column of the key or "-" holding `n`.
+  void fix_scalars(const YAML::Node& n, int parent_indent, int depth);
 
   void parse_params(const Entry& e);
   void parse_param(const Entry& e);
@@ -424,6 +644,9 @@ class Loader {
   void check_templates();
   void check_template_string(const YAML::Node& n, const std::string& task_id,
                              const std::set<std::string>* ancestors, const std::string& where);
+  // `{{ outputs.UPSTREAM.KEY }}`: KEY must be a value the upstream's type publishes.
+  void check_published(const YAML::Node& n, size_t offset, const std::string& quoted,
+                       const TaskSpec& upstream, const std::string& key);
   void check_templates_in(const YAML::Node& n, const std::string& task_id,
                           const std::set<std::string>* ancestors, const std::string& where,
                           int depth);
@@ -436,14 +659,71 @@ class Loader {
   TaskNodes defaults_nodes_;
   bool have_defaults_ = false;
   std::vector<TaskNodes> task_nodes_;  // parallel to dag_.tasks before sorting
+  std::set<long> fixed_scalars_;       // marks of scalars fix_scalars has seen (aliases repeat)
 };
+
+void Loader::fix_scalars(const YAML::Node& n, int parent_indent, int depth) {
+  if (depth > kMaxDepth || !n.IsDefined()) return;
+  if (n.IsSequence()) {
+    const int col = n.Mark().column;
+    for (const auto& c : n) fix_scalars(c, col, depth + 1);
+    return;
+  }
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      fix_scalars(kv.first, parent_indent, depth + 1);
+      fix_scalars(kv.second, kv.first.Mark().column, depth + 1);
+    }
+    return;
+  }
+  if (!n.IsScalar()) return;
+  const YAML::Mark m = n.Mark();
+  if (m.pos < 0 || !fixed_scalars_.insert(m.pos).second) return;
+  YAML::Node node = n;  // a handle: assigning changes the shared node, aliases included
+  const size_t start = scalar_start(text_, static_cast<size_t>(m.pos));
+  // Each fix applies only where the source, read yaml-cpp's way, gives yaml-cpp's value: so
+  // it is this scalar's text, and the difference is the known fault and nothing else.
+  if (start < text_.size() && text_[start] == '"') {
+    auto d = decode_double_quoted(text_, start, false);
+    auto as_read = decode_double_quoted(text_, start, true);
+    if (d && as_read && as_read->value == node.Scalar()) {
+      if (d->error) error_at_offset(d->error->offset, d->error->message);
+      if (d->value != node.Scalar()) node = d->value;
+    }
+  } else if (start < text_.size() && text_[start] == '>') {
+    if (auto breaks = folded_keep_breaks(text_, start, parent_indent)) {
+      std::string v = node.Scalar();
+      size_t have = 0;
+      while (have < v.size() && v[v.size() - 1 - have] == '\n') ++have;
+      // yaml-cpp 0.7 drops one break when the scalar has trailing empty lines.
+      if (have + 1 == *breaks && have < v.size())
+        node = v.substr(0, v.size() - have) + std::string(*breaks, '\n');
+    }
+  }
+  const std::string& value = node.Scalar();
+  if (auto bad = find_invalid_utf8(value)) {
+    error(n, "invalid UTF-8 byte " + byte_hex(value, *bad) +
+                 " in this text after parsing (at byte " + std::to_string(*bad) + " of its value)");
+  }
+}
+
+std::optional<json> Loader::scalar_json(const YAML::Node& n) {
+  std::string range_error;
+  json j = scalar_to_json(n, &range_error);
+  if (!range_error.empty()) {
+    error(n, range_error);
+    return std::nullopt;
+  }
+  return j;
+}
 
 void Loader::error_in_scalar(const YAML::Node& n, size_t offset, std::string message) {
   YAML::Mark m = n.Mark();
   const std::string& value = n.Scalar();
   if (m.pos < 0 || static_cast<size_t>(m.pos) >= text_.size() || offset > value.size())
     return error(n, std::move(message));
-  char first = text_[m.pos];
+  const size_t start = scalar_start(text_, static_cast<size_t>(m.pos));
+  char first = start < text_.size() ? text_[start] : ' ';
   if (first == '|' || first == '>') {
     // Block scalar: the body starts on the next line; each value line is one text line.
     size_t value_line = std::count(value.begin(), value.begin() + offset, '\n');
@@ -451,7 +731,7 @@ void Loader::error_in_scalar(const YAML::Node& n, size_t offset, std::string mes
     size_t col_in_line = (line_begin == std::string::npos || offset == 0)
                              ? offset
                              : offset - line_begin - 1;
-    size_t body = text_.find('\n', m.pos);
+    size_t body = text_.find('\n', start);
     if (body == std::string_view::npos) return error(n, std::move(message));
     ++body;
     // Indentation of the first non-blank body line.
@@ -467,6 +747,7 @@ void Loader::error_in_scalar(const YAML::Node& n, size_t offset, std::string mes
     return error_at(m.line + 2 + value_line, indent + col_in_line + 1, std::move(message));
   }
   if (value.find('\n') != std::string::npos) return error(n, std::move(message));
+  if (start != static_cast<size_t>(m.pos)) return error_at_offset(start, std::move(message));
   size_t shift = (first == '"' || first == '\'') ? 1 : 0;
   error_at(m.line + 1, m.column + 1 + shift + offset, std::move(message));
 }
@@ -483,6 +764,10 @@ std::vector<Entry> Loader::entries(const YAML::Node& map, const std::vector<std:
     }
     std::string key = kv.first.Scalar();
     if (!seen.insert(key).second) continue;
+    if (is_merge_key(kv.first)) {
+      error(kv.first, kMergeKeyError);
+      continue;
+    }
     if (allowed && std::find(allowed->begin(), allowed->end(), key) == allowed->end()) {
       error(kv.first, "unknown key '" + key + "'" + where + did_you_mean(key, *allowed));
       continue;
@@ -523,30 +808,33 @@ std::optional<std::string> Loader::get_string(const Entry& e, const std::string&
 }
 
 std::optional<long long> Loader::get_int(const Entry& e, const std::string& where) {
-  json j = e.v.IsScalar() ? scalar_to_json(e.v) : json();
-  if (!j.is_number_integer()) {
+  std::optional<json> j = e.v.IsScalar() ? scalar_json(e.v) : json();
+  if (!j) return std::nullopt;
+  if (!j->is_number_integer()) {
     error(e, "'" + e.key + "'" + where + " must be an integer, got " + got(e.v));
     return std::nullopt;
   }
-  return j.get<long long>();
+  return j->get<long long>();
 }
 
 std::optional<double> Loader::get_number(const Entry& e, const std::string& where) {
-  json j = e.v.IsScalar() ? scalar_to_json(e.v) : json();
-  if (!j.is_number()) {
+  std::optional<json> j = e.v.IsScalar() ? scalar_json(e.v) : json();
+  if (!j) return std::nullopt;
+  if (!j->is_number()) {
     error(e, "'" + e.key + "'" + where + " must be a number, got " + got(e.v));
     return std::nullopt;
   }
-  return j.get<double>();
+  return j->get<double>();
 }
 
 std::optional<bool> Loader::get_bool(const Entry& e, const std::string& where) {
-  json j = e.v.IsScalar() ? scalar_to_json(e.v) : json();
-  if (!j.is_boolean()) {
+  std::optional<json> j = e.v.IsScalar() ? scalar_json(e.v) : json();
+  if (!j) return std::nullopt;
+  if (!j->is_boolean()) {
     error(e, "'" + e.key + "'" + where + " must be true or false, got " + got(e.v));
     return std::nullopt;
   }
-  return j.get<bool>();
+  return j->get<bool>();
 }
 
 std::optional<Micros> Loader::get_duration(const Entry& e, const std::string& where) {
@@ -581,7 +869,7 @@ std::optional<std::vector<std::string>> Loader::get_string_list(const Entry& e,
 }
 
 json Loader::to_json(const YAML::Node& n) {
-  if (n.IsScalar()) return scalar_to_json(n);
+  if (n.IsScalar()) return scalar_json(n).value_or(json(n.Scalar()));
   if (n.IsSequence()) {
     json a = json::array();
     for (const auto& c : n) a.push_back(to_json(c));
@@ -592,6 +880,10 @@ json Loader::to_json(const YAML::Node& n) {
     for (const auto& kv : n) {
       if (!kv.first.IsScalar()) {
         error(kv.first, "keys must be plain strings, got " + std::string(kind_name(kv.first)));
+        continue;
+      }
+      if (is_merge_key(kv.first)) {
+        error(kv.first, kMergeKeyError);
         continue;
       }
       if (!o.contains(kv.first.Scalar())) o[kv.first.Scalar()] = to_json(kv.second);
@@ -617,7 +909,7 @@ void Loader::parse_param(const Entry& e) {
   json default_value;
   if (e.v.IsScalar()) {  // shorthand: `name: 14` declares an int with default 14
     default_node = e.v;
-    default_value = scalar_to_json(e.v);
+    default_value = scalar_json(e.v).value_or(json());
   } else if (e.v.IsMap()) {
     const std::string where = " in param '" + p.name + "'";
     for (const Entry& f : entries(e.v, &kParamKeys, where)) {
@@ -635,7 +927,7 @@ void Loader::parse_param(const Entry& e) {
           error(f, pre + "default must be a single value, got " + got(f.v));
           default_node = YAML::Node();
         } else {
-          default_value = f.v.IsNull() ? json() : scalar_to_json(f.v);
+          default_value = f.v.IsNull() ? json() : scalar_json(f.v).value_or(json());
         }
       } else if (f.key == "min") {
         p.min = get_number(f, where);
@@ -671,7 +963,8 @@ void Loader::parse_param(const Entry& e) {
         enum_node = f.v;
         for (const auto& item : f.v) {
           if (!item.IsScalar()) error(item, pre + "enum values must be scalars, got " + got(item));
-          else p.choices.push_back(scalar_to_json(item));
+          else
+            p.choices.push_back(scalar_json(item).value_or(json(item.Scalar())));
         }
       } else if (f.key == "description") {
         if (auto s = get_string(f, where)) p.description = *s;
@@ -1116,13 +1409,45 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
           error_in_scalar(n, ref.offset,
                           quoted + " names task '" + task + "', which is not upstream of '" +
                               task_id + "' (add it to needs)");
-        }  // in defaults (no ancestors) any task will do
+        } else if (is_outputs) {  // in defaults (no ancestors) any task will do
+          check_published(n, ref.offset, quoted, *dag_.task(task), rest);
+        }
         continue;
       }
     }
     error_in_scalar(n, ref.offset,
                     "unknown template name '" + name + "'" + where + did_you_mean(name, known));
   }
+}
+
+// Whether `key` is one of `keys` or falls under a "PREFIX.*" entry.
+static bool publishes(const std::vector<std::string>& keys, const std::string& key) {
+  for (const auto& k : keys) {
+    if (k == key) return true;
+    if (k.size() >= 2 && k.compare(k.size() - 2, 2, ".*") == 0 && key.size() > k.size() - 1 &&
+        key.compare(0, k.size() - 1, k, 0, k.size() - 1) == 0)
+      return true;
+  }
+  return false;
+}
+
+void Loader::check_published(const YAML::Node& n, size_t offset, const std::string& quoted,
+                             const TaskSpec& upstream, const std::string& key) {
+  const TaskType* type = TaskTypeRegistry::instance().find(upstream.type);
+  if (!type) return;  // reported as an unknown type
+  std::vector<std::string> keys;
+  try {
+    keys = type->published_keys(upstream.with);
+  } catch (const std::exception&) {
+    return;  // a malformed `with:` is the type's validate() to report
+  }
+  if (publishes(keys, key)) return;
+  std::string hint = did_you_mean(key, keys);
+  if (hint.empty())
+    hint = keys.empty() ? " (it publishes none)" : " (it publishes " + names_list(keys) + ")";
+  error_in_scalar(n, offset,
+                  quoted + ": task '" + upstream.id + "' (type '" + upstream.type +
+                      "') publishes no value '" + key + "'" + hint);
 }
 
 void Loader::check_templates_in(const YAML::Node& n, const std::string& task_id,
@@ -1215,6 +1540,15 @@ LoadResult Loader::run() {
     doc_starts = counter.starts;
   } catch (const YAML::Exception& ex) {
     std::string msg = ex.msg.empty() ? std::string("malformed YAML") : ex.msg;
+    const std::string kBadCodePoint = "invalid unicode: ";
+    if (msg.rfind(kBadCodePoint, 0) == 0) {  // "\ud800", "\U00110000"
+      unsigned long long cp = 0;
+      std::from_chars(msg.data() + kBadCodePoint.size(), msg.data() + msg.size(), cp);
+      char hex[32];
+      std::snprintf(hex, sizeof hex, "U+%04llX", cp);
+      msg = std::string("an escape names ") + hex + ", which is not a character (" +
+            (cp > 0x10ffff ? "above U+10FFFF" : "a UTF-16 surrogate") + ")";
+    }
     error(ex.mark, "invalid YAML: " + msg);
     return fail();
   } catch (const std::exception& ex) {
@@ -1249,6 +1583,8 @@ LoadResult Loader::run() {
     return fail();
   }
   try {
+    fix_scalars(root, -1, 0);
+    if (!diags_.empty()) return fail();
     YAML::Node tasks_node;
     for (const auto& kv : root)
       if (kv.first.IsScalar() && kv.first.Scalar() == "tasks") {

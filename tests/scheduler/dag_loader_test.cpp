@@ -3,10 +3,13 @@
 #include "scheduler/dag_loader.hpp"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "common/sha256.hpp"
 #include "plugins/task_type.hpp"
@@ -19,9 +22,24 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 using Errors = std::vector<std::string>;
 
+// A type like the coming `train`: publishes model, model_version and metrics.NAME.
+class TrainLikeTaskType final : public TaskType {
+ public:
+  std::string_view name() const override { return "train_like"; }
+  std::vector<std::string> published_keys(const json&) const override {
+    return {"model", "model_version", "metrics.*"};
+  }
+  int run(TaskContext&) const override { return 0; }
+};
+
 class DagLoaderTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { register_builtin_task_types(); }
+  static void SetUpTestSuite() {
+    register_builtin_task_types();
+    static bool added = false;
+    if (!added) TaskTypeRegistry::instance().add(std::make_unique<TrainLikeTaskType>());
+    added = true;
+  }
 
   static Errors errors(std::string_view text) {
     LoadResult r = load_dag_text(text, "d.yaml");
@@ -108,7 +126,7 @@ alerts:
 tasks:
   evaluate:
     needs: [train]
-    run: python3 eval.py --data {{ inputs.make_data.path }} --model {{ outputs.train.model }}
+    run: python3 eval.py --data {{ inputs.make_data.path }} --day {{ outputs.make_data.day }}
     trigger_rule: all_done
   train:
     needs: [make_data]
@@ -487,6 +505,225 @@ TEST_F(DagLoaderTest, StrayTopLevelCommaIsAnErrorNotAHang) {
   e.clear();
   EXPECT_LT(timed_ms("!a,b x\n", &e), 2000);
   EXPECT_EQ(e, Errors{"d.yaml:1:3: invalid YAML: unexpected ','"});
+}
+
+// ---- templates and what upstream types publish ------------------------------------------
+
+TEST_F(DagLoaderTest, OutputOfACommandTaskIsALintError) {
+  // The issue's case: a command publishes no values, so this could never be rendered.
+  EXPECT_EQ(errors("dag: d\ntasks:\n  train: {run: x}\n  eval:\n    needs: [train]\n"
+                   "    run: echo {{ outputs.train.auc }}\n"),
+            Errors{"d.yaml:6:15: '{{ outputs.train.auc }}' in task 'eval': task 'train' (type "
+                   "'command') publishes no value 'auc' (it publishes none)"});
+}
+
+TEST_F(DagLoaderTest, OutputKeysAreCheckedAgainstTheUpstreamTypeWithASuggestion) {
+  const char* head =
+      "dag: d\ntasks:\n  snap: {type: snapshot, with: {path: data, dataset: ev}}\n"
+      "  drift: {type: drift, with: {reference: a.csv, current: b.csv}}\n"
+      "  m: {type: mock, with: {values: {auc: 1, day: x}}}\n"
+      "  use:\n    needs: [snap, drift, m]\n";
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.snap.versoin }}\n"),
+            Errors{"d.yaml:8:15: '{{ outputs.snap.versoin }}' in task 'use': task 'snap' (type "
+                   "'snapshot') publishes no value 'versoin' (did you mean 'version'?)"});
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.drift.score }}\n"),
+            Errors{"d.yaml:8:15: '{{ outputs.drift.score }}' in task 'use': task 'drift' (type "
+                   "'drift') publishes no value 'score' (it publishes drift, drifted, "
+                   "skipped)"});
+  EXPECT_EQ(errors(std::string(head) + "    run: [echo, \"{{ outputs.m.acu }}\"]\n"),
+            Errors{"d.yaml:8:18: '{{ outputs.m.acu }}' in task 'use': task 'm' (type 'mock') "
+                   "publishes no value 'acu' (did you mean 'auc'?)"});
+  // What each type publishes is accepted.
+  EXPECT_TRUE(load(std::string(head) +
+                   "    run: echo {{ outputs.snap.version }} {{ outputs.snap.dataset }} "
+                   "{{ outputs.drift.drifted }} {{ outputs.drift.drift }} {{ outputs.m.auc }} "
+                   "{{ outputs.m.day }}\n"));
+}
+
+TEST_F(DagLoaderTest, PrefixKeysLikeMetricsStarMatchEveryNameUnderThem) {
+  const char* head = "dag: d\ntasks:\n  t: {type: train_like}\n  use:\n    needs: [t]\n";
+  EXPECT_TRUE(load(std::string(head) +
+                   "    run: echo {{ outputs.t.model }} {{ outputs.t.metrics.auc }} "
+                   "{{ outputs.t.metrics.val.loss }}\n"));
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.t.metrics }}\n"),
+            Errors{"d.yaml:6:15: '{{ outputs.t.metrics }}' in task 'use': task 't' (type "
+                   "'train_like') publishes no value 'metrics' (did you mean 'metrics.*'?)"});
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.t.loss }}\n"),
+            Errors{"d.yaml:6:15: '{{ outputs.t.loss }}' in task 'use': task 't' (type "
+                   "'train_like') publishes no value 'loss' (it publishes model, model_version, "
+                   "metrics.*)"});
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.t.modle }}\n"),
+            Errors{"d.yaml:6:15: '{{ outputs.t.modle }}' in task 'use': task 't' (type "
+                   "'train_like') publishes no value 'modle' (did you mean 'model'?)"});
+}
+
+TEST_F(DagLoaderTest, OutputsInDefaultsAreCheckedToo) {
+  EXPECT_EQ(errors("dag: d\ndefaults:\n  env: {V: \"{{ outputs.a.x }}\"}\n"
+                   "tasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:13: '{{ outputs.a.x }}' in defaults: task 'a' (type 'command') "
+                   "publishes no value 'x' (it publishes none)"});
+}
+
+// ---- YAML read as the 1.2 spec says (yaml-cpp 0.7 departs in places) ----------------------
+
+TEST_F(DagLoaderTest, DoubleQuotedEscapesDecodeToUtf8) {
+  // yaml-cpp 0.7 makes "\_" and "\N" single Latin-1 bytes (0xa0, 0x85): invalid UTF-8 that
+  // later aborted `drover run` in the JSON encoder. They are U+00A0 and U+0085.
+  DagPtr dag = load(
+      "dag: d\ndescription: \"x\\_y\"\nowner: \"\\N\"\n"
+      "tags: [\"\\L\\P\", \"\\x41\\u00e9\\U0001F600\\e\\/\\ \\t|\"]\n"
+      "tasks:\n  a: {run: \"echo \\_\"}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->description, "x\xc2\xa0y");
+  EXPECT_EQ(dag->owner, "\xc2\x85");
+  EXPECT_EQ(dag->tags, (std::vector<std::string>{"\xe2\x80\xa8\xe2\x80\xa9",
+                                                 "A\xc3\xa9\xf0\x9f\x98\x80\x1b/ \t|"}));
+  EXPECT_EQ(dag->tasks[0].run_shell, "echo \xc2\xa0");
+  EXPECT_EQ(json(dag->description).dump(), "\"x\xc2\xa0y\"");  // encodable: no abort
+}
+
+TEST_F(DagLoaderTest, EscapesAreDecodedInKeysAnchorsAndAliasesToo) {
+  DagPtr dag = load(
+      "dag: d\ndescription: &a \"x\\_y\"\nowner: *a\ntasks:\n"
+      "  a:\n    type: mock\n    with: {values: {\"k\\_\": !!str \"v\\N\"}}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->description, "x\xc2\xa0y");
+  EXPECT_EQ(dag->owner, "x\xc2\xa0y");
+  EXPECT_EQ(dag->tasks[0].with.dump(), "{\"values\":{\"k\xc2\xa0\":\"v\xc2\x85\"}}");
+  // An empty tagged value followed by a quoted key: each keeps its own text.
+  dag = load("dag: d\ndescription: !!str\n\"owner\": \"o\\_\"\ntasks:\n  a: {run: x}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->description, "");
+  EXPECT_EQ(dag->owner, "o\xc2\xa0");
+}
+
+TEST_F(DagLoaderTest, DoubleQuotedLineFoldingFollowsTheSpec) {
+  auto description = [&](std::string_view quoted) {
+    DagPtr dag = load("dag: d\ndescription: " + std::string(quoted) + "\ntasks:\n  a: {run: x}\n");
+    return dag ? dag->description : std::string("(no dag)");
+  };
+  EXPECT_EQ(description("\"one\n  two\n\n  three  \n\n\n  four\""), "one two\nthree\n\nfour");
+  EXPECT_EQ(description("\"one \\\n  two\""), "one two");  // escaped break: no space
+  EXPECT_EQ(description("\"one\\\n\n  two\""), "one\ntwo");
+  EXPECT_EQ(description("\"  lead and trail  \""), "  lead and trail  ");
+  EXPECT_EQ(description("\"tab\\t\n  next\""), "tab\t next");  // an escaped tab stays
+  EXPECT_EQ(description("\"crlf\r\n  next\""), "crlf next");
+  // YAML 1.2 example 7.5.
+  EXPECT_EQ(
+      description("\"folded \nto a space,\t\n \nto a line feed, or \t\\\n \\ \tnon-content\""),
+      "folded to a space,\nto a line feed, or \t \tnon-content");
+}
+
+// The loader re-reads double-quoted scalars from the source; apart from "\_" and "\N" it
+// must read them exactly as yaml-cpp does. Random strings of folds, escaped breaks, tabs
+// and escapes; prints its seed (DROVER_TEST_SEED=N replays it).
+TEST_F(DagLoaderTest, DoubleQuotedDecodingAgreesWithYamlCppOnRandomStrings) {
+  const char* env = std::getenv("DROVER_TEST_SEED");
+  const unsigned seed = env ? static_cast<unsigned>(std::stoul(env)) : std::random_device{}();
+  SCOPED_TRACE("DROVER_TEST_SEED=" + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const char* pieces[] = {"a",        "b c",    " ",       "\t",      "\\t",     "\n",
+                          "\\n",      "\\\\",   "\\\"",    "\\x41",   "\\u00e9", "\\U0001F600",
+                          "\\ ",      "\n  ",   "\n\n  ",  "  \n   ", "\\\n  ",  "\\\n\n ",
+                          "\xc3\xa9", "\r\n  ", "\t\n \t", "\\e\\/",  "\\\t"};
+  for (int i = 0; i < 300; ++i) {
+    std::string body;
+    const int n = 1 + static_cast<int>(rng() % 8);
+    for (int k = 0; k < n; ++k) body += pieces[rng() % std::size(pieces)];
+    const std::string text = "dag: d\ndescription: \"" + body + "\"\ntasks:\n  a: {run: x}\n";
+    std::string want;
+    try {
+      want = YAML::Load(text)["description"].Scalar();
+    } catch (const std::exception&) {
+      continue;  // not valid YAML; the loader reports it
+    }
+    LoadResult r = load_dag_text(text, "d.yaml");
+    ASSERT_TRUE(r.dag) << text << (r.diagnostics.empty() ? "" : r.diagnostics[0].str());
+    EXPECT_EQ(r.dag->description, want) << text;
+  }
+}
+
+TEST_F(DagLoaderTest, EscapeOfASurrogateOrBeyondUnicodeIsAnError) {
+  // yaml-cpp refuses these itself (at the end of the scalar); the message says why.
+  EXPECT_EQ(errors("dag: d\ndescription: \"a\\ud800b\"\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:2:22: invalid YAML: an escape names U+D800, which is not a character "
+                   "(a UTF-16 surrogate)"});
+  EXPECT_EQ(
+      errors("dag: d\ntasks:\n  a:\n    type: mock\n    with: {values: {\"\\U00110000\": 1}}\n"),
+      Errors{"d.yaml:5:32: invalid YAML: an escape names U+110000, which is not a character "
+             "(above U+10FFFF)"});
+}
+
+TEST_F(DagLoaderTest, FoldedBlockWithKeepChompingKeepsEveryTrailingBreak) {
+  auto description = [&](std::string_view block) {
+    DagPtr dag = load("dag: d\ndescription: " + std::string(block) + "tasks:\n  a: {run: x}\n");
+    return dag ? dag->description : std::string("(no dag)");
+  };
+  EXPECT_EQ(description(">+\n  one\n  two\n\n"), "one two\n\n");
+  EXPECT_EQ(description(">+\n  one\n\n  two\n\n\n"), "one\ntwo\n\n\n");
+  EXPECT_EQ(description(">+ # comment\n  one\n\n# a comment ends it\n"), "one\n\n");
+  EXPECT_EQ(description(">+\n\n  one\n\n"), "\none\n\n");
+  EXPECT_EQ(description(">2+\n   one\n  two\n\n"), " one\ntwo\n\n");
+  EXPECT_EQ(description(">+\n  one\n  \n   \n"), "one\n\n \n");  // 3 spaces: a text line
+  // The rest as before: literal keep, clip and strip.
+  EXPECT_EQ(description("|+\n  one\n  two\n\n"), "one\ntwo\n\n");
+  EXPECT_EQ(description(">\n  one\n  two\n\n"), "one two\n");
+  EXPECT_EQ(description(">-\n  one\n  two\n\n"), "one two");
+  EXPECT_EQ(description("\"q\"\n"), "q");
+  // In a sequence, and behind an anchor (yaml-cpp 0.7 cannot parse an anchored block scalar
+  // in a block sequence at all).
+  DagPtr dag = load("dag: d\ntags:\n  - >+\n    one\n\n  - b\ntasks:\n  a: {run: x}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->tags, (std::vector<std::string>{"one\n\n", "b"}));
+  dag = load("dag: d\ndescription: &t >+\n  one\n\nowner: *t\ntasks:\n  a: {run: x}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->description, "one\n\n");
+  EXPECT_EQ(dag->owner, "one\n\n");
+}
+
+TEST_F(DagLoaderTest, HexAndOctalIntegersOfTheCoreSchema) {
+  DagPtr dag = load(
+      "dag: d\nparams:\n  a: {type: int, default: 0x1F}\n  b: 0o17\n"
+      "  c: {type: string, default: 0x1F}\n  d: {type: int, default: 0xff, max: 0x100}\n"
+      "tasks:\n  t: {run: x, retries: 0x10}\n");
+  ASSERT_TRUE(dag);
+  EXPECT_EQ(dag->param("a")->default_value, json(31));
+  EXPECT_EQ(dag->param("b")->default_value, json(15));
+  EXPECT_EQ(dag->param("b")->type, ParamSpec::Type::Int);
+  EXPECT_EQ(dag->param("c")->default_value, json("0x1F"));  // a string param takes the text
+  EXPECT_EQ(dag->param("d")->default_value, json(255));
+  EXPECT_EQ(dag->tasks[0].retries, 16);
+  // Only the core forms: 0X1F, 0o18 and 0x are strings (so not ints).
+  EXPECT_EQ(errors("dag: d\ntasks:\n  t: {run: x, retries: 0X1F}\n"),
+            Errors{"d.yaml:3:24: 'retries' in task 't' must be an integer, got '0X1F'"});
+  EXPECT_EQ(errors("dag: d\ntasks:\n  t: {run: x, retries: 0o18}\n"),
+            Errors{"d.yaml:3:24: 'retries' in task 't' must be an integer, got '0o18'"});
+}
+
+TEST_F(DagLoaderTest, HexAndOctalIntegersBeyond64BitsAreErrors) {
+  EXPECT_EQ(
+      errors(
+          "dag: d\nparams:\n  a: {type: int, default: 0x8000000000000000}\n"
+          "  b: 0o1000000000000000000000\ntasks:\n  t: {run: x, retries: 0x10000000000000000}\n"),
+      (Errors{"d.yaml:3:27: integer '0x8000000000000000' is out of range (the largest is "
+              "0x7fffffffffffffff)",
+              "d.yaml:4:6: integer '0o1000000000000000000000' is out of range (the largest "
+              "is 0o777777777777777777777)",
+              "d.yaml:6:24: integer '0x10000000000000000' is out of range (the largest is "
+              "0x7fffffffffffffff)"}));
+}
+
+TEST_F(DagLoaderTest, MergeKeysAreRefusedClearly) {
+  const std::string why =
+      "merge keys ('<<') are not supported (a YAML 1.1 feature, not in YAML 1.2): write the "
+      "keys out, or put settings every task shares in 'defaults:'";
+  EXPECT_EQ(errors("dag: d\ndescription: &base {retries: 2}\ntasks:\n  a:\n    <<: *base\n"
+                   "    run: x\n  b:\n    type: mock\n    with: {<<: {sleep_ms: 1}}\n"),
+            (Errors{"d.yaml:2:14: 'description' must be a string, got a mapping",
+                    "d.yaml:5:5: " + why, "d.yaml:9:12: " + why}));
+  // A quoted "<<" is an ordinary key.
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    \"<<\": 1\n    run: x\n"),
+            Errors{"d.yaml:4:5: unknown key '<<' in task 'a'"});
 }
 
 // ---- hostile input ----------------------------------------------------------------------

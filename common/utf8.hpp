@@ -1,0 +1,27 @@
+// UTF-8 validation shared by every module that takes text from outside (DAG files and the
+// scalars parsed from them, trigger params, task outputs): one definition of valid UTF-8
+// (RFC 3629: shortest form only, no surrogates, nothing above U+10FFFF). Pure functions;
+// thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace drover {
+
+// The offset of the first byte that does not begin a valid UTF-8 sequence (a stray
+// continuation byte, an overlong form, a surrogate, a truncated sequence), or nullopt when
+// all of `s` is valid.
+std::optional<size_t> find_invalid_utf8(std::string_view s);
+inline bool is_valid_utf8(std::string_view s) { return !find_invalid_utf8(s).has_value(); }
+
+// "0xa0": the byte at `offset` of `s`, for error messages.
+std::string byte_hex(std::string_view s, size_t offset);
+
+// Appends the UTF-8 encoding of `cp`. False (nothing appended) when `cp` is a surrogate
+// (U+D800..U+DFFF) or above U+10FFFF, which have no UTF-8 form.
+bool append_utf8(std::string& out, char32_t cp);
+
+}  // namespace drover
