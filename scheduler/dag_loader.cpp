@@ -747,8 +747,10 @@ void Loader::error_in_scalar(const YAML::Node& n, size_t offset, std::string mes
     return error_at(m.line + 2 + value_line, indent + col_in_line + 1, std::move(message));
   }
   if (value.find('\n') != std::string::npos) return error(n, std::move(message));
-  if (start != static_cast<size_t>(m.pos)) return error_at_offset(start, std::move(message));
   size_t shift = (first == '"' || first == '\'') ? 1 : 0;
+  // Behind an anchor or tag the text starts after them.
+  if (start != static_cast<size_t>(m.pos))
+    return error_at_offset(start + shift + offset, std::move(message));
   error_at(m.line + 1, m.column + 1 + shift + offset, std::move(message));
 }
 

@@ -370,6 +370,13 @@ TEST_F(DagLoaderTest, UnterminatedTemplateIsAnError) {
             Errors{"d.yaml:4:28: unterminated '{{' (no closing '}}') in task 'a'"});
 }
 
+TEST_F(DagLoaderTest, TemplatePositionBehindAnAnchorOrTagIsExact) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: &r !!str \"echo {{ nope }}\"\n"),
+            Errors{"d.yaml:4:25: unknown template name 'nope' in task 'a'"});
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: &r |\n      echo {{ nope }}\n"),
+            Errors{"d.yaml:5:12: unknown template name 'nope' in task 'a'"});
+}
+
 TEST_F(DagLoaderTest, TemplatePositionInsideABlockScalarIsExact) {
   EXPECT_EQ(errors("dag: d\ntasks:\n  a:\n    run: |\n      echo one\n      echo {{ nope }}\n"),
             Errors{"d.yaml:6:12: unknown template name 'nope' in task 'a'"});
