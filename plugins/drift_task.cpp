@@ -36,9 +36,10 @@ bool is_template(const json& v) {
 class DriftTaskType final : public TaskType {
  public:
   std::string_view name() const override { return "drift"; }
-  // `skipped` (the reason) only when there was no reference to compare with.
+  // Both on every path (a skipped check publishes drift: false, drifted: []); `skipped`, the
+  // reason, only when there was no reference, so templates cannot name it.
   std::vector<std::string> published_keys(const json&) const override {
-    return {"drift", "drifted", "skipped"};
+    return {"drift", "drifted"};
   }
 
   void validate(const json& with, std::vector<ConfigError>& errors) const override {
@@ -141,6 +142,7 @@ class DriftTaskType final : public TaskType {
                   w["reference"].get<std::string>().c_str(), ref.message().c_str());
       std::string why = "no reference: " + ref.message();
       ctx.publish.value("drift", false);
+      ctx.publish.value("drifted", json::array());
       ctx.publish.value("skipped", why);
       // The declared report files exist either way, saying why nothing was compared.
       json skipped = {{"drift", false}, {"share", 0.0}, {"features", json::object()},

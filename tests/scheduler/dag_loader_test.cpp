@@ -535,8 +535,7 @@ TEST_F(DagLoaderTest, OutputKeysAreCheckedAgainstTheUpstreamTypeWithASuggestion)
                    "'snapshot') publishes no value 'versoin' (did you mean 'version'?)"});
   EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.drift.score }}\n"),
             Errors{"d.yaml:8:15: '{{ outputs.drift.score }}' in task 'use': task 'drift' (type "
-                   "'drift') publishes no value 'score' (it publishes drift, drifted, "
-                   "skipped)"});
+                   "'drift') publishes no value 'score' (it publishes drift, drifted)"});
   EXPECT_EQ(errors(std::string(head) + "    run: [echo, \"{{ outputs.m.acu }}\"]\n"),
             Errors{"d.yaml:8:18: '{{ outputs.m.acu }}' in task 'use': task 'm' (type 'mock') "
                    "publishes no value 'acu' (did you mean 'auc'?)"});
