@@ -20,108 +20,263 @@ bool Slots::take(const std::string& q) {
 namespace {
 
 bool succeeded(TaskState s) { return s == TaskState::Success || s == TaskState::Skipped; }
+// Counts against all_success and for one_failed (Cancelled included).
 bool failed(TaskState s) {
   return s == TaskState::Failed || s == TaskState::UpstreamFailed || s == TaskState::TimedOut ||
          s == TaskState::Cancelled;
 }
 
-enum class Ready { Wait, Go, UpstreamFailed, Skip };
-
-// The run's task instances with this step's changes laid over them (no copy of the run).
-struct Overlay {
-  const std::map<std::string, TaskInstance>& base;
-  std::map<std::string, TaskInstance> changed;
-  const TaskInstance* find(const std::string& id) const {
-    auto c = changed.find(id);
-    if (c != changed.end()) return &c->second;
-    auto b = base.find(id);
-    return b == base.end() ? nullptr : &b->second;
-  }
-};
-
-Ready readiness(const TaskSpec& t, const Overlay& tasks) {
-  bool all_done = true, all_ok = true, any_failed = false;
-  for (auto& n : t.needs) {
-    const TaskInstance* ti = tasks.find(n);
-    if (!ti) continue;
-    TaskState s = ti->state;
-    if (!is_terminal(s)) all_done = false;
-    if (!succeeded(s)) all_ok = false;
-    if (failed(s) && s != TaskState::Cancelled) any_failed = true;
-    if (s == TaskState::Cancelled) any_failed = true;
-  }
-  switch (t.trigger_rule) {
-    case TriggerRule::AllSuccess:
-      if (all_done && all_ok) return Ready::Go;
-      if (any_failed) return Ready::UpstreamFailed;
-      return Ready::Wait;
-    case TriggerRule::AllDone:
-      return all_done ? Ready::Go : Ready::Wait;
-    case TriggerRule::OneFailed:
-      if (any_failed) return Ready::Go;
-      return all_done ? Ready::Skip : Ready::Wait;
-  }
-  return Ready::Wait;
-}
+enum Ready { kWait, kGo, kUpstreamFailed, kSkip };
 
 }  // namespace
 
-RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start) {
+RunProgress::RunProgress(DagPtr dag, std::string run_id, RunState state,
+                         const std::map<std::string, TaskInstance>& tasks)
+    : dag_(std::move(dag)), run_id_(std::move(run_id)), state_(state) {
+  if (!dag_->graph_indexed) {
+    auto copy = std::make_shared<DagSpec>(*dag_);
+    index_graph(*copy);
+    dag_ = std::move(copy);
+  }
+  const size_t n = dag_->tasks.size();
+  inst_.reserve(n);
+  for (const TaskSpec& t : dag_->tasks) {
+    auto it = tasks.find(t.id);
+    inst_.push_back(it != tasks.end() ? it->second
+                                      : TaskInstance{run_id_, t.id, TaskState::Pending, 0, {}});
+  }
+  waiting_.assign(n, 0);
+  failed_.assign(n, 0);
+  in_ready_.assign(n, 0);
+  ready_.resize(dag_->queues.size());
+  worklist_.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    TaskState st = inst_[i].state;
+    if (is_terminal(st)) ++n_terminal_;
+    if (!succeeded(st)) ++n_not_ok_;
+    if (st != TaskState::Pending) ++n_not_pending_;
+    for (uint32_t d : dag_->tasks[i].downstream) {
+      if (!is_terminal(st)) ++waiting_[d];
+      if (failed(st)) ++failed_[d];
+    }
+    if (st == TaskState::Pending) {
+      worklist_.push_back(static_cast<uint32_t>(i));
+    } else if (st == TaskState::UpForRetry) {
+      if (inst_[i].next_try_at)
+        retries_.push({*inst_[i].next_try_at, static_cast<uint32_t>(i)});
+      else
+        set_ready(i, true);
+    }
+  }
+}
+
+std::optional<size_t> RunProgress::index_of(std::string_view task) const {
+  auto it = dag_->task_index.find(task);
+  if (it == dag_->task_index.end()) return std::nullopt;
+  return it->second;
+}
+
+void RunProgress::set_ready(size_t i, bool ready) {
+  if (static_cast<bool>(in_ready_[i]) == ready) return;
+  auto& q = ready_[dag_->tasks[i].queue_index];
+  if (ready) {
+    q.insert(static_cast<uint32_t>(i));
+    ++n_ready_;
+  } else {
+    q.erase(static_cast<uint32_t>(i));
+    --n_ready_;
+  }
+  in_ready_[i] = ready;
+}
+
+int RunProgress::evaluate(size_t i) const {
+  bool all_done = waiting_[i] == 0, any_failed = failed_[i] > 0;
+  switch (dag_->tasks[i].trigger_rule) {
+    case TriggerRule::AllSuccess:
+      if (all_done && !any_failed) return kGo;
+      if (any_failed) return kUpstreamFailed;
+      return kWait;
+    case TriggerRule::AllDone:
+      return all_done ? kGo : kWait;
+    case TriggerRule::OneFailed:
+      if (any_failed) return kGo;
+      return all_done ? kSkip : kWait;
+  }
+  return kWait;
+}
+
+// Every state change goes through here: run counters, the downstream's counters (and
+// their re-evaluation), the ready sets and the retry heap.
+void RunProgress::change(size_t i, TaskInstance next) {
+  TaskState old = inst_[i].state, now = next.state;
+  n_terminal_ += is_terminal(now) - is_terminal(old);
+  n_not_ok_ += !succeeded(now) - !succeeded(old);
+  n_not_pending_ += (now != TaskState::Pending) - (old != TaskState::Pending);
+  int dwait = !is_terminal(now) - !is_terminal(old), dfail = failed(now) - failed(old);
+  if (dwait || dfail)
+    for (uint32_t d : dag_->tasks[i].downstream) {
+      waiting_[d] += dwait;
+      failed_[d] += dfail;
+      if (inst_[d].state == TaskState::Pending) worklist_.push_back(d);
+    }
+  set_ready(i, false);
+  inst_[i] = std::move(next);
+  if (now == TaskState::Pending) {
+    worklist_.push_back(static_cast<uint32_t>(i));
+  } else if (now == TaskState::UpForRetry) {
+    if (inst_[i].next_try_at)
+      retries_.push({*inst_[i].next_try_at, static_cast<uint32_t>(i)});
+    else
+      set_ready(i, true);
+  }
+  dirty_ = true;
+}
+
+bool RunProgress::update(const TaskInstance& ti) {
+  auto i = index_of(ti.task);
+  if (!i) return false;
+  change(*i, ti);
+  return true;
+}
+
+const TaskInstance& RunProgress::finish(size_t i, TryEnd end, TimePoint now) {
+  if (!is_terminal(inst_[i].state)) change(i, after_try(dag_->tasks[i], inst_[i], end, now));
+  return inst_[i];
+}
+
+bool RunProgress::has_changes(TimePoint now) const {
+  if (dirty_) return true;
+  return !retries_.empty() && retries_.top().first <= now;
+}
+
+bool RunProgress::wants_slot(const Slots& slots) const {
+  if (n_ready_ == 0 || slots.global <= 0) return false;
+  for (size_t q = 0; q < ready_.size(); ++q) {
+    if (ready_[q].empty()) continue;
+    auto it = slots.queue.find(dag_->queues[q]);
+    if (it == slots.queue.end() || it->second > 0) return true;
+  }
+  return false;
+}
+
+std::optional<TimePoint> RunProgress::next_retry() const {
+  if (retries_.empty()) return std::nullopt;
+  return retries_.top().first;
+}
+
+RunStep RunProgress::step(TimePoint now, Slots& slots, bool may_start) {
   RunStep out;
-  if (is_terminal(v.run.state)) return out;
-  Overlay tasks{v.tasks, {}};  // later tasks see earlier decisions of this step
-  bool started_any = false;
-  for (const TaskSpec& spec : v.dag->tasks) {  // topological order
-    const TaskInstance* cur = tasks.find(spec.id);
-    if (!cur) continue;
-    if (cur->state != TaskState::Pending && cur->state != TaskState::UpForRetry) continue;
-    TaskInstance t = *cur;
-    bool want_start = false;
-    if (t.state == TaskState::Pending) {
-      switch (readiness(spec, tasks)) {
-        case Ready::Wait: break;
-        case Ready::Go: want_start = true; break;
-        case Ready::UpstreamFailed:
-          t.state = TaskState::UpstreamFailed;
-          out.updates.push_back(t);
-          tasks.changed[spec.id] = t;
-          break;
-        case Ready::Skip:
-          t.state = TaskState::Skipped;
-          out.updates.push_back(t);
-          tasks.changed[spec.id] = t;
-          break;
-      }
-    } else {  // UpForRetry
-      if (t.next_try_at && *t.next_try_at > now) {
-        if (!out.wake_at || *t.next_try_at < *out.wake_at) out.wake_at = t.next_try_at;
-      } else {
-        want_start = true;
+  dirty_ = false;
+  if (is_terminal(state_)) {
+    worklist_.clear();
+    return out;
+  }
+  // 1. Readiness of the Pending tasks whose upstream changed; UpstreamFailed and Skipped
+  //    cascade through the worklist.
+  while (!worklist_.empty()) {
+    uint32_t i = worklist_.back();
+    worklist_.pop_back();
+    if (inst_[i].state != TaskState::Pending) continue;
+    int r = evaluate(i);
+    switch (r) {
+      case kWait:
+        set_ready(i, false);
+        break;
+      case kGo:
+        set_ready(i, true);
+        break;
+      case kUpstreamFailed:
+      case kSkip: {
+        TaskInstance t = inst_[i];
+        t.state = r == kSkip ? TaskState::Skipped : TaskState::UpstreamFailed;
+        change(i, t);
+        out.updates.push_back(inst_[i]);
+        break;
       }
     }
-    if (want_start && may_start && slots.take(spec.queue)) {
+  }
+  // 2. Retries that are due want to start; stale heap entries (the task moved on) go.
+  while (!retries_.empty()) {
+    auto [at, i] = retries_.top();
+    const TaskInstance& t = inst_[i];
+    if (t.state != TaskState::UpForRetry || !t.next_try_at || *t.next_try_at != at) {
+      retries_.pop();
+      continue;
+    }
+    if (at > now) break;
+    retries_.pop();
+    set_ready(i, true);
+  }
+  if (!retries_.empty()) out.wake_at = retries_.top().first;
+  // 3. Starts in index (topological) order across the queues while slots allow.
+  bool started_any = false;
+  if (may_start && n_ready_ > 0) {
+    std::vector<int*> limit(ready_.size(), nullptr);
+    std::vector<char> open(ready_.size(), 1);
+    for (size_t q = 0; q < ready_.size(); ++q) {
+      auto it = slots.queue.find(dag_->queues[q]);
+      if (it != slots.queue.end()) limit[q] = &it->second;
+    }
+    while (slots.global > 0) {
+      size_t best_q = ready_.size();
+      uint32_t best = 0;
+      for (size_t q = 0; q < ready_.size(); ++q) {
+        if (!open[q] || ready_[q].empty()) continue;
+        if (limit[q] && *limit[q] <= 0) {
+          open[q] = 0;
+          continue;
+        }
+        uint32_t head = *ready_[q].begin();
+        if (best_q == ready_.size() || head < best) {
+          best_q = q;
+          best = head;
+        }
+      }
+      if (best_q == ready_.size()) break;
+      if (limit[best_q]) --*limit[best_q];
+      --slots.global;
+      TaskInstance t = inst_[best];
       t.state = TaskState::Running;
       t.try_number += 1;
       t.next_try_at.reset();
-      out.updates.push_back(t);
-      out.starts.push_back({spec.id, t.try_number});
-      tasks.changed[spec.id] = t;
+      change(best, t);
+      out.updates.push_back(inst_[best]);
+      out.starts.push_back({t.task, t.try_number});
       started_any = true;
     }
   }
-  bool all_terminal = true, all_ok = true, any_active = started_any;
-  for (auto& [id, base] : v.tasks) {
-    const TaskInstance& t = *tasks.find(id);
-    if (!is_terminal(t.state)) all_terminal = false;
-    if (!succeeded(t.state)) all_ok = false;
-    if (t.state != TaskState::Pending) any_active = true;
-  }
-  if (all_terminal) {
-    out.run_state = all_ok ? RunState::Success : RunState::Failed;
-  } else if (v.run.state == RunState::Queued && (started_any || may_start) && any_active) {
+  dirty_ = false;
+  // 4. The run's state from the counters.
+  bool any_active = started_any || n_not_pending_ > 0;
+  if (n_terminal_ == inst_.size()) {
+    out.run_state = n_not_ok_ == 0 ? RunState::Success : RunState::Failed;
+  } else if (state_ == RunState::Queued && (started_any || may_start) && any_active) {
     out.run_state = RunState::Running;
   }
+  if (out.run_state) state_ = *out.run_state;
   return out;
+}
+
+RunStep RunProgress::cancel() {
+  RunStep out;
+  for (size_t i = 0; i < inst_.size(); ++i) {
+    if (is_terminal(inst_[i].state)) continue;
+    TaskInstance c = inst_[i];
+    c.state = TaskState::Cancelled;
+    c.next_try_at.reset();
+    change(i, c);
+    out.updates.push_back(inst_[i]);
+  }
+  worklist_.clear();
+  dirty_ = false;
+  out.run_state = RunState::Cancelled;
+  state_ = RunState::Cancelled;
+  return out;
+}
+
+RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start) {
+  RunProgress p(v.dag, v.run.id, v.run.state, v.tasks);
+  return p.step(now, slots, may_start);
 }
 
 Micros retry_backoff(const TaskSpec& spec, int failed_try) {
@@ -153,16 +308,8 @@ TaskInstance after_try(const TaskSpec& spec, TaskInstance t, TryEnd end, TimePoi
 }
 
 RunStep cancel_run(const RunView& v) {
-  RunStep out;
-  for (auto& [id, t] : v.tasks) {
-    if (is_terminal(t.state)) continue;
-    TaskInstance c = t;
-    c.state = TaskState::Cancelled;
-    c.next_try_at.reset();
-    out.updates.push_back(c);
-  }
-  out.run_state = RunState::Cancelled;
-  return out;
+  RunProgress p(v.dag, v.run.id, v.run.state, v.tasks);
+  return p.cancel();
 }
 
 std::optional<TimePoint> prev_fire(const DagSpec& dag, TimePoint t) {

@@ -1,12 +1,16 @@
 // The scheduler core: pure decisions, no side effects (the Nomad habit). Given a run's DAG
 // and state and the time, it says which tasks change state and which tries to start;
 // given a DAG's schedule state and the time, which runs are due. The daemon commits what
-// it returns to the store, then carries it out. Thread-safe (pure functions).
+// it returns to the store, then carries it out. The free functions are thread-safe (pure);
+// a RunProgress is plain data owned by one thread (the Engine's), not thread-safe.
 #pragma once
 
 #include <map>
 #include <optional>
+#include <queue>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "scheduler/dag.hpp"
@@ -39,11 +43,80 @@ struct RunStep {
   std::optional<TimePoint> wake_at;        // earliest time a waiting retry becomes due
 };
 
-// Advances one run: readiness by needs and trigger_rule, due retries, slots, and the run's
-// own state. `may_start` is false while the run waits for max_active_runs.
-RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start);
-
 enum class TryEnd { Success, Failed, TimedOut, Cancelled, Lost };
+
+// The incremental state of one run (ninja's Plan): the task instances by index
+// (TaskSpec::index), per task the number of upstreams not yet terminal and failed
+// (Failed, UpstreamFailed, TimedOut, Cancelled), the tasks that want to start per queue
+// (ordered by index), a min-heap of retry times and run-level counters. Changes are fed in
+// (update(), finish()); step() walks only the downstream of what changed, so its cost is
+// independent of the DAG's size (O(changed + their out-edges + starts), times log).
+//
+// Decisions are those of the one-shot step_run() below on the same state: readiness by
+// needs and trigger_rule, UpstreamFailed / Skipped cascades, due retries, slots taken in
+// index (topological) order, the run's state.
+class RunProgress {
+ public:
+  // `tasks` must hold an instance of every task of `dag` (a missing one is Pending, try 0).
+  // A DagSpec without index_graph() is indexed on a private copy. O(tasks).
+  RunProgress(DagPtr dag, std::string run_id, RunState state,
+              const std::map<std::string, TaskInstance>& tasks);
+
+  const DagSpec& dag() const { return *dag_; }
+  RunState run_state() const { return state_; }
+  size_t size() const { return inst_.size(); }
+  const TaskInstance& instance(size_t i) const { return inst_[i]; }
+  // The index of a task (nullopt: not in this DAG). O(log tasks).
+  std::optional<size_t> index_of(std::string_view task) const;
+
+  // Feeds a change made outside the core: `ti` (by ti.task) replaces its instance.
+  // Unknown tasks are ignored. Returns false when the task is unknown.
+  bool update(const TaskInstance& ti);
+  // The latest try of task `i` ended: its instance becomes after_try(...) (when it is not
+  // terminal already). Returns the instance as it is now.
+  const TaskInstance& finish(size_t i, TryEnd end, TimePoint now);
+
+  // Advances the run (see step_run). The instances changed and started are applied here
+  // and returned in RunStep::updates; a run state returned is applied too.
+  RunStep step(TimePoint now, Slots& slots, bool may_start);
+  // Cancels every unfinished task and the run (see cancel_run). O(tasks).
+  RunStep cancel();
+
+  // True when a step would decide something without a slot: changes fed since the last
+  // step, a due retry, or (first step) the initial evaluation.
+  bool has_changes(TimePoint now) const;
+  // True when some task wants to start and could with `slots` (global and its queue).
+  bool wants_slot(const Slots& slots) const;
+  // True when some task wants to start (waiting for a slot or for max_active_runs).
+  bool has_ready() const { return n_ready_ > 0; }
+  // The earliest retry time still in the future as of the last step (nullopt: none).
+  std::optional<TimePoint> next_retry() const;
+
+ private:
+  void change(size_t i, TaskInstance next);
+  void set_ready(size_t i, bool ready);
+  int evaluate(size_t i) const;  // a Ready value (core.cpp)
+
+  DagPtr dag_;
+  std::string run_id_;
+  RunState state_;
+  std::vector<TaskInstance> inst_;
+  std::vector<uint32_t> waiting_;  // upstreams not terminal
+  std::vector<uint32_t> failed_;   // upstreams Failed / UpstreamFailed / TimedOut / Cancelled
+  std::vector<char> in_ready_;
+  std::vector<std::set<uint32_t>> ready_;  // per DagSpec::queues index
+  size_t n_ready_ = 0;
+  using RetryAt = std::pair<TimePoint, uint32_t>;
+  std::priority_queue<RetryAt, std::vector<RetryAt>, std::greater<>> retries_;
+  std::vector<uint32_t> worklist_;  // Pending tasks whose readiness may have changed
+  size_t n_terminal_ = 0, n_not_ok_ = 0, n_not_pending_ = 0;
+  bool dirty_ = true;  // changes fed since the last step (at first: every task to evaluate)
+};
+
+// One-shot form: the decisions of a step for the whole view, computed by a fresh
+// RunProgress (O(tasks); the Engine keeps a RunProgress per run instead). `may_start` is
+// false while the run waits for max_active_runs.
+RunStep step_run(const RunView& v, TimePoint now, Slots& slots, bool may_start);
 
 // A task instance after its latest try ended: success, a retry (UpForRetry at
 // now + backoff) while tries remain, or its final failure state.

@@ -37,6 +37,42 @@ struct RunningTry {
   bool cancelled = false;
 };
 
+// Runs start in creation order (then seq, then id): oldest first across runs and DAGs.
+struct RunKey {
+  TimePoint created_at;
+  long long seq = 0;
+  std::string id;
+  bool operator<(const RunKey& o) const {
+    if (created_at != o.created_at) return created_at < o.created_at;
+    if (seq != o.seq) return seq < o.seq;
+    return id < o.id;
+  }
+};
+
+// An unfinished run: its record and instances (the view the try-spec builder reads) and
+// the incremental core state that decides its steps (built on the first step).
+struct ActiveRun : core::RunView {
+  std::unique_ptr<core::RunProgress> progress;
+  int running_tries = 0;                 // tries of this run in Impl::running
+  std::optional<TimePoint> retry_armed;  // the retry time last put on the wake heap
+  ActiveRun() = default;
+  ActiveRun& operator=(core::RunView&& v) {
+    static_cast<core::RunView&>(*this) = std::move(v);
+    progress.reset();
+    return *this;
+  }
+  RunKey key() const { return RunKey{run.created_at, run.seq, run.id}; }
+};
+
+// Per DAG id: runs counted against max_active_runs, and queued runs waiting for them.
+struct DagRuns {
+  int running = 0;
+  std::set<RunKey> queued;
+};
+
+using WakeAt = std::pair<TimePoint, std::string>;  // (time, run id)
+using WakeHeap = std::priority_queue<WakeAt, std::vector<WakeAt>, std::greater<>>;
+
 std::string hostname() {
   char buf[256] = {};
   ::gethostname(buf, sizeof buf - 1);
@@ -60,8 +96,18 @@ struct Engine::Impl {
   asio::steady_timer timer;
   std::map<std::string, DagEntry> dags;
   std::map<std::string, std::vector<Diagnostic>> load_errors;  // by file
-  std::map<std::string, core::RunView> active;                 // unfinished runs
+  std::map<std::string, ActiveRun> active;                     // unfinished runs
   std::map<std::string, RunningTry> running;                   // by try key
+  // What the next pump steps (never a scan of `active`): runs with changes (created, a try
+  // ended, a start failed, a retry due, max_active_runs freed), runs waiting for a slot,
+  // and per DAG the runs waiting for max_active_runs; all ordered oldest first.
+  std::set<RunKey> work;
+  std::set<RunKey> slot_waiters;
+  std::map<std::string, DagRuns> dag_runs;
+  WakeHeap retry_wakes;  // runs with a retry waiting
+  WakeHeap sla_wakes;    // runs with an SLA not yet due
+  std::map<std::string, int> running_by_queue;
+  std::set<std::string> retire;  // terminal runs to drop once no try of theirs runs
   std::string host = hostname();
   bool in_pump = false, pump_again = false, stopped = false, pump_posted = false;
   std::vector<TryEvent> pending_finishes;  // recorded by the next pump
@@ -74,7 +120,10 @@ struct Engine::Impl {
   std::vector<FileLock> owner_locks;  // own_runs: the owner.lock of each run created
 
   Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, Executor& x, EngineOptions o)
-      : self(e), io(io_), clock(c), store(s), exec(x), opts(std::move(o)), timer(io_) {}
+      : self(e), io(io_), clock(c), store(s), exec(x), opts(std::move(o)), timer(io_) {
+    // Try folders and log paths in the records are absolute whatever the caller's --home.
+    if (!opts.home.empty()) opts.home = fs::absolute(opts.home);
+  }
 
   fs::path owner_lock_path(const std::string& run_id) const {
     return opts.home / "runs" / run_id / "owner.lock";
@@ -226,7 +275,9 @@ struct Engine::Impl {
     }
     if (auto s = store.insert_run(run, tasks); !s) return s.error();
     project_dirs[run.id] = project_dir_for(*dag, git);
-    active[run.id] = std::move(view);
+    ActiveRun& a = active[run.id];
+    a = std::move(view);
+    track(a);
     spdlog::info("run {} created ({} by {})", run.id, kind, user);
     if (commit_now) post_pump();
     return run.id;
@@ -368,20 +419,141 @@ struct Engine::Impl {
     return s;
   }
 
+  struct Launch {
+    TrySpec spec;
+  };
+
   core::Slots free_slots() {
     core::Slots slots;
     slots.global = opts.global_slots - static_cast<int>(running.size());
-    for (auto& [q, limit] : opts.queue_slots) slots.queue[q] = limit;
-    for (auto& [key, rt] : running) {
-      auto it = slots.queue.find(rt.rec.queue);
-      if (it != slots.queue.end()) --it->second;
+    for (auto& [q, limit] : opts.queue_slots) {
+      auto it = running_by_queue.find(q);
+      slots.queue[q] = limit - (it == running_by_queue.end() ? 0 : it->second);
     }
     return slots;
   }
 
-  struct Launch {
-    TrySpec spec;
-  };
+  // ---- the runs with work ------------------------------------------------------------
+
+  // Files a new or recovered run: counted for max_active_runs, its SLA armed, stepped by
+  // the next pump.
+  void track(ActiveRun& a) {
+    if (a.run.state == RunState::Running) dag_runs[a.run.dag].running++;
+    if (a.dag->sla && !is_terminal(a.run.state))
+      sla_wakes.push({a.run.interval_end.value_or(a.run.created_at) + *a.dag->sla, a.run.id});
+    work.insert(a.key());
+  }
+
+  void add_running(const std::string& key, RunningTry rt) {
+    running_by_queue[rt.rec.queue]++;
+    auto a = active.find(rt.run_id);
+    if (a != active.end()) a->second.running_tries++;
+    running[key] = std::move(rt);
+  }
+
+  void erase_running(std::map<std::string, RunningTry>::iterator it) {
+    if (--running_by_queue[it->second.rec.queue] == 0) running_by_queue.erase(it->second.rec.queue);
+    auto a = active.find(it->second.run_id);
+    if (a != active.end()) {
+      a->second.running_tries--;
+      if (is_terminal(a->second.run.state)) retire.insert(a->first);
+    }
+    running.erase(it);
+  }
+
+  core::RunProgress& progress_of(ActiveRun& a) {
+    if (!a.progress)
+      a.progress = std::make_unique<core::RunProgress>(a.dag, a.run.id, a.run.state, a.tasks);
+    return *a.progress;
+  }
+
+  // A run stopped counting against its DAG's max_active_runs (it ended, or was cancelled):
+  // the oldest runs queued behind it are stepped by this pump (or the next).
+  void left_running(const ActiveRun& a, bool was_running) {
+    slot_waiters.erase(a.key());
+    auto d = dag_runs.find(a.run.dag);
+    if (d == dag_runs.end()) return;
+    d->second.queued.erase(a.key());
+    if (was_running) d->second.running--;
+    int free = a.dag->max_active_runs - d->second.running;
+    while (free-- > 0 && !d->second.queued.empty()) {
+      work.insert(*d->second.queued.begin());
+      d->second.queued.erase(d->second.queued.begin());
+    }
+    if (d->second.running <= 0 && d->second.queued.empty()) dag_runs.erase(d);
+    retire.insert(a.run.id);
+  }
+
+  // Where a run waits after a step: for a slot (it has tasks that want to start), for
+  // max_active_runs (queued, may not start), or for an event (a try ending, a retry).
+  void file(ActiveRun& a, bool may_start) {
+    RunKey k = a.key();
+    core::RunProgress& p = *a.progress;
+    if (p.has_ready() && may_start)
+      slot_waiters.insert(k);
+    else
+      slot_waiters.erase(k);
+    if (a.run.state == RunState::Queued && !may_start) dag_runs[a.run.dag].queued.insert(k);
+    if (auto r = p.next_retry(); r && r != a.retry_armed) {
+      retry_wakes.push({*r, a.run.id});
+      a.retry_armed = r;
+    }
+  }
+
+  // Steps every run with work, oldest first: runs with changes, and while slots are free,
+  // runs waiting for one. A step may give more work (a start that failed, a run that ended
+  // and freed max_active_runs); the loop runs until none is left.
+  void step_runs(TimePoint now, core::Slots& slots, std::vector<Launch>& launches,
+                 std::vector<std::pair<std::string, RunState>>& finished_runs) {
+    // Slot waiters are tried once each, in order, while global slots are free.
+    std::optional<RunKey> waiter_cursor;
+    for (;;) {
+      std::optional<RunKey> from_work, waiter;
+      if (!work.empty()) from_work = *work.begin();
+      if (slots.global > 0) {
+        auto w = waiter_cursor ? slot_waiters.upper_bound(*waiter_cursor) : slot_waiters.begin();
+        if (w != slot_waiters.end()) waiter = *w;
+      }
+      if (!from_work && !waiter) break;
+      RunKey key;
+      if (from_work && (!waiter || *from_work < *waiter)) {
+        key = *from_work;
+        work.erase(work.begin());
+      } else {
+        key = *waiter;
+        waiter_cursor = key;
+      }
+      auto it = active.find(key.id);
+      if (it == active.end() || is_terminal(it->second.run.state)) {
+        slot_waiters.erase(key);
+        continue;
+      }
+      ActiveRun& v = it->second;
+      core::RunProgress& p = progress_of(v);
+      DagRuns& dr = dag_runs[v.run.dag];
+      bool may_start = v.run.state == RunState::Running || dr.running < v.dag->max_active_runs;
+      if (!p.has_changes(now) && !(may_start && p.wants_slot(slots))) {
+        file(v, may_start);
+        continue;
+      }
+      bool was_queued = v.run.state == RunState::Queued;
+      core::RunStep step = p.step(now, slots, may_start);
+      if (!step.updates.empty() || !step.starts.empty() || step.run_state) {
+        apply_step(v, step, launches);
+        for (auto& u : step.updates) changed_tasks.push_back(v.tasks[u.task]);
+      }
+      if (was_queued && v.run.state != RunState::Queued) {
+        dr.queued.erase(key);
+        if (v.run.state == RunState::Running) dr.running++;
+      }
+      if (is_terminal(v.run.state)) {
+        finished_runs.push_back({v.run.id, v.run.state});
+        left_running(v, !was_queued);
+        continue;
+      }
+      file(v, may_start);
+    }
+  }
 
   void notify_task(const TaskInstance& t) {
     if (self.task_observer_) self.task_observer_(t.run_id, t.task, t.state, t.try_number);
@@ -389,7 +561,7 @@ struct Engine::Impl {
 
   // Applies a step's task updates and starts to the store (inside the caller's
   // transaction) and to memory; queues the launches.
-  void apply_step(core::RunView& v, const core::RunStep& step, std::vector<Launch>& launches) {
+  void apply_step(ActiveRun& v, const core::RunStep& step, std::vector<Launch>& launches) {
     TimePoint now = clock.now();
     for (auto& u : step.updates) {
       (void)store.update_task(u);
@@ -417,6 +589,12 @@ struct Engine::Impl {
         TaskInstance ti = core::after_try(*t, v.tasks[st.task], core::TryEnd::Failed, now);
         (void)store.update_task(ti);
         v.tasks[st.task] = ti;
+        // The core hears of it like of any try that ended, and the run is stepped again
+        // (in this pump): downstream tasks and the run's state follow at once.
+        if (v.progress) {
+          v.progress->update(ti);
+          work.insert(v.key());
+        }
         spdlog::warn("run {} task {}: {}", v.run.id, st.task, rec.error);
         continue;
       }
@@ -430,7 +608,7 @@ struct Engine::Impl {
       if (!inputs.empty()) (void)store.add_files(v.run.id, st.task, st.try_number, "input", inputs);
       RunningTry rt{v.run.id, st.task, st.try_number, rec, std::nullopt, false, false};
       if (t->timeout) rt.deadline = now + *t->timeout;
-      running[try_key(v.run.id, st.task, st.try_number)] = rt;
+      add_running(try_key(v.run.id, st.task, st.try_number), std::move(rt));
       launches.push_back(Launch{std::move(*spec)});
     }
     if (step.run_state && *step.run_state != v.run.state) {
@@ -495,37 +673,24 @@ struct Engine::Impl {
       fire_schedules(now, wake);
       expire_timeouts(now, wake);
       check_slas(now, wake);
-      core::Slots slots = free_slots();
-      // Per DAG, runs start oldest first up to max_active_runs.
-      std::map<std::string, int> running_runs;
-      for (auto& [id, v] : active)
-        if (v.run.state == RunState::Running) running_runs[v.run.dag]++;
-      std::vector<core::RunView*> order;
-      for (auto& [id, v] : active) order.push_back(&v);
-      std::sort(order.begin(), order.end(), [](auto* a, auto* b) {
-        return a->run.created_at != b->run.created_at ? a->run.created_at < b->run.created_at
-                                                       : a->run.seq < b->run.seq;
-      });
-      for (core::RunView* v : order) {
-        bool may_start = v->run.state == RunState::Running ||
-                         running_runs[v->run.dag] < v->dag->max_active_runs;
-        bool was_queued = v->run.state == RunState::Queued;
-        core::RunStep step = core::step_run(*v, now, slots, may_start);
-        if (step.updates.empty() && step.starts.empty() && !step.run_state) {
-          if (step.wake_at && (!wake || *step.wake_at < *wake)) wake = step.wake_at;
-          continue;
+      // Retries now due: their runs have work.
+      while (!retry_wakes.empty() && retry_wakes.top().first <= now) {
+        auto a = active.find(retry_wakes.top().second);
+        if (a != active.end()) {
+          a->second.retry_armed.reset();
+          work.insert(a->second.key());
         }
-        apply_step(*v, step, launches);
-        if (was_queued && v->run.state == RunState::Running) running_runs[v->run.dag]++;
-        for (auto& u : step.updates) changed_tasks.push_back(v->tasks[u.task]);
-        if (step.wake_at && (!wake || *step.wake_at < *wake)) wake = step.wake_at;
-        if (is_terminal(v->run.state)) finished_runs.push_back({v->run.id, v->run.state});
+        retry_wakes.pop();
       }
+      core::Slots slots = free_slots();
+      step_runs(now, slots, launches, finished_runs);
       if (auto s = txn.commit(); !s) {
         // Nothing was committed: act on nothing. A later event or timer retries.
         spdlog::error("store commit failed: {}", s.message());
-        for (auto& l : launches)
-          running.erase(try_key(l.spec.run_id, l.spec.task, l.spec.try_number));
+        for (auto& l : launches) {
+          auto r = running.find(try_key(l.spec.run_id, l.spec.task, l.spec.try_number));
+          if (r != running.end()) erase_running(r);
+        }
         // The in-memory view is now ahead of the store; a restart re-reads the store and
         // re-adopts the tries whose end was not recorded.
         arm_timer(TimePoint(now + std::chrono::seconds(1)));
@@ -540,15 +705,24 @@ struct Engine::Impl {
       if (self.run_observer_) self.run_observer_(id, state);
     }
     // A finished run leaves the active set once no try of it still runs.
-    for (auto it = active.begin(); it != active.end();) {
-      bool busy = false;
-      if (is_terminal(it->second.run.state))
-        for (auto& [k, rt] : running) busy |= rt.run_id == it->first;
-      if (is_terminal(it->second.run.state) && !busy) it = active.erase(it);
-      else ++it;
+    for (auto& id : retire) {
+      auto it = active.find(id);
+      if (it == active.end() || !is_terminal(it->second.run.state)) continue;
+      if (it->second.running_tries > 0) continue;  // retired when its last try is recorded
+      slot_waiters.erase(it->second.key());
+      work.erase(it->second.key());
+      active.erase(it);
     }
+    retire.clear();
+    // Tries running are bounded by the slots: their deadlines are scanned, not the runs.
     for (auto& [k, rt] : running)
       if (rt.deadline && !rt.timed_out && (!wake || *rt.deadline < *wake)) wake = rt.deadline;
+    if (!retry_wakes.empty() && (!wake || retry_wakes.top().first < *wake))
+      wake = retry_wakes.top().first;
+    if (!sla_wakes.empty() && (!wake || sla_wakes.top().first < *wake))
+      wake = sla_wakes.top().first;
+    // More work than this pump did (a slot freed by a commit failure etc.): go again.
+    if (!work.empty()) wake = now;
     arm_timer(wake);
   }
 
@@ -594,13 +768,14 @@ struct Engine::Impl {
   // A run misses its SLA when it is not finished `sla` after its scheduled time (the end of
   // its data interval; for a manual run, its creation).
   void check_slas(TimePoint now, std::optional<TimePoint>& wake) {
-    for (auto& [id, v] : active) {
+    (void)wake;  // the heap's top is the next SLA wake (pump_once)
+    while (!sla_wakes.empty() && sla_wakes.top().first <= now) {
+      auto [due, id] = sla_wakes.top();
+      sla_wakes.pop();
+      auto it = active.find(id);
+      if (it == active.end()) continue;
+      ActiveRun& v = it->second;
       if (!v.dag->sla || is_terminal(v.run.state) || sla_alerted.count(id)) continue;
-      TimePoint due = v.run.interval_end.value_or(v.run.created_at) + *v.dag->sla;
-      if (now < due) {
-        if (!wake || due < *wake) wake = due;
-        continue;
-      }
       sla_alerted.insert(id);
       Alert a;
       a.kind = "sla_miss";
@@ -640,8 +815,8 @@ struct Engine::Impl {
   void record_finish(const TryEvent& ev, TimePoint now) {
     auto it = running.find(ev.key);
     if (it == running.end()) return;
-    RunningTry rt = std::move(it->second);
-    running.erase(it);
+    RunningTry rt = it->second;
+    erase_running(it);
     TryRecord& rec = rt.rec;
     rec.ended_at = now;
     rec.exit_code = ev.exit_code;
@@ -688,11 +863,13 @@ struct Engine::Impl {
                                m.value("value", 0.0), m.value("step", -1LL));
     auto vit = active.find(rt.run_id);
     if (vit != active.end()) {
-      core::RunView& v = vit->second;
+      ActiveRun& v = vit->second;
+      work.insert(v.key());  // the try's end is the run's work
       TaskInstance& ti = v.tasks[rec.task];
       const TaskSpec* spec = v.dag->task(rec.task);
       if (spec && !is_terminal(ti.state) && ti.try_number == rec.try_number) {
         ti = core::after_try(*spec, ti, end, now);
+        if (v.progress) v.progress->update(ti);
         (void)store.update_task(ti);
         changed_tasks.push_back(ti);
         if (ti.state == TaskState::Failed || ti.state == TaskState::TimedOut) {
@@ -818,6 +995,13 @@ Status Engine::start() {
   if (auto s = make_dirs(impl_->opts.home / "runs"); !s) return s;
   impl_->reload_dags();
   if (auto s = impl_->recover(); !s) return s;
+  // Recovered runs and their adopted tries, counted once; every run is stepped at once.
+  for (auto& [key, rt] : impl_->running) {
+    impl_->running_by_queue[rt.rec.queue]++;
+    auto a = impl_->active.find(rt.run_id);
+    if (a != impl_->active.end()) a->second.running_tries++;
+  }
+  for (auto& [id, a] : impl_->active) impl_->track(a);
   impl_->start_watch();
   impl_->post_pump();
   return {};
@@ -969,14 +1153,16 @@ Status Engine::cancel(const std::string& run_id, const std::string& user) {
     if (!*r) return make_error("no run '" + run_id + "'", "not_found");
     return make_error("run '" + run_id + "' is already " + to_string((*r)->state), "conflict");
   }
-  core::RunView& v = it->second;
-  core::RunStep step = core::cancel_run(v);
+  ActiveRun& v = it->second;
+  bool was_running = v.run.state == RunState::Running;
+  core::RunStep step = impl_->progress_of(v).cancel();
   std::vector<Impl::Launch> none;
   {
     Transaction txn(impl_->store);
     impl_->apply_step(v, step, none);
     if (auto s = txn.commit(); !s) return s;
   }
+  impl_->left_running(v, was_running);
   spdlog::info("run {} cancelled by {}", run_id, user);
   for (auto& u : step.updates) impl_->notify_task(v.tasks[u.task]);
   for (auto& [key, rt] : impl_->running) {

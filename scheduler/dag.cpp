@@ -163,6 +163,34 @@ const TaskSpec* DagSpec::task(const std::string& id) const {
   return nullptr;
 }
 
+void index_graph(DagSpec& dag) {
+  dag.task_index.clear();
+  dag.queues.clear();
+  std::map<std::string, uint32_t, std::less<>> queue_ids;
+  for (size_t i = 0; i < dag.tasks.size(); ++i) {
+    TaskSpec& t = dag.tasks[i];
+    dag.task_index[t.id] = i;
+    t.index = static_cast<uint32_t>(i);
+    t.upstream.clear();
+    t.downstream.clear();
+    auto [q, fresh] = queue_ids.try_emplace(t.queue, static_cast<uint32_t>(dag.queues.size()));
+    if (fresh) dag.queues.push_back(t.queue);
+    t.queue_index = q->second;
+  }
+  for (size_t i = 0; i < dag.tasks.size(); ++i) {
+    TaskSpec& t = dag.tasks[i];
+    for (const auto& n : t.needs) {
+      auto it = dag.task_index.find(n);
+      if (it == dag.task_index.end()) continue;
+      t.upstream.push_back(static_cast<uint32_t>(it->second));
+    }
+    std::sort(t.upstream.begin(), t.upstream.end());
+    t.upstream.erase(std::unique(t.upstream.begin(), t.upstream.end()), t.upstream.end());
+    for (uint32_t u : t.upstream) dag.tasks[u].downstream.push_back(static_cast<uint32_t>(i));
+  }
+  dag.graph_indexed = true;
+}
+
 const ParamSpec* DagSpec::param(const std::string& name) const {
   for (const auto& p : params)
     if (p.name == name) return &p;

@@ -3,14 +3,14 @@
 // between the daemon, the core and the API, so it is thread-safe to read.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
@@ -81,6 +81,13 @@ struct TaskSpec {
   std::string queue = "default";
   TriggerRule trigger_rule = TriggerRule::AllSuccess;
   SourceLoc loc;
+
+  // The graph by index, filled by index_graph(): this task's position in DagSpec::tasks,
+  // the positions of its distinct needs (upstream) and of the tasks that need it
+  // (downstream), both ascending, and its queue's position in DagSpec::queues.
+  uint32_t index = 0;
+  std::vector<uint32_t> upstream, downstream;
+  uint32_t queue_index = 0;
 };
 
 struct DagSpec {
@@ -112,7 +119,17 @@ struct DagSpec {
   // id -> index into `tasks`, filled by the loader; task() falls back to a linear search
   // when it does not match `tasks` (a DagSpec built by hand in a test).
   std::map<std::string, size_t, std::less<>> task_index;
+  // The distinct queue names of the tasks (TaskSpec::queue_index points here); filled by
+  // index_graph() with the graph fields of every task.
+  std::vector<std::string> queues;
+  bool graph_indexed = false;
 };
+
+// Fills the dense graph of `dag` (task_index, TaskSpec::index / upstream / downstream /
+// queue_index, queues) from `tasks` and their `needs`; a need naming no task is ignored.
+// The loader calls it once the tasks are sorted; a DagSpec built by hand may call it too.
+// O(tasks + needs) plus the name lookups.
+void index_graph(DagSpec& dag);
 
 // "Did you mean" for unknown names: the candidate closest to `word` by edit distance
 // (adjacent transpositions count 1), or "" when none is close enough.

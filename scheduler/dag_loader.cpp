@@ -1676,6 +1676,7 @@ LoadResult Loader::run() {
   if (!diags_.empty()) return fail();
   dag_.task_index.clear();
   for (size_t i = 0; i < dag_.tasks.size(); ++i) dag_.task_index[dag_.tasks[i].id] = i;
+  index_graph(dag_);
   dag_.content = std::string(text_);
   dag_.file_hash = sha256_hex(text_);
   return LoadResult{std::make_shared<const DagSpec>(std::move(dag_)), {}};
