@@ -1,14 +1,18 @@
 // Helpers shared by the subcommands: argument parsing with Drover's exit codes, the error
-// line, and formatting of API JSON for tables. Header-only; thread-safe (pure functions).
+// line, the client options of the daemon's CLI clients (--home, --server, where the token
+// comes from), and formatting of API JSON for tables. Header-only; thread-safe (no state).
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/command.hpp"
+#include "cli/engine_setup.hpp"
+#include "web/client.hpp"
 
 namespace drover::cli {
 
@@ -31,6 +35,49 @@ inline int parse_args(CLI::App& app, int argc, char** argv, bool help_on_error =
 inline int fail(const std::string& message) {
   std::fprintf(stderr, "drover: %s\n", message.c_str());
   return kExitFailure;
+}
+
+// The options every client of the daemon takes (trigger, runs, logs, cancel, dags). The
+// server is --server, else $DROVER_SERVER, else HOME/server.json; the token $DROVER_TOKEN,
+// else the token file HOME/token (web/client.hpp, resolve_client).
+struct ClientOptions {
+  std::string home;    // --home; empty: ./.drover
+  std::string server;  // --server; empty: look further
+
+  std::filesystem::path home_dir() const { return home.empty() ? ".drover" : home; }
+};
+
+inline void add_client_options(CLI::App* app, ClientOptions& o) {
+  app->add_option("--home", o.home, "The daemon's state folder (default ./.drover)");
+  app->add_option("--server", o.server,
+                  "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
+}
+
+inline Result<ClientConfig> client_config(const ClientOptions& o) {
+  return ::drover::resolve_client(o.home, o.server);
+}
+
+// Where a reading command (runs, logs) gets its answers: the daemon when one is configured;
+// else, when no --server was given and HOME holds a store (what `drover run` wrote), that
+// store directly. Exactly one of the two is set; the error is resolve_client's.
+struct ClientSource {
+  std::optional<ClientConfig> daemon;
+  std::filesystem::path store;  // non-empty: read this SQLite store directly
+};
+
+inline Result<ClientSource> resolve_source(const ClientOptions& o) {
+  auto config = client_config(o);
+  ClientSource src;
+  if (config) {
+    src.daemon = std::move(*config);
+    return src;
+  }
+  std::error_code ec;
+  if (o.server.empty() && std::filesystem::exists(store_path(o.home_dir()), ec)) {
+    src.store = store_path(o.home_dir());
+    return src;
+  }
+  return config.error();
 }
 
 // A JSON field as table text: "-" when absent, null or empty.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
 #include "web/client.hpp"
@@ -20,16 +21,16 @@ int cmd_cancel(int argc, char** argv) {
              "  0  the run is being cancelled\n"
              "  1  no such run, the run already finished, or the daemon could not be reached\n"
              "  2  usage error");
-  std::string run, home, server;
+  std::string run;
+  ClientOptions options;
   app.add_option("run", run, "The run id")->required();
-  app.add_option("--home", home, "The daemon's state folder (default ./.drover)");
-  app.add_option("--server", server, "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
+  add_client_options(&app, options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  auto config = resolve_client(home, server);
+  auto config = client_config(options);
   if (!config) {
     std::fprintf(stderr, "drover: %s\n", config.message().c_str());
     return kExitFailure;

@@ -2,9 +2,8 @@
 // schedules, next fire times and last runs, and the load errors of broken files
 // (GET /api/v1/dags[/{dag}]).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -17,9 +16,6 @@ namespace drover::cli {
 namespace {
 
 using json = nlohmann::json;
-
-
-
 
 std::string schedule_of(const json& d) {
   std::string s = str(d, "schedule");
@@ -39,19 +35,51 @@ std::string error_line(const json& e) {
 }
 
 struct Common {
-  std::string home, server;
+  ClientOptions client;
   bool json = false;
 };
 
 void add_common(CLI::App* app, Common& c) {
   app->add_flag("--json", c.json, "Print the daemon's JSON");
-  app->add_option("--home", c.home, "The daemon's state folder (default ./.drover)");
-  app->add_option("--server", c.server,
-                  "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
+  add_client_options(app, c.client);
+}
+
+// A param value or bound as text; an int param's whole numbers without a fraction ("1",
+// never "1.0"), strings in JSON quotes.
+std::string value_text(const json& v, bool is_int) {
+  if (is_int && v.is_number_float()) {
+    double d = v.get<double>();
+    if (d == static_cast<double>(static_cast<long long>(d)))
+      return std::to_string(static_cast<long long>(d));
+  }
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// "int, default 14, min 1, max 90" / "string, default \"a\", one of \"a\", \"b\" - who"
+std::string param_text(const json& spec) {
+  if (!spec.is_object()) return spec.dump();
+  std::string type = spec.value("type", "");
+  bool is_int = type == "int";
+  std::string out = type.empty() ? "-" : type;
+  if (!spec.contains("default") || spec["default"].is_null())
+    out += ", required";
+  else
+    out += ", default " + value_text(spec["default"], is_int);
+  if (spec.contains("min")) out += ", min " + value_text(spec["min"], is_int);
+  if (spec.contains("max")) out += ", max " + value_text(spec["max"], is_int);
+  if (spec.contains("pattern")) out += ", pattern " + value_text(spec["pattern"], false);
+  if (spec.contains("enum") && spec["enum"].is_array()) {
+    std::string choices;
+    for (auto& c : spec["enum"]) choices += (choices.empty() ? "" : ", ") + value_text(c, is_int);
+    out += ", one of " + choices;
+  }
+  if (spec.contains("description") && spec["description"].is_string())
+    out += " - " + spec["description"].get<std::string>();
+  return out;
 }
 
 int dags_ls(const Common& c) {
-  auto config = resolve_client(c.home, c.server);
+  auto config = client_config(c.client);
   if (!config) return fail(config.message());
   HttpClient client(*config);
   auto res = client.call("GET", "/api/v1/dags");
@@ -80,7 +108,7 @@ int dags_ls(const Common& c) {
 }
 
 int dags_show(const Common& c, const std::string& dag) {
-  auto config = resolve_client(c.home, c.server);
+  auto config = client_config(c.client);
   if (!config) return fail(config.message());
   HttpClient client(*config);
   auto res = client.call("GET", "/api/v1/dags/" + url_encode(dag));
@@ -107,7 +135,7 @@ int dags_show(const Common& c, const std::string& dag) {
   if (!params.empty()) {
     std::printf("\nParams:\n");
     for (auto& [name, spec] : params.items())
-      std::printf("  %-20s %s\n", name.c_str(), spec.dump().c_str());
+      std::printf("  %-20s %s\n", name.c_str(), param_text(spec).c_str());
   }
   json errors = d.value("errors", json::array());
   if (!errors.empty()) {
@@ -119,8 +147,8 @@ int dags_show(const Common& c, const std::string& dag) {
   if (runs.empty()) {
     std::printf("  none\n");
   } else {
-    std::vector<std::vector<std::string>> rows = {{"ID", "STATE", "TRIGGER", "LOGICAL DATE",
-                                                   "STARTED"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "STATE", "TRIGGER", "LOGICAL DATE", "STARTED"}};
     for (auto& r : runs)
       rows.push_back({str(r, "id"), str(r, "state"),
                       str(r.value("trigger", json::object()), "kind"), when(r, "logical_date"),
@@ -139,10 +167,11 @@ int dags_show(const Common& c, const std::string& dag) {
 int cmd_dags(int argc, char** argv) {
   CLI::App app{"List the DAGs the daemon has loaded, or show one.", "drover dags"};
   use_usage_first(app);
-  app.footer("Exit codes:\n"
-             "  0  success (load errors of broken files are listed, not failures)\n"
-             "  1  the daemon refused (e.g. no such DAG) or could not be reached\n"
-             "  2  usage error");
+  app.footer(
+      "Exit codes:\n"
+      "  0  success (load errors of broken files are listed, not failures)\n"
+      "  1  the daemon refused (e.g. no such DAG) or could not be reached\n"
+      "  2  usage error");
   app.require_subcommand(1);
   Common c;
   std::string dag;

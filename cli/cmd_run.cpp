@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <string>
 #include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
@@ -24,7 +25,9 @@ int cmd_run(int argc, char** argv) {
   CLI::App app{"Run one DAG once, here, without a daemon; records go to the same store.",
                "drover run"};
   use_usage_first(app);
-  app.footer("Exit codes: 0 the run succeeded, 1 it failed or the DAG file is invalid, 2 usage.");
+  app.footer("A failed run ends with \"drover run: run RUN failed\" on stderr, then each failed\n"
+             "try's error and the last 10 lines of its log.\n"
+             "Exit codes: 0 the run succeeded, 1 it failed or the DAG file is invalid, 2 usage.");
   std::string file, home = ".drover", project_dir;
   std::vector<std::string> params;
   int slots = default_slots();
@@ -120,9 +123,19 @@ int cmd_run(int argc, char** argv) {
     if (as_json)
       std::printf("%s\n", rec->dump(2).c_str());
     else if (!quiet)
-      print_run_record(*rec);
+      print_run_record(*rec, /*with_failures=*/false);
   }
-  return final_state == RunState::Success ? kExitOk : kExitFailure;
+  if (final_state == RunState::Success) return kExitOk;
+  // A failed run ends with what went wrong, on stderr: each failed try's error and the end
+  // of its log (also with --json and -q, which only shape stdout).
+  std::fflush(stdout);
+  std::string state = final_state ? to_string(*final_state) : "unfinished";
+  std::fprintf(stderr, "drover run: run %s %s\n", run_id.c_str(), state.c_str());
+  if (!rec)
+    std::fprintf(stderr, "drover run: cannot read the run record: %s\n", rec.message().c_str());
+  else
+    std::fputs(format_failures(*rec).c_str(), stderr);
+  return kExitFailure;
 }
 
 }  // namespace

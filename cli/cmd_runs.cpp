@@ -1,22 +1,30 @@
 // `drover runs ls` and `drover runs show RUN`: the daemon's runs, newest first, and one
-// run's full record (DESIGN.md §5) through GET /api/v1/runs[/{run}].
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+// run's full record (DESIGN.md §5) through GET /api/v1/runs[/{run}], or from the store under
+// --home when no daemon is configured. Also the record printer of cli/record_print.hpp.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <filesystem>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
+#include "cli/engine_setup.hpp"
+#include "cli/record_print.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/clock.hpp"
 #include "common/time.hpp"
-#include "cli/engine_setup.hpp"
-#include "cli/record_print.hpp"
 #include "scheduler/store.hpp"
 #include "scheduler/store_json.hpp"
 #include "web/client.hpp"
@@ -25,9 +33,6 @@ namespace drover::cli {
 namespace {
 
 using json = nlohmann::json;
-
-
-
 
 // "1m3s" between two ISO times; to now (with "+") while the end is missing.
 std::string duration(const json& j, const char* from, const char* to) {
@@ -56,32 +61,30 @@ std::string human_size(uint64_t n) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
 }
 
 struct Common {
-  std::string home, server;
+  ClientOptions client;
   bool json = false;
 };
 
 void add_common(CLI::App* app, Common& c) {
   app->add_flag("--json", c.json, "Print the daemon's JSON");
-  app->add_option("--home", c.home, "The daemon's state folder (default ./.drover)");
-  app->add_option("--server", c.server,
-                  "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
+  add_client_options(app, c.client);
 }
 
 Result<json> remote_runs(const ClientConfig& config, const std::string& dag,
                          const std::string& state, int limit);
 
-std::string home_of(const Common& c) { return c.home.empty() ? ".drover" : c.home; }
-
 // No daemon: list from the store directly (what `drover run` wrote).
-Result<json> local_runs(const Common& c, const std::string& dag, const std::string& state,
-                        int limit) {
-  auto store = Store::open_sqlite(store_path(home_of(c)));
+Result<json> local_runs(const std::filesystem::path& db, const std::string& dag,
+                        const std::string& state, int limit) {
+  auto store = Store::open_sqlite(db);
   if (!store) return store.error();
   RunFilter f;
   f.dag = dag;
@@ -98,14 +101,10 @@ Result<json> local_runs(const Common& c, const std::string& dag, const std::stri
 }
 
 int runs_ls(const Common& c, const std::string& dag, const std::string& state, int limit) {
-  auto config = resolve_client(c.home, c.server);
-  Result<json> res = make_error("");
-  if (!config && c.server.empty() && std::filesystem::exists(store_path(home_of(c)))) {
-    res = local_runs(c, dag, state, limit);
-  } else {
-    if (!config) return fail(config.message());
-    res = remote_runs(*config, dag, state, limit);
-  }
+  auto where = resolve_source(c.client);
+  if (!where) return fail(where.message());
+  Result<json> res = where->daemon ? remote_runs(*where->daemon, dag, state, limit)
+                                   : local_runs(where->store, dag, state, limit);
   if (!res) return fail(res.message());
   if (c.json) {
     std::printf("%s\n", res->dump(2).c_str());
@@ -153,7 +152,110 @@ void print_files(const char* kind, const json& files) {
 
 }  // namespace
 
-void print_run_record(const json& r) {
+std::string last_lines(std::string_view text, int lines, bool cut) {
+  if (cut) {
+    size_t nl = text.find('\n');
+    if (nl != std::string_view::npos && nl + 1 < text.size()) text.remove_prefix(nl + 1);
+  }
+  if (text.empty() || lines <= 0) return "";
+  size_t end = text.size();
+  if (text[end - 1] == '\n') --end;  // the last line's own newline
+  size_t start = end;
+  int n = 0;
+  while (start > 0 && n < lines) {
+    size_t nl = text.rfind('\n', start - 1);
+    if (nl == std::string_view::npos) {
+      start = 0;
+      ++n;
+      break;
+    }
+    ++n;
+    if (n == lines) {
+      start = nl + 1;
+      break;
+    }
+    start = nl;
+  }
+  std::string out(text.substr(start, end - start));
+  out += '\n';
+  return out;
+}
+
+Result<std::string> tail_file(const std::string& path, int lines) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error(path + ": " + std::strerror(e));
+  }
+  unsigned long long size = static_cast<unsigned long long>(st.st_size);
+  unsigned long long from = size > kLogTailBytes ? size - kLogTailBytes : 0;
+  std::string buf(size - from, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(from + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return make_error(path + ": " + std::strerror(e));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  buf.resize(got);
+  return last_lines(buf, lines, from > 0);
+}
+
+Result<std::string> local_log_tail(const json& t, int lines) {
+  if (!t.contains("log") || !t["log"].is_string() || t["log"].get<std::string>().empty())
+    return make_error("the try has no log");
+  return tail_file(t["log"].get<std::string>(), lines);
+}
+
+std::string try_error(const json& t) {
+  if (t.contains("error") && t["error"].is_string() && !t["error"].get<std::string>().empty())
+    return t["error"].get<std::string>();
+  if (t.contains("signal") && t["signal"].is_number())
+    return "killed by signal " + t["signal"].dump();
+  if (t.contains("exit_code") && t["exit_code"].is_number() && t["exit_code"] != 0)
+    return "exit code " + t["exit_code"].dump();
+  return t.value("state", "failed");
+}
+
+std::string format_failures(const json& record, const LogTail& tail, int lines) {
+  std::string out;
+  for (auto& t : record.value("tasks", json::array())) {
+    std::string state = t.value("state", "");
+    if (state != "failed" && state != "timed_out" && state != "lost") continue;
+    if (out.empty()) out = "Failed tries:\n";
+    out += "  " + str(t, "task") + " (try " + str(t, "try") + "): " + try_error(t) + "\n";
+    std::string path = str(t, "log");
+    auto text = tail(t, lines);
+    if (!text) {
+      out += "    log: " + path + " (cannot read it: " + text.message() + ")\n";
+    } else if (text->empty()) {
+      out += "    log: " + path + " (empty)\n";
+    } else {
+      size_t n = static_cast<size_t>(std::count(text->begin(), text->end(), '\n'));
+      out += "    log: " + path + " (last " + std::to_string(n) + (n == 1 ? " line" : " lines") +
+             ")\n";
+      size_t pos = 0;
+      while (pos < text->size()) {
+        size_t nl = text->find('\n', pos);
+        if (nl == std::string::npos) nl = text->size();
+        out += "    | " + text->substr(pos, nl - pos) + "\n";
+        pos = nl + 1;
+      }
+    }
+  }
+  return out;
+}
+
+void print_run_record(const json& r, bool with_failures, const LogTail& tail) {
   json trigger = r.value("trigger", json::object());
   json git = r.value("git", json::object());
   std::string by = str(trigger, "user");
@@ -187,8 +289,8 @@ void print_run_record(const json& r) {
   }
   for (auto& [task, state] : states.items())
     if (std::find(seen.begin(), seen.end(), task) == seen.end())
-      rows.push_back({task, "-", state.is_string() ? state.get<std::string>() : "-", "-", "-",
-                      "-"});
+      rows.push_back(
+          {task, "-", state.is_string() ? state.get<std::string>() : "-", "-", "-", "-"});
   std::printf("\n");
   std::fputs(format_table(rows).c_str(), stdout);
 
@@ -202,36 +304,73 @@ void print_run_record(const json& r) {
     print_files("in", in);
     print_files("out", out);
   }
+  if (with_failures) {
+    std::string failures = format_failures(r, tail);
+    if (!failures.empty()) std::printf("\n%s", failures.c_str());
+  }
 }
 
 namespace {
 
+// The end of a try's log from the daemon: its size first (an offset past the end answers
+// with the size and no bytes), then the last 64 KiB at most.
+Result<std::string> daemon_log_tail(HttpClient& client, const std::string& run_id, const json& t,
+                                    int lines) {
+  std::string target = "/api/v1/runs/" + url_encode(run_id) + "/tasks/" +
+                       url_encode(t.value("task", "")) +
+                       "/logs?try=" + std::to_string(t.value("try", 0)) + "&offset=";
+  auto head = client.request("GET", target + std::to_string(1ULL << 62));
+  if (!head) return head.error();
+  if (head->status != 200) return api_error(*head);
+  unsigned long long size = std::strtoull(head->headers["x-drover-log-size"].c_str(), nullptr, 10);
+  unsigned long long from = size > kLogTailBytes ? size - kLogTailBytes : 0;
+  auto body = client.request("GET", target + std::to_string(from));
+  if (!body) return body.error();
+  if (body->status != 200) return api_error(*body);
+  return last_lines(body->body, lines, from > 0);
+}
+
 int runs_show(const Common& c, const std::string& run_id) {
-  auto config = resolve_client(c.home, c.server);
+  auto where = resolve_source(c.client);
+  if (!where) return fail(where.message());
   Result<json> res = make_error("");
-  if (!config && c.server.empty() && std::filesystem::exists(store_path(home_of(c)))) {
+  std::unique_ptr<HttpClient> client;
+  if (where->daemon) {
+    client = std::make_unique<HttpClient>(*where->daemon);
+    res = client->call("GET", "/api/v1/runs/" + url_encode(run_id));
+  } else {
     // No daemon: read the store directly (what `drover run` wrote).
-    auto store = Store::open_sqlite(store_path(home_of(c)));
+    auto store = Store::open_sqlite(where->store);
     if (!store) return fail(store.message());
     res = run_record_json(**store, run_id);
-  } else {
-    if (!config) return fail(config.message());
-    HttpClient client(*config);
-    res = client.call("GET", "/api/v1/runs/" + url_encode(run_id));
   }
   if (!res) return fail(res.message());
-  if (c.json) std::printf("%s\n", res->dump(2).c_str());
-  else print_run_record(*res);
+  if (c.json) {
+    std::printf("%s\n", res->dump(2).c_str());
+    return kExitOk;
+  }
+  // A log is read where it lies when this machine sees it, else through the daemon.
+  LogTail tail = [&](const json& t, int lines) -> Result<std::string> {
+    auto local = local_log_tail(t, lines);
+    if (local || !client) return local;
+    return daemon_log_tail(*client, run_id, t, lines);
+  };
+  print_run_record(*res, /*with_failures=*/true, tail);
   return kExitOk;
 }
 
 int cmd_runs(int argc, char** argv) {
-  CLI::App app{"List the daemon's runs, or show one run's full record.", "drover runs"};
+  CLI::App app{
+      "List the daemon's runs, or show one run's full record. Without a daemon (no\n"
+      "--server, $DROVER_SERVER or HOME/server.json) they come from the store under\n"
+      "--home directly, as written by `drover run`.",
+      "drover runs"};
   use_usage_first(app);
-  app.footer("Exit codes:\n"
-             "  0  success\n"
-             "  1  the daemon refused (e.g. no such run) or could not be reached\n"
-             "  2  usage error");
+  app.footer(
+      "Exit codes:\n"
+      "  0  success\n"
+      "  1  the daemon refused (e.g. no such run) or could not be reached\n"
+      "  2  usage error");
   app.require_subcommand(1);
   Common c;
   std::string dag, state, run_id;
@@ -239,12 +378,16 @@ int cmd_runs(int argc, char** argv) {
   CLI::App* ls = app.add_subcommand("ls", "List runs, newest first");
   use_usage_first(*ls);
   ls->add_option("--dag", dag, "Only runs of this DAG");
-  ls->add_option("--state", state, "Only runs in this state (queued, running, success, failed, "
-                                    "cancelled)");
+  ls->add_option("--state", state,
+                 "Only runs in this state (queued, running, success, failed, "
+                 "cancelled)");
   ls->add_option("--limit", limit, "At most this many runs (1-1000, default 100)")
       ->check(CLI::Range(1, 1000));
   add_common(ls, c);
-  CLI::App* show = app.add_subcommand("show", "Show a run's record: tasks, tries, files");
+  CLI::App* show = app.add_subcommand(
+      "show",
+      "Show a run's record: tasks, tries, files, and each failed try's error with the last "
+      "10 lines of its log");
   use_usage_first(*show);
   show->add_option("run", run_id, "The run id, e.g. weekly_retrain-12")->required();
   add_common(show, c);

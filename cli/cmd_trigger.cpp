@@ -86,7 +86,8 @@ int cmd_trigger(int argc, char** argv) {
              "  1  the daemon refused or could not be reached (with --wait: or the run did not "
              "succeed)\n"
              "  2  usage error");
-  std::string dag, home, server;
+  std::string dag;
+  ClientOptions options;
   std::vector<std::string> params;
   bool wait = false, as_json = false;
   app.add_option("dag", dag, "The DAG to run")->required();
@@ -94,8 +95,7 @@ int cmd_trigger(int argc, char** argv) {
   app.add_flag("--wait", wait, "Follow the run's tasks until it ends");
   app.add_flag("--json", as_json,
                "Print {\"run_id\": ...} (with --wait: the final run record) as JSON");
-  app.add_option("--home", home, "The daemon's state folder (default ./.drover)");
-  app.add_option("--server", server, "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
+  add_client_options(&app, options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -117,7 +117,7 @@ int cmd_trigger(int argc, char** argv) {
     cli_params[name] = p.substr(eq + 1);
   }
 
-  auto config = resolve_client(home, server);
+  auto config = client_config(options);
   if (!config) return fail(config.message());
   HttpClient client(*config);
   json body = {{"cli_params", cli_params}};

@@ -1040,8 +1040,12 @@ static json dag_entry_json(const DagEntry& e, Store& store) {
   json params = json::object();
   for (auto& p : d.params) {
     json pj = {{"type", ParamSpec::type_name(p.type)}, {"default", p.default_value}};
-    if (p.min) pj["min"] = *p.min;
-    if (p.max) pj["max"] = *p.max;
+    auto bound = [&](double v) {  // an int param's bounds are integers
+      return p.type == ParamSpec::Type::Int ? json(static_cast<int64_t>(v)) : json(v);
+    };
+    if (p.min) pj["min"] = bound(*p.min);
+    if (p.max) pj["max"] = bound(*p.max);
+    if (!p.choices.empty()) pj["enum"] = p.choices;
     if (p.pattern) pj["pattern"] = *p.pattern;
     if (!p.description.empty()) pj["description"] = p.description;
     params[p.name] = pj;
