@@ -1,0 +1,90 @@
+#!/bin/bash
+# Scheduling cost against the DAG's size (issue 8): per-task wall time of an N-task chain and
+# an N-wide fan-out + join of `true` under `drover run --slots 2` (home on disk: every
+# transition committed, records whole; and home on tmpfs, where the scheduler's own cost
+# shows without the disk's), side by side with `ninja -j2` on the same graph.
+#
+#   bench/scale.sh [RESULTS.tsv]            (default: bench/results/scale.tsv)
+#
+# Environment: DROVER (binary; default build-bench/drover, else build/drover), SIZES
+# ("1000 10000 100000"), SHAPES ("chain fanout"), REPS (1), WORK (scratch on disk), HOMES
+# ("disk tmpfs"). A DAG file holds at most 100,000 YAML nodes (the loader's limit), about
+# 12,000 tasks of these shapes: larger sizes fail to load and are reported as such.
+# Prints one line per case on stdout (and appends it to RESULTS.tsv):
+#   shape  N  tool  rep  seconds  us_per_task
+# then, per shape, the per-task ratio of the largest N to the smallest for each tool.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+OUT=${1:-$ROOT/bench/results/scale.tsv}
+mkdir -p "$(dirname "$OUT")"
+SIZES=${SIZES:-"1000 10000 100000"}
+SHAPES=${SHAPES:-"chain fanout"}
+REPS=${REPS:-1}
+if [[ -z ${DROVER:-} ]]; then
+  DROVER=$ROOT/build-bench/drover
+  [[ -x $DROVER ]] || DROVER=$ROOT/build/drover
+fi
+[[ -x $DROVER ]] || { echo "scale.sh: no drover binary at $DROVER (set DROVER=...)" >&2; exit 1; }
+DROVER=$(readlink -f "$DROVER")
+WORK=${WORK:-$(mktemp -d /tmp/drover-scale.XXXXXX)}
+mkdir -p "$WORK"
+HOMES=${HOMES:-"disk tmpfs"}
+SHM=$(mktemp -d /dev/shm/drover-scale.XXXXXX)
+cleanup() { rm -rf "$SHM"; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; }
+trap cleanup EXIT
+log() { echo "[scale $(date +%T)] $*" >&2; }
+
+timed() {  # DIR CMD... : seconds, output to DIR/.last.log
+  local dir=$1; shift
+  local t0=$EPOCHREALTIME
+  if ! (cd "$dir" && "$@") > "$dir/.last.log" 2>&1; then
+    echo "scale.sh: failed in $dir: $*" >&2; tail -5 "$dir/.last.log" >&2; return 1
+  fi
+  local t1=$EPOCHREALTIME
+  $PY -c "print('%.4f' % ($t1 - $t0))"
+}
+
+log "drover=$DROVER work=$WORK sizes=$SIZES load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -Is) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)" \
+     "load $(cut -d' ' -f1-3 /proc/loadavg) disk $(df -T "$WORK" | awk 'NR==2 {print $2}')" >> "$OUT"
+RES=$WORK/results.tsv
+: > "$RES"
+for shape in $SHAPES; do
+  for n in $SIZES; do
+    g=$WORK/$shape-$n
+    $PY "$ROOT/bench/gen_dags.py" graph "$shape" "$n" "$g"
+    if [[ $shape == chain ]]; then tasks=$n; else tasks=$((n + 2)); fi
+    for rep in $(seq "$REPS"); do
+      log "$shape $n rep $rep: ninja"
+      rm -f "$g/.ninja_log" "$g/.ninja_deps"
+      s=$(timed "$g" ninja -j2 -f build.ninja)
+      printf '%s\t%s\tninja_j2\t%s\t%s\t%s\n' "$shape" "$n" "$rep" "$s" \
+        "$($PY -c "print('%.1f' % ($s * 1e6 / $tasks))")" | tee -a "$RES"
+      for where in $HOMES; do
+        if [[ $where == disk ]]; then h=$WORK/home-$shape-$n-$rep; else h=$SHM/home-$shape-$n-$rep; fi
+        log "$shape $n rep $rep: drover run (home on $where)"
+        s=$(timed "$g" "$DROVER" run dag.yaml --home "$h" --slots 2 -q) || continue
+        printf '%s\t%s\tdrover_%s\t%s\t%s\t%s\n' "$shape" "$n" "$where" "$rep" "$s" \
+          "$($PY -c "print('%.1f' % ($s * 1e6 / $tasks))")" | tee -a "$RES"
+        if [[ $where == tmpfs ]]; then rm -rf "$h"; fi  # memory
+      done
+    done
+  done
+done
+cat "$RES" >> "$OUT"
+# Per shape and tool: best per-task time at each N, and largest/smallest.
+$PY - "$RES" <<'PYEOF'
+import collections, sys
+best = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    shape, n, tool, rep, s, us = line.split("\t")
+    k = (shape, tool)
+    best[k][int(n)] = min(best[k].get(int(n), 1e18), float(us))
+for (shape, tool), by_n in sorted(best.items()):
+    ns = sorted(by_n)
+    row = "  ".join("%d: %.1f us" % (n, by_n[n]) for n in ns)
+    ratio = by_n[ns[-1]] / by_n[ns[0]] if len(ns) > 1 else 1.0
+    print("%-7s %-12s %s  (%d/%d per task: %.2fx)" % (shape, tool, row, ns[-1], ns[0], ratio))
+PYEOF
