@@ -264,7 +264,7 @@ int cmd_logs(int argc, char** argv) {
   if (where->daemon) {
     src = std::make_unique<DaemonSource>(*where->daemon);
   } else {
-    auto store = Store::open_sqlite(where->store);
+    auto store = open_sqlite_store(where->store);
     if (!store) return fail(store.message());
     src = std::make_unique<LocalSource>(std::move(*store));
   }

@@ -64,7 +64,7 @@ int cmd_run(int argc, char** argv) {
     }
     given[p.substr(0, eq)] = p.substr(eq + 1);
   }
-  auto store = Store::open_sqlite(store_path(home));
+  auto store = open_sqlite_store(store_path(home));
   if (!store) {
     std::fprintf(stderr, "drover run: %s\n", store.message().c_str());
     return kExitFailure;

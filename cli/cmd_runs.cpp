@@ -84,7 +84,7 @@ Result<json> remote_runs(const ClientConfig& config, const std::string& dag,
 // No daemon: list from the store directly (what `drover run` wrote).
 Result<json> local_runs(const std::filesystem::path& db, const std::string& dag,
                         const std::string& state, int limit) {
-  auto store = Store::open_sqlite(db);
+  auto store = open_sqlite_store(db);
   if (!store) return store.error();
   RunFilter f;
   f.dag = dag;
@@ -340,7 +340,7 @@ int runs_show(const Common& c, const std::string& run_id) {
     res = client->call("GET", "/api/v1/runs/" + url_encode(run_id));
   } else {
     // No daemon: read the store directly (what `drover run` wrote).
-    auto store = Store::open_sqlite(where->store);
+    auto store = open_sqlite_store(where->store);
     if (!store) return fail(store.message());
     res = run_record_json(**store, run_id);
   }

@@ -103,7 +103,7 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "drover serve: %s\n", token.message().c_str());
     return kExitFailure;
   }
-  auto store = Store::open_sqlite(store_path(home));
+  auto store = open_sqlite_store(store_path(home));
   if (!store) {
     std::fprintf(stderr, "drover serve: %s\n", store.message().c_str());
     return kExitFailure;

@@ -332,7 +332,7 @@ int do_gc(const Options& o) {
   }
   // Blobs that recorded runs reference (their files and published snapshot versions).
   if (fs::path db = store_path(o.home); fs::exists(db)) {
-    auto store = Store::open_sqlite(db);
+    auto store = open_sqlite_store(db);
     if (!store) return fail(db.string() + ": " + store.message());
     auto refs = (*store)->referenced_hashes();
     if (!refs) return fail(db.string() + ": " + refs.message());

@@ -1132,13 +1132,7 @@ Result<std::string> Engine::trigger(const std::string& dag, const json& body,
 }
 
 Result<json> Engine::list_runs(const RunFilter& given) {
-  RunFilter filter = given;
-  if (!filter.before_run.empty()) {
-    auto rowid = impl_->store.run_rowid(filter.before_run);
-    if (!rowid) return make_error("no run '" + filter.before_run + "'", "not_found");
-    filter.before_rowid = *rowid;
-  }
-  auto runs = impl_->store.list_runs(filter);
+  auto runs = impl_->store.list_runs(given);
   if (!runs) return runs.error();
   json out = {{"runs", json::array()}};
   for (auto& r : *runs) out["runs"].push_back(run_summary_json(r));

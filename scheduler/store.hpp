@@ -17,28 +17,11 @@
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
+#include "scheduler/run_model.hpp"
 
 namespace drover {
 
 using json = nlohmann::json;
-
-enum class RunState { Queued, Running, Success, Failed, Cancelled };
-// Pending: waiting for upstream; UpForRetry: a failed try waits for its retry delay.
-enum class TaskState {
-  Pending, Queued, Running, Success, Failed, UpstreamFailed, Cancelled, TimedOut, UpForRetry,
-  Skipped
-};
-// A try's own state: Lost = its process vanished (daemon restart found it gone).
-enum class TryState { Running, Success, Failed, TimedOut, Cancelled, Lost };
-
-const char* to_string(RunState s);
-const char* to_string(TaskState s);
-const char* to_string(TryState s);
-std::optional<RunState> run_state_from(std::string_view s);
-std::optional<TaskState> task_state_from(std::string_view s);
-std::optional<TryState> try_state_from(std::string_view s);
-bool is_terminal(RunState s);
-bool is_terminal(TaskState s);
 
 struct RunRecord {
   std::string id;        // "<dag>-<seq>", e.g. "weekly_retrain-12"
@@ -68,7 +51,6 @@ struct TryRecord {
   int try_number = 1;
   TryState state = TryState::Running;
   std::string queue, host;
-  int worker_pid = 0;
   int pid = 0;                   // the try process (a process group leader)
   long long pid_start = 0;       // its start time (/proc stat field 22) to detect pid reuse
   TimePoint started_at{};
@@ -92,16 +74,15 @@ struct RunFilter {
   std::string dag;                  // empty: all
   std::optional<RunState> state;
   int limit = 100;
-  std::optional<int64_t> before_rowid;  // paging: runs created before this row
-  std::string before_run;               // paging by run id (resolved by the Service)
+  // Paging cursor: only runs created before this run (its id, as the previous page's last
+  // run gives it); an id naming no run makes list_runs fail with code "not_found".
+  std::string before_run;
 };
 
 class Store {
  public:
   virtual ~Store() = default;
 
-  // Opens (creating if needed) `path`, applying pending migrations in order.
-  static Result<std::unique_ptr<Store>> open_sqlite(const std::filesystem::path& path);
   virtual int schema_version() = 0;
 
   // Groups calls into one atomic commit. Nested use is an error.
@@ -121,7 +102,6 @@ class Store {
   virtual Result<std::optional<RunRecord>> get_run(const std::string& id) = 0;
   virtual Result<std::vector<RunRecord>> list_runs(const RunFilter& f) = 0;  // newest first
   virtual Result<std::vector<RunRecord>> unfinished_runs() = 0;  // Queued or Running, oldest first
-  virtual Result<int64_t> run_rowid(const std::string& id) = 0;  // for paging (before=)
 
   virtual Status update_task(const TaskInstance& t) = 0;
   virtual Result<std::vector<TaskInstance>> tasks_of(const std::string& run_id) = 0;
@@ -161,6 +141,14 @@ class Store {
   virtual Result<bool> paused(const std::string& dag) = 0;
   virtual Status set_paused(const std::string& dag, bool paused) = 0;
 };
+
+// Opens the store that `url` names: "sqlite:PATH" or a bare PATH is the embedded SQLite
+// store (created if needed, pending migrations applied in order); a "postgres://" URL is
+// refused (code "invalid") until that backend exists. The backends live outside the
+// interface: callers choose by URL, never by type.
+Result<std::unique_ptr<Store>> open_store(std::string_view url);
+// The SQLite store at `path` (what open_store("sqlite:PATH") returns).
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& path);
 
 // RAII helper: begin() now, rollback() on scope exit unless commit() was called.
 class Transaction {

@@ -18,91 +18,6 @@
 
 namespace drover {
 
-// ---------------------------------------------------------------------------------------
-// Enum names: the strings stored in the database and shown by the CLI and the API.
-
-const char* to_string(RunState s) {
-  switch (s) {
-    case RunState::Queued: return "queued";
-    case RunState::Running: return "running";
-    case RunState::Success: return "success";
-    case RunState::Failed: return "failed";
-    case RunState::Cancelled: return "cancelled";
-  }
-  return "unknown";
-}
-
-const char* to_string(TaskState s) {
-  switch (s) {
-    case TaskState::Pending: return "pending";
-    case TaskState::Queued: return "queued";
-    case TaskState::Running: return "running";
-    case TaskState::Success: return "success";
-    case TaskState::Failed: return "failed";
-    case TaskState::UpstreamFailed: return "upstream_failed";
-    case TaskState::Cancelled: return "cancelled";
-    case TaskState::TimedOut: return "timed_out";
-    case TaskState::UpForRetry: return "up_for_retry";
-    case TaskState::Skipped: return "skipped";
-  }
-  return "unknown";
-}
-
-const char* to_string(TryState s) {
-  switch (s) {
-    case TryState::Running: return "running";
-    case TryState::Success: return "success";
-    case TryState::Failed: return "failed";
-    case TryState::TimedOut: return "timed_out";
-    case TryState::Cancelled: return "cancelled";
-    case TryState::Lost: return "lost";
-  }
-  return "unknown";
-}
-
-namespace {
-
-template <class E, size_t N>
-std::optional<E> enum_from(std::string_view s, const std::array<E, N>& all) {
-  for (E e : all) {
-    if (s == to_string(e)) return e;
-  }
-  return std::nullopt;
-}
-
-constexpr std::array kRunStates = {RunState::Queued, RunState::Running, RunState::Success,
-                                   RunState::Failed, RunState::Cancelled};
-constexpr std::array kTaskStates = {
-    TaskState::Pending,   TaskState::Queued,         TaskState::Running,   TaskState::Success,
-    TaskState::Failed,    TaskState::UpstreamFailed, TaskState::Cancelled, TaskState::TimedOut,
-    TaskState::UpForRetry, TaskState::Skipped};
-constexpr std::array kTryStates = {TryState::Running,  TryState::Success,   TryState::Failed,
-                                   TryState::TimedOut, TryState::Cancelled, TryState::Lost};
-
-}  // namespace
-
-std::optional<RunState> run_state_from(std::string_view s) { return enum_from(s, kRunStates); }
-std::optional<TaskState> task_state_from(std::string_view s) { return enum_from(s, kTaskStates); }
-std::optional<TryState> try_state_from(std::string_view s) { return enum_from(s, kTryStates); }
-
-bool is_terminal(RunState s) {
-  return s == RunState::Success || s == RunState::Failed || s == RunState::Cancelled;
-}
-
-bool is_terminal(TaskState s) {
-  switch (s) {
-    case TaskState::Success:
-    case TaskState::Failed:
-    case TaskState::UpstreamFailed:
-    case TaskState::Cancelled:
-    case TaskState::TimedOut:
-    case TaskState::Skipped:
-      return true;
-    default:
-      return false;
-  }
-}
-
 namespace {
 
 // ---------------------------------------------------------------------------------------
@@ -468,13 +383,22 @@ class SqliteStore final : public Store {
     std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE 1";
     if (!f.dag.empty()) sql += " AND dag = :dag";
     if (f.state) sql += " AND state = :state";
-    if (f.before_rowid) sql += " AND pk < :before";
+    if (!f.before_run.empty()) sql += " AND pk < (SELECT pk FROM runs WHERE id = :before)";
     sql += " ORDER BY pk DESC LIMIT :limit";
     auto st = prepare(sql);
     if (!st.ok()) return st.error();
     if (!f.dag.empty()) st->bind(st->param(":dag"), f.dag);
     if (f.state) st->bind(st->param(":state"), to_string(*f.state));
-    if (f.before_rowid) st->bind(st->param(":before"), *f.before_rowid);
+    if (!f.before_run.empty()) {
+      // The cursor must name a run: an unknown one is an error, not an empty page.
+      auto known = prepare("SELECT 1 FROM runs WHERE id = ?");
+      if (!known.ok()) return known.error();
+      known->bind_all(f.before_run);
+      int rc = known->step();
+      if (rc == SQLITE_DONE) return make_error("no run '" + f.before_run + "'", "not_found");
+      if (rc != SQLITE_ROW) return err("list_runs");
+      st->bind(st->param(":before"), f.before_run);
+    }
     st->bind(st->param(":limit"), f.limit < 0 ? -1 : f.limit);
     return read_runs(*st, "list_runs");
   }
@@ -484,16 +408,6 @@ class SqliteStore final : public Store {
                       " FROM runs WHERE state IN ('queued', 'running') ORDER BY pk");
     if (!st.ok()) return st.error();
     return read_runs(*st, "unfinished_runs");
-  }
-
-  Result<int64_t> run_rowid(const std::string& id) override {
-    auto st = prepare("SELECT pk FROM runs WHERE id = ?");
-    if (!st.ok()) return st.error();
-    st->bind_all(id);
-    int rc = st->step();
-    if (rc == SQLITE_DONE) return make_error("no such run: " + id, "not_found");
-    if (rc != SQLITE_ROW) return err("run_rowid");
-    return st->i64(0);
   }
 
   // --- Task instances --------------------------------------------------------------------
@@ -542,7 +456,7 @@ class SqliteStore final : public Store {
         "facts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st.ok()) return st.error();
     st->bind_all(t.run_id, t.task, t.try_number, to_string(t.state), t.queue, t.host,
-                 t.worker_pid, t.pid, t.pid_start, t.started_at, t.ended_at, t.exit_code,
+                 0 /* worker_pid: unused, kept for the shipped schema */, t.pid, t.pid_start, t.started_at, t.ended_at, t.exit_code,
                  t.signal, t.try_dir, t.log_path, t.command, t.error, t.facts);
     return done(*st, "insert_try");
   }
@@ -554,7 +468,7 @@ class SqliteStore final : public Store {
         "log_path = ?, command = ?, error = ?, facts = ? "
         "WHERE run_id = ? AND task = ? AND try_number = ?");
     if (!st.ok()) return st.error();
-    st->bind_all(to_string(t.state), t.queue, t.host, t.worker_pid, t.pid, t.pid_start,
+    st->bind_all(to_string(t.state), t.queue, t.host, 0 /* worker_pid: unused, kept for the shipped schema */, t.pid, t.pid_start,
                  t.started_at, t.ended_at, t.exit_code, t.signal, t.try_dir, t.log_path,
                  t.command, t.error, t.facts, t.run_id, t.task, t.try_number);
     if (Status s = done(*st, "update_try"); !s.ok()) return s;
@@ -879,7 +793,6 @@ class SqliteStore final : public Store {
       t.state = *state;
       t.queue = st.text(4);
       t.host = st.text(5);
-      t.worker_pid = st.i32(6);
       t.pid = st.i32(7);
       t.pid_start = st.i64(8);
       t.started_at = st.time(9);
@@ -960,7 +873,7 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> Store::open_sqlite(const std::filesystem::path& path) {
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& path) {
   if (path.has_parent_path()) {
     std::error_code ec;
     std::filesystem::create_directories(path.parent_path(), ec);
@@ -982,6 +895,15 @@ Result<std::unique_ptr<Store>> Store::open_sqlite(const std::filesystem::path& p
     return make_error("store: " + path.string() + ": " + s.message(), s.error().code);
   }
   return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> open_store(std::string_view url) {
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0)
+    return make_error("store " + std::string(url) + ": PostgreSQL is not supported by this build",
+                      "invalid");
+  if (url.rfind("sqlite:", 0) == 0) url.remove_prefix(7);
+  if (url.empty()) return make_error("store: empty sqlite path", "invalid");
+  return open_sqlite_store(std::filesystem::path(std::string(url)));
 }
 
 }  // namespace drover

@@ -1,6 +1,8 @@
-// Tests for scheduler/store.hpp (SqliteStore) and scheduler/store_json.hpp: migrations,
-// transactions, every record's round trip, two connections on one file, and crash safety
-// with real child processes killed mid-transaction.
+// The store contract (scheduler/store.hpp) that every backend must pass — transactions,
+// every record's round trip, listing and paging, two connections, the run record JSON —
+// as TEST_P suites instantiated per backend URL scheme (SQLite now; PostgreSQL adds one
+// line), plus SQLite's own: migrations, its error texts, crash safety with real child
+// processes killed mid-transaction.
 #include "scheduler/store.hpp"
 
 #include <signal.h>
@@ -26,7 +28,7 @@ namespace fs = std::filesystem;
 
 TimePoint at(const char* iso) { return parse_iso(iso).value(); }
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     std::string tmpl = (fs::temp_directory_path() / "drover-store-XXXXXX").string();
@@ -42,7 +44,7 @@ class StoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<Store> open() {
-    auto s = Store::open_sqlite(path_);
+    auto s = open_store(GetParam() + ":" + path_.string());
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.message());
     return s.ok() ? std::move(s).value() : nullptr;
   }
@@ -78,7 +80,6 @@ class StoreTest : public ::testing::Test {
     t.try_number = n;
     t.queue = "default";
     t.host = "box1";
-    t.worker_pid = 100;
     t.pid = 200 + n;
     t.pid_start = 123456789012LL;
     t.started_at = at("2026-11-25T09:00:01.250000Z");
@@ -116,12 +117,12 @@ class StoreTest : public ::testing::Test {
   }
 
   static RunFilter filter(std::string dag, std::optional<RunState> state = std::nullopt,
-                          int limit = 100, std::optional<int64_t> before = std::nullopt) {
+                          int limit = 100, std::string before = "") {
     RunFilter f;
     f.dag = std::move(dag);
     f.state = state;
     f.limit = limit;
-    f.before_rowid = before;
+    f.before_run = std::move(before);
     return f;
   }
 
@@ -139,6 +140,30 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+// SQLite's own behaviour: its files, its migrations, its messages.
+class SqliteStoreTest : public StoreTest {};
+
+TEST(OpenStoreTest, TheUrlChoosesTheBackend) {
+  std::string tmpl = (fs::temp_directory_path() / "drover-store-XXXXXX").string();
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  fs::path dir = tmpl;
+  auto a = open_store("sqlite:" + (dir / "a.db").string());
+  ASSERT_TRUE(a.ok()) << a.message();
+  EXPECT_TRUE(fs::exists(dir / "a.db"));
+  auto b = open_store((dir / "b.db").string());  // a bare path is SQLite too
+  ASSERT_TRUE(b.ok()) << b.message();
+  EXPECT_TRUE(fs::exists(dir / "b.db"));
+  auto pg = open_store("postgres://drover@localhost/drover");
+  ASSERT_FALSE(pg.ok());
+  EXPECT_EQ(pg.message(),
+            "store postgres://drover@localhost/drover: PostgreSQL is not supported by this build");
+  EXPECT_EQ(pg.error().code, "invalid");
+  auto empty = open_store("sqlite:");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.message(), "store: empty sqlite path");
+  fs::remove_all(dir);
+}
+
 // --- Names ---------------------------------------------------------------------------------
 
 TEST(StoreNamesTest, EveryStateRoundTripsThroughItsName) {
@@ -146,7 +171,7 @@ TEST(StoreNamesTest, EveryStateRoundTripsThroughItsName) {
                  RunState::Cancelled}) {
     EXPECT_EQ(run_state_from(to_string(s)), s);
   }
-  for (auto s : {TaskState::Pending, TaskState::Queued, TaskState::Running, TaskState::Success,
+  for (auto s : {TaskState::Pending, TaskState::Running, TaskState::Success,
                  TaskState::Failed, TaskState::UpstreamFailed, TaskState::Cancelled,
                  TaskState::TimedOut, TaskState::UpForRetry, TaskState::Skipped}) {
     EXPECT_EQ(task_state_from(to_string(s)), s);
@@ -177,14 +202,14 @@ TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
 
 // --- Migrations ------------------------------------------------------------------------------
 
-TEST_F(StoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
+TEST_P(SqliteStoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
   ASSERT_TRUE(store_);
   EXPECT_EQ(store_->schema_version(), 1);
   EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 1);
   EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
 }
 
-TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
+TEST_P(SqliteStoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   std::string applied = raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1");
   ASSERT_FALSE(applied.empty());
@@ -201,7 +226,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
   EXPECT_EQ((*run)->dag, "etl");
 }
 
-TEST_F(StoreTest, DatabaseFromANewerDroverIsRefused) {
+TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   store_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
@@ -209,15 +234,15 @@ TEST_F(StoreTest, DatabaseFromANewerDroverIsRefused) {
                          nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  auto s = Store::open_sqlite(path_);
+  auto s = open_sqlite_store(path_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "store: " + path_.string() +
                              ": store: the database has schema version 99, newer than this "
                              "drover understands (1)");
 }
 
-TEST_F(StoreTest, OpeningAFolderFailsWithSqlitesMessage) {
-  auto s = Store::open_sqlite(dir_);
+TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
+  auto s = open_sqlite_store(dir_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message().rfind("store: cannot open " + dir_.string() + ": ", 0), 0u)
       << s.message();
@@ -225,7 +250,7 @@ TEST_F(StoreTest, OpeningAFolderFailsWithSqlitesMessage) {
 
 // --- Transactions ----------------------------------------------------------------------------
 
-TEST_F(StoreTest, RollbackLosesTheTransactionsWrites) {
+TEST_P(StoreTest, RollbackLosesTheTransactionsWrites) {
   ASSERT_TRUE(store_->begin().ok());
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a", "b"})).ok());
   ASSERT_TRUE(store_->set_paused("etl", true).ok());
@@ -238,7 +263,7 @@ TEST_F(StoreTest, RollbackLosesTheTransactionsWrites) {
   EXPECT_EQ(*store_->next_run_seq("etl"), 1);
 }
 
-TEST_F(StoreTest, TransactionObjectRollsBackWhenNotCommitted) {
+TEST_P(StoreTest, TransactionObjectRollsBackWhenNotCommitted) {
   {
     Transaction tx(*store_);
     ASSERT_TRUE(tx.status().ok());
@@ -255,7 +280,7 @@ TEST_F(StoreTest, TransactionObjectRollsBackWhenNotCommitted) {
   EXPECT_TRUE(store_->get_run("etl-1")->has_value());
 }
 
-TEST_F(StoreTest, NestedBeginAndStrayCommitAreErrors) {
+TEST_P(StoreTest, NestedBeginAndStrayCommitAreErrors) {
   ASSERT_TRUE(store_->begin().ok());
   Status nested = store_->begin();
   EXPECT_EQ(nested.message(), "store: begin() inside an open transaction");
@@ -266,7 +291,7 @@ TEST_F(StoreTest, NestedBeginAndStrayCommitAreErrors) {
   store_->rollback();  // harmless without a transaction
 }
 
-TEST_F(StoreTest, FailedCallInsideATransactionKeepsTheEarlierWrites) {
+TEST_P(StoreTest, FailedCallInsideATransactionKeepsTheEarlierWrites) {
   ASSERT_TRUE(store_->begin().ok());
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   // A duplicate task name fails half-way: neither the run nor its first task stays.
@@ -278,7 +303,7 @@ TEST_F(StoreTest, FailedCallInsideATransactionKeepsTheEarlierWrites) {
   EXPECT_TRUE(store_->tasks_of("etl-2")->empty());
 }
 
-TEST_F(StoreTest, FailedInsertOutsideATransactionLeavesNothing) {
+TEST_P(StoreTest, FailedInsertOutsideATransactionLeavesNothing) {
   Status dup = store_->insert_run(make_run("etl", 2), tasks({"x", "x"}));
   EXPECT_EQ(dup.message(),
             "sqlite: insert_run: UNIQUE constraint failed: task_instances.run_id, "
@@ -289,7 +314,7 @@ TEST_F(StoreTest, FailedInsertOutsideATransactionLeavesNothing) {
 
 // --- Runs ------------------------------------------------------------------------------------
 
-TEST_F(StoreTest, RunRoundTripsEveryField) {
+TEST_P(StoreTest, RunRoundTripsEveryField) {
   RunRecord r = make_run("weekly_retrain", 12, RunState::Running);
   r.params = {{"lr", 0.01}, {"name", "x"}, {"tags", {"a", "b"}}};
   r.logical_date = at("2026-11-23T00:00:00Z");
@@ -329,33 +354,37 @@ TEST_F(StoreTest, RunRoundTripsEveryField) {
   EXPECT_EQ((*got)->ended_at, r.ended_at);
 }
 
-TEST_F(StoreTest, UnknownRunIsAbsentOrNotFound) {
+TEST_P(StoreTest, UnknownRunIsAbsentOrNotFound) {
   auto got = store_->get_run("nope-1");
   ASSERT_TRUE(got.ok());
   EXPECT_FALSE(got->has_value());
   Status s = store_->update_run(make_run("nope", 1));
   EXPECT_EQ(s.message(), "no such run: nope-1");
   EXPECT_EQ(s.error().code, "not_found");
-  auto rowid = store_->run_rowid("nope-1");
-  ASSERT_FALSE(rowid.ok());
-  EXPECT_EQ(rowid.error().code, "not_found");
+  RunFilter page;
+  page.before_run = "nope-1";  // a paging cursor naming no run
+  auto listed = store_->list_runs(page);
+  ASSERT_FALSE(listed.ok());
+  EXPECT_EQ(listed.message(), "no run 'nope-1'");
+  EXPECT_EQ(listed.error().code, "not_found");
 }
 
-TEST_F(StoreTest, DuplicateRunIdIsAConflict) {
+TEST_P(StoreTest, DuplicateRunIdIsAConflict) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), {}).ok());
   Status s = store_->insert_run(make_run("etl", 1), {});
-  EXPECT_EQ(s.message(), "sqlite: insert_run: UNIQUE constraint failed: runs.id");
+  if (GetParam() == "sqlite")
+    EXPECT_EQ(s.message(), "sqlite: insert_run: UNIQUE constraint failed: runs.id");
   EXPECT_EQ(s.error().code, "conflict");
 }
 
-TEST_F(StoreTest, RunSequenceCountsPerDag) {
+TEST_P(StoreTest, RunSequenceCountsPerDag) {
   EXPECT_EQ(*store_->next_run_seq("a"), 1);
   EXPECT_EQ(*store_->next_run_seq("a"), 2);
   EXPECT_EQ(*store_->next_run_seq("b"), 1);
   EXPECT_EQ(*store_->next_run_seq("a"), 3);
 }
 
-TEST_F(StoreTest, ListRunsIsNewestFirstWithFiltersAndPaging) {
+TEST_P(StoreTest, ListRunsIsNewestFirstWithFiltersAndPaging) {
   ASSERT_TRUE(store_->insert_run(make_run("a", 1, RunState::Success), {}).ok());
   ASSERT_TRUE(store_->insert_run(make_run("b", 1, RunState::Failed), {}).ok());
   ASSERT_TRUE(store_->insert_run(make_run("a", 2, RunState::Failed), {}).ok());
@@ -371,13 +400,13 @@ TEST_F(StoreTest, ListRunsIsNewestFirstWithFiltersAndPaging) {
   EXPECT_EQ(ids(filter("", std::nullopt, 0)), V{});
 
   // Paging: the next page starts below the last row of this one.
-  int64_t last = *store_->run_rowid("a-3");
+  std::string last = "a-3";  // the cursor is the last run's id
   EXPECT_EQ(ids(filter("", std::nullopt, 2, last)), (V{"a-2", "b-1"}));
   EXPECT_EQ(ids(filter("a", std::nullopt, 100, last)), (V{"a-2", "a-1"}));
   EXPECT_EQ(ids(filter("zzz")), V{});
 }
 
-TEST_F(StoreTest, UnfinishedRunsAreQueuedOrRunningOldestFirst) {
+TEST_P(StoreTest, UnfinishedRunsAreQueuedOrRunningOldestFirst) {
   ASSERT_TRUE(store_->insert_run(make_run("a", 1, RunState::Running), {}).ok());
   ASSERT_TRUE(store_->insert_run(make_run("a", 2, RunState::Success), {}).ok());
   ASSERT_TRUE(store_->insert_run(make_run("a", 3, RunState::Queued), {}).ok());
@@ -391,7 +420,7 @@ TEST_F(StoreTest, UnfinishedRunsAreQueuedOrRunningOldestFirst) {
 
 // --- Task instances and tries ---------------------------------------------------------------
 
-TEST_F(StoreTest, TasksKeepTheRunsOrderAndTakeUpdates) {
+TEST_P(StoreTest, TasksKeepTheRunsOrderAndTakeUpdates) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"zeta", "alpha", "mid"})).ok());
   TaskInstance t{"etl-1", "alpha", TaskState::UpForRetry, 2, at("2026-11-25T09:05:00Z")};
   ASSERT_TRUE(store_->update_task(t).ok());
@@ -409,12 +438,12 @@ TEST_F(StoreTest, TasksKeepTheRunsOrderAndTakeUpdates) {
   EXPECT_EQ((*got)[2].task, "mid");
 }
 
-TEST_F(StoreTest, TaskOfAnUnknownRunViolatesTheForeignKey) {
-  Status s = store_->update_task({"nope-1", "a", TaskState::Queued, 0, std::nullopt});
+TEST_P(SqliteStoreTest, TaskOfAnUnknownRunViolatesTheForeignKey) {
+  Status s = store_->update_task({"nope-1", "a", TaskState::Pending, 0, std::nullopt});
   EXPECT_EQ(s.message(), "sqlite: update_task: FOREIGN KEY constraint failed");
 }
 
-TEST_F(StoreTest, TriesRoundTripInTaskThenTryOrder) {
+TEST_P(StoreTest, TriesRoundTripInTaskThenTryOrder) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"b", "a"})).ok());
   TryRecord a1 = make_try("etl-1", "a", 1);
   TryRecord a2 = make_try("etl-1", "a", 2);
@@ -446,7 +475,6 @@ TEST_F(StoreTest, TriesRoundTripInTaskThenTryOrder) {
   EXPECT_EQ(g.state, TryState::Failed);
   EXPECT_EQ(g.queue, "default");
   EXPECT_EQ(g.host, "box1");
-  EXPECT_EQ(g.worker_pid, 100);
   EXPECT_EQ(g.pid, 201);
   EXPECT_EQ(g.pid_start, 123456789012LL);
   EXPECT_EQ(g.started_at, a1.started_at);
@@ -468,14 +496,14 @@ TEST_F(StoreTest, TriesRoundTripInTaskThenTryOrder) {
   EXPECT_EQ((*running)[0].try_number, 2);
 }
 
-TEST_F(StoreTest, UpdatingAnUnknownTryIsNotFound) {
+TEST_P(StoreTest, UpdatingAnUnknownTryIsNotFound) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   Status s = store_->update_try(make_try("etl-1", "a", 7));
   EXPECT_EQ(s.message(), "no such try: etl-1 a try 7");
   EXPECT_EQ(s.error().code, "not_found");
 }
 
-TEST_F(StoreTest, FilesValuesAndMetricsRoundTrip) {
+TEST_P(StoreTest, FilesValuesAndMetricsRoundTrip) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
 
@@ -519,7 +547,7 @@ TEST_F(StoreTest, FilesValuesAndMetricsRoundTrip) {
                             {"name":"bad","value":null,"step":3}])"));
 }
 
-TEST_F(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
+TEST_P(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
   std::string content("id: x\n\0\xff tail", 14);
   ASSERT_TRUE(store_->put_dag_version("h1", "x", "/dags/x.yaml", content).ok());
   ASSERT_TRUE(store_->put_dag_version("h1", "x", "/dags/other.yaml", "changed").ok());
@@ -529,7 +557,7 @@ TEST_F(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
   EXPECT_EQ(*store_->dag_version_content("h2"), std::nullopt);
 }
 
-TEST_F(StoreTest, ScheduleStateAndPausedFlagRoundTrip) {
+TEST_P(StoreTest, ScheduleStateAndPausedFlagRoundTrip) {
   EXPECT_EQ(*store_->last_scheduled("etl"), std::nullopt);
   ASSERT_TRUE(store_->set_last_scheduled("etl", at("2026-11-23T00:00:00Z")).ok());
   ASSERT_TRUE(store_->set_last_scheduled("etl", at("2026-11-30T00:00:00Z")).ok());
@@ -544,7 +572,7 @@ TEST_F(StoreTest, ScheduleStateAndPausedFlagRoundTrip) {
 
 // --- Run record JSON -------------------------------------------------------------------------
 
-TEST_F(StoreTest, RunRecordJsonHasTheDesignShape) {
+TEST_P(StoreTest, RunRecordJsonHasTheDesignShape) {
   RunRecord r = make_run("weekly_retrain", 3, RunState::Failed);
   r.params = {{"lr", 0.1}};
   r.git_commit = "abc";
@@ -636,7 +664,7 @@ TEST_F(StoreTest, RunRecordJsonHasTheDesignShape) {
   EXPECT_EQ(j["tasks"][2]["error"], "exit code 1");
 }
 
-TEST_F(StoreTest, RunRecordJsonOfAnUnknownRunIsNotFound) {
+TEST_P(StoreTest, RunRecordJsonOfAnUnknownRunIsNotFound) {
   auto rec = run_record_json(*store_, "nope-1");
   ASSERT_FALSE(rec.ok());
   EXPECT_EQ(rec.message(), "no such run: nope-1");
@@ -659,7 +687,7 @@ TEST(StoreJsonTest, RunSummaryHoldsTheListingFields) {
 
 // --- Several connections, several processes --------------------------------------------------
 
-TEST_F(StoreTest, TwoStoresOnOneFileSeeEachOthersCommits) {
+TEST_P(StoreTest, TwoStoresOnOneFileSeeEachOthersCommits) {
   auto other = open();
   ASSERT_TRUE(other);
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
@@ -688,7 +716,7 @@ char fork_child(const fs::path& path, const std::function<bool(Store&)>& child,
   if (pid == 0) {
     close(fds[0]);
     char c = 'e';
-    auto s = Store::open_sqlite(path);
+    auto s = open_sqlite_store(path);
     if (s.ok() && child(**s)) c = 'k';
     if (write(fds[1], &c, 1) != 1) _exit(3);
     for (;;) pause();  // until the parent kills us (or the child exited in `child`)
@@ -706,7 +734,7 @@ char fork_child(const fs::path& path, const std::function<bool(Store&)>& child,
 void kill_child(pid_t pid) { kill(pid, SIGKILL); }
 void no_op(pid_t) {}
 
-TEST_F(StoreTest, ChildKilledBeforeCommitLeavesNothing) {
+TEST_P(SqliteStoreTest, ChildKilledBeforeCommitLeavesNothing) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   char c = fork_child(path_, [](Store& s) {
     return s.begin().ok() && s.insert_run(make_run("etl", 2), tasks({"a", "b"})).ok() &&
@@ -726,7 +754,7 @@ TEST_F(StoreTest, ChildKilledBeforeCommitLeavesNothing) {
   EXPECT_FALSE(fresh->get_run("etl-2")->has_value());
 }
 
-TEST_F(StoreTest, ChildExitingBeforeCommitLeavesNothing) {
+TEST_P(SqliteStoreTest, ChildExitingBeforeCommitLeavesNothing) {
   char c = fork_child(path_, [](Store& s) {
     bool ok = s.begin().ok() && s.insert_run(make_run("etl", 9), tasks({"a"})).ok();
     if (ok) _exit(0);  // no commit, no destructors
@@ -737,7 +765,7 @@ TEST_F(StoreTest, ChildExitingBeforeCommitLeavesNothing) {
   EXPECT_TRUE(store_->insert_run(make_run("etl", 9), tasks({"a"})).ok());
 }
 
-TEST_F(StoreTest, ChildKilledAfterCommitKeepsItsWrites) {
+TEST_P(SqliteStoreTest, ChildKilledAfterCommitKeepsItsWrites) {
   char c = fork_child(path_, [](Store& s) {
     if (!s.begin().ok()) return false;
     if (!s.insert_run(make_run("etl", 5), tasks({"a"})).ok()) return false;
@@ -754,6 +782,10 @@ TEST_F(StoreTest, ChildKilledAfterCommitKeepsItsWrites) {
   EXPECT_EQ(store_->tries_of("etl-5")->size(), 1u);
   EXPECT_TRUE(*store_->paused("etl"));
 }
+
+// Every backend runs the contract; a new backend adds its URL scheme here.
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite"));
+INSTANTIATE_TEST_SUITE_P(Sqlite, SqliteStoreTest, ::testing::Values("sqlite"));
 
 }  // namespace
 }  // namespace drover
