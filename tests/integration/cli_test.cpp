@@ -2,6 +2,8 @@
 // (`runs show` and `drover run` print each failed try's error and the end of its log),
 // `logs` without a daemon and for unknown runs, `dags show` param declarations, and the
 // client options shared by the daemon's clients.
+#include <functional>
+
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
@@ -137,6 +139,46 @@ TEST_F(CliTest, LogsReadsTheStoreDirectlyWithoutADaemon) {
   auto first = cli({"logs", "twelve-1", "bad", "--try", "1", "--follow"});
   ASSERT_EQ(first.code, 0) << first.err;
   EXPECT_EQ(first.out, all);
+}
+
+TEST_F(CliTest, LogsFollowsATaskOfADroverRunToItsEnd) {
+  fs::path release = tmp / "release";
+  auto f = dag("slow.yaml", "dag: slow\ntasks:\n  t:\n    run: 'echo first; while [ ! -e " +
+                                release.string() + " ]; do sleep 0.05; done; echo second'\n");
+  pid_t run = spawn({DROVER_BIN, "run", f.string(), "--home", home().string(), "-q"},
+                    tmp / "run.out", tmp / "run.err");
+  ASSERT_GT(run, 0);
+  pid_t follow = -1;
+  struct Cleanup {  // whatever failed, the task ends and nothing is left running
+    std::function<void()> fn;
+    ~Cleanup() { fn(); }
+  } cleanup{[&] {
+    if (!fs::exists(release)) write_text(release, "");
+    for (pid_t p : {follow, run})
+      if (p > 0 && ::waitpid(p, nullptr, WNOHANG) == 0) {
+        ::kill(-p, SIGKILL);
+        ::waitpid(p, nullptr, 0);
+      }
+  }};
+  ASSERT_TRUE(wait_until([&] {
+    return cli({"runs", "show", "slow-1", "--json"}).code == 0;
+  })) << read_all(tmp / "run.err");
+  follow = spawn({DROVER_BIN, "logs", "slow-1", "t", "--follow", "--home", home().string()},
+                 tmp / "follow.out", tmp / "follow.err");
+  ASSERT_GT(follow, 0);
+  // It prints what is there while the task still runs, then the rest, and ends with it.
+  EXPECT_TRUE(wait_until([&] { return read_all(tmp / "follow.out") == "first\n"; }))
+      << read_all(tmp / "follow.out") << read_all(tmp / "follow.err");
+  write_text(release, "");
+  int status = -1;
+  EXPECT_TRUE(wait_until([&] { return ::waitpid(follow, &status, WNOHANG) == follow; }));
+  follow = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_all(tmp / "follow.err");
+  EXPECT_EQ(read_all(tmp / "follow.out"), "first\nsecond\n");
+  int run_status = -1;
+  EXPECT_TRUE(wait_until([&] { return ::waitpid(run, &run_status, WNOHANG) == run; }));
+  run = -1;
+  EXPECT_TRUE(WIFEXITED(run_status) && WEXITSTATUS(run_status) == 0) << read_all(tmp / "run.err");
 }
 
 TEST_F(CliTest, LogsOfAnUnknownRunSaysTheRunDoesNotExist) {

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <regex>
 
-#include "scheduler/store.hpp"
+#include "scheduler/run_model.hpp"
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
