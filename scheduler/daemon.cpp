@@ -731,7 +731,7 @@ struct Engine::Impl {
       if (!rt.deadline || rt.timed_out || *rt.deadline > now) continue;
       rt.timed_out = true;
       rt.rec.state = TryState::TimedOut;
-      rt.rec.error = "timed out";
+      rt.rec.error = "timed out after " + format_duration(*rt.deadline - rt.rec.started_at);
       (void)store.update_try(rt.rec);
       spdlog::warn("try {} timed out; killing its process group", key);
       asio::post(io, [this, key] { exec.kill(key); });
@@ -831,7 +831,7 @@ struct Engine::Impl {
       rec.error = "cancelled";
     } else if (rt.timed_out) {
       end = core::TryEnd::TimedOut;
-      rec.error = "timed out";
+      rec.error = "timed out after " + format_duration(*rt.deadline - rec.started_at);
     } else if (!res.is_object()) {
       end = ev.signal || ev.exit_code ? core::TryEnd::Failed : core::TryEnd::Lost;
       if (rec.error.empty())

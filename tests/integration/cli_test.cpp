@@ -110,7 +110,7 @@ tasks:
                        "    | drover: declared output 'model.pkl' was not produced\n"),
             std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find("  hang (try 1): timed out"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("  hang (try 1): timed out after 1s\n"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("    | waiting\n"), std::string::npos) << r.err;
 }
 
