@@ -87,7 +87,7 @@ class LocalExecutor final : public Executor {
 
   void adopt(const std::string& key, const std::string& try_dir) override {
     PidFile p = read_pid_file(try_dir);
-    adopted_[key] = Adopted{try_dir, p.pid, p.start};
+    adopted_[key] = Adopted{try_dir, p.pid, p.start, p.writer, p.writer_start};
     // Report asynchronously, like every other event, never from inside the caller.
     asio::post(io_, [this] { poll_adopted(); });
   }
@@ -106,6 +106,8 @@ class LocalExecutor final : public Executor {
     std::string try_dir;
     int pid = 0;
     long long start = 0;
+    int writer = 0;
+    long long writer_start = 0;
   };
 
   void signal_group(int pid, long long start) {
@@ -249,8 +251,12 @@ class LocalExecutor final : public Executor {
         PidFile p = read_pid_file(a.try_dir);
         a.pid = p.pid;
         a.start = p.start;
+        a.writer = p.writer;
+        a.writer_start = p.writer_start;
       }
       if (a.pid > 0 && process_alive(a.pid, a.start)) continue;
+      // The command is gone; its result comes from the writer, which may still be at it.
+      if (a.writer > 0 && process_alive(a.writer, a.writer_start)) continue;
       done.push_back(key);
     }
     for (auto& key : done) {

@@ -56,11 +56,15 @@ PidFile read_pid_file(const std::string& try_dir) {
   std::ifstream in(try_dir + "/pid");
   in >> p.pid >> p.start;
   if (!in) return {};
+  if (!(in >> p.writer >> p.writer_start)) p.writer = 0, p.writer_start = 0;
   return p;
 }
 
-void write_pid_file(const std::string& try_dir, int pid, long long start) {
-  std::string text = std::to_string(pid) + " " + std::to_string(start) + "\n";
+void write_pid_file(const std::string& try_dir, int pid, long long start, int writer,
+                    long long writer_start) {
+  std::string text = std::to_string(pid) + " " + std::to_string(start);
+  if (writer > 0) text += " " + std::to_string(writer) + " " + std::to_string(writer_start);
+  text += "\n";
   // No fsync: after a machine crash the process is gone anyway.
   std::string tmp = try_dir + "/pid.tmp";
   if (FILE* f = std::fopen(tmp.c_str(), "w")) {

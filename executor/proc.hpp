@@ -10,14 +10,20 @@ namespace drover {
 long long process_start_ticks(int pid);
 // True when `pid` exists, is not a zombie, and (when start != 0) started at `start`.
 bool process_alive(int pid, long long start);
-// "PID START" written by a try process into TRY_DIR/pid; {0,0} when absent.
+// "PID START [WRITER WRITER_START]" in TRY_DIR/pid: the try's process group leader and,
+// when another process writes its result.json (the warm worker, for a command it spawned
+// directly), that writer too. A try has ended only once both are gone: the command may
+// exit a moment before its writer has written the result. {0,0,0,0} when absent.
 struct PidFile {
   int pid = 0;
   long long start = 0;
+  int writer = 0;
+  long long writer_start = 0;
 };
 PidFile read_pid_file(const std::string& try_dir);
 // The path of the running executable (/proc/self/exe), or "drover" when unknown.
 std::string self_exe_path();
-void write_pid_file(const std::string& try_dir, int pid, long long start);
+void write_pid_file(const std::string& try_dir, int pid, long long start, int writer = 0,
+                    long long writer_start = 0);
 
 }  // namespace drover

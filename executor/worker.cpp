@@ -100,7 +100,10 @@ int worker_main(int in_fd, int out_fd) {
       if (!pid) {
         code = finish_try(*spec, 127, pid.message(), started, json::object(), json::array(), {});
       } else {
-        write_pid_file(spec->try_dir, *pid, process_start_ticks(*pid));
+        // This worker writes the result after the command exits: name it as the writer, so
+        // that a daemon adopting the try waits for the result rather than calling it lost.
+        write_pid_file(spec->try_dir, *pid, process_start_ticks(*pid), ::getpid(),
+                       process_start_ticks(::getpid()));
         write_line(out_fd, to_json_text(json{{"ev", "started"}, {"key", key}, {"pid", *pid},
                                 {"pid_start", process_start_ticks(*pid)}}));
         int status = 0;

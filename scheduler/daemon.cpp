@@ -256,7 +256,10 @@ struct Engine::Impl {
     } else {
       run.logical_date = run.created_at;
     }
-    GitInfo git = git_info(fs::absolute(fs::path(dag->file)).parent_path());
+    // Cached per folder (at most once a second, and again at once when the commit, the
+    // index or the DAG file changes): no git processes on the event loop per run.
+    GitInfo git = git_info_cached(fs::absolute(fs::path(dag->file)).parent_path(),
+                                  fs::absolute(fs::path(dag->file)));
     run.git_commit = git.commit;
     run.git_dirty = git.dirty;
     std::vector<TaskInstance> tasks;

@@ -8,6 +8,8 @@
 #include <regex>
 #include <set>
 
+#include "common/utf8.hpp"
+
 namespace drover {
 
 namespace {
@@ -84,6 +86,13 @@ Result<json> ParamSpec::check(const json& value) const {
     case Type::Float: type_ok = value.is_number(); break;
     case Type::Bool: type_ok = value.is_boolean(); break;
   }
+  if (value.is_string()) {
+    // Text from a trigger reaches records, logs and commands: it must be UTF-8.
+    const std::string& text = value.get_ref<const std::string&>();
+    if (auto at = find_invalid_utf8(text))
+      return fail("value is not valid UTF-8 (byte " + byte_hex(text, *at) + " at offset " +
+                  std::to_string(*at) + ")");
+  }
   if (!type_ok) return fail(std::string("expected ") + type_name(type) + ", got '" + show(value) + "'");
   json out = value;
   if (type == Type::Float) out = value.get<double>();
@@ -122,6 +131,10 @@ Result<json> ParamSpec::check(const json& value) const {
 }
 
 Result<json> ParamSpec::parse_cli(const std::string& text) const {
+  if (auto at = find_invalid_utf8(text))  // never quoted back: the error must be UTF-8 too
+    return make_error("param '" + name + "': value is not valid UTF-8 (byte " +
+                          byte_hex(text, *at) + " at offset " + std::to_string(*at) + ")",
+                      "invalid");
   auto bad = [&] {
     return make_error(
         "param '" + name + "': expected " + type_name(type) + ", got '" + text + "'", "invalid");

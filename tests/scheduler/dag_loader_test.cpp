@@ -871,6 +871,17 @@ TEST_F(ParamTest, ParseCliRejectsTextOfTheWrongType) {
             "param 'name': '$(touch /tmp/pwned); x' does not match pattern '^[a-z]+$'");
 }
 
+TEST_F(ParamTest, TextThatIsNotUtf8IsRefusedWithoutBeingQuotedBack) {
+  auto r = dag_->param("name")->parse_cli("ab\xa0" "c");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "param 'name': value is not valid UTF-8 (byte 0xa0 at offset 2)");
+  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(dag_->param("window_days")->parse_cli("7\xff").message(),
+            "param 'window_days': value is not valid UTF-8 (byte 0xff at offset 1)");
+  EXPECT_EQ(dag_->param("name")->check(json("x\xc3")).message(),
+            "param 'name': value is not valid UTF-8 (byte 0xc3 at offset 1)");
+}
+
 TEST_F(ParamTest, ResolveParamsFillsDefaultsAndChecksGivenValues) {
   auto r = dag_->resolve_params(json{{"name", "abc"}, {"window_days", 30}});
   ASSERT_TRUE(r.ok()) << r.message();
