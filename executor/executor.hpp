@@ -37,8 +37,9 @@ class Executor {
   virtual ~Executor() = default;
   virtual void set_callback(Callback cb) = 0;
   virtual void start(const TrySpec& spec) = 0;
-  // Ends a running try's whole process group (SIGTERM, then SIGKILL after a grace).
-  virtual void kill(const std::string& key) = 0;
+  // Ends a running try's whole process group (SIGTERM, then SIGKILL after a grace), first
+  // writing "drover: WHY" into its log when `why` is not empty.
+  virtual void kill(const std::string& key, const std::string& why) = 0;
   // Watches a try started by an earlier daemon (pid from TRY_DIR/pid) until it ends,
   // then reports Finished with its result.json.
   virtual void adopt(const std::string& key, const std::string& try_dir) = 0;

@@ -74,15 +74,19 @@ class LocalExecutor final : public Executor {
     }
   }
 
-  void kill(const std::string& key) override {
+  void kill(const std::string& key, const std::string& why) override {
     for (auto& w : workers_) {
       if (w->current_key == key && w->try_pid > 0) {
+        note_in_log(w->current_try_dir, why);
         signal_group(w->try_pid, w->try_pid_start);
         return;
       }
     }
     auto it = adopted_.find(key);
-    if (it != adopted_.end()) signal_group(it->second.pid, it->second.start);
+    if (it != adopted_.end()) {
+      note_in_log(it->second.try_dir, why);
+      signal_group(it->second.pid, it->second.start);
+    }
   }
 
   void adopt(const std::string& key, const std::string& try_dir) override {
@@ -109,6 +113,15 @@ class LocalExecutor final : public Executor {
     int writer = 0;
     long long writer_start = 0;
   };
+
+  // Appends "drover: WHY" to the try's log, so that `drover logs` says why it ended.
+  static void note_in_log(const std::string& try_dir, const std::string& why) {
+    if (why.empty() || try_dir.empty()) return;
+    int fd = ::open((try_dir + "/log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    (void)write_all(fd, "\ndrover: " + why + "\n");
+    ::close(fd);
+  }
 
   void signal_group(int pid, long long start) {
     if (pid <= 0 || !process_alive(pid, start)) return;

@@ -737,7 +737,9 @@ struct Engine::Impl {
       rt.rec.error = "timed out after " + format_duration(*rt.deadline - rt.rec.started_at);
       (void)store.update_try(rt.rec);
       spdlog::warn("try {} timed out; killing its process group", key);
-      asio::post(io, [this, key] { exec.kill(key); });
+      asio::post(io, [this, key, why = rt.rec.error] {
+        exec.kill(key, why + "; killing its process group");
+      });
     }
   }
 
@@ -1169,7 +1171,7 @@ Status Engine::cancel(const std::string& run_id, const std::string& user) {
   for (auto& [key, rt] : impl_->running) {
     if (rt.run_id != run_id) continue;
     rt.cancelled = true;
-    impl_->exec.kill(key);
+    impl_->exec.kill(key, "run " + run_id + " cancelled by " + user + "; killing its process group");
   }
   if (run_observer_) run_observer_(run_id, RunState::Cancelled);
   impl_->post_pump();

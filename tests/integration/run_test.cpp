@@ -145,7 +145,10 @@ tasks:
   fs::path bg = home() / "runs" / rec["id"].get<std::string>() / "hang" / "1" / "work" / "bg.pid";
   pid_t pid = std::stoi(read_all(bg));
   EXPECT_TRUE(wait_until([&] { return !pid_alive(pid); }, std::chrono::seconds(10)))
-      << "the background child of the timed-out task survived";
+      << "the background child of the timed-out task survived";  // The log says why it ended.
+  std::string log = read_all(bg.parent_path().parent_path() / "log");
+  EXPECT_NE(log.find("drover: timed out after 1s; killing its process group"), std::string::npos)
+      << log;
 }
 
 TEST_F(RunTest, ParamValuesNeverReachTheShellUnquoted) {
