@@ -66,6 +66,13 @@ class LocalExecutor final : public Executor {
     w->current_key = key;
     w->current_try_dir = spec.try_dir;
     w->try_pid = 0;
+    // Which worker holds the try, until it writes TRY_DIR/pid: a daemon adopting the try
+    // meanwhile waits for that worker instead of calling the try "never started".
+    if (make_dirs(spec.try_dir))
+      (void)write_file_atomic(std::filesystem::path(spec.try_dir) / "dispatch",
+                              std::to_string(w->pid) + " " +
+                                  std::to_string(process_start_ticks(w->pid)) + "\n",
+                              0644, /*durable=*/false);
     std::string line = to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
     if (!write_all(w->to_fd, line)) {
       w->current_key.clear();
@@ -113,6 +120,17 @@ class LocalExecutor final : public Executor {
     int writer = 0;
     long long writer_start = 0;
   };
+
+  // The worker named in TRY_DIR/dispatch is still alive (it may yet start the try, or
+  // refuse it and exit because its daemon is gone).
+  static bool dispatched_worker_alive(const std::string& try_dir) {
+    auto text = read_file(std::filesystem::path(try_dir) / "dispatch", 128);
+    if (!text) return false;
+    int pid = 0;
+    long long start = 0;
+    if (std::sscanf(text->c_str(), "%d %lld", &pid, &start) != 2 || pid <= 0) return false;
+    return process_alive(pid, start);
+  }
 
   // Appends "drover: WHY" to the try's log, so that `drover logs` says why it ended.
   static void note_in_log(const std::string& try_dir, const std::string& why) {
@@ -267,6 +285,7 @@ class LocalExecutor final : public Executor {
         a.writer = p.writer;
         a.writer_start = p.writer_start;
       }
+      if (a.pid == 0 && dispatched_worker_alive(a.try_dir)) continue;  // not started yet
       if (a.pid > 0 && process_alive(a.pid, a.start)) continue;
       // The command is gone; its result comes from the writer, which may still be at it.
       if (a.writer > 0 && process_alive(a.writer, a.writer_start)) continue;
