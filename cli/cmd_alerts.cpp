@@ -3,10 +3,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/cli_util.hpp"
@@ -34,9 +33,8 @@ struct Options {
 };
 
 Result<ServerConfig> load(const Options& o) {
-  std::filesystem::path path = o.config.empty()
-                                    ? std::filesystem::path(o.home) / "config.yaml"
-                                    : std::filesystem::path(o.config);
+  std::filesystem::path path = o.config.empty() ? std::filesystem::path(o.home) / "config.yaml"
+                                                : std::filesystem::path(o.config);
   if (o.config.empty() && !std::filesystem::exists(path))
     return make_error("no server config: " + path.string() +
                       " does not exist (pass --config FILE)");
@@ -45,7 +43,8 @@ Result<ServerConfig> load(const Options& o) {
 
 std::string target_of(const AlertChannel& ch) {
   switch (ch.type) {
-    case AlertChannel::Type::Webhook: return ch.url;
+    case AlertChannel::Type::Webhook:
+      return ch.url;
     case AlertChannel::Type::Email: {
       std::string to;
       for (const auto& r : ch.to) to += (to.empty() ? "" : ",") + r;
@@ -69,8 +68,8 @@ int do_ls(const Options& o) {
   if (o.json) {
     json list = json::array();
     for (const auto& [name, ch] : cfg->alerts.channels)
-      list.push_back({{"name", name}, {"type", AlertChannel::type_name(ch.type)},
-                      {"target", target_of(ch)}});
+      list.push_back(
+          {{"name", name}, {"type", AlertChannel::type_name(ch.type)}, {"target", target_of(ch)}});
     std::printf("%s\n", list.dump(2).c_str());
     return kExitOk;
   }
@@ -109,8 +108,8 @@ int do_test(const Options& o) {
   alert.details = {{"channel", o.channel}};
   Status s = deliver_alert(it->second, alert);
   if (!s.ok()) {
-    std::fprintf(stderr, "drover alerts: channel '%s' (%s): not delivered: %s\n",
-                 o.channel.c_str(), AlertChannel::type_name(it->second.type), s.message().c_str());
+    std::fprintf(stderr, "drover alerts: channel '%s' (%s): not delivered: %s\n", o.channel.c_str(),
+                 AlertChannel::type_name(it->second.type), s.message().c_str());
     return kExitFailure;
   }
   std::printf("delivered a test alert to '%s' (%s)\n", o.channel.c_str(),
@@ -124,7 +123,8 @@ int cmd_alerts(int argc, char** argv) {
   use_usage_first(app);
   app.description("Alert channels of the server config (webhook, email, command).");
   app.footer(std::string("The config is --config FILE, else HOME/config.yaml. "
-                         "See docs/alerts.md.\n") + kExitCodes);
+                         "See docs/alerts.md.\n") +
+             kExitCodes);
   app.require_subcommand(1);
   Options o;
   auto sub = [&](const char* name, const char* what) {

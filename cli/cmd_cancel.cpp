@@ -1,7 +1,6 @@
 // `drover cancel RUN`: asks the daemon to cancel a run's unfinished tasks
 // (POST /api/v1/runs/{run}/cancel).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string>
 
@@ -17,10 +16,11 @@ int cmd_cancel(int argc, char** argv) {
   CLI::App app{"Cancel a run: its running tasks are stopped, the rest never start.",
                "drover cancel"};
   use_usage_first(app);
-  app.footer("Exit codes:\n"
-             "  0  the run is being cancelled\n"
-             "  1  no such run, the run already finished, or the daemon could not be reached\n"
-             "  2  usage error");
+  app.footer(
+      "Exit codes:\n"
+      "  0  the run is being cancelled\n"
+      "  1  no such run, the run already finished, or the daemon could not be reached\n"
+      "  2  usage error");
   std::string run;
   ClientOptions options;
   app.add_option("run", run, "The run id")->required();

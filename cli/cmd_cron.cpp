@@ -1,10 +1,9 @@
 // `drover cron next EXPR`: prints the next fire times of a cron schedule in a time zone,
 // the same computation the daemon uses (scheduler/cron.hpp). A debugging aid and a test hook.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/cli_util.hpp"
@@ -55,8 +54,8 @@ int run_next(const NextOptions& o) {
   for (int i = 0; i < o.count; ++i) {
     t = (*schedule)->next(t, *zone);
     if (t == TimePoint::max()) {
-      std::fprintf(stderr, "drover cron: '%s' does not fire %swithin 30 years\n",
-                   o.expr.c_str(), i == 0 ? "" : "again ");
+      std::fprintf(stderr, "drover cron: '%s' does not fire %swithin 30 years\n", o.expr.c_str(),
+                   i == 0 ? "" : "again ");
       break;
     }
     std::string text = format_iso_zoned(t, *zone);
@@ -86,8 +85,7 @@ int cmd_cron(int argc, char** argv) {
                            "first strictly after --from.\nExample: drover cron next '30 2 * * *' "
                            "--tz Europe/Moscow --from 2010-03-27T12:00:00+03:00\n") +
                kExitCodes);
-  next->add_option("EXPR", o.expr, "Cron expression, e.g. '0 3 * * MON' (quote it)")
-      ->required();
+  next->add_option("EXPR", o.expr, "Cron expression, e.g. '0 3 * * MON' (quote it)")->required();
   next->add_option("--tz", o.tz, "IANA time zone the schedule runs in (default UTC)");
   next->add_option("--from", o.from,
                    "Start time, ISO 8601 with Z or an offset (default: now); the first time "

@@ -1,16 +1,15 @@
 // `drover drift --reference REF --current REF`: feature drift between two tables, the same
 // computation as the `drift` task type (plugins/drift/drift.hpp, docs/drift.md).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
-#include "plugins/dataset_ref.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/fs.hpp"
+#include "plugins/dataset_ref.hpp"
 #include "plugins/drift/drift.hpp"
 
 namespace drover::cli {
@@ -37,7 +36,8 @@ constexpr const char* kFooter =
 std::string g_home = ".drover";
 Result<std::string> resolve_ref(const std::string& ref) {
   if (is_dataset_file_ref(ref)) {
-    auto p = materialize_dataset_file(g_home, ref, std::filesystem::path(g_home) / "cache" / "refs");
+    auto p =
+        materialize_dataset_file(g_home, ref, std::filesystem::path(g_home) / "cache" / "refs");
     if (!p) return p.error();
     return p->string();
   }
@@ -73,10 +73,8 @@ void print_summary(const drift::json& r) {
       std::printf("column %s: %s\n", key, c.get<std::string>().c_str());
   }
   for (auto& t : r["schema"]["type_changed"]) {
-    std::printf("column type changed: %s (%s -> %s)\n",
-                t["column"].get<std::string>().c_str(),
-                t["reference"].get<std::string>().c_str(),
-                t["current"].get<std::string>().c_str());
+    std::printf("column type changed: %s (%s -> %s)\n", t["column"].get<std::string>().c_str(),
+                t["reference"].get<std::string>().c_str(), t["current"].get<std::string>().c_str());
   }
   std::printf("%s: %d of %d features drifted (share %.4g, threshold %.4g)\n",
               r["drift"].get<bool>() ? "DATASET DRIFT" : "no dataset drift",
@@ -159,8 +157,9 @@ int run(const Options& o) {
 }
 
 int cmd_drift(int argc, char** argv) {
-  CLI::App app("Compare a current dataset with a reference: per-feature statistics and "
-               "drift tests.");
+  CLI::App app(
+      "Compare a current dataset with a reference: per-feature statistics and "
+      "drift tests.");
   app.name(argv[0]);
   use_usage_first(app);
   app.footer(kFooter);
@@ -169,8 +168,7 @@ int cmd_drift(int argc, char** argv) {
   app.add_option("--current", o.current, "Current data (REF)")->required();
   app.add_option("--columns", o.columns, "Comma-separated columns to check (default: all)");
   app.add_option("--method", o.methods, "Per-column method, COLUMN=METHOD (repeatable)");
-  app.add_option("--threshold", o.thresholds,
-                 "Per-column threshold, COLUMN=NUMBER (repeatable)");
+  app.add_option("--threshold", o.thresholds, "Per-column threshold, COLUMN=NUMBER (repeatable)");
   app.add_option("--type", o.types,
                  "Per-column type override, COLUMN=numeric|categorical (repeatable)");
   app.add_option("--drift-share", o.drift_share,
@@ -185,7 +183,6 @@ int cmd_drift(int argc, char** argv) {
 
 }  // namespace
 
-DROVER_COMMAND("drift", "Check feature drift between a reference and a current dataset",
-               cmd_drift);
+DROVER_COMMAND("drift", "Check feature drift between a reference and a current dataset", cmd_drift);
 
 }  // namespace drover::cli

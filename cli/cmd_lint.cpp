@@ -2,12 +2,11 @@
 // and prints every diagnostic as `file:line:col: message`, sorted by file and line. Also
 // reports a DAG id used by more than one of the files.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <tuple>
@@ -57,8 +56,8 @@ int cmd_lint(int argc, char** argv) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
       auto found = find_dag_files(p);
-      if (found.empty()) std::fprintf(stderr, "drover lint: no *.yaml or *.yml files under %s\n",
-                                      p.c_str());
+      if (found.empty())
+        std::fprintf(stderr, "drover lint: no *.yaml or *.yml files under %s\n", p.c_str());
       for (const auto& f : found) add(f);
     } else {
       add(p);  // a missing or unreadable file is reported by the loader
@@ -78,9 +77,9 @@ int cmd_lint(int argc, char** argv) {
     auto [it, inserted] = ids.emplace(r.dag->id, r.dag->file);
     if (!inserted) {
       ++bad_files;
-      diags.push_back(Diagnostic{r.dag->file, r.dag->id_loc.line, r.dag->id_loc.col,
-                                 "duplicate dag id '" + r.dag->id + "' (also in " + it->second +
-                                     ")"});
+      diags.push_back(
+          Diagnostic{r.dag->file, r.dag->id_loc.line, r.dag->id_loc.col,
+                     "duplicate dag id '" + r.dag->id + "' (also in " + it->second + ")"});
     }
   }
   std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {

@@ -1,12 +1,12 @@
 // `drover run FILE`: runs one DAG once, here, without a daemon (like `dvc repro` or
 // `airflow dags test`), with the same store, worker processes and records as the daemon.
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <cstdio>
 #include <string>
-#include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
 #include "cli/engine_setup.hpp"
@@ -25,9 +25,10 @@ int cmd_run(int argc, char** argv) {
   CLI::App app{"Run one DAG once, here, without a daemon; records go to the same store.",
                "drover run"};
   use_usage_first(app);
-  app.footer("A failed run ends with \"drover run: run RUN failed\" on stderr, then each failed\n"
-             "try's error and the last 10 lines of its log.\n"
-             "Exit codes: 0 the run succeeded, 1 it failed or the DAG file is invalid, 2 usage.");
+  app.footer(
+      "A failed run ends with \"drover run: run RUN failed\" on stderr, then each failed\n"
+      "try's error and the last 10 lines of its log.\n"
+      "Exit codes: 0 the run succeeded, 1 it failed or the DAG file is invalid, 2 usage.");
   std::string file, home = ".drover", project_dir;
   std::vector<std::string> params;
   int slots = default_slots();

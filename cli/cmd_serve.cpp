@@ -1,12 +1,12 @@
 // `drover serve`: the daemon — loads the DAG folder (and follows its changes), fires
 // schedules, runs tries on warm local workers, serves the REST API. Composed here from
 // the store, the executor, the engine and the API server (DESIGN.md §3).
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <cstdio>
-#include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
 #include "cli/engine_setup.hpp"
@@ -131,8 +131,7 @@ int cmd_serve(int argc, char** argv) {
   spdlog::info("drover serve: listening on {} (home {}, dags {})", *url, home, dags);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
-    spdlog::info("signal {}: stopping (running tries are left to finish and will be adopted)",
-                 sig);
+    spdlog::info("signal {}: stopping (running tries are left to finish and will be adopted)", sig);
     engine.stop();
     api.stop();
     exec->shutdown();

@@ -2,24 +2,23 @@
 // add, status, ls, show, diff, checkout, tag, push, pull, gc. State lives under --home
 // (default ./.drover). See docs/data.md.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
-#include "cli/usage_formatter.hpp"
 #include "cli/engine_setup.hpp"
+#include "cli/usage_formatter.hpp"
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/time.hpp"
-#include "plugins/snapshot/progress.hpp"
 #include "plugins/snapshot/http_remote.hpp"
+#include "plugins/snapshot/progress.hpp"
 #include "plugins/snapshot/registry.hpp"
 #include "scheduler/store.hpp"
 
@@ -40,9 +39,7 @@ constexpr const char* kRefHelp =
     "REF is NAME@TAG, NAME@latest, a version id, or a unique version-id prefix "
     "(at least 8 hex digits).\n";
 
-std::string dump(const json& j) {
-  return j.dump(2, ' ', false, json::error_handler_t::replace);
-}
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "drover snapshot: %s\n", msg.c_str());
@@ -104,8 +101,9 @@ int do_ls(const Options& o) {
   Registry reg(o.home);
   if (o.dataset.empty()) {
     json list = json::array();
-    if (!o.json) std::printf("%-24s %8s  %-12s  %-27s  %s\n", "DATASET", "VERSIONS", "LATEST",
-                             "UPDATED", "TAGS");
+    if (!o.json)
+      std::printf("%-24s %8s  %-12s  %-27s  %s\n", "DATASET", "VERSIONS", "LATEST", "UPDATED",
+                  "TAGS");
     for (auto& name : reg.datasets()) {
       auto log = reg.log(name);
       if (!log) return fail(log.message());
@@ -135,8 +133,8 @@ int do_ls(const Options& o) {
   auto latest = reg.latest(o.dataset).value_or("");
   json list = json::array();
   if (!o.json)
-    std::printf("%-27s  %-12s  %7s  %10s  %-16s  %s\n", "TIME", "VERSION", "FILES", "SIZE",
-                "TAGS", "MESSAGE");
+    std::printf("%-27s  %-12s  %7s  %10s  %-16s  %s\n", "TIME", "VERSION", "FILES", "SIZE", "TAGS",
+                "MESSAGE");
   for (auto it = log->rbegin(); it != log->rend(); ++it) {
     auto m = reg.load(it->version);
     size_t files = m ? m->file_count() : 0;
@@ -144,9 +142,8 @@ int do_ls(const Options& o) {
     auto t = tags_of(tags, it->version);
     if (it->version == latest && it == log->rbegin()) t.insert(t.begin(), "latest");
     if (o.json) {
-      json j = {{"time", it->time},   {"version", it->version}, {"files", files},
-                {"size", size},       {"tags", t},              {"message", it->message},
-                {"present", m.ok()}};
+      json j = {{"time", it->time}, {"version", it->version}, {"files", files},   {"size", size},
+                {"tags", t},        {"message", it->message}, {"present", m.ok()}};
       list.push_back(std::move(j));
     } else {
       std::printf("%-27s  %-12s  %7zu  %10s  %-16s  %s\n", it->time.c_str(),
@@ -181,8 +178,8 @@ int do_show(const Options& o) {
                   static_cast<unsigned long long>(e.size), e.sha256.substr(0, 12).c_str(),
                   e.path.c_str());
     else if (e.kind == ManifestEntry::Kind::Symlink)
-      std::printf("%s %12s  %-12s  %s -> %s\n", mode_string(e).c_str(), "-", "",
-                  e.path.c_str(), e.target.c_str());
+      std::printf("%s %12s  %-12s  %s -> %s\n", mode_string(e).c_str(), "-", "", e.path.c_str(),
+                  e.target.c_str());
     else
       std::printf("%s %12s  %-12s  %s/\n", mode_string(e).c_str(), "-", "", e.path.c_str());
   }
@@ -351,8 +348,7 @@ int do_gc(const Options& o) {
   std::printf("%s %llu blobs, freed %llu bytes (%s); %llu kept\n",
               o.dry_run ? "would delete" : "deleted",
               static_cast<unsigned long long>(r->blobs_deleted),
-              static_cast<unsigned long long>(r->bytes_freed),
-              human_bytes(r->bytes_freed).c_str(),
+              static_cast<unsigned long long>(r->bytes_freed), human_bytes(r->bytes_freed).c_str(),
               static_cast<unsigned long long>(r->blobs_kept));
   return kExitOk;
 }
@@ -362,8 +358,10 @@ int cmd_snapshot(int argc, char** argv) {
   app.name(argv[0]);
   use_usage_first(app);
   app.description("Dataset snapshots: content-addressed, deduplicated versions of data folders.");
-  app.footer(std::string(kRefHelp) + "State lives under --home (default ./.drover). See "
-                                     "docs/data.md.\n" + kExitCodes);
+  app.footer(std::string(kRefHelp) +
+             "State lives under --home (default ./.drover). See "
+             "docs/data.md.\n" +
+             kExitCodes);
   app.require_subcommand(1);
   Options o;
   auto sub = [&](const char* name, const char* what, const char* footer) {
@@ -426,8 +424,8 @@ int cmd_snapshot(int argc, char** argv) {
   push->add_option("--remote,-r", o.remote, "Remote URL")->required();
   push->add_option("--token-file", o.token_file, "Bearer token file for an http(s):// remote");
   push->add_flag("--json", o.json, "Print JSON");
-  auto* pull = sub("pull", "Fetch a version (NAME@TAG, NAME@latest or full id) from a remote",
-                   kRemoteHelp);
+  auto* pull =
+      sub("pull", "Fetch a version (NAME@TAG, NAME@latest or full id) from a remote", kRemoteHelp);
   pull->add_option("REF", o.ref, "Version")->required();
   pull->add_option("--remote,-r", o.remote, "Remote URL")->required();
   pull->add_option("--token-file", o.token_file, "Bearer token file for an http(s):// remote");

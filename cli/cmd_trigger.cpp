@@ -2,11 +2,10 @@
 // (POST /api/v1/dags/{dag}/trigger) and prints its id; with --wait, follows the run's tasks
 // until it ends.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,7 +21,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
-
 
 bool run_finished(const std::string& state) {
   return state == "success" || state == "failed" || state == "cancelled";
@@ -76,16 +74,18 @@ Result<json> wait_for(HttpClient& client, const std::string& run_id, bool quiet)
 }
 
 int cmd_trigger(int argc, char** argv) {
-  CLI::App app{"Ask the daemon to run DAG now and print the new run's id. Parameters are\n"
-               "sent as text; the daemon converts them to their declared types and refuses\n"
-               "the run (creating nothing) when a name or value does not fit.",
-               "drover trigger"};
+  CLI::App app{
+      "Ask the daemon to run DAG now and print the new run's id. Parameters are\n"
+      "sent as text; the daemon converts them to their declared types and refuses\n"
+      "the run (creating nothing) when a name or value does not fit.",
+      "drover trigger"};
   use_usage_first(app);
-  app.footer("Exit codes:\n"
-             "  0  the run was created (with --wait: and it succeeded)\n"
-             "  1  the daemon refused or could not be reached (with --wait: or the run did not "
-             "succeed)\n"
-             "  2  usage error");
+  app.footer(
+      "Exit codes:\n"
+      "  0  the run was created (with --wait: and it succeeded)\n"
+      "  1  the daemon refused or could not be reached (with --wait: or the run did not "
+      "succeed)\n"
+      "  2  usage error");
   std::string dag;
   ClientOptions options;
   std::vector<std::string> params;
@@ -126,8 +126,10 @@ int cmd_trigger(int argc, char** argv) {
   if (!created) return fail(created.message());
   std::string run_id = created->value("run_id", "");
   if (!wait) {
-    if (as_json) std::printf("%s\n", created->dump(2).c_str());
-    else std::printf("%s\n", run_id.c_str());
+    if (as_json)
+      std::printf("%s\n", created->dump(2).c_str());
+    else
+      std::printf("%s\n", run_id.c_str());
     return kExitOk;
   }
   if (!as_json) {
@@ -137,8 +139,10 @@ int cmd_trigger(int argc, char** argv) {
   auto run = wait_for(client, run_id, as_json);
   if (!run) return fail(run.message());
   std::string state = run->value("state", "");
-  if (as_json) std::printf("%s\n", run->dump(2).c_str());
-  else std::printf("run %s %s\n", run_id.c_str(), state.c_str());
+  if (as_json)
+    std::printf("%s\n", run->dump(2).c_str());
+  else
+    std::printf("run %s %s\n", run_id.c_str(), state.c_str());
   return state == "success" ? kExitOk : kExitFailure;
 }
 

@@ -36,5 +36,6 @@ constexpr int kExitUsage = 2;
 #define DROVER_CONCAT(a, b) DROVER_CONCAT_(a, b)
 #define DROVER_COMMAND(name, summary, fn) \
   static ::drover::cli::CommandRegistrar DROVER_CONCAT(drover_cmd_, __LINE__)(name, summary, fn)
-#define DROVER_INTERNAL_COMMAND(name, summary, fn) \
-  static ::drover::cli::CommandRegistrar DROVER_CONCAT(drover_cmd_, __LINE__)(name, summary, fn, true)
+#define DROVER_INTERNAL_COMMAND(name, summary, fn)                                               \
+  static ::drover::cli::CommandRegistrar DROVER_CONCAT(drover_cmd_, __LINE__)(name, summary, fn, \
+                                                                              true)

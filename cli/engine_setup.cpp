@@ -1,15 +1,15 @@
 #include "cli/engine_setup.hpp"
-#include "executor/proc.hpp"
-#include "scheduler/alerts.hpp"
-#include "scheduler/config.hpp"
-
-#include <spdlog/spdlog.h>
 
 #include <pwd.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
+
+#include "executor/proc.hpp"
+#include "scheduler/alerts.hpp"
+#include "scheduler/config.hpp"
 
 namespace drover::cli {
 

@@ -1,10 +1,10 @@
 // Entry point: dispatches `drover NAME ...` to the registered subcommand.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
 #include "common/process.hpp"

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,8 +53,10 @@ Result<BlobRef> BlobStore::commit_temp(const fs::path& tmp, BlobRef ref) {
     ::unlink(tmp.c_str());
     return make_error(dest.string() + ": " + std::strerror(e));
   }
-  if (!deferred_sync_) (void)fsync_dir(dest.parent_path());
-  else unsynced_.fetch_add(1, std::memory_order_relaxed);
+  if (!deferred_sync_)
+    (void)fsync_dir(dest.parent_path());
+  else
+    unsynced_.fetch_add(1, std::memory_order_relaxed);
   return ref;
 }
 
@@ -135,7 +137,9 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   struct stat before;
   if (::fstat(in, &before) != 0) return make_error(src.string() + ": " + std::strerror(errno));
   ::posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-  auto changed = [&] { return make_error(src.string() + ": changed while being stored", "changed"); };
+  auto changed = [&] {
+    return make_error(src.string() + ": changed while being stored", "changed");
+  };
   // A file changed within the racy window may change again within the same timestamp
   // tick, unseen by stat: store it by copying while hashing, so the blob holds exactly
   // the bytes that were hashed.
@@ -179,7 +183,8 @@ Result<BlobRef> BlobStore::copy_while_hashing(int in, const fs::path& src) {
   for (;;) {
     ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || (n > 0 && !write_all(*out, std::string_view(buf.data(), static_cast<size_t>(n))))) {
+    if (n < 0 ||
+        (n > 0 && !write_all(*out, std::string_view(buf.data(), static_cast<size_t>(n))))) {
       int e = errno;
       ::close(*out);
       ::unlink(tmp.c_str());

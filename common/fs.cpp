@@ -62,8 +62,7 @@ Status make_dirs(const fs::path& dir) {
   return {};
 }
 
-Status write_file_atomic(const fs::path& path, std::string_view content, int mode,
-                         bool durable) {
+Status write_file_atomic(const fs::path& path, std::string_view content, int mode, bool durable) {
   fs::path tmp = path;
   tmp += ".tmp-" + random_hex(6);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -126,8 +125,8 @@ Result<FileLock> FileLock::acquire(const std::filesystem::path& file, bool exclu
 }
 
 Status FileLock::set_content(std::string_view text) {
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) !=
-                                      static_cast<ssize_t>(text.size()))
+  if (::ftruncate(fd_, 0) != 0 ||
+      ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
     return make_error(std::string("writing a lock file: ") + std::strerror(errno));
   return {};
 }

@@ -339,7 +339,10 @@ Result<TimePoint> parse_iso(std::string_view s) {
       ++p;
       int n = 0;
       while (p < s.size() && std::isdigit(static_cast<unsigned char>(s[p]))) {
-        if (n < 6) { us = us * 10 + (s[p] - '0'); ++n; }
+        if (n < 6) {
+          us = us * 10 + (s[p] - '0');
+          ++n;
+        }
         ++p;
       }
       if (n == 0) return bad();
@@ -419,12 +422,23 @@ Result<Micros> parse_duration(std::string_view s) {
     long long n = 0;
     std::from_chars(s.data() + start, s.data() + p, n);
     long long unit;
-    if (s.substr(p, 2) == "ms") { unit = 1000; p += 2; }
-    else if (p < s.size() && s[p] == 's') { unit = 1000000; ++p; }
-    else if (p < s.size() && s[p] == 'm') { unit = 60LL * 1000000; ++p; }
-    else if (p < s.size() && s[p] == 'h') { unit = 3600LL * 1000000; ++p; }
-    else if (p < s.size() && s[p] == 'd') { unit = 86400LL * 1000000; ++p; }
-    else return bad();
+    if (s.substr(p, 2) == "ms") {
+      unit = 1000;
+      p += 2;
+    } else if (p < s.size() && s[p] == 's') {
+      unit = 1000000;
+      ++p;
+    } else if (p < s.size() && s[p] == 'm') {
+      unit = 60LL * 1000000;
+      ++p;
+    } else if (p < s.size() && s[p] == 'h') {
+      unit = 3600LL * 1000000;
+      ++p;
+    } else if (p < s.size() && s[p] == 'd') {
+      unit = 86400LL * 1000000;
+      ++p;
+    } else
+      return bad();
     // Anything past ~292,000 years overflows microseconds: refuse it.
     if (n > (std::numeric_limits<long long>::max() - total) / unit) return bad();
     total += n * unit;

@@ -13,7 +13,7 @@ PKGS=(
   libcurl4-openssl-dev
   python3 python3-aiosmtpd python3-sklearn python3-numpy python3-scipy python3-pandas
   make snakemake procps curl openssl ca-certificates
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format
 )
 
 missing=()

@@ -6,14 +6,15 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "plugins/task_type.hpp"
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace drover {
 
@@ -48,9 +49,9 @@ class Executor {
 };
 
 struct LocalExecutorOptions {
-  std::string self_exe;       // path of the drover binary (for `drover worker`)
-  int max_workers = 4;        // warm processes kept at most
-  int kill_grace_ms = 2000;   // SIGTERM -> SIGKILL
+  std::string self_exe;      // path of the drover binary (for `drover worker`)
+  int max_workers = 4;       // warm processes kept at most
+  int kill_grace_ms = 2000;  // SIGTERM -> SIGKILL
 };
 
 std::unique_ptr<Executor> make_local_executor(boost::asio::io_context& io,

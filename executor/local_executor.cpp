@@ -1,6 +1,7 @@
 // LocalExecutor: a pool of warm `drover worker` processes talking JSON lines over pipes.
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,10 +10,9 @@
 #include <cstring>
 #include <deque>
 #include <map>
-#include <spdlog/spdlog.h>
 
-#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/json_text.hpp"
 #include "common/process.hpp"
 #include "executor/executor.hpp"
 #include "executor/proc.hpp"
@@ -45,8 +45,7 @@ struct Worker {
 
 class LocalExecutor final : public Executor {
  public:
-  LocalExecutor(asio::io_context& io, LocalExecutorOptions opts)
-      : io_(io), opts_(std::move(opts)) {
+  LocalExecutor(asio::io_context& io, LocalExecutorOptions opts) : io_(io), opts_(std::move(opts)) {
     // A task writing to a closed pipe must not kill the daemon.
     ::signal(SIGPIPE, SIG_IGN);
   }
@@ -69,11 +68,12 @@ class LocalExecutor final : public Executor {
     // Which worker holds the try, until it writes TRY_DIR/pid: a daemon adopting the try
     // meanwhile waits for that worker instead of calling the try "never started".
     if (make_dirs(spec.try_dir))
-      (void)write_file_atomic(std::filesystem::path(spec.try_dir) / "dispatch",
-                              std::to_string(w->pid) + " " +
-                                  std::to_string(process_start_ticks(w->pid)) + "\n",
-                              0644, /*durable=*/false);
-    std::string line = to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
+      (void)write_file_atomic(
+          std::filesystem::path(spec.try_dir) / "dispatch",
+          std::to_string(w->pid) + " " + std::to_string(process_start_ticks(w->pid)) + "\n", 0644,
+          /*durable=*/false);
+    std::string line =
+        to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
     if (!write_all(w->to_fd, line)) {
       w->current_key.clear();
       mark_dead(*w);
@@ -144,7 +144,8 @@ class LocalExecutor final : public Executor {
   void signal_group(int pid, long long start) {
     if (pid <= 0 || !process_alive(pid, start)) return;
     ::kill(-pid, SIGTERM);
-    auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(opts_.kill_grace_ms));
+    auto t =
+        std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(opts_.kill_grace_ms));
     t->async_wait([t, pid, start](const boost::system::error_code& ec) {
       if (!ec && process_alive(pid, start)) ::kill(-pid, SIGKILL);
     });
@@ -154,9 +155,9 @@ class LocalExecutor final : public Executor {
     for (auto& w : workers_)
       if (!w->dead && w->current_key.empty()) return w.get();
     // Drop dead workers, then start a new one.
-    workers_.erase(std::remove_if(workers_.begin(), workers_.end(),
-                                  [](auto& w) { return w->gone; }),
-                   workers_.end());
+    workers_.erase(
+        std::remove_if(workers_.begin(), workers_.end(), [](auto& w) { return w->gone; }),
+        workers_.end());
     return spawn_worker();
   }
 

@@ -5,17 +5,17 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <thread>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
-#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/json_text.hpp"
+#include "common/process.hpp"
 #include "common/redact.hpp"
 #include "executor/proc.hpp"
-#include "common/process.hpp"
 
 namespace drover {
 
@@ -67,7 +67,8 @@ Status collect_one(BlobStore& blobs, const fs::path& work, const fs::path& file,
   if (!ref) return ref.error();
   struct stat st;
   int mode = ::stat(file.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : 0644;
-  out.push_back(FileEntry{fs::relative(file, work).generic_string(), ref->sha256, ref->size, mode, ""});
+  out.push_back(
+      FileEntry{fs::relative(file, work).generic_string(), ref->sha256, ref->size, mode, ""});
   return {};
 }
 
@@ -141,8 +142,8 @@ int finish_try(const TrySpec& spec, int code, std::string error, long long start
   json outputs = json::array();
   for (auto& f : files)
     outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
-  json result = {{"started_at", started_us}, {"exit_code", code},   {"error", error},
-                 {"outputs", outputs},       {"values", values},   {"metrics", metrics},
+  json result = {{"started_at", started_us}, {"exit_code", code}, {"error", error},
+                 {"outputs", outputs},       {"values", values},  {"metrics", metrics},
                  {"ended_at", now_us()}};
   // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
   // and a try whose result a power loss erased is simply lost and retried.

@@ -1,23 +1,21 @@
 #include "executor/worker.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-#include <sys/syscall.h>
-
 #include <cerrno>
 #include <chrono>
-#include <vector>
 #include <cstdio>
 #include <cstring>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
-#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/json_text.hpp"
 #include "common/process.hpp"
 #include "executor/proc.hpp"
 #include "executor/try_runner.hpp"
@@ -83,9 +81,12 @@ int worker_main(int in_fd, int out_fd) {
     std::string key = msg.value("key", "");
     auto spec = TrySpec::from_json(msg["spec"]);
     if (!spec) {
-      write_line(out_fd, to_json_text(json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},
-                              {"signal", nullptr}, {"result", nullptr},
-                              {"error", spec.message()}}));
+      write_line(out_fd, to_json_text(json{{"ev", "finished"},
+                                           {"key", key},
+                                           {"exit_code", nullptr},
+                                           {"signal", nullptr},
+                                           {"result", nullptr},
+                                           {"error", spec.message()}}));
       continue;
     }
     (void)make_dirs(spec->work_dir());
@@ -95,7 +96,8 @@ int worker_main(int in_fd, int out_fd) {
       long long started = now_us();
       json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
       auto prepared = prepare_try(*spec);
-      Result<pid_t> pid = prepared.ok() ? spawn_command_try(*spec) : Result<pid_t>(prepared.error());
+      Result<pid_t> pid =
+          prepared.ok() ? spawn_command_try(*spec) : Result<pid_t>(prepared.error());
       int code;
       if (!pid) {
         code = finish_try(*spec, 127, pid.message(), started, json::object(), json::array(), {});
@@ -104,8 +106,10 @@ int worker_main(int in_fd, int out_fd) {
         // that a daemon adopting the try waits for the result rather than calling it lost.
         write_pid_file(spec->try_dir, *pid, process_start_ticks(*pid), ::getpid(),
                        process_start_ticks(::getpid()));
-        write_line(out_fd, to_json_text(json{{"ev", "started"}, {"key", key}, {"pid", *pid},
-                                {"pid_start", process_start_ticks(*pid)}}));
+        write_line(out_fd, to_json_text(json{{"ev", "started"},
+                                             {"key", key},
+                                             {"pid", *pid},
+                                             {"pid_start", process_start_ticks(*pid)}}));
         int status = 0;
         while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
         }
@@ -120,9 +124,13 @@ int worker_main(int in_fd, int out_fd) {
     }
     pid_t pid = ::fork();
     if (pid < 0) {
-      write_line(out_fd, to_json_text(json{{"ev", "finished"}, {"key", key}, {"exit_code", nullptr},
-                              {"signal", nullptr}, {"result", nullptr},
-                              {"error", std::string("fork: ") + std::strerror(errno)}}));
+      write_line(out_fd,
+                 to_json_text(json{{"ev", "finished"},
+                                   {"key", key},
+                                   {"exit_code", nullptr},
+                                   {"signal", nullptr},
+                                   {"result", nullptr},
+                                   {"error", std::string("fork: ") + std::strerror(errno)}}));
       continue;
     }
     if (pid == 0) {
@@ -146,8 +154,10 @@ int worker_main(int in_fd, int out_fd) {
       ::_exit(code & 0xff);
     }
     ::setpgid(pid, pid);
-    write_line(out_fd, to_json_text(json{{"ev", "started"}, {"key", key}, {"pid", pid},
-                            {"pid_start", process_start_ticks(pid)}}));
+    write_line(out_fd, to_json_text(json{{"ev", "started"},
+                                         {"key", key},
+                                         {"pid", pid},
+                                         {"pid_start", process_start_ticks(pid)}}));
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

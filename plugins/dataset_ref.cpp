@@ -40,8 +40,9 @@ Result<fs::path> materialize_dataset_file(const fs::path& home, const std::strin
       if (auto s = reg.blobs().materialize(e.sha256, dest); !s) return s.error();
     return dest;
   }
-  return make_error("no file '" + path + "' in " + ref + " (version " + version->substr(0, 12) + ")",
-                    "not_found");
+  return make_error(
+      "no file '" + path + "' in " + ref + " (version " + version->substr(0, 12) + ")",
+      "not_found");
 }
 
 }  // namespace drover

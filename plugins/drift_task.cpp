@@ -9,8 +9,8 @@
 #include <filesystem>
 
 #include "common/fs.hpp"
-#include "plugins/drift/drift.hpp"
 #include "plugins/dataset_ref.hpp"
+#include "plugins/drift/drift.hpp"
 #include "plugins/task_type.hpp"
 
 namespace drover {
@@ -19,10 +19,14 @@ namespace {
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }
@@ -43,8 +47,9 @@ class DriftTaskType final : public TaskType {
   }
 
   void validate(const json& with, std::vector<ConfigError>& errors) const override {
-    static const char* kKeys[] = {"reference", "current",     "columns", "drift_share",
-                                  "fail_on_drift", "report", "methods", "thresholds", "types"};
+    static const char* kKeys[] = {"reference",   "current",       "columns",
+                                  "drift_share", "fail_on_drift", "report",
+                                  "methods",     "thresholds",    "types"};
     if (!with.is_object()) {
       errors.push_back({"", "task type 'drift' needs a 'with:' block with reference and current"});
       return;
@@ -110,8 +115,8 @@ class DriftTaskType final : public TaskType {
       } else {
         for (auto& [col, v] : t.items())
           if (!v.is_string() || (v != "numeric" && v != "categorical"))
-            errors.push_back({"types", "type of column '" + col +
-                                           "' must be numeric or categorical"});
+            errors.push_back(
+                {"types", "type of column '" + col + "' must be numeric or categorical"});
       }
     }
   }
@@ -145,12 +150,13 @@ class DriftTaskType final : public TaskType {
       ctx.publish.value("drifted", json::array());
       ctx.publish.value("skipped", why);
       // The declared report files exist either way, saying why nothing was compared.
-      json skipped = {{"drift", false}, {"share", 0.0}, {"features", json::object()},
-                      {"skipped", why}};
+      json skipped = {
+          {"drift", false}, {"share", 0.0}, {"features", json::object()}, {"skipped", why}};
       (void)write_file_atomic(resolve("drift.json"), skipped.dump(2) + "\n");
       (void)write_file_atomic(resolve(w.value("report", std::string("drift.html"))),
                               "<!doctype html><meta charset=utf-8><title>Drift: skipped</title>"
-                              "<p>Drift check skipped: " + html_escape(why) + "</p>\n");
+                              "<p>Drift check skipped: " +
+                                  html_escape(why) + "</p>\n");
       return 0;
     }
     if (!ref) {

@@ -17,8 +17,8 @@ class MockTaskType final : public TaskType {
  public:
   std::string_view name() const override { return "mock"; }
   void validate(const json& with, std::vector<ConfigError>& errors) const override {
-    static const char* kKeys[] = {"sleep_ms", "exit_code", "fail_on_try", "write_bytes", "values",
-                                  "metrics"};
+    static const char* kKeys[] = {"sleep_ms",    "exit_code", "fail_on_try",
+                                  "write_bytes", "values",    "metrics"};
     for (auto& [k, v] : with.items()) {
       bool known = false;
       for (auto* key : kKeys) known |= k == key;

@@ -43,8 +43,7 @@ class SnapshotTaskType final : public TaskType {
     if (with.contains("dataset") && with["dataset"].is_string() && !is_template(with["dataset"]) &&
         !with["dataset"].get<std::string>().empty() &&
         !snapshot::valid_dataset_name(with["dataset"].get<std::string>()))
-      errors.push_back({"dataset", "invalid dataset name '" +
-                                       with["dataset"].get<std::string>() +
+      errors.push_back({"dataset", "invalid dataset name '" + with["dataset"].get<std::string>() +
                                        "': use [a-z0-9_.-]+"});
     if (with.contains("tag")) {
       if (!with["tag"].is_string())
@@ -74,8 +73,8 @@ class SnapshotTaskType final : public TaskType {
     fs::path src(path);
     if (src.is_relative() && !ctx.spec.project_dir.empty())
       src = fs::path(ctx.spec.project_dir) / src;
-    fs::path home = ctx.spec.home.empty() ? ctx.blobs.root().parent_path()
-                                          : fs::path(ctx.spec.home);
+    fs::path home =
+        ctx.spec.home.empty() ? ctx.blobs.root().parent_path() : fs::path(ctx.spec.home);
     snapshot::Registry reg(home);
     auto res = reg.add(src, dataset, tag, message);
     if (!res) {
@@ -96,18 +95,17 @@ class SnapshotTaskType final : public TaskType {
     const auto& s = res->stats;
     std::printf("snapshot: %s@%s -> %s\n", dataset.c_str(), tag.empty() ? "latest" : tag.c_str(),
                 res->version.c_str());
-    std::printf("snapshot: %llu files, %llu symlinks, %llu empty folders, %s; hashed %llu "
-                "(%s read), %llu unchanged (stat cache)\n",
-                static_cast<unsigned long long>(s.files),
-                static_cast<unsigned long long>(s.symlinks),
-                static_cast<unsigned long long>(s.dirs),
-                snapshot::human_bytes(s.bytes_total).c_str(),
-                static_cast<unsigned long long>(s.files_hashed),
-                snapshot::human_bytes(s.bytes_read).c_str(),
-                static_cast<unsigned long long>(s.cache_hits));
+    std::printf(
+        "snapshot: %llu files, %llu symlinks, %llu empty folders, %s; hashed %llu "
+        "(%s read), %llu unchanged (stat cache)\n",
+        static_cast<unsigned long long>(s.files), static_cast<unsigned long long>(s.symlinks),
+        static_cast<unsigned long long>(s.dirs), snapshot::human_bytes(s.bytes_total).c_str(),
+        static_cast<unsigned long long>(s.files_hashed),
+        snapshot::human_bytes(s.bytes_read).c_str(), static_cast<unsigned long long>(s.cache_hits));
     if (s.symlinks || s.dirs)
-      std::printf("snapshot: note: symlinks and empty folders are in the version but not in "
-                  "the task's outputs (check the version out to get them)\n");
+      std::printf(
+          "snapshot: note: symlinks and empty folders are in the version but not in "
+          "the task's outputs (check the version out to get them)\n");
     std::fflush(stdout);
     return 0;
   }
@@ -115,8 +113,6 @@ class SnapshotTaskType final : public TaskType {
 
 }  // namespace
 
-std::unique_ptr<TaskType> make_snapshot_task_type() {
-  return std::make_unique<SnapshotTaskType>();
-}
+std::unique_ptr<TaskType> make_snapshot_task_type() { return std::make_unique<SnapshotTaskType>(); }
 
 }  // namespace drover

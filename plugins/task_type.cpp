@@ -33,16 +33,27 @@ std::vector<std::string> TaskTypeRegistry::names() const {
 json TrySpec::to_json() const {
   json files = json::array();
   for (auto& f : inputs)
-    files.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode},
+    files.push_back({{"path", f.path},
+                     {"sha256", f.sha256},
+                     {"size", f.size},
+                     {"mode", f.mode},
                      {"from_task", f.from_task}});
-  return {{"run_id", run_id},   {"dag", dag},
-          {"task", task},       {"type", type},
-          {"try", try_number},  {"argv", argv},
-          {"env", env},         {"with", with},
-          {"outputs", outputs}, {"home", home},
-          {"project_dir", project_dir}, {"try_dir", try_dir},
-          {"inputs", files},    {"upstream_values", upstream_values},
-          {"timeout_ms", timeout_ms}, {"redact", redact}};
+  return {{"run_id", run_id},
+          {"dag", dag},
+          {"task", task},
+          {"type", type},
+          {"try", try_number},
+          {"argv", argv},
+          {"env", env},
+          {"with", with},
+          {"outputs", outputs},
+          {"home", home},
+          {"project_dir", project_dir},
+          {"try_dir", try_dir},
+          {"inputs", files},
+          {"upstream_values", upstream_values},
+          {"timeout_ms", timeout_ms},
+          {"redact", redact}};
 }
 
 Result<TrySpec> TrySpec::from_json(const json& j) {
@@ -61,8 +72,8 @@ Result<TrySpec> TrySpec::from_json(const json& j) {
     s.project_dir = j.value("project_dir", "");
     s.try_dir = j.at("try_dir").get<std::string>();
     for (auto& f : j.at("inputs"))
-      s.inputs.push_back(FileEntry{f.at("path"), f.at("sha256"), f.at("size"), f.value("mode", 0644),
-                                   f.value("from_task", "")});
+      s.inputs.push_back(FileEntry{f.at("path"), f.at("sha256"), f.at("size"),
+                                   f.value("mode", 0644), f.value("from_task", "")});
     if (j.contains("upstream_values"))
       s.upstream_values = j.at("upstream_values").get<std::map<std::string, json>>();
     s.timeout_ms = j.value("timeout_ms", 0LL);

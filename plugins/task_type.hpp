@@ -8,11 +8,10 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/blob_store.hpp"
 #include "common/result.hpp"
@@ -40,10 +39,10 @@ struct TrySpec {
   std::vector<std::string> outputs;        // declared outputs, relative to work_dir
   std::string home;                        // drover home; blobs at home/blobs
   std::string project_dir;
-  std::string try_dir;                     // holds work/, inputs/, log, result.json
-  std::vector<FileEntry> inputs;           // materialized under try_dir/inputs/FROM_TASK/PATH
+  std::string try_dir;                          // holds work/, inputs/, log, result.json
+  std::vector<FileEntry> inputs;                // materialized under try_dir/inputs/FROM_TASK/PATH
   std::map<std::string, json> upstream_values;  // "TASK.KEY" -> value
-  long long timeout_ms = 0;                // 0 = none (the daemon enforces; informative)
+  long long timeout_ms = 0;                     // 0 = none (the daemon enforces; informative)
   // Secret values this try's templates used: masked in its log and its recorded command
   // (common/redact.hpp). Never written to disk.
   std::vector<std::string> redact;

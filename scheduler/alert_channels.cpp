@@ -1,6 +1,7 @@
 // The three alert channel types behind deliver_alert() (scheduler/alerts.hpp): webhook and
-// email through libcurl, command through the one launcher (common/process.hpp). Each call is one attempt; retries are
-// the dispatcher's business. Thread-safe: no shared state beyond curl's global init.
+// email through libcurl, command through the one launcher (common/process.hpp). Each call is one
+// attempt; retries are the dispatcher's business. Thread-safe: no shared state beyond curl's global
+// init.
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,8 +16,8 @@
 #include <ctime>
 #include <thread>
 
-#include "common/json_text.hpp"
 #include "common/fs.hpp"
+#include "common/json_text.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
 #include "plugins/snapshot/curl_util.hpp"
@@ -55,9 +56,9 @@ size_t read_upload(char* buf, size_t size, size_t n, void* arg) {
 // Common easy-handle settings: timeout, cancel hook, no signals.
 void setup(CURL* h, const AlertChannel& ch, const std::atomic<bool>* cancel, char* errbuf) {
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                       ch.timeout).count()));
+  curl_easy_setopt(
+      h, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(ch.timeout).count()));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -97,7 +98,8 @@ Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
   if (rc != CURLE_OK) return make_error("webhook " + ch.url + ": " + curl_error(rc, errbuf));
   if (status < 200 || status >= 300) {
     std::string snippet = response.substr(0, 200);
-    for (char& c : snippet) if (c == '\n' || c == '\r') c = ' ';
+    for (char& c : snippet)
+      if (c == '\n' || c == '\r') c = ' ';
     return make_error("webhook " + ch.url + ": HTTP " + std::to_string(status) +
                       (snippet.empty() ? "" : ": " + snippet));
   }
@@ -105,7 +107,8 @@ Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
 }
 
 std::string one_line(std::string s) {
-  for (char& c : s) if (c == '\r' || c == '\n') c = ' ';
+  for (char& c : s)
+    if (c == '\r' || c == '\n') c = ' ';
   return s;
 }
 
@@ -141,8 +144,8 @@ std::string email_subject(const Alert& a) {
 std::string email_message(const AlertChannel& ch, const Alert& a) {
   std::string to;
   for (const auto& r : ch.to) to += (to.empty() ? "" : ", ") + r;
-  std::string domain = ch.from.substr(ch.from.find('@') == std::string::npos
-                                          ? ch.from.size() : ch.from.find('@') + 1);
+  std::string domain = ch.from.substr(
+      ch.from.find('@') == std::string::npos ? ch.from.size() : ch.from.find('@') + 1);
   if (domain.empty()) domain = "drover";
   std::string m;
   m += "Date: " + rfc5322_date(std::time(nullptr)) + "\n";
@@ -164,8 +167,7 @@ std::string email_message(const AlertChannel& ch, const Alert& a) {
   return crlf(m);
 }
 
-Status deliver_email(const AlertChannel& ch, const Alert& alert,
-                     const std::atomic<bool>* cancel) {
+Status deliver_email(const AlertChannel& ch, const Alert& alert, const std::atomic<bool>* cancel) {
   std::string user, password;
   if (!ch.username_env.empty()) {
     const char* v = std::getenv(ch.username_env.c_str());
@@ -296,9 +298,12 @@ Status deliver_command(const AlertChannel& ch, const Alert& alert,
 Status deliver_alert(const AlertChannel& channel, const Alert& alert,
                      const std::atomic<bool>* cancel) {
   switch (channel.type) {
-    case AlertChannel::Type::Webhook: return deliver_webhook(channel, alert, cancel);
-    case AlertChannel::Type::Email: return deliver_email(channel, alert, cancel);
-    case AlertChannel::Type::Command: return deliver_command(channel, alert, cancel);
+    case AlertChannel::Type::Webhook:
+      return deliver_webhook(channel, alert, cancel);
+    case AlertChannel::Type::Email:
+      return deliver_email(channel, alert, cancel);
+    case AlertChannel::Type::Command:
+      return deliver_command(channel, alert, cancel);
   }
   return make_error("unknown channel type");
 }

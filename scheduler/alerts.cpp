@@ -17,22 +17,26 @@ std::string alert_text(const Alert& a) {
   if (!a.run_id.empty()) s += " (run " + a.run_id + ")";
   if (!a.message.empty()) s += ": " + a.message;
   if (!a.url.empty()) s += " <" + a.url + "|open run>";
-  for (char& c : s) if (c == '\r' || c == '\n') c = ' ';
+  for (char& c : s)
+    if (c == '\r' || c == '\n') c = ' ';
   return s;
 }
 
 json alert_payload(const Alert& a) {
   json details = a.details.is_null() ? json::object() : a.details;
-  return json{{"text", alert_text(a)}, {"kind", a.kind},       {"dag", a.dag},
-              {"run_id", a.run_id},    {"task", a.task},       {"message", a.message},
+  return json{{"text", alert_text(a)}, {"kind", a.kind},    {"dag", a.dag},
+              {"run_id", a.run_id},    {"task", a.task},    {"message", a.message},
               {"url", a.url},          {"details", details}};
 }
 
 std::vector<std::string> channels_for(const DagSpec& dag, const std::string& kind) {
   std::string key;
-  if (kind == "task_failed" || kind == "retries_exhausted") key = "on_failure";
-  else if (kind == "drift") key = "on_drift";
-  else if (kind == "sla_miss") key = "on_sla_miss";
+  if (kind == "task_failed" || kind == "retries_exhausted")
+    key = "on_failure";
+  else if (kind == "drift")
+    key = "on_drift";
+  else if (kind == "sla_miss")
+    key = "on_sla_miss";
   auto it = dag.alerts.find(key);
   return it == dag.alerts.end() ? std::vector<std::string>{} : it->second;
 }
@@ -101,17 +105,17 @@ json AlertDispatcher::deliveries() const {
 // Called with mu_ held.
 void AlertDispatcher::record(const Job& job, bool ok, const std::string& error) {
   auto it = config_.alerts.channels.find(job.channel);
-  json d = {{"time", format_iso_utc(clock_->now())},
-            {"channel", job.channel},
-            {"type", it == config_.alerts.channels.end()
-                         ? "" : AlertChannel::type_name(it->second.type)},
-            {"kind", job.alert.kind},
-            {"dag", job.alert.dag},
-            {"run_id", job.alert.run_id},
-            {"task", job.alert.task},
-            {"ok", ok},
-            {"error", error},
-            {"attempts", job.attempts}};
+  json d = {
+      {"time", format_iso_utc(clock_->now())},
+      {"channel", job.channel},
+      {"type", it == config_.alerts.channels.end() ? "" : AlertChannel::type_name(it->second.type)},
+      {"kind", job.alert.kind},
+      {"dag", job.alert.dag},
+      {"run_id", job.alert.run_id},
+      {"task", job.alert.task},
+      {"ok", ok},
+      {"error", error},
+      {"attempts", job.attempts}};
   deliveries_.push_back(std::move(d));
   while (deliveries_.size() > kMaxDeliveries) deliveries_.pop_front();
 }
@@ -124,8 +128,9 @@ void AlertDispatcher::run() {
         spdlog::error("alerts: {} alert for {} to {} not delivered before shutdown{}",
                       job.alert.kind, job.alert.dag, job.channel,
                       job.last_error.empty() ? "" : " (last error: " + job.last_error + ")");
-        record(job, false, "not delivered before shutdown" +
-                               (job.last_error.empty() ? "" : ": " + job.last_error));
+        record(job, false,
+               "not delivered before shutdown" +
+                   (job.last_error.empty() ? "" : ": " + job.last_error));
       }
       queue_.clear();
       cv_.notify_all();
@@ -166,8 +171,8 @@ void AlertDispatcher::run() {
       job.due = Steady::now() + delay;
       queue_.push_back(std::move(job));
     } else {
-      spdlog::error("alerts: {} alert for {} to {} failed after {} attempt(s): {}",
-                    job.alert.kind, job.alert.dag, job.channel, job.attempts, s.message());
+      spdlog::error("alerts: {} alert for {} to {} failed after {} attempt(s): {}", job.alert.kind,
+                    job.alert.dag, job.channel, job.attempts, s.message());
       record(job, false, s.message());
     }
     cv_.notify_all();

@@ -9,11 +9,10 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
@@ -30,7 +29,7 @@ struct Alert {
   std::string url;        // link to the run; filled from ui_url + run_id when empty
   std::string dedup_key;  // the same key (per channel) within 10 minutes is sent once; "" = never
   nlohmann::json details = nlohmann::json::object();  // e.g. drift: {"features": {...}}
-  std::vector<std::string> channels;  // channel names; see channels_for()
+  std::vector<std::string> channels;                  // channel names; see channels_for()
 };
 
 // The JSON every channel carries (webhook body, command stdin, email footer):
@@ -95,9 +94,9 @@ class AlertDispatcher {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> queue_;          // guarded by mu_
-  size_t in_flight_ = 0;           // guarded by mu_
-  bool stopping_ = false;          // guarded by mu_
+  std::deque<Job> queue_;                                // guarded by mu_
+  size_t in_flight_ = 0;                                 // guarded by mu_
+  bool stopping_ = false;                                // guarded by mu_
   std::chrono::steady_clock::time_point stop_deadline_;  // guarded by mu_
   std::map<std::string, TimePoint> dedup_;               // "channel\nkey" -> first sent; mu_
   std::deque<nlohmann::json> deliveries_;                // guarded by mu_

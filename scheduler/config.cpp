@@ -1,9 +1,8 @@
 // Loading and validating the server config file (scheduler/config.hpp).
 #include "scheduler/config.hpp"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -94,8 +93,14 @@ class Checker {
 
   bool boolean(const YAML::Node& n, const std::string& what, bool* out) {
     std::string s = n.IsScalar() ? n.Scalar() : "";
-    if (s == "true") { *out = true; return true; }
-    if (s == "false") { *out = false; return true; }
+    if (s == "true") {
+      *out = true;
+      return true;
+    }
+    if (s == "false") {
+      *out = false;
+      return true;
+    }
     error(n, what + ": expected true or false");
     return false;
   }
@@ -138,13 +143,12 @@ const std::vector<std::string> kTopKeys = {"alerts", "ui_url", "remotes", "secre
 const std::vector<std::string> kAlertsKeys = {"channels", "retries", "retry_delay"};
 const std::vector<std::string> kTypes = {"webhook", "email", "command"};
 const std::vector<std::string> kWebhookKeys = {"type", "url", "timeout", "ca_file"};
-const std::vector<std::string> kEmailKeys = {"type",         "smtp",         "from",
-                                             "to",           "starttls",     "username_env",
-                                             "password_env", "timeout",      "ca_file"};
+const std::vector<std::string> kEmailKeys = {
+    "type", "smtp", "from", "to", "starttls", "username_env", "password_env", "timeout", "ca_file"};
 const std::vector<std::string> kCommandKeys = {"type", "run", "timeout"};
 
-void parse_channel(Checker& c, const std::string& name, const YAML::Node& key,
-                   const YAML::Node& n, AlertsConfig* out) {
+void parse_channel(Checker& c, const std::string& name, const YAML::Node& key, const YAML::Node& n,
+                   AlertsConfig* out) {
   std::string where = "channel '" + name + "'";
   if (!c.is_map(n, where)) return;
   AlertChannel ch;
@@ -189,8 +193,8 @@ void parse_channel(Checker& c, const std::string& name, const YAML::Node& key,
       break;
     case AlertChannel::Type::Email:
       if (YAML::Node v = required("smtp")) {
-        if (c.nonempty_string(v, where + ": smtp", &ch.smtp) &&
-            ch.smtp.rfind("smtp://", 0) != 0 && ch.smtp.rfind("smtps://", 0) != 0)
+        if (c.nonempty_string(v, where + ": smtp", &ch.smtp) && ch.smtp.rfind("smtp://", 0) != 0 &&
+            ch.smtp.rfind("smtps://", 0) != 0)
           c.error(v, where + ": smtp: expected an smtp:// or smtps:// URL");
       }
       if (YAML::Node v = required("from")) c.nonempty_string(v, where + ": from", &ch.from);
@@ -240,9 +244,12 @@ void parse_alerts(Checker& c, const YAML::Node& n, AlertsConfig* out) {
 
 const char* AlertChannel::type_name(Type t) {
   switch (t) {
-    case Type::Webhook: return "webhook";
-    case Type::Email: return "email";
-    case Type::Command: return "command";
+    case Type::Webhook:
+      return "webhook";
+    case Type::Email:
+      return "email";
+    case Type::Command:
+      return "command";
   }
   return "?";
 }
@@ -301,13 +308,14 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
   if (!text.ok()) return text.error();
   auto cfg = parse_server_config(*text, path.string());
   if (!cfg.ok()) return cfg;
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     std::string w = path.string() + ": mode " + mode +
                     " lets group/others read it; it may hold secrets (webhook URLs, SMTP "
-                    "settings): chmod 600 " + path.string();
+                    "settings): chmod 600 " +
+                    path.string();
     spdlog::warn("{}", w);
     cfg->warnings.push_back(std::move(w));
   }

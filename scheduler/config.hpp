@@ -5,11 +5,10 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
@@ -42,7 +41,7 @@ struct AlertChannel {
 
 struct AlertsConfig {
   std::map<std::string, AlertChannel> channels;
-  int retries = 3;                              // retries after the first attempt
+  int retries = 3;                               // retries after the first attempt
   Micros retry_delay = std::chrono::seconds(2);  // doubles each retry
 };
 

@@ -317,8 +317,8 @@ std::optional<TimePoint> prev_fire(const DagSpec& dag, TimePoint t) {
   auto zone = find_zone(dag.timezone);
   if (!zone) return std::nullopt;
   using namespace std::chrono;
-  const Micros spans[] = {hours(1), hours(24), hours(24 * 8), hours(24 * 32), hours(24 * 367),
-                          hours(24 * 366 * 5), hours(24 * 366 * 30)};
+  const Micros spans[] = {hours(1),        hours(24),           hours(24 * 8),       hours(24 * 32),
+                          hours(24 * 367), hours(24 * 366 * 5), hours(24 * 366 * 30)};
   for (Micros span : spans) {
     TimePoint x = dag.schedule->next(t - span, *zone);
     if (x > t) continue;

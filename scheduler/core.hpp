@@ -37,10 +37,10 @@ struct StartTry {
 };
 
 struct RunStep {
-  std::vector<TaskInstance> updates;       // instances whose state changed
-  std::vector<StartTry> starts;            // tries to start now (their instances are in updates)
-  std::optional<RunState> run_state;       // set when the run's state changes
-  std::optional<TimePoint> wake_at;        // earliest time a waiting retry becomes due
+  std::vector<TaskInstance> updates;  // instances whose state changed
+  std::vector<StartTry> starts;       // tries to start now (their instances are in updates)
+  std::optional<RunState> run_state;  // set when the run's state changes
+  std::optional<TimePoint> wake_at;   // earliest time a waiting retry becomes due
 };
 
 enum class TryEnd { Success, Failed, TimedOut, Cancelled, Lost };
@@ -132,9 +132,9 @@ struct DueRun {
   TimePoint interval_start, interval_end;
 };
 struct ScheduleStep {
-  std::vector<DueRun> due;     // oldest first
-  TimePoint last_fire;         // the new stored schedule state
-  TimePoint next_fire;         // when to wake for this DAG (TimePoint::max(): never)
+  std::vector<DueRun> due;  // oldest first
+  TimePoint last_fire;      // the new stored schedule state
+  TimePoint next_fire;      // when to wake for this DAG (TimePoint::max(): never)
 };
 // `last_fire` is the interval end of the last run created (nullopt: never seen; then
 // nothing is due before the next tick). With catchup every missed interval is due (at

@@ -25,8 +25,8 @@ constexpr int kSearchYears = 30;
 struct FieldDef {
   const char* name;
   int min;
-  int max;        // highest value '*' stands for
-  int input_max;  // highest value accepted on input (7 for day-of-week)
+  int max;                   // highest value '*' stands for
+  int input_max;             // highest value accepted on input (7 for day-of-week)
   const char* const* names;  // 3-letter names for min.., or null
 };
 
@@ -48,8 +48,8 @@ struct Macro {
 };
 
 constexpr Macro kMacros[] = {
-    {"@hourly", "0 * * * *"},  {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
-    {"@weekly", "0 0 * * 0"},  {"@monthly", "0 0 1 * *"},  {"@yearly", "0 0 1 1 *"},
+    {"@hourly", "0 * * * *"},   {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+    {"@weekly", "0 0 * * 0"},   {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
     {"@annually", "0 0 1 1 *"},
 };
 
@@ -118,8 +118,7 @@ class FieldParser {
       }
       bool month = def_.names == kMonthNames;
       return fail(col, std::string("unknown ") + (month ? "month" : "day") + " name '" +
-                           std::string(s) + "' (expected " + (month ? "JAN-DEC" : "SUN-SAT") +
-                           ")");
+                           std::string(s) + "' (expected " + (month ? "JAN-DEC" : "SUN-SAT") + ")");
     }
     return fail(col, "'" + std::string(s) + "' is not a number");
   }
@@ -152,8 +151,7 @@ class FieldParser {
         if (!parse_value(range.substr(0, dash), col, lo)) return false;
         int hi_col = col + static_cast<int>(dash) + 1;
         if (!parse_value(range.substr(dash + 1), hi_col, hi)) return false;
-        if (lo > hi)
-          return fail(col, "range " + std::string(range) + " is reversed (start > end)");
+        if (lo > hi) return fail(col, "range " + std::string(range) + " is reversed (start > end)");
       } else {
         if (!parse_value(range, col, lo)) return false;
         // "5/10" means 5-MAX/10 (the Vixie cron reading).
@@ -292,8 +290,7 @@ LocalMinutes next_local(const Schedule& s, LocalMinutes from, int last_year) {
       d = 1, h = first_hour, mi = first_minute;
       continue;
     }
-    unsigned last_day =
-        static_cast<unsigned>((date::year(y) / date::month(mo) / date::last).day());
+    unsigned last_day = static_cast<unsigned>((date::year(y) / date::month(mo) / date::last).day());
     if (d > last_day) {
       if (++mo > 12) mo = 1, ++y;
       d = 1, h = first_hour, mi = first_minute;

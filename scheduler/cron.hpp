@@ -11,7 +11,9 @@
 #include "common/clock.hpp"
 #include "common/result.hpp"
 
-namespace date { class time_zone; }
+namespace date {
+class time_zone;
+}
 
 namespace drover::cron {
 

@@ -1,10 +1,10 @@
 #include "scheduler/daemon.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/fs.hpp"
 #include "common/redact.hpp"
@@ -110,7 +110,7 @@ struct Engine::Impl {
   std::set<std::string> retire;  // terminal runs to drop once no try of theirs runs
   std::string host = hostname();
   bool in_pump = false, pump_again = false, stopped = false, pump_posted = false;
-  std::vector<TryEvent> pending_finishes;  // recorded by the next pump
+  std::vector<TryEvent> pending_finishes;   // recorded by the next pump
   std::vector<TaskInstance> changed_tasks;  // to tell observers after the commit
   int inotify_fd = -1;
   std::unique_ptr<asio::posix::stream_descriptor> watch;
@@ -147,9 +147,8 @@ struct Engine::Impl {
         continue;
       }
       if (seen_ids.count(r.dag->id)) {
-        errors[file].push_back(Diagnostic{file, 1, 1,
-                                          "dag id '" + r.dag->id + "' is already defined in " +
-                                              seen_ids[r.dag->id]});
+        errors[file].push_back(Diagnostic{
+            file, 1, 1, "dag id '" + r.dag->id + "' is already defined in " + seen_ids[r.dag->id]});
         continue;
       }
       seen_ids[r.dag->id] = file;
@@ -184,8 +183,8 @@ struct Engine::Impl {
                           IN_MODIFY | IN_ATTRIB;
     ::inotify_add_watch(inotify_fd, opts.dags_dir->c_str(), mask);
     std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(*opts.dags_dir, ec);
-         !ec && it != fs::end(it); it.increment(ec))
+    for (auto it = fs::recursive_directory_iterator(*opts.dags_dir, ec); !ec && it != fs::end(it);
+         it.increment(ec))
       if (it->is_directory()) ::inotify_add_watch(inotify_fd, it->path().c_str(), mask);
     watch = std::make_unique<asio::posix::stream_descriptor>(io, inotify_fd);
     reload_timer = std::make_unique<asio::steady_timer>(io);
@@ -365,8 +364,10 @@ struct Engine::Impl {
       if (n.rfind("secrets.", 0) == 0) {
         std::string name = n.substr(8);
         std::optional<std::string> val;
-        if (auto it = opts.secrets.find(name); it != opts.secrets.end()) val = it->second;
-        else if (const char* e = std::getenv(("DROVER_SECRET_" + name).c_str())) val = e;
+        if (auto it = opts.secrets.find(name); it != opts.secrets.end())
+          val = it->second;
+        else if (const char* e = std::getenv(("DROVER_SECRET_" + name).c_str()))
+          val = e;
         if (val) s.redact.push_back(*val);
         return val;
       }
@@ -642,8 +643,8 @@ struct Engine::Impl {
         if (!r) spdlog::error("scheduling {}: {}", id, r.message());
       }
       if (!*last || **last != st.last_fire) (void)store.set_last_scheduled(id, st.last_fire);
-      e.next_fire = st.next_fire == TimePoint::max() ? std::nullopt
-                                                      : std::optional<TimePoint>(st.next_fire);
+      e.next_fire =
+          st.next_fire == TimePoint::max() ? std::nullopt : std::optional<TimePoint>(st.next_fire);
       if (e.next_fire && (!wake || *e.next_fire < *wake)) wake = e.next_fire;
     }
   }
@@ -846,18 +847,19 @@ struct Engine::Impl {
       end = code == 0 ? core::TryEnd::Success : core::TryEnd::Failed;
       rec.exit_code = code;
     }
-    rec.state = end == core::TryEnd::Success   ? TryState::Success
-                : end == core::TryEnd::TimedOut ? TryState::TimedOut
+    rec.state = end == core::TryEnd::Success     ? TryState::Success
+                : end == core::TryEnd::TimedOut  ? TryState::TimedOut
                 : end == core::TryEnd::Cancelled ? TryState::Cancelled
-                : end == core::TryEnd::Lost     ? TryState::Lost
-                                                : TryState::Failed;
+                : end == core::TryEnd::Lost      ? TryState::Lost
+                                                 : TryState::Failed;
     (void)store.update_try(rec);
     if (res.is_object() && end == core::TryEnd::Success) {
       std::vector<FileRecord> outs;
       for (auto& f : res.value("outputs", json::array()))
-        outs.push_back(FileRecord{f.value("path", ""), f.value("sha256", ""),
-                                  f.value("size", 0ULL), f.value("mode", 0644), ""});
-      if (!outs.empty()) (void)store.add_files(rec.run_id, rec.task, rec.try_number, "output", outs);
+        outs.push_back(FileRecord{f.value("path", ""), f.value("sha256", ""), f.value("size", 0ULL),
+                                  f.value("mode", 0644), ""});
+      if (!outs.empty())
+        (void)store.add_files(rec.run_id, rec.task, rec.try_number, "output", outs);
       json values = res.value("values", json::object());
       for (auto& [k, val] : values.items())
         (void)store.set_value(rec.run_id, rec.task, rec.try_number, k, val);
@@ -883,11 +885,11 @@ struct Engine::Impl {
           a.run_id = rec.run_id;
           a.task = rec.task;
           a.message = "task " + rec.task + " " + to_string(ti.state) + " after " +
-                      std::to_string(rec.try_number) + " tr" +
-                      (rec.try_number == 1 ? "y" : "ies") +
+                      std::to_string(rec.try_number) + " tr" + (rec.try_number == 1 ? "y" : "ies") +
                       (rec.error.empty() ? "" : ": " + rec.error) +
                       (rec.exit_code ? " (exit " + std::to_string(*rec.exit_code) + ")" : "");
-          a.details = {{"try", rec.try_number}, {"exit_code", rec.exit_code ? json(*rec.exit_code) : json()},
+          a.details = {{"try", rec.try_number},
+                       {"exit_code", rec.exit_code ? json(*rec.exit_code) : json()},
                        {"log", rec.log_path}};
           alert(*v.dag, std::move(a));
         }
@@ -960,15 +962,15 @@ struct Engine::Impl {
       for (auto& t : *tasks) v.tasks[t.task] = t;
       GitInfo git = git_info(fs::absolute(fs::path(dag->file)).parent_path());
       auto pd = store.dag_version_content(run.dag_hash);
-      project_dirs[run.id] = opts.project_dir.empty() ? (git.toplevel.empty()
-                                                              ? fs::current_path().string()
-                                                              : git.toplevel)
-                                                        : opts.project_dir;
+      project_dirs[run.id] =
+          opts.project_dir.empty()
+              ? (git.toplevel.empty() ? fs::current_path().string() : git.toplevel)
+              : opts.project_dir;
       // Prefer the live DAG's path for project_dir when this DAG is loaded.
       auto live = dags.find(run.dag);
       if (live != dags.end() && opts.project_dir.empty())
-        project_dirs[run.id] = project_dir_for(*live->second.dag,
-                                               git_info(fs::absolute(fs::path(live->second.file)).parent_path()));
+        project_dirs[run.id] = project_dir_for(
+            *live->second.dag, git_info(fs::absolute(fs::path(live->second.file)).parent_path()));
       auto tries = store.tries_of(run.id);
       if (!tries) return tries.error();
       for (auto& tr : *tries) {
@@ -1085,8 +1087,8 @@ json Engine::list_dags() {
   }
   for (auto& [file, diags] : impl_->load_errors)
     for (auto& d : diags)
-      out["errors"].push_back({{"file", d.file}, {"line", d.line}, {"col", d.col},
-                               {"message", d.message}});
+      out["errors"].push_back(
+          {{"file", d.file}, {"line", d.line}, {"col", d.col}, {"message", d.message}});
   return out;
 }
 
@@ -1171,7 +1173,8 @@ Status Engine::cancel(const std::string& run_id, const std::string& user) {
   for (auto& [key, rt] : impl_->running) {
     if (rt.run_id != run_id) continue;
     rt.cancelled = true;
-    impl_->exec.kill(key, "run " + run_id + " cancelled by " + user + "; killing its process group");
+    impl_->exec.kill(key,
+                     "run " + run_id + " cancelled by " + user + "; killing its process group");
   }
   if (run_observer_) run_observer_(run_id, RunState::Cancelled);
   impl_->post_pump();

@@ -21,25 +21,27 @@
 #include "scheduler/service.hpp"
 #include "scheduler/store.hpp"
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace drover {
 
 class AlertDispatcher;
 
 struct EngineOptions {
-  std::filesystem::path home;                // state: store, blobs, runs/
+  std::filesystem::path home;                     // state: store, blobs, runs/
   std::optional<std::filesystem::path> dags_dir;  // serve: the folder of DAG files
-  std::string project_dir;                   // overrides {{ project_dir }} for every DAG
-  int global_slots = 4;                      // tries running at once
-  std::map<std::string, int> queue_slots;    // per-queue limits (absent: unlimited)
-  bool schedules = true;                     // fire cron schedules (false for `drover run`)
+  std::string project_dir;                        // overrides {{ project_dir }} for every DAG
+  int global_slots = 4;                           // tries running at once
+  std::map<std::string, int> queue_slots;         // per-queue limits (absent: unlimited)
+  bool schedules = true;                          // fire cron schedules (false for `drover run`)
   // `drover run`: each run this engine creates is owned by this process, which holds an
   // flock on HOME/runs/RUN/owner.lock from before the run is stored until the engine goes
   // (or the process dies, kill -9 included). A daemon's recovery leaves a run alone while
   // its owner lock is held, and takes the run over once it is not.
   bool own_runs = false;
-  AlertDispatcher* alerts = nullptr;         // task failure, drift and SLA alerts (optional)
+  AlertDispatcher* alerts = nullptr;  // task failure, drift and SLA alerts (optional)
   // The secret store of the server config; {{ secrets.NAME }} reads it first, then the
   // environment's DROVER_SECRET_NAME. Values used are masked in logs and records.
   std::map<std::string, std::string> secrets;

@@ -67,13 +67,31 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 
 const char* ParamSpec::type_name(Type t) {
   switch (t) {
-    case Type::String: return "string";
-    case Type::Int: return "int";
-    case Type::Float: return "float";
-    case Type::Bool: return "bool";
+    case Type::String:
+      return "string";
+    case Type::Int:
+      return "int";
+    case Type::Float:
+      return "float";
+    case Type::Bool:
+      return "bool";
   }
   return "?";
 }
+
+namespace {
+
+// Text from a trigger reaches records, logs and commands: it must be UTF-8. The error
+// names the first bad byte, never the text itself.
+std::optional<Error> not_utf8(const std::string& param, std::string_view text) {
+  auto at = find_invalid_utf8(text);
+  if (!at) return std::nullopt;
+  return make_error("param '" + param + "': value is not valid UTF-8 (byte " + byte_hex(text, *at) +
+                        " at offset " + std::to_string(*at) + ")",
+                    "invalid");
+}
+
+}  // namespace
 
 Result<json> ParamSpec::check(const json& value) const {
   auto fail = [&](const std::string& what) {
@@ -81,19 +99,23 @@ Result<json> ParamSpec::check(const json& value) const {
   };
   bool type_ok = false;
   switch (type) {
-    case Type::String: type_ok = value.is_string(); break;
-    case Type::Int: type_ok = value.is_number_integer(); break;
-    case Type::Float: type_ok = value.is_number(); break;
-    case Type::Bool: type_ok = value.is_boolean(); break;
+    case Type::String:
+      type_ok = value.is_string();
+      break;
+    case Type::Int:
+      type_ok = value.is_number_integer();
+      break;
+    case Type::Float:
+      type_ok = value.is_number();
+      break;
+    case Type::Bool:
+      type_ok = value.is_boolean();
+      break;
   }
-  if (value.is_string()) {
-    // Text from a trigger reaches records, logs and commands: it must be UTF-8.
-    const std::string& text = value.get_ref<const std::string&>();
-    if (auto at = find_invalid_utf8(text))
-      return fail("value is not valid UTF-8 (byte " + byte_hex(text, *at) + " at offset " +
-                  std::to_string(*at) + ")");
-  }
-  if (!type_ok) return fail(std::string("expected ") + type_name(type) + ", got '" + show(value) + "'");
+  if (value.is_string())
+    if (auto e = not_utf8(name, value.get_ref<const std::string&>())) return *e;
+  if (!type_ok)
+    return fail(std::string("expected ") + type_name(type) + ", got '" + show(value) + "'");
   json out = value;
   if (type == Type::Float) out = value.get<double>();
   if (type == Type::Int || type == Type::Float) {
@@ -131,13 +153,10 @@ Result<json> ParamSpec::check(const json& value) const {
 }
 
 Result<json> ParamSpec::parse_cli(const std::string& text) const {
-  if (auto at = find_invalid_utf8(text))  // never quoted back: the error must be UTF-8 too
-    return make_error("param '" + name + "': value is not valid UTF-8 (byte " +
-                          byte_hex(text, *at) + " at offset " + std::to_string(*at) + ")",
-                      "invalid");
+  if (auto e = not_utf8(name, text)) return *e;  // never quoted back: errors are UTF-8 too
   auto bad = [&] {
-    return make_error(
-        "param '" + name + "': expected " + type_name(type) + ", got '" + text + "'", "invalid");
+    return make_error("param '" + name + "': expected " + type_name(type) + ", got '" + text + "'",
+                      "invalid");
   };
   const char* b = text.data();
   const char* e = text.data() + text.size();
@@ -230,8 +249,9 @@ Result<json> DagSpec::resolve_params(const json& given) const {
   for (const auto& p : params) {
     if (out.contains(p.name)) continue;
     if (p.default_value.is_null())
-      return make_error("missing required param '" + p.name + "' (" + ParamSpec::type_name(p.type) + ")",
-                        "invalid");
+      return make_error(
+          "missing required param '" + p.name + "' (" + ParamSpec::type_name(p.type) + ")",
+          "invalid");
     out[p.name] = p.default_value;
   }
   return out;

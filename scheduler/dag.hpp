@@ -95,18 +95,18 @@ struct DagSpec {
   std::string description;
   std::string owner;
   std::vector<std::string> tags;
-  std::string file;       // path as given to the loader
-  std::string file_hash;  // SHA-256 of the exact file bytes
-  std::string content;    // the exact file bytes (kept for lineage)
+  std::string file;                                // path as given to the loader
+  std::string file_hash;                           // SHA-256 of the exact file bytes
+  std::string content;                             // the exact file bytes (kept for lineage)
   std::shared_ptr<const cron::Schedule> schedule;  // null: manual only
   std::string timezone = "UTC";
   bool catchup = false;
   int max_active_runs = 1;
   std::optional<Micros> sla;
   std::map<std::string, std::vector<std::string>> alerts;  // on_failure/on_drift/on_sla_miss
-  std::vector<ParamSpec> params;  // in file order
-  std::vector<TaskSpec> tasks;    // topologically sorted (each after all its needs)
-  SourceLoc id_loc;               // where the `dag:` key sits (for duplicate-id reports)
+  std::vector<ParamSpec> params;                           // in file order
+  std::vector<TaskSpec> tasks;  // topologically sorted (each after all its needs)
+  SourceLoc id_loc;             // where the `dag:` key sits (for duplicate-id reports)
 
   const TaskSpec* task(const std::string& id) const;
   const ParamSpec* param(const std::string& name) const;

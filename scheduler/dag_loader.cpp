@@ -9,10 +9,9 @@
 // a file's diagnostics come all at once.
 #include "scheduler/dag_loader.hpp"
 
+#include <date/tz.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
-
-#include <date/tz.h>
 
 #include <algorithm>
 #include <charconv>
@@ -34,24 +33,23 @@ namespace drover {
 
 namespace {
 
-constexpr int kMaxDepth = 64;            // nesting levels, in the text and after aliases
-constexpr size_t kMaxNodes = 100000;     // YAML nodes visited, aliases counted each time
+constexpr int kMaxDepth = 64;         // nesting levels, in the text and after aliases
+constexpr size_t kMaxNodes = 100000;  // YAML nodes visited, aliases counted each time
 constexpr size_t kMaxPatternBytes = 1000;
 
 const std::vector<std::string> kTopKeys = {
-    "dag",  "description", "schedule", "timezone", "catchup", "max_active_runs", "owner",
-    "tags", "params",      "defaults", "sla",      "alerts",  "tasks"};
+    "dag",    "description", "schedule", "timezone", "catchup", "max_active_runs", "owner", "tags",
+    "params", "defaults",    "sla",      "alerts",   "tasks"};
 const std::vector<std::string> kTaskKeys = {
-    "type",    "needs",       "run",             "with",    "outputs", "env",
-    "resources", "retries",   "retry_delay",     "max_retry_delay", "timeout", "queue",
-    "trigger_rule", "description"};
-const std::vector<std::string> kDefaultsKeys = {
-    "retries", "retry_delay", "max_retry_delay", "timeout", "queue", "env", "resources",
-    "trigger_rule"};
-const std::vector<std::string> kParamKeys = {"type", "default", "min", "max",
-                                             "pattern", "enum", "description"};
-const std::vector<std::string> kAlertKeys = {"on_failure", "on_drift", "on_sla_miss",
-                                             "on_success"};
+    "type",    "needs",     "run",          "with",        "outputs",
+    "env",     "resources", "retries",      "retry_delay", "max_retry_delay",
+    "timeout", "queue",     "trigger_rule", "description"};
+const std::vector<std::string> kDefaultsKeys = {"retries",   "retry_delay", "max_retry_delay",
+                                                "timeout",   "queue",       "env",
+                                                "resources", "trigger_rule"};
+const std::vector<std::string> kParamKeys = {"type",    "default", "min",        "max",
+                                             "pattern", "enum",    "description"};
+const std::vector<std::string> kAlertKeys = {"on_failure", "on_drift", "on_sla_miss", "on_success"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "memory"};
 const std::vector<std::string> kTriggerRules = {"all_success", "all_done", "one_failed"};
 const std::vector<std::string> kRunNames = {"run.id", "run.logical_date", "run.interval_start",
@@ -96,8 +94,8 @@ std::optional<RawError> check_encoding(std::string_view t) {
 std::optional<RawError> check_nesting(std::string_view t) {
   std::vector<size_t> indents;  // block levels, by column
   int flow = 0;
-  char quote = 0;              // open quoted scalar: '\'' or '"'
-  long block_parent = -1;      // >= 0 while inside a block scalar body
+  char quote = 0;          // open quoted scalar: '\'' or '"'
+  long block_parent = -1;  // >= 0 while inside a block scalar body
   size_t line_start = 0;
   auto too_deep = [&](size_t off) {
     return RawError{off, "nesting deeper than " + std::to_string(kMaxDepth) + " levels"};
@@ -134,9 +132,15 @@ std::optional<RawError> check_nesting(std::string_view t) {
     for (; p < line.size(); ++p) {
       char c = line[p];
       if (quote) {
-        if (quote == '"' && c == '\\') { ++p; continue; }
+        if (quote == '"' && c == '\\') {
+          ++p;
+          continue;
+        }
         if (c == quote) {
-          if (quote == '\'' && p + 1 < line.size() && line[p + 1] == '\'') { ++p; continue; }
+          if (quote == '\'' && p + 1 < line.size() && line[p + 1] == '\'') {
+            ++p;
+            continue;
+          }
           quote = 0;
         }
         continue;
@@ -160,12 +164,18 @@ std::optional<RawError> check_nesting(std::string_view t) {
       if (value_start) {
         if (c == '[' || c == '{') {
           flow = 1;
-          if (flow + static_cast<int>(indents.size()) > kMaxDepth)
-            return too_deep(line_start + p);
+          if (flow + static_cast<int>(indents.size()) > kMaxDepth) return too_deep(line_start + p);
           continue;
         }
-        if (c == '"' || c == '\'') { quote = c; value_start = false; continue; }
-        if (c == '|' || c == '>') { block_parent = static_cast<long>(indent); break; }
+        if (c == '"' || c == '\'') {
+          quote = c;
+          value_start = false;
+          continue;
+        }
+        if (c == '|' || c == '>') {
+          block_parent = static_cast<long>(indent);
+          break;
+        }
         if (c == '&' || c == '!' || c == '*') {
           while (p + 1 < line.size() && line[p + 1] != ' ') ++p;
           continue;
@@ -509,11 +519,16 @@ std::optional<long long> parse_size(const std::string& s) {
   long long mult = 1;
   if (!unit.empty()) {
     char u = static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0])));
-    if (u == 'K') mult = 1LL << 10;
-    else if (u == 'M') mult = 1LL << 20;
-    else if (u == 'G') mult = 1LL << 30;
-    else if (u == 'T') mult = 1LL << 40;
-    else if (u != 'B') return std::nullopt;
+    if (u == 'K')
+      mult = 1LL << 10;
+    else if (u == 'M')
+      mult = 1LL << 20;
+    else if (u == 'G')
+      mult = 1LL << 30;
+    else if (u == 'T')
+      mult = 1LL << 40;
+    else if (u != 'B')
+      return std::nullopt;
     std::string rest = unit.substr(1);
     if (u == 'B' ? !rest.empty() : !(rest.empty() || rest == "B" || rest == "i" || rest == "iB"))
       return std::nullopt;
@@ -587,20 +602,25 @@ class Loader {
 
  private:
   void error_at(size_t line, size_t col, std::string message) {
-    diags_.push_back(Diagnostic{file_, static_cast<int>(line), static_cast<int>(col),
-                                std::move(message)});
+    diags_.push_back(
+        Diagnostic{file_, static_cast<int>(line), static_cast<int>(col), std::move(message)});
   }
   void error_at_offset(size_t offset, std::string message) {
     size_t line = 1, col = 1;
     for (size_t i = 0; i < offset && i < text_.size(); ++i) {
-      if (text_[i] == '\n') { ++line; col = 1; }
-      else ++col;
+      if (text_[i] == '\n') {
+        ++line;
+        col = 1;
+      } else
+        ++col;
     }
     error_at(line, col, std::move(message));
   }
   void error(const YAML::Mark& m, std::string message) {
-    if (m.line < 0 || m.column < 0) error_at(1, 1, std::move(message));
-    else error_at(m.line + 1, m.column + 1, std::move(message));
+    if (m.line < 0 || m.column < 0)
+      error_at(1, 1, std::move(message));
+    else
+      error_at(m.line + 1, m.column + 1, std::move(message));
   }
   void error(const YAML::Node& n, std::string message) { error(n.Mark(), std::move(message)); }
   // The value's position, or its key's when the value is empty (yaml-cpp marks an
@@ -622,8 +642,7 @@ class Loader {
   std::optional<double> get_number(const Entry& e, const std::string& where);
   std::optional<bool> get_bool(const Entry& e, const std::string& where);
   std::optional<Micros> get_duration(const Entry& e, const std::string& where);
-  std::optional<std::vector<std::string>> get_string_list(const Entry& e,
-                                                          const std::string& where);
+  std::optional<std::vector<std::string>> get_string_list(const Entry& e, const std::string& where);
   json to_json(const YAML::Node& n);
   // scalar_to_json, reporting an out-of-range 0x/0o integer at the node (then nullopt).
   std::optional<json> scalar_json(const YAML::Node& n);
@@ -728,9 +747,8 @@ void Loader::error_in_scalar(const YAML::Node& n, size_t offset, std::string mes
     // Block scalar: the body starts on the next line; each value line is one text line.
     size_t value_line = std::count(value.begin(), value.begin() + offset, '\n');
     size_t line_begin = value.rfind('\n', offset == 0 ? 0 : offset - 1);
-    size_t col_in_line = (line_begin == std::string::npos || offset == 0)
-                             ? offset
-                             : offset - line_begin - 1;
+    size_t col_in_line =
+        (line_begin == std::string::npos || offset == 0) ? offset : offset - line_begin - 1;
     size_t body = text_.find('\n', start);
     if (body == std::string_view::npos) return error(n, std::move(message));
     ++body;
@@ -739,7 +757,10 @@ void Loader::error_in_scalar(const YAML::Node& n, size_t offset, std::string mes
     while (p < text_.size()) {
       size_t q = p;
       while (q < text_.size() && text_[q] == ' ') ++q;
-      if (q < text_.size() && text_[q] != '\n' && text_[q] != '\r') { indent = q - p; break; }
+      if (q < text_.size() && text_[q] != '\n' && text_[q] != '\r') {
+        indent = q - p;
+        break;
+      }
       p = text_.find('\n', q);
       if (p == std::string_view::npos) break;
       ++p;
@@ -792,8 +813,8 @@ void Loader::check_duplicates(const YAML::Node& n, const YAML::Node& tasks_node)
       auto [it, inserted] = first_line.emplace(kv.first.Scalar(), kv.first.Mark().line + 1);
       if (!inserted) {
         error(kv.first, std::string(is_tasks ? "duplicate task '" : "duplicate key '") +
-                            kv.first.Scalar() + "' (first at line " +
-                            std::to_string(it->second) + ")");
+                            kv.first.Scalar() + "' (first at line " + std::to_string(it->second) +
+                            ")");
       }
     }
     check_duplicates(kv.first, tasks_node);
@@ -918,11 +939,16 @@ void Loader::parse_param(const Entry& e) {
       if (f.key == "type") {
         auto s = get_string(f, where);
         if (!s) continue;
-        if (*s == "string") type = ParamSpec::Type::String;
-        else if (*s == "int") type = ParamSpec::Type::Int;
-        else if (*s == "float") type = ParamSpec::Type::Float;
-        else if (*s == "bool") type = ParamSpec::Type::Bool;
-        else error(f, pre + "unknown type '" + *s + "' (use string, int, float or bool)");
+        if (*s == "string")
+          type = ParamSpec::Type::String;
+        else if (*s == "int")
+          type = ParamSpec::Type::Int;
+        else if (*s == "float")
+          type = ParamSpec::Type::Float;
+        else if (*s == "bool")
+          type = ParamSpec::Type::Bool;
+        else
+          error(f, pre + "unknown type '" + *s + "' (use string, int, float or bool)");
       } else if (f.key == "default") {
         default_node = f.v;
         if (!f.v.IsNull() && !f.v.IsScalar()) {
@@ -944,8 +970,10 @@ void Loader::parse_param(const Entry& e) {
         }
         int depth = 0, max_depth = 0;
         for (char c : *s) {
-          if (c == '(') max_depth = std::max(max_depth, ++depth);
-          else if (c == ')') --depth;
+          if (c == '(')
+            max_depth = std::max(max_depth, ++depth);
+          else if (c == ')')
+            --depth;
         }
         bool ok = max_depth <= 16;
         if (ok) {
@@ -955,8 +983,10 @@ void Loader::parse_param(const Entry& e) {
             ok = false;
           }
         }
-        if (!ok) error(f, pre + "invalid pattern '" + *s + "'");
-        else p.pattern = *s;
+        if (!ok)
+          error(f, pre + "invalid pattern '" + *s + "'");
+        else
+          p.pattern = *s;
       } else if (f.key == "enum") {
         if (!f.v.IsSequence() || f.v.size() == 0) {
           error(f, pre + "enum must be a non-empty list of values, got " + got(f.v));
@@ -964,7 +994,8 @@ void Loader::parse_param(const Entry& e) {
         }
         enum_node = f.v;
         for (const auto& item : f.v) {
-          if (!item.IsScalar()) error(item, pre + "enum values must be scalars, got " + got(item));
+          if (!item.IsScalar())
+            error(item, pre + "enum values must be scalars, got " + got(item));
           else
             p.choices.push_back(scalar_json(item).value_or(json(item.Scalar())));
         }
@@ -977,10 +1008,14 @@ void Loader::parse_param(const Entry& e) {
     return;
   }
   if (!type) {
-    if (default_value.is_boolean()) type = ParamSpec::Type::Bool;
-    else if (default_value.is_number_integer()) type = ParamSpec::Type::Int;
-    else if (default_value.is_number()) type = ParamSpec::Type::Float;
-    else type = ParamSpec::Type::String;
+    if (default_value.is_boolean())
+      type = ParamSpec::Type::Bool;
+    else if (default_value.is_number_integer())
+      type = ParamSpec::Type::Int;
+    else if (default_value.is_number())
+      type = ParamSpec::Type::Float;
+    else
+      type = ParamSpec::Type::String;
   }
   p.type = *type;
   // YAML reads `default: 14` as an int; a string param takes the text as written.
@@ -1003,16 +1038,20 @@ void Loader::parse_param(const Entry& e) {
       ParamSpec bare = p;
       bare.choices.clear();
       auto r = bare.check(v);
-      if (!r.ok()) error(item, "enum value: " + r.message());
-      else checked.push_back(*r);
+      if (!r.ok())
+        error(item, "enum value: " + r.message());
+      else
+        checked.push_back(*r);
     }
     p.choices = checked;
   }
   if (!default_value.is_null()) {
     coerce(default_value, default_node);
     auto r = p.check(default_value);
-    if (!r.ok()) error(default_node, "default: " + r.message());
-    else p.default_value = *r;
+    if (!r.ok())
+      error(default_node, "default: " + r.message());
+    else
+      p.default_value = *r;
   }
   dag_.params.push_back(std::move(p));
 }
@@ -1047,14 +1086,17 @@ void Loader::parse_resources(const Entry& e, Resources& r, const std::string& wh
   for (const Entry& f : entries(e.v, &kResourceKeys, rwhere)) {
     if (f.key == "gpu") {
       if (auto v = get_int(f, rwhere)) {
-        if (*v < 0 || *v > 1024) error(f, "'gpu'" + rwhere + " must be between 0 and 1024, got " +
-                                              std::to_string(*v));
-        else r.gpu = static_cast<int>(*v);
+        if (*v < 0 || *v > 1024)
+          error(f, "'gpu'" + rwhere + " must be between 0 and 1024, got " + std::to_string(*v));
+        else
+          r.gpu = static_cast<int>(*v);
       }
     } else if (f.key == "cpu") {
       if (auto v = get_number(f, rwhere)) {
-        if (*v < 0 || *v > 1e6) error(f, "'cpu'" + rwhere + " must be 0 or more, got " + got(f.v));
-        else r.cpu = *v;
+        if (*v < 0 || *v > 1e6)
+          error(f, "'cpu'" + rwhere + " must be 0 or more, got " + got(f.v));
+        else
+          r.cpu = *v;
       }
     } else if (f.key == "memory") {
       if (!f.v.IsScalar() || f.v.IsNull()) {
@@ -1100,8 +1142,10 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
       t.run_shell.reset();
       t.run_argv.clear();
       if (f.v.IsScalar() && !f.v.IsNull()) {
-        if (f.v.Scalar().empty()) error(f, "'run'" + where + " must not be empty");
-        else t.run_shell = f.v.Scalar();
+        if (f.v.Scalar().empty())
+          error(f, "'run'" + where + " must not be empty");
+        else
+          t.run_shell = f.v.Scalar();
       } else if (f.v.IsSequence()) {
         for (const auto& item : f.v) {
           if (!item.IsScalar() || item.IsNull())
@@ -1130,8 +1174,8 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
       for (const auto& item : f.v) {
         const std::string& path = (*list)[i++];
         if (!safe_relative_path(path))
-          error(item, "output '" + path + "'" + where +
-                          " must be a relative path inside the work dir");
+          error(item,
+                "output '" + path + "'" + where + " must be a relative path inside the work dir");
       }
       t.outputs = *list;
     } else if (k == "env") {
@@ -1155,10 +1199,12 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
       parse_resources(f, t.resources, where);
     } else if (k == "retries") {
       if (auto v = get_int(f, where)) {
-        if (*v < 0) error(f, "'retries'" + where + " must be 0 or more, got " + std::to_string(*v));
-        else if (*v > 1000) error(f, "'retries'" + where + " must be at most 1000, got " +
-                                         std::to_string(*v));
-        else t.retries = static_cast<int>(*v);
+        if (*v < 0)
+          error(f, "'retries'" + where + " must be 0 or more, got " + std::to_string(*v));
+        else if (*v > 1000)
+          error(f, "'retries'" + where + " must be at most 1000, got " + std::to_string(*v));
+        else
+          t.retries = static_cast<int>(*v);
       }
     } else if (k == "retry_delay") {
       if (auto d = get_duration(f, where)) t.retry_delay = *d;
@@ -1166,23 +1212,29 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
       if (auto d = get_duration(f, where)) t.max_retry_delay = *d;
     } else if (k == "timeout") {
       if (auto d = get_duration(f, where)) {
-        if (d->count() <= 0) error(f, "'timeout'" + where + " must be more than 0");
-        else t.timeout = *d;
+        if (d->count() <= 0)
+          error(f, "'timeout'" + where + " must be more than 0");
+        else
+          t.timeout = *d;
       }
     } else if (k == "queue") {
       if (auto s = get_string(f, where)) {
         if (!all_of_chars(*s, is_queue_char))
           error(f, "invalid queue name '" + *s + "'" + where + " (use A-Z, a-z, 0-9, _, - and .)");
-        else t.queue = *s;
+        else
+          t.queue = *s;
       }
     } else if (k == "trigger_rule") {
       if (auto s = get_string(f, where)) {
-        if (*s == "all_success") t.trigger_rule = TriggerRule::AllSuccess;
-        else if (*s == "all_done") t.trigger_rule = TriggerRule::AllDone;
-        else if (*s == "one_failed") t.trigger_rule = TriggerRule::OneFailed;
+        if (*s == "all_success")
+          t.trigger_rule = TriggerRule::AllSuccess;
+        else if (*s == "all_done")
+          t.trigger_rule = TriggerRule::AllDone;
+        else if (*s == "one_failed")
+          t.trigger_rule = TriggerRule::OneFailed;
         else
-          error(f, "unknown trigger_rule '" + *s + "'" + where +
-                       did_you_mean(*s, kTriggerRules) + "; use " + names_list(kTriggerRules));
+          error(f, "unknown trigger_rule '" + *s + "'" + where + did_you_mean(*s, kTriggerRules) +
+                       "; use " + names_list(kTriggerRules));
       }
     }
   }
@@ -1243,8 +1295,8 @@ void Loader::check_graph() {
       }
       auto it = index.find(name);
       if (it == index.end()) {
-        error(node, "task '" + t.id + "' needs unknown task '" + name + "'" +
-                        did_you_mean(name, ids));
+        error(node,
+              "task '" + t.id + "' needs unknown task '" + name + "'" + did_you_mean(name, ids));
         continue;
       }
       if (!seen.insert(name).second) continue;
@@ -1286,7 +1338,10 @@ void Loader::check_graph() {
         path.push_back(cur);
         size_t next = n;
         for (auto& [j, node] : edges[cur])
-          if (left[j]) { next = j; break; }
+          if (left[j]) {
+            next = j;
+            break;
+          }
         if (next == n) break;  // cannot happen: a left task needs a left task
         cur = next;
       }
@@ -1305,7 +1360,10 @@ void Loader::check_graph() {
       size_t to = cycle.size() > 1 ? cycle[1] : cycle[0];
       YAML::Node at = task_nodes_[cycle[0]].key;
       for (auto& [j, node] : edges[cycle[0]])
-        if (j == to) { at = node; break; }
+        if (j == to) {
+          at = node;
+          break;
+        }
       error(at, text);
     }
     return;  // tasks stay unsorted; the DAG is not returned anyway
@@ -1391,22 +1449,21 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
     auto quoted = "'{{ " + name + " }}'" + where;
     if (std::find(kRunNames.begin(), kRunNames.end(), name) != kRunNames.end()) continue;
     if (name.rfind("params.", 0) == 0 && dag_.param(name.substr(7))) continue;
-    if (name.rfind("secrets.", 0) == 0 && name.size() > 8 &&
-        name.find('.', 8) == std::string::npos)
+    if (name.rfind("secrets.", 0) == 0 && name.size() > 8 && name.find('.', 8) == std::string::npos)
       continue;
     bool is_inputs = name.rfind("inputs.", 0) == 0;
     bool is_outputs = name.rfind("outputs.", 0) == 0;
     if (is_inputs || is_outputs) {
       size_t start = is_inputs ? 7 : 8;
       size_t dot = name.find('.', start);
-      std::string task = name.substr(start, dot == std::string::npos ? std::string::npos
-                                                                     : dot - start);
+      std::string task =
+          name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       std::string rest = dot == std::string::npos ? "" : name.substr(dot + 1);
       bool shape_ok = !task.empty() && (is_inputs ? rest == "path" : !rest.empty());
       if (shape_ok) {
         if (!dag_.task(task)) {
-          error_in_scalar(n, ref.offset, quoted + " names unknown task '" + task + "'" +
-                                             did_you_mean(task, ids));
+          error_in_scalar(n, ref.offset,
+                          quoted + " names unknown task '" + task + "'" + did_you_mean(task, ids));
         } else if (ancestors && !ancestors->count(task)) {
           error_in_scalar(n, ref.offset,
                           quoted + " names task '" + task + "', which is not upstream of '" +
@@ -1488,8 +1545,8 @@ void Loader::check_templates() {
     const TaskSpec& t = dag_.tasks[i];
     const TaskNodes& nodes = task_nodes_[i];
     // Ancestors cost O(tasks) per task: compute them only for tasks with templates.
-    bool templated = has_template(nodes.run, 0) || has_template(nodes.with, 0) ||
-                     has_template(nodes.env, 0);
+    bool templated =
+        has_template(nodes.run, 0) || has_template(nodes.with, 0) || has_template(nodes.env, 0);
     if (!templated) continue;
     auto list = dag_.ancestors(t.id);
     std::set<std::string> anc(list.begin(), list.end());
@@ -1509,15 +1566,15 @@ LoadResult Loader::run() {
     });
     diags_.erase(std::unique(diags_.begin(), diags_.end(),
                              [](const Diagnostic& a, const Diagnostic& b) {
-                               return a.line == b.line && a.col == b.col &&
-                                      a.message == b.message;
+                               return a.line == b.line && a.col == b.col && a.message == b.message;
                              }),
                  diags_.end());
     return LoadResult{nullptr, std::move(diags_)};
   };
   if (text_.size() > kMaxDagFileBytes) {
-    error_at(1, 1, "file is too large (" + std::to_string(text_.size()) +
-                       " bytes; the limit is " + std::to_string(kMaxDagFileBytes) + ")");
+    error_at(1, 1,
+             "file is too large (" + std::to_string(text_.size()) + " bytes; the limit is " +
+                 std::to_string(kMaxDagFileBytes) + ")");
     return fail();
   }
   if (auto e = check_encoding(text_)) {
@@ -1567,17 +1624,20 @@ LoadResult Loader::run() {
     error(m, "a DAG file holds one YAML document; found another here");
   }
   if (!root.IsDefined() || root.IsNull()) {
-    if (is_blank(text_)) error_at(1, 1, "empty DAG file");
-    else error(root, "a DAG file must be a mapping of keys (dag:, tasks: ...), got nothing");
+    if (is_blank(text_))
+      error_at(1, 1, "empty DAG file");
+    else
+      error(root, "a DAG file must be a mapping of keys (dag:, tasks: ...), got nothing");
     return fail();
   }
   size_t count = 0;
   bool too_deep = false;
   if (!count_nodes(root, 0, count, too_deep)) {
-    error_at(1, 1, too_deep ? "nesting deeper than " + std::to_string(kMaxDepth) +
-                                  " levels (after expanding aliases)"
-                            : "too many YAML nodes (more than " + std::to_string(kMaxNodes) +
-                                  " after expanding aliases)");
+    error_at(1, 1,
+             too_deep ? "nesting deeper than " + std::to_string(kMaxDepth) +
+                            " levels (after expanding aliases)"
+                      : "too many YAML nodes (more than " + std::to_string(kMaxNodes) +
+                            " after expanding aliases)");
     return fail();
   }
   if (!root.IsMap()) {
@@ -1605,8 +1665,8 @@ LoadResult Loader::run() {
     if (const Entry* d = find("defaults")) {
       if (d->v.IsMap()) {
         have_defaults_ = true;
-        parse_task_fields(entries(d->v, &kDefaultsKeys, " in defaults"), defaults_,
-                          defaults_nodes_, " in defaults");
+        parse_task_fields(entries(d->v, &kDefaultsKeys, " in defaults"), defaults_, defaults_nodes_,
+                          " in defaults");
       } else if (!d->v.IsNull()) {
         error(*d, "'defaults' must be a mapping, got " + got(d->v));
       }
@@ -1616,9 +1676,10 @@ LoadResult Loader::run() {
       const std::string& k = e.key;
       if (k == "dag") {
         if (auto s = get_string(e, "")) {
-          if (!all_of_chars(*s, is_lower_id)) error(e, "invalid dag id '" + *s +
-                                                           "' (use only a-z, 0-9 and _)");
-          else dag_.id = *s;
+          if (!all_of_chars(*s, is_lower_id))
+            error(e, "invalid dag id '" + *s + "' (use only a-z, 0-9 and _)");
+          else
+            dag_.id = *s;
           dag_.id_loc = {e.k.Mark().line + 1, e.k.Mark().column + 1};
         }
       } else if (k == "description") {
@@ -1631,8 +1692,10 @@ LoadResult Loader::run() {
         if (!s) continue;
         int col = 0;
         auto sched = cron::Schedule::parse(*s, &col);
-        if (!sched.ok()) error_in_scalar(e.v, col > 0 ? col - 1 : 0, sched.message());
-        else dag_.schedule = *sched;
+        if (!sched.ok())
+          error_in_scalar(e.v, col > 0 ? col - 1 : 0, sched.message());
+        else
+          dag_.schedule = *sched;
       } else if (k == "timezone") {
         auto s = get_string(e, "");
         if (!s) continue;
@@ -1652,7 +1715,8 @@ LoadResult Loader::run() {
         if (auto v = get_int(e, "")) {
           if (*v < 1 || *v > 1000000)
             error(e, "'max_active_runs' must be at least 1, got " + std::to_string(*v));
-          else dag_.max_active_runs = static_cast<int>(*v);
+          else
+            dag_.max_active_runs = static_cast<int>(*v);
         }
       } else if (k == "tags") {
         if (auto list = get_string_list(e, "")) dag_.tags = *list;

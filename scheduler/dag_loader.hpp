@@ -13,7 +13,7 @@
 namespace drover {
 
 struct LoadResult {
-  DagPtr dag;                            // null when there are errors
+  DagPtr dag;                           // null when there are errors
   std::vector<Diagnostic> diagnostics;  // empty when dag is set
 };
 

@@ -90,11 +90,12 @@ std::map<std::string, Entry> g_cache;
 GitInfo git_info_cached(const fs::path& dir, const fs::path& file,
                         std::chrono::milliseconds max_age) {
   fs::path git_dir = find_git_dir(dir);
-  if (git_dir.empty()) return git_info(dir);
+  // No .git folder above (not a repository, or a worktree whose .git is a file): only the
+  // age bound and the DAG file's stamp decide.
   Stamp stamp;
-  stamp.commit = head_commit(git_dir);
+  if (!git_dir.empty()) stamp.commit = head_commit(git_dir);
   struct stat st;
-  if (::stat((git_dir / "index").c_str(), &st) == 0) {
+  if (!git_dir.empty() && ::stat((git_dir / "index").c_str(), &st) == 0) {
     stamp.index_mtime = mtime_ns(st);
     stamp.index_size = st.st_size;
   }
@@ -108,7 +109,7 @@ GitInfo git_info_cached(const fs::path& dir, const fs::path& file,
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = g_cache.find(key);
     if (it != g_cache.end() && it->second.stamp == stamp && now - it->second.at < max_age &&
-        !stamp.commit.empty())
+        (git_dir.empty() || !stamp.commit.empty()))
       return it->second.info;
   }
   GitInfo info = git_info(dir);

@@ -20,7 +20,8 @@ GitInfo git_info(const std::filesystem::path& dir);
 
 // git_info() for a DAG file's folder, asked at most once per `max_age` per folder — and at
 // once again when the cheap facts change: the HEAD commit (read from .git without a
-// process), the mtime and size of .git/index, or the mtime and size of `file`. So a run records the
+// process), the mtime and size of .git/index, or the mtime and size of `file` (outside a
+// repository: the age bound and `file` alone). So a run records the
 // exact commit it was made from; `dirty` may lag an edit of another tracked file by up to
 // `max_age`. What the scheduler calls for each new run (runs/s without a fork per run).
 GitInfo git_info_cached(const std::filesystem::path& dir, const std::filesystem::path& file,

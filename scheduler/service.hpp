@@ -4,10 +4,9 @@
 // Errors carry a code (see common/result.hpp) that the API maps to an HTTP status.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "common/result.hpp"
 #include "scheduler/store.hpp"

@@ -9,11 +9,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
@@ -24,7 +23,7 @@ namespace drover {
 using json = nlohmann::json;
 
 struct RunRecord {
-  std::string id;        // "<dag>-<seq>", e.g. "weekly_retrain-12"
+  std::string id;  // "<dag>-<seq>", e.g. "weekly_retrain-12"
   std::string dag;
   int64_t seq = 0;       // per-DAG sequence number, from next_run_seq
   std::string dag_hash;  // SHA-256 of the DAG file bytes (see dag_versions)
@@ -42,7 +41,7 @@ struct RunRecord {
 struct TaskInstance {
   std::string run_id, task;
   TaskState state = TaskState::Pending;
-  int try_number = 0;  // the latest try (0: none yet)
+  int try_number = 0;                    // the latest try (0: none yet)
   std::optional<TimePoint> next_try_at;  // UpForRetry: when the next try may start
 };
 
@@ -51,8 +50,8 @@ struct TryRecord {
   int try_number = 1;
   TryState state = TryState::Running;
   std::string queue, host;
-  int pid = 0;                   // the try process (a process group leader)
-  long long pid_start = 0;       // its start time (/proc stat field 22) to detect pid reuse
+  int pid = 0;              // the try process (a process group leader)
+  long long pid_start = 0;  // its start time (/proc stat field 22) to detect pid reuse
   TimePoint started_at{};
   std::optional<TimePoint> ended_at;
   std::optional<int> exit_code;  // set when it exited
@@ -71,7 +70,7 @@ struct FileRecord {
 };
 
 struct RunFilter {
-  std::string dag;                  // empty: all
+  std::string dag;  // empty: all
   std::optional<RunState> state;
   int limit = 100;
   // Paging cursor: only runs created before this run (its id, as the previous page's last
@@ -108,7 +107,8 @@ class Store {
 
   virtual Status insert_try(const TryRecord& t) = 0;
   virtual Status update_try(const TryRecord& t) = 0;
-  virtual Result<std::vector<TryRecord>> tries_of(const std::string& run_id) = 0;  // task, try order
+  virtual Result<std::vector<TryRecord>> tries_of(
+      const std::string& run_id) = 0;  // task, try order
   virtual Result<std::vector<TryRecord>> running_tries() = 0;
 
   // Files of a try: kind is "input" or "output".
@@ -154,9 +154,14 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& pa
 class Transaction {
  public:
   explicit Transaction(Store& s) : s_(s) { status_ = s_.begin(); }
-  ~Transaction() { if (status_.ok() && !done_) s_.rollback(); }
+  ~Transaction() {
+    if (status_.ok() && !done_) s_.rollback();
+  }
   const Status& status() const { return status_; }
-  Status commit() { done_ = true; return s_.commit(); }
+  Status commit() {
+    done_ = true;
+    return s_.commit();
+  }
 
  private:
   Store& s_;

@@ -3,9 +3,8 @@
 // Store; pure functions of what the store returns (thread-safe as the Store is).
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/result.hpp"
 #include "scheduler/store.hpp"

@@ -1,8 +1,6 @@
 // SqliteStore: the embedded Store (DESIGN.md §9) on SQLite's C API. WAL journal,
 // synchronous=FULL, foreign keys, numbered migrations, prepared statements cached per SQL
 // string. One thread at a time per object; several processes may share the file.
-#include "scheduler/store.hpp"
-
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 
 #include "common/json_text.hpp"
 #include "common/time.hpp"
+#include "scheduler/store.hpp"
 
 namespace drover {
 
@@ -141,9 +140,7 @@ constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 int64_t to_us(TimePoint t) { return t.time_since_epoch().count(); }
 TimePoint from_us(int64_t us) { return TimePoint(Micros(us)); }
 
-TimePoint now() {
-  return std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
-}
+TimePoint now() { return std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now()); }
 
 // A cached prepared statement borrowed for one use: bind, step, read columns. Its
 // destructor resets it, so no statement holds a read snapshot between calls.
@@ -299,8 +296,8 @@ class SqliteStore final : public Store {
 
   // --- DAG versions ----------------------------------------------------------------------
 
-  Status put_dag_version(const std::string& hash, const std::string& dag,
-                         const std::string& path, const std::string& content) override {
+  Status put_dag_version(const std::string& hash, const std::string& dag, const std::string& path,
+                         const std::string& content) override {
     auto st = prepare(
         "INSERT INTO dag_versions(hash, dag, path, content, created_at) VALUES(?, ?, ?, ?, ?) "
         "ON CONFLICT(hash) DO NOTHING");
@@ -344,8 +341,8 @@ class SqliteStore final : public Store {
       auto st = prepare(sql);
       if (!st.ok()) return st.error();
       st->bind_all(r.id, r.dag, r.seq, r.dag_hash, to_string(r.state), r.params, r.trigger_kind,
-                   r.trigger_user, r.logical_date, r.interval_start, r.interval_end,
-                   r.git_commit, r.git_dirty, r.created_at, r.started_at, r.ended_at);
+                   r.trigger_user, r.logical_date, r.interval_start, r.interval_end, r.git_commit,
+                   r.git_dirty, r.created_at, r.started_at, r.ended_at);
       if (Status s = done(*st, "insert_run"); !s.ok()) return s;
       for (const TaskInstance& t : tasks) {
         TaskInstance copy = t;
@@ -456,8 +453,9 @@ class SqliteStore final : public Store {
         "facts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st.ok()) return st.error();
     st->bind_all(t.run_id, t.task, t.try_number, to_string(t.state), t.queue, t.host,
-                 0 /* worker_pid: unused, kept for the shipped schema */, t.pid, t.pid_start, t.started_at, t.ended_at, t.exit_code,
-                 t.signal, t.try_dir, t.log_path, t.command, t.error, t.facts);
+                 0 /* worker_pid: unused, kept for the shipped schema */, t.pid, t.pid_start,
+                 t.started_at, t.ended_at, t.exit_code, t.signal, t.try_dir, t.log_path, t.command,
+                 t.error, t.facts);
     return done(*st, "insert_try");
   }
 
@@ -468,14 +466,15 @@ class SqliteStore final : public Store {
         "log_path = ?, command = ?, error = ?, facts = ? "
         "WHERE run_id = ? AND task = ? AND try_number = ?");
     if (!st.ok()) return st.error();
-    st->bind_all(to_string(t.state), t.queue, t.host, 0 /* worker_pid: unused, kept for the shipped schema */, t.pid, t.pid_start,
-                 t.started_at, t.ended_at, t.exit_code, t.signal, t.try_dir, t.log_path,
-                 t.command, t.error, t.facts, t.run_id, t.task, t.try_number);
+    st->bind_all(to_string(t.state), t.queue, t.host,
+                 0 /* worker_pid: unused, kept for the shipped schema */, t.pid, t.pid_start,
+                 t.started_at, t.ended_at, t.exit_code, t.signal, t.try_dir, t.log_path, t.command,
+                 t.error, t.facts, t.run_id, t.task, t.try_number);
     if (Status s = done(*st, "update_try"); !s.ok()) return s;
     if (sqlite3_changes(db_) == 0) {
-      return make_error("no such try: " + t.run_id + " " + t.task + " try " +
-                            std::to_string(t.try_number),
-                        "not_found");
+      return make_error(
+          "no such try: " + t.run_id + " " + t.task + " try " + std::to_string(t.try_number),
+          "not_found");
     }
     return Status::Ok();
   }
@@ -512,8 +511,8 @@ class SqliteStore final : public Store {
             "INSERT INTO try_files(run_id, task, try_number, kind, path, sha256, size, mode, "
             "from_task) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
         if (!st.ok()) return st.error();
-        st->bind_all(run_id, task, try_number, kind, f.path, f.sha256,
-                     static_cast<int64_t>(f.size), f.mode, f.from_task);
+        st->bind_all(run_id, task, try_number, kind, f.path, f.sha256, static_cast<int64_t>(f.size),
+                     f.mode, f.from_task);
         if (Status s = done(*st, "add_files"); !s.ok()) return s;
       }
       return Status::Ok();
@@ -832,8 +831,8 @@ class SqliteStore final : public Store {
     if (!v.ok()) return v.error();
     if (*v > kSchemaVersion) {
       return make_error("store: the database has schema version " + std::to_string(*v) +
-                        ", newer than this drover understands (" +
-                        std::to_string(kSchemaVersion) + ")");
+                        ", newer than this drover understands (" + std::to_string(kSchemaVersion) +
+                        ")");
     }
     for (int next = *v + 1; next <= kSchemaVersion; ++next) {
       if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
@@ -859,8 +858,7 @@ class SqliteStore final : public Store {
       if (s.ok()) s = exec_raw("COMMIT");
       if (!s.ok()) {
         best_effort("ROLLBACK");
-        return make_error("store: migration " + std::to_string(next) + " failed: " +
-                          s.message());
+        return make_error("store: migration " + std::to_string(next) + " failed: " + s.message());
       }
     }
     return Status::Ok();
@@ -883,8 +881,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& pa
     }
   }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                           nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);

@@ -32,8 +32,8 @@ Result<std::vector<Span>> scan(std::string_view text) {
       return make_error("unterminated '{{' (no closing '}}')", "invalid");
     std::string_view inner = text.substr(p + 2, end - p - 2);
     std::string_view name = trim(inner);
-    if (name.empty()) return make_error("empty template reference '{{" + std::string(inner) + "}}'",
-                                        "invalid");
+    if (name.empty())
+      return make_error("empty template reference '{{" + std::string(inner) + "}}'", "invalid");
     for (char c : name) {
       if (!is_name_char(c))
         return make_error("invalid template name '" + std::string(name) +
@@ -80,8 +80,10 @@ std::string shell_quote(std::string_view s) {
   out.reserve(s.size() + 2);
   out += '\'';
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   out += '\'';
   return out;

@@ -14,8 +14,8 @@
 namespace drover {
 
 struct TemplateRef {
-  std::string name;  // e.g. "inputs.train.path", whitespace trimmed
-  size_t offset = 0; // byte offset of the opening "{{" in the template text
+  std::string name;   // e.g. "inputs.train.path", whitespace trimmed
+  size_t offset = 0;  // byte offset of the opening "{{" in the template text
 };
 
 // Lists the references in `text`; error on an unterminated "{{" or an empty/invalid name

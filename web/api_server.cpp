@@ -4,9 +4,11 @@
 #include "web/api_server.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,24 +19,20 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/version.hpp>
-
-#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-
-#include "common/json_text.hpp"
 #include "common/blob_store.hpp"
 #include "common/clock.hpp"
 #include "common/fs.hpp"
+#include "common/json_text.hpp"
 #include "common/sha256.hpp"
 #include "common/time.hpp"
 #include "plugins/snapshot/registry.hpp"
@@ -61,21 +59,28 @@ constexpr int kMaxLimit = 1000;
 
 const char* reason_code(int status) {
   switch (status) {
-    case 400: return "bad_request";
-    case 401: return "unauthorized";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 409: return "conflict";
-    case 413: return "too_large";
-    case 422: return "invalid";
-    case 503: return "unavailable";
-    default: return "internal";
+    case 400:
+      return "bad_request";
+    case 401:
+      return "unauthorized";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 409:
+      return "conflict";
+    case 413:
+      return "too_large";
+    case 422:
+      return "invalid";
+    case 503:
+      return "unavailable";
+    default:
+      return "internal";
   }
 }
 
-std::string dump(const json& j) {
-  return to_json_text(j);
-}
+std::string dump(const json& j) { return to_json_text(j); }
 
 ApiResponse error_response(int status, const std::string& message, std::string code = {}) {
   ApiResponse r;
@@ -95,10 +100,14 @@ ApiResponse json_response(int status, const json& body) {
 // not_found -> 404, invalid -> 422, conflict -> 409, bad_request -> 400, else 500.
 ApiResponse service_error(const Error& e) {
   int status = 500;
-  if (e.code == "not_found") status = 404;
-  else if (e.code == "invalid") status = 422;
-  else if (e.code == "conflict") status = 409;
-  else if (e.code == "bad_request") status = 400;
+  if (e.code == "not_found")
+    status = 404;
+  else if (e.code == "invalid")
+    status = 422;
+  else if (e.code == "conflict")
+    status = 409;
+  else if (e.code == "bad_request")
+    status = 400;
   if (status == 500) spdlog::warn("api: internal error: {}", e.message);
   return error_response(status, e.message, status == 500 ? "internal" : e.code);
 }
@@ -109,11 +118,21 @@ bool valid_utf8(std::string_view s) {
     auto c = static_cast<unsigned char>(s[i]);
     size_t n;
     unsigned cp;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else
+      return false;
     if (i + n >= s.size()) return false;
     for (size_t k = 1; k <= n; ++k) {
       auto d = static_cast<unsigned char>(s[i + k]);
@@ -135,9 +154,12 @@ int json_depth(std::string_view s) {
   bool in_string = false, escape = false;
   for (char c : s) {
     if (in_string) {
-      if (escape) escape = false;
-      else if (c == '\\') escape = true;
-      else if (c == '"') in_string = false;
+      if (escape)
+        escape = false;
+      else if (c == '\\')
+        escape = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -302,8 +324,7 @@ ApiResponse list_runs(Service& service, const std::map<std::string, std::string>
   if (auto it = query.find("limit"); it != query.end() && !it->second.empty()) {
     auto limit = parse_int(it->second, 1, kMaxLimit);
     if (!limit)
-      return error_response(422, "limit must be an integer from 1 to " +
-                                     std::to_string(kMaxLimit));
+      return error_response(422, "limit must be an integer from 1 to " + std::to_string(kMaxLimit));
     filter.limit = static_cast<int>(*limit);
   }
   if (auto it = query.find("before"); it != query.end() && !it->second.empty())
@@ -368,12 +389,11 @@ ApiResponse task_log(Service& service, const std::string& run, const std::string
 
 std::optional<ApiResponse> check_hash(const std::string& sha) {
   if (BlobStore::valid_hash(sha)) return std::nullopt;
-  return error_response(400, "invalid blob hash '" + sha +
-                                 "' (expected 64 lowercase hex digits)");
+  return error_response(400, "invalid blob hash '" + sha + "' (expected 64 lowercase hex digits)");
 }
 
-ApiResponse blob_route(const ApiOptions& options, const std::string& method,
-                       const std::string& sha, const ApiRequest& req) {
+ApiResponse blob_route(const ApiOptions& options, const std::string& method, const std::string& sha,
+                       const ApiRequest& req) {
   if (method != "HEAD" && method != "GET" && method != "PUT")
     return method_not_allowed("HEAD, GET, PUT");
   if (auto bad = check_hash(sha)) return *bad;
@@ -449,20 +469,20 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
     return error_response(503, "a snapshot gc is running on this server; retry when it ends");
   if (!lock) return service_error(lock.error());
   if (!registry.blobs().has(v))
-    return error_response(422, "version " + v +
-                                   " is not on this server: push its blobs and manifest first");
+    return error_response(
+        422, "version " + v + " is not on this server: push its blobs and manifest first");
   auto manifest = registry.load(v);
-  if (!manifest) return error_response(422, "version " + v + " is not a manifest: " +
-                                                manifest.message());
+  if (!manifest)
+    return error_response(422, "version " + v + " is not a manifest: " + manifest.message());
   size_t missing = 0;
   std::string first_missing;
   for (auto& f : manifest->files)
     if (f.kind == snapshot::ManifestEntry::Kind::File && !registry.blobs().has(f.sha256))
       if (missing++ == 0) first_missing = f.path + " (" + f.sha256 + ")";
   if (missing)
-    return error_response(422, "version " + v + " is incomplete on this server: " +
-                                   std::to_string(missing) + " file(s) missing, first " +
-                                   first_missing + "; push its blobs first");
+    return error_response(
+        422, "version " + v + " is incomplete on this server: " + std::to_string(missing) +
+                 " file(s) missing, first " + first_missing + "; push its blobs first");
   // A log line first (so gc and `snapshot ls` know the version), then the ref itself.
   fs::path dir = fs::path(options.home) / "datasets" / name;
   if (auto s = make_dirs(dir / "tags"); !s) return service_error(s.error());
@@ -470,8 +490,8 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   std::string line = format_iso_utc(clock.now()) + "\t" + v + "\tpushed " + name + "@" + tag +
                      " through the API\n";
   int fd = ::open((dir / "log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return service_error(make_error((dir / "log").string() + ": " +
-                                              std::strerror(errno)));
+  if (fd < 0)
+    return service_error(make_error((dir / "log").string() + ": " + std::strerror(errno)));
   bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
             ::fsync(fd) == 0;
   ::close(fd);
@@ -501,8 +521,7 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
     if (m != "GET") return method_not_allowed("GET");
     return json_response(200, {{"status", "ok"}});
   }
-  if (!token_matches(bearer_token(req.authorization), options.token_sha256))
-    return unauthorized();
+  if (!token_matches(bearer_token(req.authorization), options.token_sha256)) return unauthorized();
 
   if (p.size() == 1 && p[0] == "dags") {
     if (m != "GET") return method_not_allowed("GET");
@@ -562,8 +581,7 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
 ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) {
   auto target = parse_target(req.target);
   if (!target) return error_response(400, "malformed request target");
-  if (!token_matches(bearer_token(req.authorization), options.token_sha256))
-    return unauthorized();
+  if (!token_matches(bearer_token(req.authorization), options.token_sha256)) return unauthorized();
   const auto& seg = target->segments;
   if (seg.size() != 4 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "blobs")
     return error_response(404, "no route for " + req.method + " " + req.target);
@@ -756,8 +774,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (file_parser_) return on_upload();
     auto req = parser_->release();
     parser_.reset();
-    ApiRequest request{std::string(req.method_string()), std::string(req.target()),
-                       std::string(req[http::field::authorization]), std::move(req.body()), {}};
+    ApiRequest request{std::string(req.method_string()),
+                       std::string(req.target()),
+                       std::string(req[http::field::authorization]),
+                       std::move(req.body()),
+                       {}};
     ApiResponse r = handle_api_request(shared_->service, shared_->options, request);
     respond(request, r, req.version(), req.keep_alive());
   }
@@ -768,8 +789,11 @@ class Session : public std::enable_shared_from_this<Session> {
     auto req = file_parser_->release();
     file_parser_.reset();
     req.body().close();
-    ApiRequest request{std::string(req.method_string()), std::string(req.target()),
-                       std::string(req[http::field::authorization]), {}, {}};
+    ApiRequest request{std::string(req.method_string()),
+                       std::string(req.target()),
+                       std::string(req[http::field::authorization]),
+                       {},
+                       {}};
     request.body_file = std::move(upload_tmp_);
     upload_tmp_.clear();
     unsigned version = req.version();
@@ -779,7 +803,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return stream_.close();
     }
     net::post(*shared_->blob_pool, [self = shared_from_this(), request = std::move(request),
-                                   version, keep_alive] {
+                                    version, keep_alive] {
       ApiResponse r = handle_blob_upload(self->shared_->options, request);
       ::unlink(request.body_file.c_str());  // gone already unless it was refused
       net::post(self->stream_.get_executor(), [self, request, r, version, keep_alive]() mutable {
@@ -863,11 +887,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_write_file() {
     if (file_sr_->is_done()) return on_write({}, 0);
     stream_.expires_after(kIoTimeout);
-    http::async_write_some(stream_, *file_sr_,
-                           [self = shared_from_this()](error_code ec, size_t) {
-                             if (ec) return;
-                             self->do_write_file();
-                           });
+    http::async_write_some(stream_, *file_sr_, [self = shared_from_this()](error_code ec, size_t) {
+      if (ec) return;
+      self->do_write_file();
+    });
   }
 
   void on_write(error_code ec, size_t) {
@@ -893,12 +916,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void drain_read() {
     if (drained_ > kDrainLimit) return stream_.close();
     drain_buf_.resize(64 * 1024);
-    stream_.async_read_some(net::buffer(drain_buf_), [self = shared_from_this()](
-                                                         error_code ec, size_t n) {
-      if (ec) return self->stream_.close();
-      self->drained_ += n;
-      self->drain_read();
-    });
+    stream_.async_read_some(net::buffer(drain_buf_),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              if (ec) return self->stream_.close();
+                              self->drained_ += n;
+                              self->drain_read();
+                            });
   }
 
   void do_close() {
@@ -1031,9 +1054,12 @@ Result<std::string> ApiServer::listen(const std::string& host_port) {
 
   auto address = bound.address();
   std::string host;
-  if (address.is_unspecified()) host = "127.0.0.1";
-  else if (address.is_v6()) host = "[" + address.to_string() + "]";
-  else host = address.to_string();
+  if (address.is_unspecified())
+    host = "127.0.0.1";
+  else if (address.is_v6())
+    host = "[" + address.to_string() + "]";
+  else
+    host = address.to_string();
   return "http://" + host + ":" + std::to_string(bound.port());
 }
 

@@ -2,13 +2,12 @@
 // io_context and run to completion, which gives every step a timeout (beast::tcp_stream's).
 #include "web/client.hpp"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -87,9 +86,10 @@ Result<ClientConfig> resolve_client(std::optional<std::string> home,
     auto path = c.home / "server.json";
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
-      return make_error("cannot find the server: pass --server URL, set DROVER_SERVER, or "
-                        "point --home at the daemon's folder (" + path.string() +
-                        " does not exist)");
+      return make_error(
+          "cannot find the server: pass --server URL, set DROVER_SERVER, or "
+          "point --home at the daemon's folder (" +
+          path.string() + " does not exist)");
     auto text = read_file(path, 1 << 20);
     if (!text) return text.error();
     json j = json::parse(*text, nullptr, false);
@@ -106,8 +106,10 @@ Result<ClientConfig> resolve_client(std::optional<std::string> home,
     auto path = c.home / "token";
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
-      return make_error("cannot find the API token: set DROVER_TOKEN or point --home at the "
-                        "daemon's folder (" + path.string() + " does not exist)");
+      return make_error(
+          "cannot find the API token: set DROVER_TOKEN or point --home at the "
+          "daemon's folder (" +
+          path.string() + " does not exist)");
     auto text = read_file(path, 4096);
     if (!text) return text.error();
     c.token = trim(*text);
@@ -188,19 +190,24 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
     error_code ec =
         impl_->run([&](auto handler) { http::async_write(impl_->stream, req, handler); });
     if (ec) {
-      if (may_retry) { impl_->close(); continue; }
+      if (may_retry) {
+        impl_->close();
+        continue;
+      }
       return fail("cannot send to", ec);
     }
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxResponse);
     impl_->stream.expires_after(kIoTimeout);
-    ec = impl_->run([&](auto handler) {
-      http::async_read(impl_->stream, impl_->buffer, parser, handler);
-    });
+    ec = impl_->run(
+        [&](auto handler) { http::async_read(impl_->stream, impl_->buffer, parser, handler); });
     if (ec) {
       bool stale = ec == http::error::end_of_stream || ec == net::error::connection_reset ||
                    ec == net::error::eof;
-      if (may_retry && stale) { impl_->close(); continue; }
+      if (may_retry && stale) {
+        impl_->close();
+        continue;
+      }
       return fail("no answer from", ec);
     }
     auto& res = parser.get();
@@ -244,8 +251,7 @@ Error api_error(const HttpResponse& response) {
     if (!message.empty()) return make_error(message, code);
   }
   std::string head = response.body.substr(0, 200);
-  return make_error("HTTP " + std::to_string(response.status) + (head.empty() ? "" : ": ") +
-                    head);
+  return make_error("HTTP " + std::to_string(response.status) + (head.empty() ? "" : ": ") + head);
 }
 
 std::string url_encode(std::string_view s) {

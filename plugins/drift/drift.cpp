@@ -34,8 +34,7 @@ bool is_missing_text(std::string_view s) {
   size_t b = s.find_first_not_of(' ');
   if (b == std::string_view::npos) return true;
   s = s.substr(b, s.find_last_not_of(' ') - b + 1);
-  static constexpr std::string_view kTokens[] = {"NA",  "N/A", "null", "NULL",
-                                                 "NaN", "nan", "None"};
+  static constexpr std::string_view kTokens[] = {"NA", "N/A", "null", "NULL", "NaN", "nan", "None"};
   for (std::string_view t : kTokens) {
     if (s == t) return true;
   }
@@ -48,8 +47,8 @@ bool is_missing_text(std::string_view s) {
 // so the digits and the power of ten are both exact doubles and one division rounds
 // correctly, the same double std::from_chars returns. False when the text is not of that form.
 bool parse_plain_decimal(std::string_view s, double* out) {
-  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  static constexpr double kPow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
   const char* p = s.data();
   const char* end = p + s.size();
   bool neg = false;
@@ -238,10 +237,8 @@ struct MethodSpec {
   double threshold;  // default
 };
 const MethodSpec kMethods[] = {
-    {"ks", true, 0.05},
-    {"chi2", true, 0.05},
-    {"wasserstein", false, 0.1},
-    {"jensenshannon", false, 0.1},
+    {"ks", true, 0.05},          {"chi2", true, 0.05},
+    {"wasserstein", false, 0.1}, {"jensenshannon", false, 0.1},
     {"psi", false, 0.1},
 };
 const MethodSpec& method_spec(const std::string& name) {
@@ -320,8 +317,8 @@ struct Verdict {
   bool drift = false;
 };
 
-Result<Verdict> choose(const DriftOptions& o, const std::string& col, bool numeric,
-                       size_t n_ref, size_t n_unique) {
+Result<Verdict> choose(const DriftOptions& o, const std::string& col, bool numeric, size_t n_ref,
+                       size_t n_unique) {
   Verdict v;
   auto m = o.methods.find(col);
   if (m != o.methods.end()) {
@@ -344,11 +341,16 @@ Result<Verdict> choose(const DriftOptions& o, const std::string& col, bool numer
 void decide(Verdict& v, const json& stats) {
   const std::string& m = v.method;
   json s;
-  if (m == "ks") s = stats["ks"]["p_value"];
-  else if (m == "chi2") s = stats["chi2"]["p_value"];
-  else if (m == "wasserstein") s = stats["wasserstein_normed"];
-  else if (m == "jensenshannon") s = stats["js"];
-  else s = stats["psi"];
+  if (m == "ks")
+    s = stats["ks"]["p_value"];
+  else if (m == "chi2")
+    s = stats["chi2"]["p_value"];
+  else if (m == "wasserstein")
+    s = stats["wasserstein_normed"];
+  else if (m == "jensenshannon")
+    s = stats["js"];
+  else
+    s = stats["psi"];
   if (!s.is_number()) return;
   v.score = s.get<double>();
   v.drift = method_spec(m).p_value ? v.score < v.threshold : v.score >= v.threshold;
@@ -408,11 +410,11 @@ Result<json> numeric_feature(const DriftOptions& o, const std::string& name, Col
     // Range: current values outside the reference's [min, max].
     size_t below = std::lower_bound(b.begin(), b.end(), a.front()) - b.begin();
     size_t above = b.end() - std::upper_bound(b.begin(), b.end(), a.back());
-    stats["range"] = {{"reference_min", a.front()},
-                      {"reference_max", a.back()},
-                      {"out_of_range", below + above},
-                      {"out_of_range_share",
-                       static_cast<double>(below + above) / static_cast<double>(b.size())}};
+    stats["range"] = {
+        {"reference_min", a.front()},
+        {"reference_max", a.back()},
+        {"out_of_range", below + above},
+        {"out_of_range_share", static_cast<double>(below + above) / static_cast<double>(b.size())}};
   } else {
     stats["ks"] = {{"statistic", nullptr}, {"p_value", nullptr}};
     stats["wasserstein"] = nullptr;
@@ -464,20 +466,20 @@ Result<json> categorical_feature(const DriftOptions& o, const std::string& name,
   if (!verdict.ok()) return verdict.error();
   json f;
   json stats = json::object();
-  stats["reference"] = {{"categories", std::count_if(ca.begin(), ca.end(),
-                                                     [](uint64_t c) { return c > 0; })}};
-  stats["current"] = {{"categories", std::count_if(cb.begin(), cb.end(),
-                                                   [](uint64_t c) { return c > 0; })}};
+  stats["reference"] = {
+      {"categories", std::count_if(ca.begin(), ca.end(), [](uint64_t c) { return c > 0; })}};
+  stats["current"] = {
+      {"categories", std::count_if(cb.begin(), cb.end(), [](uint64_t c) { return c > 0; })}};
   if (na > 0 && nb > 0) {
     Chi2Result chi = chi2_contingency_2xk(ca, cb);
     stats["chi2"] = {{"statistic", chi.statistic}, {"p_value", chi.p_value}, {"dof", chi.dof}};
     auto sa = shares(ca, na), sb = shares(cb, nb);
     stats["psi"] = psi(sa, sb);
     stats["js"] = jensenshannon(sa, sb);
-    stats["range"] = {{"new_categories", new_cats},
-                      {"out_of_range", new_count},
-                      {"out_of_range_share",
-                       static_cast<double>(new_count) / static_cast<double>(nb)}};
+    stats["range"] = {
+        {"new_categories", new_cats},
+        {"out_of_range", new_count},
+        {"out_of_range_share", static_cast<double>(new_count) / static_cast<double>(nb)}};
   } else {
     stats["chi2"] = {{"statistic", nullptr}, {"p_value", nullptr}};
     stats["psi"] = nullptr;
@@ -507,8 +509,7 @@ Result<json> categorical_feature(const DriftOptions& o, const std::string& name,
     hr.push_back(rest_a);
     hc.push_back(rest_b);
   }
-  stats["histogram"] = {{"kind", "categories"}, {"values", hv}, {"reference", hr},
-                        {"current", hc}};
+  stats["histogram"] = {{"kind", "categories"}, {"values", hv}, {"reference", hr}, {"current", hc}};
   decide(*verdict, stats);
   f["type"] = "categorical";
   f["method"] = verdict->method;
@@ -555,8 +556,7 @@ Result<std::string> resolve_plain_path(const std::string& ref) {
     return make_error(ref + ": no such file", "not_found");
   }
   if (std::filesystem::is_directory(ref, ec)) {
-    return make_error(ref + ": is a directory (expected a CSV, TSV or JSON-lines file)",
-                      "invalid");
+    return make_error(ref + ": is a directory (expected a CSV, TSV or JSON-lines file)", "invalid");
   }
   return ref;
 }
@@ -576,9 +576,9 @@ Result<json> compute_drift(const DriftOptions& o) {
   }
   for (auto& [col, t] : o.types) {
     if (t != "numeric" && t != "categorical") {
-      return make_error("column \"" + col + "\": unknown type \"" + t +
-                            "\" (expected numeric or categorical)",
-                        "invalid");
+      return make_error(
+          "column \"" + col + "\": unknown type \"" + t + "\" (expected numeric or categorical)",
+          "invalid");
     }
   }
   for (auto& [col, t] : o.thresholds) {
@@ -616,8 +616,8 @@ Result<json> compute_drift(const DriftOptions& o) {
     }
   }
 
-  json schema = {{"added", json::array()}, {"removed", json::array()},
-                 {"type_changed", json::array()}};
+  json schema = {
+      {"added", json::array()}, {"removed", json::array()}, {"type_changed", json::array()}};
   for (auto& c : ref->columns) {
     if (std::find(cur->columns.begin(), cur->columns.end(), c) == cur->columns.end())
       schema["removed"].push_back(c);
@@ -640,8 +640,8 @@ Result<json> compute_drift(const DriftOptions& o) {
           {{"column", name}, {"reference", type_name(rc)}, {"current", type_name(cc)}});
     }
     Forced forced = forced_of(o.types, name);
-    bool numeric = forced == Forced::Numeric ||
-                   (forced == Forced::None && rc.numeric && cc.numeric);
+    bool numeric =
+        forced == Forced::Numeric || (forced == Forced::None && rc.numeric && cc.numeric);
     double ref_missing = ref->rows ? static_cast<double>(rc.missing) / ref->rows : 0.0;
     double cur_missing = cur->rows ? static_cast<double>(cc.missing) / cur->rows : 0.0;
     uint64_t invalid_ref = rc.invalid, invalid_cur = cc.invalid;

@@ -6,10 +6,9 @@
 
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/result.hpp"
 
@@ -18,13 +17,13 @@ namespace drover::drift {
 using json = nlohmann::json;
 
 struct DriftOptions {
-  std::string reference;                          // file paths (CSV, TSV or JSON lines)
+  std::string reference;  // file paths (CSV, TSV or JSON lines)
   std::string current;
-  std::vector<std::string> columns;               // empty: every column of the reference
-  std::map<std::string, std::string> methods;     // column -> ks|chi2|wasserstein|jensenshannon|psi
-  std::map<std::string, double> thresholds;       // column -> threshold of its method
-  std::map<std::string, std::string> types;       // column -> numeric|categorical
-  double drift_share = 0.5;                       // dataset drift when drifted share >= this
+  std::vector<std::string> columns;            // empty: every column of the reference
+  std::map<std::string, std::string> methods;  // column -> ks|chi2|wasserstein|jensenshannon|psi
+  std::map<std::string, double> thresholds;    // column -> threshold of its method
+  std::map<std::string, std::string> types;    // column -> numeric|categorical
+  double drift_share = 0.5;                    // dataset drift when drifted share >= this
   // How the files are named in the report and in errors (default: the paths).
   std::string reference_name, current_name;
 };

@@ -13,12 +13,23 @@ std::string esc(const std::string& s) {
   o.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      case '\'':
+        o += "&#39;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -81,8 +92,8 @@ std::string histogram_svg(const json& h) {
       label = "[" + text_of(h["edges"][i]) + ", " + text_of(h["edges"][i + 1]) + ")";
     }
     std::snprintf(buf, sizeof(buf),
-                  "<rect class=\"ref\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">",
-                  x, H - hr, bw / 2, hr);
+                  "<rect class=\"ref\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">", x,
+                  H - hr, bw / 2, hr);
     s += buf;
     s += "<title>" + esc(label) + " reference " + num(sr[i]) + "</title></rect>";
     std::snprintf(buf, sizeof(buf),

@@ -72,7 +72,7 @@ double clip01(double p) { return std::min(1.0, std::max(0.0, p)); }
 
 // scipy.stats._ksstats._log_nfactorial_div_n_pow_n
 double log_nfactorial_div_n_pow_n(double n) {
-  static const double c[] = {-2.955065359477124183e-2, 6.4102564102564102564e-3,
+  static const double c[] = {-2.955065359477124183e-2,  6.4102564102564102564e-3,
                              -1.9175269175269175269e-3, 8.4175084175084175084e-4,
                              -5.952380952380952381e-4,  7.9365079365079365079e-4,
                              -2.7777777777777777778e-3, 8.3333333333333333333e-2};
@@ -295,8 +295,7 @@ double stirling_remainder(long long k) {
     return static_cast<double>(std::lgamma(dk + 1) - (dk + 0.5L) * std::log(dk) + dk -
                                0.5L * std::log(2 * static_cast<long double>(kPi)));
   }
-  constexpr double s0 = 1.0 / 12, s1 = 1.0 / 360, s2 = 1.0 / 1260, s3 = 1.0 / 1680,
-                   s4 = 1.0 / 1188;
+  constexpr double s0 = 1.0 / 12, s1 = 1.0 / 360, s2 = 1.0 / 1260, s3 = 1.0 / 1680, s4 = 1.0 / 1188;
   double dk = static_cast<double>(k), kk = dk * dk;
   if (k > 500) return (s0 - s1 / kk) / dk;
   if (k > 80) return (s0 - (s1 - s2 / kk) / kk) / dk;
@@ -316,8 +315,14 @@ double smirnov_sf(long long n, double x) {
   double hi = dn * x, lo = std::fma(dn, x, -hi);
   double fl = std::floor(hi);
   double alpha = (hi - fl) + lo;
-  if (alpha < 0) { fl -= 1; alpha += 1; }
-  if (alpha >= 1) { fl += 1; alpha -= 1; }
+  if (alpha < 0) {
+    fl -= 1;
+    alpha += 1;
+  }
+  if (alpha >= 1) {
+    fl += 1;
+    alpha -= 1;
+  }
   long long nxfl = static_cast<long long>(fl);
   long long n1mxfl = n - nxfl - (alpha == 0 ? 0 : 1);
   long long n1mxceil = n - nxfl;
@@ -336,8 +341,7 @@ double smirnov_sf(long long n, double x) {
     return logp < -std::log(2.0) ? std::exp(logp) : 1 + std::expm1(logp) * 1.0;
   }
   long long n_upper = n - n1mxceil + 1;
-  bool upper = (n_upper <= 1 && x < 0.5) ||
-               (n >= 10 && n_upper <= 3 && x <= 0.5 / std::sqrt(dn));
+  bool upper = (n_upper <= 1 && x < 0.5) || (n >= 10 && n_upper <= 3 && x <= 0.5 / std::sqrt(dn));
   long double lx = x, ln = dn;
   long double lgn1 = std::lgamma(ln + 1);
   auto term = [&](long long v) -> long double {  // C(n,v) (1-x-v/n)^(n-v) (x+v/n)^(v-1)
@@ -496,16 +500,16 @@ KsResult ks_from_extremes(long long n1, long long n2, double max_s, double min_s
 KsResult ks_2samp(const std::vector<double>& a, const std::vector<double>& b) {
   double max_s, min_s;
   merge_cdfs(a, b, &max_s, &min_s, nullptr);
-  return ks_from_extremes(static_cast<long long>(a.size()), static_cast<long long>(b.size()),
-                          max_s, min_s);
+  return ks_from_extremes(static_cast<long long>(a.size()), static_cast<long long>(b.size()), max_s,
+                          min_s);
 }
 
 KsResult ks_2samp_and_wasserstein(const std::vector<double>& a, const std::vector<double>& b,
                                   double* wasserstein) {
   double max_s, min_s;
   merge_cdfs(a, b, &max_s, &min_s, wasserstein);
-  return ks_from_extremes(static_cast<long long>(a.size()), static_cast<long long>(b.size()),
-                          max_s, min_s);
+  return ks_from_extremes(static_cast<long long>(a.size()), static_cast<long long>(b.size()), max_s,
+                          min_s);
 }
 
 double wasserstein_distance(const std::vector<double>& u, const std::vector<double>& v) {
@@ -611,7 +615,8 @@ double psi(std::vector<double> ref, std::vector<double> cur, double epsilon) {
   return static_cast<double>(s);
 }
 
-Chi2Result chi2_contingency_2xk(const std::vector<uint64_t>& ref, const std::vector<uint64_t>& cur) {
+Chi2Result chi2_contingency_2xk(const std::vector<uint64_t>& ref,
+                                const std::vector<uint64_t>& cur) {
   Chi2Result r;
   size_t k = ref.size();
   r.dof = static_cast<int>(k) - 1;

@@ -43,8 +43,7 @@ double jensenshannon(const std::vector<double>& p, const std::vector<double>& q)
 
 // Population stability index of two share vectors: sum (cur - ref) * ln(cur / ref), where a
 // zero share is replaced by `epsilon` first (Evidently's 0.0001).
-double psi(std::vector<double> ref_shares, std::vector<double> cur_shares,
-           double epsilon = 1e-4);
+double psi(std::vector<double> ref_shares, std::vector<double> cur_shares, double epsilon = 1e-4);
 
 struct Chi2Result {
   double statistic = 0;

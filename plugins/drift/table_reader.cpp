@@ -4,7 +4,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 namespace drover::drift {
@@ -204,7 +203,8 @@ class CsvReader final : public TableReader {
               content = true;
               st = kStart;
             } else if (c == '"') {
-              if (st == kUnquoted) return line_error(name_, cur_line_, "quote inside unquoted field");
+              if (st == kUnquoted)
+                return line_error(name_, cur_line_, "quote inside unquoted field");
               st = kQuoted;
               content = true;
               quote_line = cur_line_;
@@ -376,7 +376,8 @@ Result<std::unique_ptr<TableReader>> TableReader::open(const std::string& path,
                                                        std::string display) {
   if (display.empty()) display = path;
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return make_error(display + ": " + std::strerror(errno), errno == ENOENT ? "not_found" : "");
+  if (!f)
+    return make_error(display + ": " + std::strerror(errno), errno == ENOENT ? "not_found" : "");
   TableFormat fmt;
   if (ends_with(path, ".csv")) {
     fmt = TableFormat::Csv;
@@ -402,8 +403,7 @@ Result<std::unique_ptr<TableReader>> TableReader::open(const std::string& path,
   return make(std::make_unique<Source>(f), fmt, std::move(display));
 }
 
-Result<std::unique_ptr<TableReader>> TableReader::from_string(std::string text,
-                                                              TableFormat format,
+Result<std::unique_ptr<TableReader>> TableReader::from_string(std::string text, TableFormat format,
                                                               std::string display) {
   return make(std::make_unique<Source>(std::move(text)), format, std::move(display));
 }

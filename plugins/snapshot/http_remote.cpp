@@ -9,12 +9,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "common/blob_store.hpp"
-#include "plugins/snapshot/curl_util.hpp"
 #include "common/fs.hpp"
+#include "plugins/snapshot/curl_util.hpp"
 
 namespace drover::snapshot {
 
@@ -60,8 +59,8 @@ std::string blob_hash_of(const std::string& key) {
 bool valid_segment(std::string_view s) {
   if (s.empty() || s[0] == '.' || s[0] == '-') return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
   });
 }
 
@@ -77,7 +76,7 @@ struct HttpRemote::Request {
   const char* method = "GET";
   std::string route;
   UploadBody* body = nullptr;  // PUT body
-  int sink_fd = -1;        // GET: write a 2xx body here instead of into Response::body
+  int sink_fd = -1;            // GET: write a 2xx body here instead of into Response::body
 };
 
 struct HttpRemote::Response {
@@ -160,8 +159,9 @@ Result<HttpRemote::Response> HttpRemote::perform(const Request& req) const {
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
-  if (sink.failed) return make_error("remote " + base_url_ + ": writing a download failed: " +
-                                     std::strerror(errno));
+  if (sink.failed)
+    return make_error("remote " + base_url_ +
+                      ": writing a download failed: " + std::strerror(errno));
   if (rc != CURLE_OK)
     return make_error("remote " + base_url_ + ": " + req.method + " " + req.route + ": " +
                       curl_easy_strerror(rc));
@@ -177,10 +177,17 @@ Error HttpRemote::http_error(const std::string& method, const std::string& route
     message = j["error"].value("message", "");
   if (message.empty()) {  // e.g. the answer to a HEAD, which has no body
     switch (r.status) {
-      case 401: message = "missing or invalid bearer token"; break;
-      case 403: message = "forbidden"; break;
-      case 413: message = "too large"; break;
-      default: break;
+      case 401:
+        message = "missing or invalid bearer token";
+        break;
+      case 403:
+        message = "forbidden";
+        break;
+      case 413:
+        message = "too large";
+        break;
+      default:
+        break;
     }
   }
   std::string text = "remote " + base_url_ + ": " + method + " " + route + ": HTTP " +
@@ -270,8 +277,10 @@ Status HttpRemote::get_file(const std::string& key, const fs::path& dest) {
   auto r = perform(req);
   ::close(fd);
   Status out;
-  if (!r) out = r.error();
-  else if (r->status != 200) out = http_error("GET", req.route, *r);
+  if (!r)
+    out = r.error();
+  else if (r->status != 200)
+    out = http_error("GET", req.route, *r);
   if (!out) ::unlink(dest.c_str());
   return out;
 }

@@ -38,8 +38,7 @@ class HttpRemote final : public Remote {
   struct Request;
   Result<std::string> route_of(const std::string& key) const;
   Result<Response> perform(const Request& req) const;
-  Error http_error(const std::string& method, const std::string& route,
-                   const Response& r) const;
+  Error http_error(const std::string& method, const std::string& route, const Response& r) const;
 
   std::string base_url_;
   std::string token_;

@@ -1,7 +1,6 @@
 #include "plugins/snapshot/manifest.hpp"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "common/blob_store.hpp"
@@ -17,9 +16,8 @@ uint64_t Manifest::total_size() const {
 }
 
 size_t Manifest::file_count() const {
-  return static_cast<size_t>(std::count_if(files.begin(), files.end(), [](auto& e) {
-    return e.kind == ManifestEntry::Kind::File;
-  }));
+  return static_cast<size_t>(std::count_if(
+      files.begin(), files.end(), [](auto& e) { return e.kind == ManifestEntry::Kind::File; }));
 }
 
 bool is_utf8(std::string_view s) {
@@ -58,8 +56,7 @@ bool is_utf8(std::string_view s) {
 }
 
 bool is_safe_relative_path(std::string_view rel) {
-  if (rel.empty() || rel.front() == '/' || rel.find('\0') != std::string_view::npos)
-    return false;
+  if (rel.empty() || rel.front() == '/' || rel.find('\0') != std::string_view::npos) return false;
   size_t start = 0;
   while (start <= rel.size()) {
     size_t end = rel.find('/', start);
@@ -159,8 +156,7 @@ Result<Manifest> parse_manifest(std::string_view text) {
     auto path = get_text(j, "path", "path_hex");
     if (!path) return path.error();
     e.path = std::move(*path);
-    if (!is_safe_relative_path(e.path))
-      return make_error("manifest: unsafe path '" + e.path + "'");
+    if (!is_safe_relative_path(e.path)) return make_error("manifest: unsafe path '" + e.path + "'");
     if (j.contains("sha256")) {
       e.kind = ManifestEntry::Kind::File;
       if (!j["sha256"].is_string() || !BlobStore::valid_hash(j["sha256"].get<std::string>()))

@@ -87,8 +87,7 @@ std::string blob_key(const std::string& sha) {
 }
 
 // Copies blob `src` to `dest` (created with O_EXCL), hashing while copying; gives it `mode`.
-Status copy_verified(const fs::path& src, const std::string& sha, const fs::path& dest,
-                     int mode) {
+Status copy_verified(const fs::path& src, const std::string& sha, const fs::path& dest, int mode) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return errno_error(src, errno);
   int out = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -114,7 +113,8 @@ Status copy_verified(const fs::path& src, const std::string& sha, const fs::path
     while (left > 0 && !err) {
       ssize_t w = ::write(out, p, left);
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0) err = errno;
+      if (w < 0)
+        err = errno;
       else {
         p += w;
         left -= static_cast<size_t>(w);
@@ -140,9 +140,7 @@ Status copy_verified(const fs::path& src, const std::string& sha, const fs::path
 
 bool valid_dataset_name(std::string_view name) { return name_chars(name, false); }
 
-bool valid_tag_name(std::string_view tag) {
-  return tag != "latest" && name_chars(tag, true);
-}
+bool valid_tag_name(std::string_view tag) { return tag != "latest" && name_chars(tag, true); }
 
 Diff diff_manifests(const Manifest& a, const Manifest& b) {
   Diff d;
@@ -164,8 +162,7 @@ Diff diff_manifests(const Manifest& a, const Manifest& b) {
     } else {
       const auto& x = a.files[i++];
       const auto& y = b.files[j++];
-      if (!(x == y))
-        d.changed.push_back(DiffEntry{x.path, x.size, y.size, x.sha256, y.sha256});
+      if (!(x == y)) d.changed.push_back(DiffEntry{x.path, x.size, y.size, x.sha256, y.sha256});
     }
   }
   return d;
@@ -246,8 +243,7 @@ Status Registry::append_log(const std::string& dataset, const std::string& versi
   fs::path dir = dataset_dir(dataset);
   if (auto s = make_dirs(dir / "tags"); !s) return s;
   SystemClock clock;
-  std::string line = format_iso_utc(clock.now()) + "\t" + version + "\t" + one_line(message) +
-                     "\n";
+  std::string line = format_iso_utc(clock.now()) + "\t" + version + "\t" + one_line(message) + "\n";
   fs::path file = dir / "log";
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return errno_error(file, errno);
@@ -293,8 +289,7 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
   if (auto s = append_log(dataset, res.version, message); !s) return s.error();
   if (auto s = write_ref(dataset_dir(dataset) / "latest", res.version); !s) return s.error();
   if (!tag.empty())
-    if (auto s = write_ref(dataset_dir(dataset) / "tags" / tag, res.version); !s)
-      return s.error();
+    if (auto s = write_ref(dataset_dir(dataset) / "tags" / tag, res.version); !s) return s.error();
   return res;
 }
 
@@ -388,8 +383,7 @@ Status Registry::set_tag(std::string_view ref, const std::string& tag) {
   return write_ref(dataset_dir(m->dataset) / "tags" / tag, *v);
 }
 
-Status Registry::checkout(std::string_view ref, const fs::path& dest,
-                          const CheckoutOptions& opts) {
+Status Registry::checkout(std::string_view ref, const fs::path& dest, const CheckoutOptions& opts) {
   auto v = resolve(ref);
   if (!v) return v.error();
   auto m = load(*v);
@@ -402,9 +396,9 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest,
   }
   for (auto& e : m->files)
     if (e.kind == ManifestEntry::Kind::File && !blobs_.has(e.sha256))
-      return make_error("blob " + e.sha256 + " of '" + e.path +
-                            "' is missing (pull the version from a remote)",
-                        "not_found");
+      return make_error(
+          "blob " + e.sha256 + " of '" + e.path + "' is missing (pull the version from a remote)",
+          "not_found");
   if (auto s = make_dirs(dest); !s) return s;
   // Folders first (serially), then files in parallel, then symlinks last so that no file
   // is ever written through a link.
@@ -552,8 +546,8 @@ Result<TransferResult> Registry::push(std::string_view ref, Remote& remote, bool
   }
   size_t at = ref.find('@');
   if (at != std::string_view::npos) {
-    std::string key = "refs/" + std::string(ref.substr(0, at)) + "/" +
-                      std::string(ref.substr(at + 1));
+    std::string key =
+        "refs/" + std::string(ref.substr(0, at)) + "/" + std::string(ref.substr(at + 1));
     if (auto p = remote.put_bytes(key, *v + "\n"); !p) return p.error();
   }
   res.blobs_sent = sent;

@@ -94,9 +94,9 @@ struct TransferResult {
 Result<FileLock> lock_store(const std::filesystem::path& home, bool exclusive, bool wait,
                             const std::function<void()>& on_wait = {});
 
-// Writers of the store (add, pull, the daemon's ref route) hold HOME/blobs.lock shared and gc holds it exclusive
-// (flock: released when the process ends, kill -9 included), so gc never deletes a blob
-// that an add in progress is about to name, nor runs on a cache row that is about to go.
+// Writers of the store (add, pull, the daemon's ref route) hold HOME/blobs.lock shared and gc holds
+// it exclusive (flock: released when the process ends, kill -9 included), so gc never deletes a
+// blob that an add in progress is about to name, nor runs on a cache row that is about to go.
 class Registry {
  public:
   explicit Registry(std::filesystem::path home);

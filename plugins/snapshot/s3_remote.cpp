@@ -1,7 +1,5 @@
 #include "plugins/snapshot/s3_remote.hpp"
 
-#include "common/fs.hpp"
-
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "common/blob_store.hpp"
+#include "common/fs.hpp"
 #include "common/sha256.hpp"
 #include "plugins/snapshot/curl_util.hpp"
 
@@ -68,8 +67,8 @@ std::string encode_key(std::string_view key) {
   std::string out;
   for (char ch : key) {
     auto c = static_cast<unsigned char>(ch);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~' || c == '/') {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -181,8 +180,7 @@ Result<long> perform(const S3Config& cfg, const std::string& method, const std::
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(c);
-  if (rc != CURLE_OK)
-    return make_error(method + " " + url + ": " + curl_easy_strerror(rc));
+  if (rc != CURLE_OK) return make_error(method + " " + url + ": " + curl_easy_strerror(rc));
   if (headers_out) *headers_out = std::move(headers);
   return status;
 }
@@ -265,8 +263,8 @@ Status S3Remote::put_multipart(const std::string& key, const fs::path& src, uint
   std::string upload_id = xml_value(init.text, "UploadId");
   if (upload_id.empty()) return make_error("POST " + u + "?uploads=: no UploadId in reply");
   auto abort_upload = [&] {
-    (void)perform(cfg_, "DELETE", u + "?uploadId=" + encode_key(upload_id), nullptr,
-                  empty_sha(), nullptr, nullptr);
+    (void)perform(cfg_, "DELETE", u + "?uploadId=" + encode_key(upload_id), nullptr, empty_sha(),
+                  nullptr, nullptr);
   };
   int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -294,10 +292,10 @@ Status S3Remote::put_multipart(const std::string& key, const fs::path& src, uint
     b.size = n;
     Sink sink;
     std::vector<std::string> headers;
-    std::string pu = u + "?partNumber=" + std::to_string(part) +
-                     "&uploadId=" + encode_key(upload_id);
-    auto pr = perform(cfg_, "PUT", pu, &b, sha256_hex(std::string_view(buf.data(), n)), &sink,
-                      &headers);
+    std::string pu =
+        u + "?partNumber=" + std::to_string(part) + "&uploadId=" + encode_key(upload_id);
+    auto pr =
+        perform(cfg_, "PUT", pu, &b, sha256_hex(std::string_view(buf.data(), n)), &sink, &headers);
     if (!pr || *pr != 200) {
       ::close(fd);
       abort_upload();

@@ -15,7 +15,7 @@ namespace drover::snapshot {
 struct S3Config {
   std::string endpoint;  // "http://127.0.0.1:4568" or "https://s3.eu-west-1.amazonaws.com"
   std::string bucket;
-  std::string prefix;    // "" or "team/data" (no leading or trailing '/')
+  std::string prefix;  // "" or "team/data" (no leading or trailing '/')
   std::string region = "us-east-1";
   std::string access_key, secret_key;
   uint64_t multipart_threshold = 64ull << 20;  // objects above this go up in parts

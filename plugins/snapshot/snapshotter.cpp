@@ -123,8 +123,8 @@ struct Walker {
 
 }  // namespace
 
-Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
-                                BlobStore& blobs, StatCache* cache, const SnapshotOptions& opts,
+Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset, BlobStore& blobs,
+                                StatCache* cache, const SnapshotOptions& opts,
                                 SnapshotStats* stats_out) {
   std::error_code ec;
   fs::path abs_src = fs::absolute(src, ec).lexically_normal();
@@ -171,8 +171,10 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
     int64_t started = now_ns();
     struct stat before;
     if (::lstat(abs.c_str(), &before) != 0) return errno_error(abs, errno);
-    if (!S_ISREG(before.st_mode)) return make_error(abs + ": changed while being hashed; "
-                                                          "snapshot aborted");
+    if (!S_ISREG(before.st_mode))
+      return make_error(abs +
+                        ": changed while being hashed; "
+                        "snapshot aborted");
     FileStat fst = to_file_stat(before);
     ent.size = fst.size;
     ent.mode = static_cast<int>(before.st_mode & 07777);
@@ -195,8 +197,7 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
     if (opts.after_read) opts.after_read(ent.path);
     struct stat after;
     if (::lstat(abs.c_str(), &after) != 0) return errno_error(abs, errno);
-    if (ref->size != fst.size || !(to_file_stat(after) == fst) ||
-        after.st_mode != before.st_mode)
+    if (ref->size != fst.size || !(to_file_stat(after) == fst) || after.st_mode != before.st_mode)
       return make_error(abs + ": changed while being hashed; snapshot aborted");
     ent.sha256 = ref->sha256;
     if (cache && opts.store) cache->record(abs, fst, ent.sha256, started);

@@ -50,8 +50,7 @@ TEST_F(BlobStoreTest, IdenticalContentIsStoredOnceUnderItsHash) {
   ASSERT_TRUE(b.ok()) << b.message();
   EXPECT_EQ(b->sha256, a->sha256);
   EXPECT_EQ(blob_count(), 1u);
-  EXPECT_EQ(store.path_of(a->sha256),
-            dir / "blobs" / a->sha256.substr(0, 2) / a->sha256.substr(2));
+  EXPECT_EQ(store.path_of(a->sha256), dir / "blobs" / a->sha256.substr(0, 2) / a->sha256.substr(2));
   EXPECT_TRUE(store.has(a->sha256));
   EXPECT_TRUE(fs::is_empty(dir / "blobs" / "tmp"));  // no temp file left behind
 }

@@ -7,8 +7,7 @@ namespace drover {
 namespace {
 
 TEST(RedactTest, EveryOccurrenceIsMasked) {
-  EXPECT_EQ(Redactor::redact("key=hunter22 again hunter22.", {"hunter22"}),
-            "key=*** again ***.");
+  EXPECT_EQ(Redactor::redact("key=hunter22 again hunter22.", {"hunter22"}), "key=*** again ***.");
   EXPECT_EQ(Redactor::redact("nothing here", {"hunter22"}), "nothing here");
   EXPECT_EQ(Redactor::redact("", {"hunter22"}), "");
 }

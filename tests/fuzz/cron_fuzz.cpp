@@ -20,8 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   static const date::time_zone* zones[] = {
       nullptr,
-      drover::find_zone("America/New_York").ok() ? *drover::find_zone("America/New_York")
-                                                 : nullptr,
+      drover::find_zone("America/New_York").ok() ? *drover::find_zone("America/New_York") : nullptr,
       drover::find_zone("Australia/Lord_Howe").ok() ? *drover::find_zone("Australia/Lord_Howe")
                                                     : nullptr,
   };

@@ -61,8 +61,10 @@ Http request(const std::string& url, const std::string& method, const std::strin
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-  if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  else curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method == "HEAD")
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  else
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (body) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
@@ -116,8 +118,8 @@ TEST_F(BlobApiTest, PushThenPullThroughTheDaemonChecksOutTheSameBytes) {
   ASSERT_EQ(add.code, 0) << add.err;
   std::string version = trim(add.out);
 
-  auto push = snap({"push", "events@v1", "--remote", url, "--json"}, alice,
-                   {{"DROVER_TOKEN", token}});
+  auto push =
+      snap({"push", "events@v1", "--remote", url, "--json"}, alice, {{"DROVER_TOKEN", token}});
   ASSERT_EQ(push.code, 0) << push.err;
   json pushed = json::parse(push.out);
   EXPECT_EQ(pushed["version"], version);
@@ -126,8 +128,8 @@ TEST_F(BlobApiTest, PushThenPullThroughTheDaemonChecksOutTheSameBytes) {
   EXPECT_EQ(trim(read_all(daemon.home() / "datasets/events/latest")), version);
 
   // Only missing blobs are sent: a second push sends none.
-  auto again = snap({"push", "events@v1", "--remote", url, "--json"}, alice,
-                    {{"DROVER_TOKEN", token}});
+  auto again =
+      snap({"push", "events@v1", "--remote", url, "--json"}, alice, {{"DROVER_TOKEN", token}});
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(json::parse(again.out)["blobs_sent"], 0);
   EXPECT_EQ(json::parse(again.out)["blobs_skipped"], 3);
@@ -136,8 +138,7 @@ TEST_F(BlobApiTest, PushThenPullThroughTheDaemonChecksOutTheSameBytes) {
 
   // The token may come from a file instead of the environment.
   write_text(tmp / "token", token + "\n");
-  auto pull = snap({"pull", "events@v1", "--remote", url, "--token-file",
-                    (tmp / "token").string()},
+  auto pull = snap({"pull", "events@v1", "--remote", url, "--token-file", (tmp / "token").string()},
                    bob, {{"DROVER_TOKEN", ""}});
   ASSERT_EQ(pull.code, 0) << pull.err;
   auto co = snap({"checkout", "events@v1", (tmp / "out").string()}, bob);
@@ -146,8 +147,7 @@ TEST_F(BlobApiTest, PushThenPullThroughTheDaemonChecksOutTheSameBytes) {
     EXPECT_EQ(read_all(tmp / "out" / f), read_all(data / f)) << f;
 
   // NAME@latest on the remote, into a third home.
-  auto latest = snap({"pull", "events@latest", "--remote", url}, carol,
-                     {{"DROVER_TOKEN", token}});
+  auto latest = snap({"pull", "events@latest", "--remote", url}, carol, {{"DROVER_TOKEN", token}});
   ASSERT_EQ(latest.code, 0) << latest.err;
   auto resolved = snap({"show", "events@latest", "--json"}, carol);
   EXPECT_EQ(resolved.code, 0) << resolved.err;
@@ -201,10 +201,10 @@ TEST_F(BlobApiTest, BlobsAreStoredOnceAndServedBack) {
   // A client that waits for "100 Continue" gets it (this one would otherwise wait 50 s).
   std::string cont(2u << 20, 'c');
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(request(url, "PUT", "/api/v1/blobs/" + sha256_hex(cont), token, &cont,
-                    "Expect: 100-continue")
-                .status,
-            201);
+  EXPECT_EQ(
+      request(url, "PUT", "/api/v1/blobs/" + sha256_hex(cont), token, &cont, "Expect: 100-continue")
+          .status,
+      201);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(25));
   std::string trigger_body = "{\"params\": {}, \"pad\": \"" + big + "\"}";
   EXPECT_EQ(call("POST", "/api/v1/dags/x/trigger", &trigger_body).status, 413);
@@ -242,8 +242,8 @@ TEST_F(BlobApiTest, AnUploadIsStreamedToDiskNotHeldInTheDaemonsMemory) {
   Http put = call("PUT", "/api/v1/blobs/" + sha, &big);
   ASSERT_EQ(put.status, 201) << put.body;
   long after = peak_rss_kib(daemon.pid());
-  EXPECT_LT(after - before, 64 * 1024) << "peak RSS grew from " << before << " to " << after
-                                       << " KiB for a 256 MiB upload";
+  EXPECT_LT(after - before, 64 * 1024)
+      << "peak RSS grew from " << before << " to " << after << " KiB for a 256 MiB upload";
   fs::path blob = daemon.home() / "blobs" / sha.substr(0, 2) / sha.substr(2);
   EXPECT_EQ(fs::file_size(blob), big.size());
   EXPECT_EQ(sha256_file(blob)->sha256, sha);

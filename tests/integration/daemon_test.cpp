@@ -5,41 +5,12 @@
 namespace drover::testing {
 namespace {
 
-class DaemonTest : public ::testing::Test {
+class DaemonTest : public DaemonFixture {
  protected:
-  TempDir tmp;
-  fs::path dags() const { return tmp / "dags"; }
-  fs::path home() const { return tmp / "home"; }
-  void dag(const std::string& name, const std::string& text) {
-    // Write then rename, as editors and git do, so the watcher never sees half a file.
-    fs::create_directories(dags());
-    fs::path part = tmp / (name + ".part");
-    write_text(part, text);
-    fs::rename(part, dags() / name);
-  }
-  std::unique_ptr<Daemon> daemon;
-  void start(std::vector<std::string> extra = {}) {
-    extra.push_back("--project-dir");
-    extra.push_back(tmp.path().string());
-    daemon = std::make_unique<Daemon>(home(), dags(), extra);
-    ASSERT_TRUE(daemon->start()) << "daemon did not start";
-  }
-  std::string trigger(std::vector<std::string> args) {
-    args.insert(args.begin(), "trigger");
-    auto r = daemon->cli(args);
-    EXPECT_EQ(r.code, 0) << r.out << r.err;
-    return trim(r.out);
-  }
-  std::string state_of(const std::string& run) {
-    return daemon->run_record(run).value("state", "");
-  }
   std::string task_state(const std::string& run, const std::string& task) {
     json rec = daemon->run_record(run);
     if (!rec.contains("task_states")) return "";
     return rec["task_states"].value(task, "");
-  }
-  void TearDown() override {
-    if (HasFailure() && daemon) std::fprintf(stderr, "daemon log:\n%s\n", daemon->log().c_str());
   }
 };
 
@@ -78,7 +49,8 @@ TEST_F(DaemonTest, ApiRefusesCallsWithoutTheToken) {
 }
 
 TEST_F(DaemonTest, WrongParamTypeIsRejectedAndNoRunIsCreated) {
-  dag("typed.yaml", "dag: typed\nparams:\n  n: {type: int, default: 1}\ntasks:\n  a: {run: [true]}\n");
+  dag("typed.yaml",
+      "dag: typed\nparams:\n  n: {type: int, default: 1}\ntasks:\n  a: {run: [true]}\n");
   start();
   auto r = daemon->cli({"trigger", "typed", "-p", "n=seven"});
   EXPECT_EQ(r.code, 1);
@@ -129,11 +101,14 @@ TEST_F(DaemonTest, KilledDaemonRestartsIntoAConsistentRun) {
   fs::path ledger = tmp / "ledger";
   dag("crash.yaml", R"(dag: crash
 tasks:
-  first: {run: 'echo first >> )" + ledger.string() + R"('}
+  first: {run: 'echo first >> )" +
+                        ledger.string() + R"('}
   middle:
     needs: [first]
-    run: 'touch started; sleep 2; echo middle >> )" + ledger.string() + R"('
-  last: {needs: [middle], run: 'echo last >> )" + ledger.string() + R"('}
+    run: 'touch started; sleep 2; echo middle >> )" +
+                        ledger.string() + R"('
+  last: {needs: [middle], run: 'echo last >> )" +
+                        ledger.string() + R"('}
 )");
   start();
   std::string id = trigger({"crash"});
@@ -164,26 +139,31 @@ class DroverRunBesideDaemonTest : public DaemonTest {
   void start_drover_run() {
     write_text(file, R"(dag: local
 tasks:
-  first: {run: 'echo first >> )" + ledger.string() + R"('}
+  first: {run: 'echo first >> )" +
+                         ledger.string() + R"('}
   middle:
     needs: [first]
-    run: 'touch started; while [ ! -e )" + go.string() + R"( ]; do sleep 0.05; done; echo middle >> )" +
+    run: 'touch started; while [ ! -e )" +
+                         go.string() + R"( ]; do sleep 0.05; done; echo middle >> )" +
                          ledger.string() + R"('
-  last: {needs: [middle], run: 'echo last >> )" + ledger.string() + R"('}
+  last: {needs: [middle], run: 'echo last >> )" +
+                         ledger.string() + R"('}
 )");
     fs::create_directories(dags());
     run_pid = spawn({DROVER_BIN, "run", file.string(), "--home", home().string(), "--project-dir",
                      tmp.path().string()},
                     tmp / "run.out", tmp / "run.err");
     ASSERT_GT(run_pid, 0);
-    ASSERT_TRUE(wait_until([&] { return read_all(tmp / "run.out").find('\n') != std::string::npos; }))
-        << read_all(tmp / "run.err");
+    ASSERT_TRUE(wait_until([&] {
+      return read_all(tmp / "run.out").find('\n') != std::string::npos;
+    })) << read_all(tmp / "run.err");
     std::string first_line = read_all(tmp / "run.out");
     first_line = first_line.substr(0, first_line.find('\n'));
     ASSERT_EQ(first_line.rfind("run ", 0), 0u) << first_line;
     run_id = first_line.substr(4);
-    ASSERT_TRUE(wait_until(
-        [&] { return fs::exists(home() / "runs" / run_id / "middle" / "1" / "work" / "started"); }));
+    ASSERT_TRUE(wait_until([&] {
+      return fs::exists(home() / "runs" / run_id / "middle" / "1" / "work" / "started");
+    }));
   }
   int wait_run_exit() {
     int status = 0;
@@ -206,7 +186,8 @@ TEST_F(DroverRunBesideDaemonTest, ADaemonStartedMeanwhileLeavesTheRunToDroverRun
   ASSERT_NO_FATAL_FAILURE(start_drover_run());
   start();  // recovery sees the run unfinished in the shared store
   ASSERT_TRUE(wait_until([&] {
-    return daemon->log().find("run " + run_id + " belongs to a live `drover run`; leaving it alone") !=
+    return daemon->log().find("run " + run_id +
+                              " belongs to a live `drover run`; leaving it alone") !=
            std::string::npos;
   })) << daemon->log();
   write_text(go, "");
@@ -277,7 +258,8 @@ TEST_F(DaemonTest, HotReloadPicksUpChangesAndKeepsTheLastGoodVersion) {
     json j = json::parse(r.out, nullptr, false);
     return j.is_discarded() ? json() : j.value("errors", json());
   };
-  ASSERT_TRUE(wait_until([&] { return errors().size() > 0; })) << daemon->cli({"dags", "ls", "--json"}).out;
+  ASSERT_TRUE(wait_until([&] { return errors().size() > 0; }))
+      << daemon->cli({"dags", "ls", "--json"}).out;
   EXPECT_NE(errors()[0]["message"].get<std::string>().find("zzz"), std::string::npos);
   EXPECT_EQ(errors()[0]["line"], 4);
   EXPECT_EQ(tasks_of().size(), 2u);  // the last good version stays loaded
@@ -310,10 +292,10 @@ TEST_F(DaemonTest, ScheduleFiresWithinItsMinute) {
 class Webhook {
  public:
   explicit Webhook(const fs::path& dir) : out_(dir / "hook.jsonl"), port_file_(dir / "hook.port") {
-    pid_ = spawn({"/usr/bin/python3", std::string(DROVER_SOURCE_DIR) +
-                                          "/tests/scheduler/alert_receivers.py",
-                  "webhook", out_.string()},
-                 port_file_, dir / "hook.err");
+    pid_ = spawn(
+        {"/usr/bin/python3", std::string(DROVER_SOURCE_DIR) + "/tests/scheduler/alert_receivers.py",
+         "webhook", out_.string()},
+        port_file_, dir / "hook.err");
     wait_until([&] { return !trim(read_all(port_file_)).empty(); }, std::chrono::seconds(20));
   }
   ~Webhook() {
@@ -343,7 +325,8 @@ TEST_F(DaemonTest, FailuresAndDriftAlertTheDagsChannels) {
   Webhook hook(tmp.path());
   ASSERT_FALSE(hook.url().empty());
   write_text(home() / "config.yaml", "alerts:\n  channels:\n    oncall: {type: webhook, url: \"" +
-                                         hook.url() + "\"}\n  retry_delay: 100ms\n"
+                                         hook.url() +
+                                         "\"}\n  retry_delay: 100ms\n"
                                          "ui_url: http://drover.example\n");
   fs::permissions(home() / "config.yaml", fs::perms::owner_read | fs::perms::owner_write);
   write_text(tmp / "ref.csv", "x\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
@@ -354,8 +337,8 @@ tasks:
   broken: {run: [sh, -c, "exit 4"]}
   check:
     type: drift
-    with: {reference: )" + (tmp / "ref.csv").string() + R"(, current: )" +
-                          (tmp / "cur.csv").string() + R"(}
+    with: {reference: )" + (tmp / "ref.csv").string() +
+                          R"(, current: )" + (tmp / "cur.csv").string() + R"(}
 )");
   start();
   std::string id = trigger({"watched"});

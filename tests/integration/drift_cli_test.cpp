@@ -72,8 +72,7 @@ TEST_F(DriftCliTest, DriftExitsThreeWithJsonAndHtmlReports) {
   const auto& x = j["features"]["x"];
   EXPECT_EQ(x["type"], "numeric");
   EXPECT_EQ(x["method"], "ks");
-  for (const char* k : {"score", "threshold", "drift", "n_reference", "n_current",
-                        "missing_share"})
+  for (const char* k : {"score", "threshold", "drift", "n_reference", "n_current", "missing_share"})
     EXPECT_TRUE(x.contains(k)) << k;
   EXPECT_TRUE(x["stats"]["ks"].contains("statistic"));
   EXPECT_TRUE(x["stats"]["ks"].contains("p_value"));
@@ -89,8 +88,9 @@ TEST_F(DriftCliTest, DriftExitsThreeWithJsonAndHtmlReports) {
 }
 
 TEST_F(DriftCliTest, PerColumnOptionsApply) {
-  auto o = drover("--reference ref.csv --current moved.csv --columns x --method x=psi "
-                  "--threshold x=1000 --json");
+  auto o = drover(
+      "--reference ref.csv --current moved.csv --columns x --method x=psi "
+      "--threshold x=1000 --json");
   ASSERT_EQ(o.code, 0) << o.out;
   auto j = nlohmann::json::parse(o.out);
   EXPECT_EQ(j["columns"], nlohmann::json({"x"}));
@@ -122,8 +122,8 @@ TEST_F(DriftCliTest, UsageErrorsExitTwoAndHelpStartsWithUsage) {
 // A 2 GB file is streamed: peak memory stays far below the file's size (categorical
 // columns keep only counts).
 TEST_F(DriftCliTest, ATwoGigabyteFileIsStreamedInBoundedMemory) {
-  const std::string names[] = {std::string(250, 'a'), std::string(250, 'b'),
-                               std::string(250, 'c'), std::string(250, 'd')};
+  const std::string names[] = {std::string(250, 'a'), std::string(250, 'b'), std::string(250, 'c'),
+                               std::string(250, 'd')};
   uint64_t rows = 0;
   {
     std::ofstream out(dir_ / "big.csv", std::ios::binary);
@@ -135,8 +135,8 @@ TEST_F(DriftCliTest, ATwoGigabyteFileIsStreamedInBoundedMemory) {
       out << block;
   }
   ASSERT_GE(fs::file_size(dir_ / "big.csv"), 2ULL << 30);
-  write("small.csv", "kind\n" + names[0] + "\n" + names[1] + "\n" + names[2] + "\n" + names[3] +
-                         "\n");
+  write("small.csv",
+        "kind\n" + names[0] + "\n" + names[1] + "\n" + names[2] + "\n" + names[3] + "\n");
   Output o = drover("--reference big.csv --current small.csv --json > report.json");
   EXPECT_EQ(o.code, 0) << o.out;
   struct rusage ru {};

@@ -8,32 +8,7 @@
 namespace drover::testing {
 namespace {
 
-class EngineE2ETest : public ::testing::Test {
- protected:
-  TempDir tmp;
-  fs::path dags() const { return tmp / "dags"; }
-  fs::path home() const { return tmp / "home"; }
-  void dag(const std::string& name, const std::string& text) {
-    fs::create_directories(dags());
-    fs::path part = tmp / (name + ".part");
-    write_text(part, text);
-    fs::rename(part, dags() / name);
-  }
-  std::unique_ptr<Daemon> daemon;
-  void start() {
-    daemon = std::make_unique<Daemon>(
-        home(), dags(), std::vector<std::string>{"--project-dir", tmp.path().string()});
-    ASSERT_TRUE(daemon->start()) << "daemon did not start";
-  }
-  std::string trigger(const std::string& dag_id) {
-    auto r = daemon->cli({"trigger", dag_id});
-    EXPECT_EQ(r.code, 0) << r.out << r.err;
-    return trim(r.out);
-  }
-  void TearDown() override {
-    if (HasFailure() && daemon) std::fprintf(stderr, "daemon log:\n%s\n", daemon->log().c_str());
-  }
-};
+class EngineE2ETest : public DaemonFixture {};
 
 TimePoint time_of(const json& v) {
   EXPECT_TRUE(v.is_string()) << v.dump();
@@ -51,8 +26,8 @@ tasks:
   work: {run: "sleep 0.4"}
 )");
   start();
-  std::string first = trigger("one");
-  std::string second = trigger("one");
+  std::string first = trigger({"one"});
+  std::string second = trigger({"one"});
   ASSERT_FALSE(first.empty());
   ASSERT_FALSE(second.empty());
   json r1, r2;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -14,13 +15,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -160,8 +159,8 @@ class Daemon {
   bool start() {
     fs::create_directories(home_);
     fs::remove(home_ / "server.json");
-    std::vector<std::string> argv = {DROVER_BIN, "serve", "--home", home_.string(), "--dags",
-                                     dags_.string(), "--listen", listen_};
+    std::vector<std::string> argv = {DROVER_BIN, "serve",        "--home",   home_.string(),
+                                     "--dags",   dags_.string(), "--listen", listen_};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     pid_ = spawn(argv, home_ / ("daemon-" + std::to_string(starts_) + ".out"),
                  home_ / ("daemon-" + std::to_string(starts_) + ".err"));
@@ -200,7 +199,8 @@ class Daemon {
   std::string token() const { return read_all(home_ / "token"); }
   std::string log() const {
     std::string all;
-    for (int i = 0; i < starts_; ++i) all += read_all(home_ / ("daemon-" + std::to_string(i) + ".err"));
+    for (int i = 0; i < starts_; ++i)
+      all += read_all(home_ / ("daemon-" + std::to_string(i) + ".err"));
     return all;
   }
   pid_t pid() const { return pid_; }
@@ -230,5 +230,41 @@ inline std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
 }
+
+// The fixture of tests that drive a real daemon over a DAG folder in a temp dir: DAG files
+// written as editors and git do (write, then rename), a daemon with {{ project_dir }} the
+// temp dir, triggers through the real CLI, the daemon's log printed when a test fails.
+class DaemonFixture : public ::testing::Test {
+ protected:
+  TempDir tmp;
+  std::unique_ptr<Daemon> daemon;
+  fs::path dags() const { return tmp / "dags"; }
+  fs::path home() const { return tmp / "home"; }
+  void dag(const std::string& name, const std::string& text) {
+    fs::create_directories(dags());
+    fs::path part = tmp / (name + ".part");
+    write_text(part, text);
+    fs::rename(part, dags() / name);
+  }
+  void start(std::vector<std::string> extra = {}) {
+    extra.push_back("--project-dir");
+    extra.push_back(tmp.path().string());
+    daemon = std::make_unique<Daemon>(home(), dags(), extra);
+    ASSERT_TRUE(daemon->start()) << "daemon did not start\n" << daemon->log();
+  }
+  // `drover trigger ARGS...`; returns the run id it printed.
+  std::string trigger(std::vector<std::string> args) {
+    args.insert(args.begin(), "trigger");
+    auto r = daemon->cli(args);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    return trim(r.out);
+  }
+  std::string state_of(const std::string& run) {
+    return daemon->run_record(run).value("state", "");
+  }
+  void TearDown() override {
+    if (HasFailure() && daemon) std::fprintf(stderr, "daemon log:\n%s\n", daemon->log().c_str());
+  }
+};
 
 }  // namespace drover::testing

@@ -72,34 +72,7 @@ TEST(IsolationTest, ATaskUnderDroverRunSeesOnlyDescriptors0To2) {
   expect_only_stdio(tmp / "home", first.substr(4));
 }
 
-class DaemonIsolationTest : public ::testing::Test {
- protected:
-  TempDir tmp;
-  fs::path dags() const { return tmp / "dags"; }
-  fs::path home() const { return tmp / "home"; }
-  std::unique_ptr<Daemon> daemon;
-  void dag(const std::string& name, const std::string& text) {
-    fs::create_directories(dags());
-    write_text(tmp / (name + ".part"), text);
-    fs::rename(tmp / (name + ".part"), dags() / name);
-  }
-  void start() {
-    daemon = std::make_unique<Daemon>(
-        home(), dags(), std::vector<std::string>{"--project-dir", tmp.path().string()});
-    ASSERT_TRUE(daemon->start()) << daemon->log();
-  }
-  std::string trigger(const std::string& dag) {
-    auto r = daemon->cli({"trigger", dag});
-    EXPECT_EQ(r.code, 0) << r.out << r.err;
-    return trim(r.out);
-  }
-  std::string state_of(const std::string& run) {
-    return daemon->run_record(run).value("state", "");
-  }
-  void TearDown() override {
-    if (HasFailure() && daemon) std::fprintf(stderr, "daemon log:\n%s\n", daemon->log().c_str());
-  }
-};
+class DaemonIsolationTest : public DaemonFixture {};
 
 TEST_F(DaemonIsolationTest, ATaskUnderServeSeesOnlyDescriptors0To2) {
   dag("fds.yaml", fd_dag("fds"));
@@ -114,7 +87,7 @@ TEST_F(DaemonIsolationTest, ATaskUnderServeSeesOnlyDescriptors0To2) {
     ::unsetenv("DROVER_SECRET_FD_TOKEN");
     ASSERT_TRUE(started) << daemon->log();
   }
-  std::string id = trigger("fds");
+  std::string id = trigger({"fds"});
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(60)))
       << daemon->run_record(id).dump(2);
   expect_only_stdio(home(), id);
@@ -178,7 +151,7 @@ tasks:
   for (size_t i = 0; i < points.size(); ++i) {
     SCOPED_TRACE("kill point " + std::to_string(i) + " (" + points[i] + ")");
     fs::remove(ledger);
-    std::string id = trigger("long");
+    std::string id = trigger({"long"});
     fs::path work = home() / "runs" / id / "work" / "1" / "work";
     if (points[i] == "started")
       ASSERT_TRUE(wait_until([&] { return read_all(ledger) == "start\n"; }));

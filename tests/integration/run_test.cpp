@@ -18,8 +18,9 @@ class RunTest : public ::testing::Test {
     return p;
   }
   ProcResult run(const fs::path& file, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"run", file.string(), "--home", home().string(),
-                                     "--project-dir", tmp.path().string(), "--json"};
+    std::vector<std::string> args = {"run",           file.string(),   "--home",
+                                     home().string(), "--project-dir", tmp.path().string(),
+                                     "--json"};
     args.insert(args.end(), extra.begin(), extra.end());
     return drover(args);
   }
@@ -166,7 +167,8 @@ tasks:
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(fs::exists(marker));
   json rec = record(r);
-  fs::path said = home() / "runs" / rec["id"].get<std::string>() / "echo" / "1" / "work" / "said.txt";
+  fs::path said =
+      home() / "runs" / rec["id"].get<std::string>() / "echo" / "1" / "work" / "said.txt";
   EXPECT_EQ(read_all(said), evil + "\n");
 }
 
@@ -263,7 +265,8 @@ tasks:
   EXPECT_EQ(snap["values"]["dataset"], "numbers");
   EXPECT_EQ(try_of(rec1, "check", 1)["values"]["drift"], false);
   EXPECT_TRUE(try_of(rec1, "check", 1)["values"].contains("skipped"));
-  auto shown = drover({"snapshot", "show", "numbers@reference", "--home", home().string(), "--json"});
+  auto shown =
+      drover({"snapshot", "show", "numbers@reference", "--home", home().string(), "--json"});
   EXPECT_EQ(shown.code, 0) << shown.err;
   EXPECT_NE(shown.out.find(version), std::string::npos) << shown.out;
   // Same data again: no drift. Shifted data: drift, recorded as a value and metrics.

@@ -1,5 +1,6 @@
 // End-to-end tests of `drover snapshot ...`: the real binary (DROVER_BIN) in a temp --home.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,13 +9,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -193,12 +192,11 @@ TEST_F(SnapshotCliTest, PushGcPullThroughAFolderRemote) {
   EXPECT_EQ(json::parse(push.out)["blobs_sent"], 2);
 
   // A second home pulls the tag and checks it out.
-  auto pull = snap({"pull", "events@v1", "--remote", remote, "--home", (dir_ / "h2").string()},
-                   false);
+  auto pull =
+      snap({"pull", "events@v1", "--remote", remote, "--home", (dir_ / "h2").string()}, false);
   ASSERT_EQ(pull.rc, 0) << pull.err;
-  auto co = snap({"checkout", "events@v1", (dir_ / "out").string(), "--home",
-                  (dir_ / "h2").string()},
-                 false);
+  auto co = snap(
+      {"checkout", "events@v1", (dir_ / "out").string(), "--home", (dir_ / "h2").string()}, false);
   ASSERT_EQ(co.rc, 0) << co.err;
   EXPECT_EQ(slurp(dir_ / "out/a"), std::string(1000, 'a'));
 
@@ -223,11 +221,12 @@ TEST_F(SnapshotCliTest, StatusSaysWhatAnAddWouldChange) {
   fs::remove(dir_ / "data/a");
   auto st = snap({"status", data, "-d", "ev"});
   EXPECT_EQ(st.rc, 0) << st.err;
-  EXPECT_EQ(st.out, data + " against ev@latest (" + v + ")\n"
-                    "added    c  (2 bytes)\n"
-                    "removed  a  (2 bytes)\n"
-                    "changed  b  (2 -> 3 bytes)\n"
-                    "1 added, 1 removed, 1 changed\n");
+  EXPECT_EQ(st.out, data + " against ev@latest (" + v +
+                        ")\n"
+                        "added    c  (2 bytes)\n"
+                        "removed  a  (2 bytes)\n"
+                        "changed  b  (2 -> 3 bytes)\n"
+                        "1 added, 1 removed, 1 changed\n");
   auto j = snap({"status", data, "-d", "ev", "--json"});
   ASSERT_EQ(j.rc, 0) << j.err;
   json doc = json::parse(j.out);
@@ -267,8 +266,8 @@ TEST_F(SnapshotCliTest, GcWaitsForAnAddInProgressAndThenRuns) {
   EXPECT_EQ(::waitpid(gc, &status, WNOHANG), 0);  // still waiting: it deleted nothing yet
   EXPECT_EQ(slurp(out), "");
   ::close(fd);  // the add is done
-  ASSERT_TRUE(wait_for([&] { return ::waitpid(gc, &status, WNOHANG) == gc; },
-                       std::chrono::seconds(30)));
+  ASSERT_TRUE(
+      wait_for([&] { return ::waitpid(gc, &status, WNOHANG) == gc; }, std::chrono::seconds(30)));
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_EQ(slurp(out).rfind("deleted 0 blobs", 0), 0u) << slurp(out);

@@ -3,15 +3,14 @@
 // /usr/bin/python3) and to a command; retries, dedup, shutdown; config errors with positions.
 #include "scheduler/alerts.hpp"
 
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <netinet/in.h>
 
-#include <gtest/gtest.h>
-#include <spdlog/spdlog.h>
-
-#include "scheduler/config.hpp"
 #include "common/time.hpp"
+#include "scheduler/config.hpp"
 #include "scheduler/dag.hpp"
 #include "tests/integration/harness.hpp"
 
@@ -31,9 +30,8 @@ class Receiver {
   Receiver(const TempDir& dir, std::vector<std::string> args) {
     static int n = 0;
     fs::path out = dir / ("receiver" + std::to_string(n++) + ".out");
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     std::string(DROVER_SOURCE_DIR) +
-                                         "/tests/scheduler/alert_receivers.py"};
+    std::vector<std::string> argv = {
+        "/usr/bin/python3", std::string(DROVER_SOURCE_DIR) + "/tests/scheduler/alert_receivers.py"};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = drover::testing::spawn(argv, out, fs::path(out).replace_extension(".err"));
     wait_until([&] {
@@ -128,7 +126,8 @@ TEST(ServerConfigTest, ParsesEveryChannelType) {
   retries: 4
   retry_delay: 3s
 ui_url: http://127.0.0.1:8080
-)", "config.yaml");
+)",
+                                 "config.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.message();
   EXPECT_EQ(cfg->ui_url, "http://127.0.0.1:8080");
   EXPECT_EQ(cfg->alerts.retries, 4);
@@ -165,7 +164,8 @@ TEST(ServerConfigTest, UnknownKeysAreReportedWithPositionAndSuggestion) {
     x: {type: webhook, url: "http://h/"}
   retry_dealy: 2s
 ui_ulr: http://x
-)", "config.yaml");
+)",
+                                 "config.yaml");
   ASSERT_FALSE(cfg.ok());
   EXPECT_EQ(cfg.message(),
             "config.yaml:2:3: unknown key 'chanels' in alerts (did you mean 'channels'?)\n"
@@ -177,7 +177,8 @@ TEST(ServerConfigTest, UnknownChannelTypeIsAnError) {
   auto cfg = parse_server_config(R"(alerts:
   channels:
     team: {type: slack, url: "http://h/"}
-)", "c.yaml");
+)",
+                                 "c.yaml");
   ASSERT_FALSE(cfg.ok());
   EXPECT_EQ(cfg.message(),
             "c.yaml:3:18: channel 'team': unknown channel type 'slack' "
@@ -196,28 +197,31 @@ TEST(ServerConfigTest, BadTypesAndMissingKeysAreAllReported) {
       starttls: maybe
       pasword_env: X
     run: {type: command, run: "/bin/page"}
-)", "c.yaml");
+)",
+                                 "c.yaml");
   ASSERT_FALSE(cfg.ok());
   EXPECT_EQ(cfg.message(),
             "c.yaml:2:12: alerts: retries: expected an integer from 0 to 100\n"
-            "c.yaml:3:16: alerts: retry_delay: " + parse_duration("soon").message() + "\n"
-            "c.yaml:5:5: channel 'mail': missing 'from'\n"
-            "c.yaml:7:13: channel 'mail': smtp: expected an smtp:// or smtps:// URL\n"
-            "c.yaml:8:11: channel 'mail': to: expected a non-empty list of strings\n"
-            "c.yaml:9:17: channel 'mail': starttls: expected true or false\n"
-            "c.yaml:10:7: unknown key 'pasword_env' in channel 'mail' (did you mean "
-            "'password_env'?)\n"
-            "c.yaml:11:31: channel 'run': run: expected a non-empty list of strings");
+            "c.yaml:3:16: alerts: retry_delay: " +
+                parse_duration("soon").message() +
+                "\n"
+                "c.yaml:5:5: channel 'mail': missing 'from'\n"
+                "c.yaml:7:13: channel 'mail': smtp: expected an smtp:// or smtps:// URL\n"
+                "c.yaml:8:11: channel 'mail': to: expected a non-empty list of strings\n"
+                "c.yaml:9:17: channel 'mail': starttls: expected true or false\n"
+                "c.yaml:10:7: unknown key 'pasword_env' in channel 'mail' (did you mean "
+                "'password_env'?)\n"
+                "c.yaml:11:31: channel 'run': run: expected a non-empty list of strings");
 }
 
 TEST(ServerConfigTest, SecretsAreAMapOfNamesToStrings) {
-  auto cfg = parse_server_config("secrets:\n  hub_token: abc123xyz\n  DB_PASS: \"p4ss word\"\n",
-                                 "c.yaml");
+  auto cfg =
+      parse_server_config("secrets:\n  hub_token: abc123xyz\n  DB_PASS: \"p4ss word\"\n", "c.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.message();
   EXPECT_EQ(cfg->secrets, (std::map<std::string, std::string>{{"DB_PASS", "p4ss word"},
-                                                               {"hub_token", "abc123xyz"}}));
-  auto bad = parse_server_config(
-      "secrets:\n  bad-name: x\n  nested: {a: b}\n  empty: \"\"\n", "c.yaml");
+                                                              {"hub_token", "abc123xyz"}}));
+  auto bad =
+      parse_server_config("secrets:\n  bad-name: x\n  nested: {a: b}\n  empty: \"\"\n", "c.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.message(),
             "c.yaml:2:3: secrets: invalid name 'bad-name' (use [A-Za-z0-9_]+)\n"
@@ -242,8 +246,10 @@ TEST(ServerConfigTest, GroupReadableFileLoadsWithAWarning) {
   auto cfg = load_server_config(p);
   ASSERT_TRUE(cfg.ok()) << cfg.message();
   ASSERT_EQ(cfg->warnings.size(), 1u);
-  EXPECT_EQ(cfg->warnings[0], p.string() + ": mode 0644 lets group/others read it; it may hold "
-                              "secrets (webhook URLs, SMTP settings): chmod 600 " + p.string());
+  EXPECT_EQ(cfg->warnings[0], p.string() +
+                                  ": mode 0644 lets group/others read it; it may hold "
+                                  "secrets (webhook URLs, SMTP settings): chmod 600 " +
+                                  p.string());
   ::chmod(p.c_str(), 0600);
   cfg = load_server_config(p);
   ASSERT_TRUE(cfg.ok());
@@ -268,8 +274,9 @@ TEST(AlertsTest, WebhookGetsSlackCompatibleJson) {
   EXPECT_EQ(got["path"], "/hook");
   EXPECT_EQ(got["content_type"], "application/json");
   EXPECT_EQ(json::parse(got["body"].get<std::string>()),
-            (json{{"text", "[drover] task_failed: weekly_retrain.train (run r42): exit code 1 on "
-                           "try 3 of 3 <http://127.0.0.1:8080/runs/r42|open run>"},
+            (json{{"text",
+                   "[drover] task_failed: weekly_retrain.train (run r42): exit code 1 on "
+                   "try 3 of 3 <http://127.0.0.1:8080/runs/r42|open run>"},
                   {"kind", "task_failed"},
                   {"dag", "weekly_retrain"},
                   {"run_id", "r42"},
@@ -305,7 +312,8 @@ TEST(AlertsTest, EmailReachesTheSmtpServerWithSubjectAndBody) {
   EXPECT_EQ(env["mail_from"], "drover@example.com");
   EXPECT_EQ(env["rcpt_tos"], (json{"a@b.c", "d@e.f"}));
   EXPECT_NE(msg.find("Subject: [drover] task_failed: weekly_retrain.train (run r42)\r\n"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("From: drover@example.com\r\n"), std::string::npos) << msg;
   EXPECT_NE(msg.find("To: a@b.c, d@e.f\r\n"), std::string::npos) << msg;
   EXPECT_EQ(msg.rfind("Date: ", 0), 0u) << msg;
@@ -394,8 +402,9 @@ TEST(AlertsTest, CommandGetsThePayloadOnStdin) {
   AlertChannel ch;
   ch.name = "page";
   ch.type = AlertChannel::Type::Command;
-  ch.run = {"/bin/sh", "-c", "cat > '" + out.string() + ".tmp' && mv '" + out.string() +
-                                 ".tmp' '" + out.string() + "'"};
+  ch.run = {
+      "/bin/sh", "-c",
+      "cat > '" + out.string() + ".tmp' && mv '" + out.string() + ".tmp' '" + out.string() + "'"};
   AlertDispatcher d(config_with({ch}));
   d.send(failed_alert({"page"}));
   ASSERT_TRUE(wait_until([&] { return fs::exists(out); }));

@@ -29,7 +29,8 @@ RunView view_of(DagPtr dag) {
   v.dag = dag;
   v.run.id = dag->id + "-1";
   v.run.dag = dag->id;
-  for (auto& t : dag->tasks) v.tasks[t.id] = TaskInstance{v.run.id, t.id, TaskState::Pending, 0, {}};
+  for (auto& t : dag->tasks)
+    v.tasks[t.id] = TaskInstance{v.run.id, t.id, TaskState::Pending, 0, {}};
   return v;
 }
 
@@ -80,10 +81,10 @@ TEST(CoreTest, SlotsLimitAFanOutGloballyAndPerQueue) {
 }
 
 TEST(CoreTest, TriggerRulesDecideWhatRunsAfterAFailure) {
-  auto v = view_of(load(
-      "dag: r\ntasks:\n  a: {run: [true]}\n  ok: {run: [true], needs: [a]}\n"
-      "  done: {run: [true], needs: [a], trigger_rule: all_done}\n"
-      "  alarm: {run: [true], needs: [a], trigger_rule: one_failed}\n"));
+  auto v =
+      view_of(load("dag: r\ntasks:\n  a: {run: [true]}\n  ok: {run: [true], needs: [a]}\n"
+                   "  done: {run: [true], needs: [a], trigger_rule: all_done}\n"
+                   "  alarm: {run: [true], needs: [a], trigger_rule: one_failed}\n"));
   Slots slots;
   apply(v, step_run(v, kNow, slots, true));
   finish(v, "a", TryEnd::Failed, kNow);
@@ -95,9 +96,9 @@ TEST(CoreTest, TriggerRulesDecideWhatRunsAfterAFailure) {
 }
 
 TEST(CoreTest, OneFailedIsSkippedWhenEverythingSucceeded) {
-  auto v = view_of(load(
-      "dag: r\ntasks:\n  a: {run: [true]}\n"
-      "  alarm: {run: [true], needs: [a], trigger_rule: one_failed}\n"));
+  auto v =
+      view_of(load("dag: r\ntasks:\n  a: {run: [true]}\n"
+                   "  alarm: {run: [true], needs: [a], trigger_rule: one_failed}\n"));
   Slots slots;
   apply(v, step_run(v, kNow, slots, true));
   finish(v, "a", TryEnd::Success, kNow);
@@ -123,7 +124,8 @@ TEST(CoreTest, ARetryWaitsForItsBackoffThenStartsANewTry) {
 }
 
 TEST(CoreTest, BackoffDoublesEachTryAndIsCapped) {
-  auto dag = load("dag: r\ntasks:\n  a: {run: [true], retries: 9, retry_delay: 30s, max_retry_delay: 2m}\n");
+  auto dag = load(
+      "dag: r\ntasks:\n  a: {run: [true], retries: 9, retry_delay: 30s, max_retry_delay: 2m}\n");
   const TaskSpec& t = *dag->task("a");
   EXPECT_EQ(retry_backoff(t, 1), std::chrono::seconds(30));
   EXPECT_EQ(retry_backoff(t, 2), std::chrono::seconds(60));
@@ -193,8 +195,8 @@ TEST(CoreTest, WithoutCatchupOnlyTheLatestMissedIntervalRuns) {
 }
 
 TEST(CoreTest, ScheduleHonoursItsTimeZone) {
-  auto dag = load(
-      "dag: s\nschedule: '0 3 * * *'\ntimezone: Europe/Moscow\ntasks:\n  a: {run: [true]}\n");
+  auto dag =
+      load("dag: s\nschedule: '0 3 * * *'\ntimezone: Europe/Moscow\ntasks:\n  a: {run: [true]}\n");
   ScheduleStep st = schedule_dag(*dag, std::nullopt, at("2026-11-25T10:00:00Z"));
   EXPECT_EQ(st.next_fire, at("2026-11-26T00:00:00Z"));  // 03:00 at +03:00
 }

@@ -45,8 +45,10 @@ class DagLoaderTest : public ::testing::Test {
     LoadResult r = load_dag_text(text, "d.yaml");
     Errors out;
     for (const auto& d : r.diagnostics) out.push_back(d.str());
-    if (r.dag) EXPECT_TRUE(out.empty());
-    else EXPECT_FALSE(out.empty());
+    if (r.dag)
+      EXPECT_TRUE(out.empty());
+    else
+      EXPECT_FALSE(out.empty());
     return out;
   }
   static DagPtr load(std::string_view text) {
@@ -164,7 +166,7 @@ tasks:
   EXPECT_TRUE(dag->params[2].default_value.is_number_float());
   EXPECT_EQ(dag->params[3].default_value, json(false));
   EXPECT_EQ(dag->params[4].choices, (std::vector<json>{"fast", "full"}));
-  EXPECT_EQ(dag->params[5].default_value, json("12"));  // a string param keeps the text
+  EXPECT_EQ(dag->params[5].default_value, json("12"));   // a string param keeps the text
   EXPECT_EQ(dag->params[6].type, ParamSpec::Type::Int);  // shorthand infers the type
   EXPECT_TRUE(dag->params[7].default_value.is_null());   // required
 
@@ -177,11 +179,11 @@ tasks:
   const TaskSpec* train = dag->task("train");
   ASSERT_TRUE(train);
   EXPECT_EQ(train->run_argv, (std::vector<std::string>{"python3", "{{ project_dir }}/train.py",
-                                                        "--window", "{{ params.window_days }}"}));
+                                                       "--window", "{{ params.window_days }}"}));
   EXPECT_FALSE(train->run_shell);
   EXPECT_EQ(train->queue, "gpu");
-  EXPECT_EQ(train->retries, 0);                 // overrides defaults
-  EXPECT_EQ(train->retry_delay, seconds(10));   // from defaults
+  EXPECT_EQ(train->retries, 0);                // overrides defaults
+  EXPECT_EQ(train->retry_delay, seconds(10));  // from defaults
   EXPECT_EQ(train->max_retry_delay, minutes(5));
   EXPECT_EQ(train->timeout, hours(2));
   EXPECT_EQ(train->env, (std::map<std::string, std::string>{
@@ -201,7 +203,8 @@ tasks:
   const TaskSpec* make = dag->task("make_data");
   ASSERT_TRUE(make);
   EXPECT_EQ(make->type, "mock");
-  EXPECT_EQ(make->with, json::parse(R"({"sleep_ms": 1, "values": {"day": "{{ run.logical_date }}"}})"));
+  EXPECT_EQ(make->with,
+            json::parse(R"({"sleep_ms": 1, "values": {"day": "{{ run.logical_date }}"}})"));
 
   EXPECT_EQ(dag->ancestors("evaluate"), (std::vector<std::string>{"make_data", "train"}));
   EXPECT_TRUE(dag->ancestors("make_data").empty());
@@ -209,9 +212,10 @@ tasks:
 }
 
 TEST_F(DagLoaderTest, MemorySizesUseBinaryUnits) {
-  DagPtr dag = load("dag: d\ntasks:\n  a: {run: x, resources: {memory: 512M}}\n"
-                    "  b: {run: x, resources: {memory: 1024}}\n"
-                    "  c: {run: x, resources: {memory: 2Gi}}\n");
+  DagPtr dag = load(
+      "dag: d\ntasks:\n  a: {run: x, resources: {memory: 512M}}\n"
+      "  b: {run: x, resources: {memory: 1024}}\n"
+      "  c: {run: x, resources: {memory: 2Gi}}\n");
   ASSERT_TRUE(dag);
   EXPECT_EQ(dag->task("a")->resources.memory_bytes, 512LL << 20);
   EXPECT_EQ(dag->task("b")->resources.memory_bytes, 1024);
@@ -477,9 +481,10 @@ TEST_F(DagLoaderTest, BadMemorySizeAndTriggerRuleAreErrors) {
 }
 
 TEST_F(DagLoaderTest, EveryErrorOfAFileIsReportedInLineOrder) {
-  Errors e = errors("dag: Bad\ntimezone: Mars/Base\ntasks:\n"
-                    "  a: {run: x, retries: -2, needs: [zz]}\n"
-                    "  b: {run: x, timeout: 1y}\n");
+  Errors e = errors(
+      "dag: Bad\ntimezone: Mars/Base\ntasks:\n"
+      "  a: {run: x, retries: -2, needs: [zz]}\n"
+      "  b: {run: x, timeout: 1y}\n");
   ASSERT_EQ(e.size(), 5u);
   EXPECT_EQ(e[0].substr(0, 11), "d.yaml:1:6:");
   EXPECT_EQ(e[1].substr(0, 12), "d.yaml:2:11:");
@@ -749,7 +754,10 @@ TEST_F(DagLoaderTest, NonUtf8BytesAreRejectedWithTheirPosition) {
 
 TEST_F(DagLoaderTest, BinaryFileIsRejected) {
   std::string text = "dag: d\n";
-  text += std::string("\x7f" "ELF\0\0\0", 7);
+  text += std::string(
+      "\x7f"
+      "ELF\0\0\0",
+      7);
   EXPECT_EQ(errors(text), Errors{"d.yaml:2:1: control character 0x7f is not allowed"});
   EXPECT_EQ(errors(std::string("dag: d\0", 7)),
             Errors{"d.yaml:1:7: NUL byte (is this a binary file?)"});
@@ -762,7 +770,8 @@ TEST_F(DagLoaderTest, HugeFileIsRefused) {
 }
 
 TEST_F(DagLoaderTest, BillionLaughsAliasBombFailsQuickly) {
-  std::string text = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  std::string text =
+      "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
   for (char c = 'b'; c <= 'i'; ++c) {
     std::string prev(1, static_cast<char>(c - 1));
     text += std::string(1, c) + ": &" + c + " [*" + prev;
@@ -841,9 +850,10 @@ TEST_F(DagLoaderTest, FindDagFilesListsYamlRecursivelySorted) {
 class ParamTest : public DagLoaderTest {
  protected:
   void SetUp() override {
-    dag_ = load("dag: d\nparams:\n  window_days: {type: int, default: 14, min: 1, max: 90}\n"
-                "  rate: {type: float, default: 0.5}\n  dry: {type: bool, default: false}\n"
-                "  name: {type: string, pattern: \"^[a-z]+$\"}\ntasks:\n  a: {run: x}\n");
+    dag_ = load(
+        "dag: d\nparams:\n  window_days: {type: int, default: 14, min: 1, max: 90}\n"
+        "  rate: {type: float, default: 0.5}\n  dry: {type: bool, default: false}\n"
+        "  name: {type: string, pattern: \"^[a-z]+$\"}\ntasks:\n  a: {run: x}\n");
     ASSERT_TRUE(dag_);
   }
   DagPtr dag_;
@@ -872,7 +882,9 @@ TEST_F(ParamTest, ParseCliRejectsTextOfTheWrongType) {
 }
 
 TEST_F(ParamTest, TextThatIsNotUtf8IsRefusedWithoutBeingQuotedBack) {
-  auto r = dag_->param("name")->parse_cli("ab\xa0" "c");
+  auto r = dag_->param("name")->parse_cli(
+      "ab\xa0"
+      "c");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "param 'name': value is not valid UTF-8 (byte 0xa0 at offset 2)");
   EXPECT_EQ(r.error().code, "invalid");

@@ -5,6 +5,7 @@
 // processes killed mid-transaction.
 #include "scheduler/store.hpp"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -15,8 +16,6 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 #include "common/time.hpp"
 #include "scheduler/store_json.hpp"
@@ -171,9 +170,9 @@ TEST(StoreNamesTest, EveryStateRoundTripsThroughItsName) {
                  RunState::Cancelled}) {
     EXPECT_EQ(run_state_from(to_string(s)), s);
   }
-  for (auto s : {TaskState::Pending, TaskState::Running, TaskState::Success,
-                 TaskState::Failed, TaskState::UpstreamFailed, TaskState::Cancelled,
-                 TaskState::TimedOut, TaskState::UpForRetry, TaskState::Skipped}) {
+  for (auto s : {TaskState::Pending, TaskState::Running, TaskState::Success, TaskState::Failed,
+                 TaskState::UpstreamFailed, TaskState::Cancelled, TaskState::TimedOut,
+                 TaskState::UpForRetry, TaskState::Skipped}) {
     EXPECT_EQ(task_state_from(to_string(s)), s);
   }
   for (auto s : {TryState::Running, TryState::Success, TryState::Failed, TryState::TimedOut,
@@ -230,8 +229,8 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   store_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(99, 'later')", nullptr,
-                         nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(99, 'later')", nullptr, nullptr,
+                         nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto s = open_sqlite_store(path_);
@@ -244,8 +243,7 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
 TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
   auto s = open_sqlite_store(dir_);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message().rfind("store: cannot open " + dir_.string() + ": ", 0), 0u)
-      << s.message();
+  EXPECT_EQ(s.message().rfind("store: cannot open " + dir_.string() + ": ", 0), 0u) << s.message();
 }
 
 // --- Transactions ----------------------------------------------------------------------------
@@ -537,9 +535,8 @@ TEST_P(StoreTest, FilesValuesAndMetricsRoundTrip) {
   ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "loss", 0.5, 1).ok());
   ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "loss", 0.25, 2).ok());
   ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "auc", 0.9, 0).ok());
-  ASSERT_TRUE(store_->add_metric("etl-1", "a", 1, "bad",
-                                 std::numeric_limits<double>::quiet_NaN(), 3)
-                  .ok());
+  ASSERT_TRUE(
+      store_->add_metric("etl-1", "a", 1, "bad", std::numeric_limits<double>::quiet_NaN(), 3).ok());
   EXPECT_EQ(*store_->metrics_of("etl-1", "a", 1),
             json::parse(R"([{"name":"loss","value":0.5,"step":1},
                             {"name":"loss","value":0.25,"step":2},
@@ -599,9 +596,8 @@ TEST_P(StoreTest, RunRecordJsonHasTheDesignShape) {
   t1.signal = 9;
   t1.ended_at = t1.started_at + std::chrono::seconds(2);
   ASSERT_TRUE(store_->insert_try(t1).ok());
-  ASSERT_TRUE(store_->add_files(r.id, "train", 1, "input", {{"d.csv", "s1", 7, 0644,
-                                                              "make_data"}})
-                  .ok());
+  ASSERT_TRUE(
+      store_->add_files(r.id, "train", 1, "input", {{"d.csv", "s1", 7, 0644, "make_data"}}).ok());
   ASSERT_TRUE(store_->add_metric(r.id, "train", 1, "loss", 0.5, 1).ok());
   TryRecord t2 = make_try(r.id, "train", 2);
   t2.state = TryState::Failed;
@@ -627,9 +623,8 @@ TEST_P(StoreTest, RunRecordJsonHasTheDesignShape) {
   EXPECT_EQ(j["created_at"], "2026-11-25T09:00:00.000003Z");
   EXPECT_EQ(j["started_at"], "2026-11-25T09:00:01Z");
   EXPECT_EQ(j["ended_at"], "2026-11-25T09:00:09Z");
-  EXPECT_EQ(j["task_states"], (json{{"make_data", "success"},
-                                    {"train", "failed"},
-                                    {"predict", "upstream_failed"}}));
+  EXPECT_EQ(j["task_states"],
+            (json{{"make_data", "success"}, {"train", "failed"}, {"predict", "upstream_failed"}}));
 
   ASSERT_EQ(j["tasks"].size(), 3u);
   const json& md = j["tasks"][0];
@@ -736,11 +731,14 @@ void no_op(pid_t) {}
 
 TEST_P(SqliteStoreTest, ChildKilledBeforeCommitLeavesNothing) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
-  char c = fork_child(path_, [](Store& s) {
-    return s.begin().ok() && s.insert_run(make_run("etl", 2), tasks({"a", "b"})).ok() &&
-           s.update_task({"etl-1", "a", TaskState::Success, 1, {}}).ok() &&
-           s.set_paused("etl", true).ok();
-  }, kill_child);
+  char c = fork_child(
+      path_,
+      [](Store& s) {
+        return s.begin().ok() && s.insert_run(make_run("etl", 2), tasks({"a", "b"})).ok() &&
+               s.update_task({"etl-1", "a", TaskState::Success, 1, {}}).ok() &&
+               s.set_paused("etl", true).ok();
+      },
+      kill_child);
   ASSERT_EQ(c, 'k');
 
   EXPECT_FALSE(store_->get_run("etl-2")->has_value());
@@ -755,24 +753,30 @@ TEST_P(SqliteStoreTest, ChildKilledBeforeCommitLeavesNothing) {
 }
 
 TEST_P(SqliteStoreTest, ChildExitingBeforeCommitLeavesNothing) {
-  char c = fork_child(path_, [](Store& s) {
-    bool ok = s.begin().ok() && s.insert_run(make_run("etl", 9), tasks({"a"})).ok();
-    if (ok) _exit(0);  // no commit, no destructors
-    return false;
-  }, no_op);
+  char c = fork_child(
+      path_,
+      [](Store& s) {
+        bool ok = s.begin().ok() && s.insert_run(make_run("etl", 9), tasks({"a"})).ok();
+        if (ok) _exit(0);  // no commit, no destructors
+        return false;
+      },
+      no_op);
   EXPECT_EQ(c, 'x');
   EXPECT_FALSE(store_->get_run("etl-9")->has_value());
   EXPECT_TRUE(store_->insert_run(make_run("etl", 9), tasks({"a"})).ok());
 }
 
 TEST_P(SqliteStoreTest, ChildKilledAfterCommitKeepsItsWrites) {
-  char c = fork_child(path_, [](Store& s) {
-    if (!s.begin().ok()) return false;
-    if (!s.insert_run(make_run("etl", 5), tasks({"a"})).ok()) return false;
-    if (!s.insert_try(make_try("etl-5", "a", 1)).ok()) return false;
-    if (!s.commit().ok()) return false;
-    return s.set_paused("etl", true).ok();  // an autocommit write
-  }, kill_child);
+  char c = fork_child(
+      path_,
+      [](Store& s) {
+        if (!s.begin().ok()) return false;
+        if (!s.insert_run(make_run("etl", 5), tasks({"a"})).ok()) return false;
+        if (!s.insert_try(make_try("etl-5", "a", 1)).ok()) return false;
+        if (!s.commit().ok()) return false;
+        return s.set_paused("etl", true).ok();  // an autocommit write
+      },
+      kill_child);
   ASSERT_EQ(c, 'k');
 
   store_.reset();

@@ -2,7 +2,6 @@
 #include "scheduler/template.hpp"
 
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 
 #include <cstdio>

@@ -1,18 +1,17 @@
 // The REST API over real HTTP on 127.0.0.1 port 0: ApiServer in front of a FakeService,
 // spoken to with the CLI's own client (web/client.hpp).
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <gtest/gtest.h>
 
 #include "common/fs.hpp"
 #include "scheduler/service.hpp"
@@ -144,8 +143,8 @@ TEST_F(HttpTest, HealthIsOpenWithoutAToken) {
 TEST_F(HttpTest, CallWithoutATokenIsUnauthorized) {
   auto r = get("/api/v1/dags", "");
   EXPECT_EQ(r.status, 401);
-  EXPECT_EQ(error_of(r), json({{"code", "unauthorized"},
-                               {"message", "missing or invalid bearer token"}}));
+  EXPECT_EQ(error_of(r),
+            json({{"code", "unauthorized"}, {"message", "missing or invalid bearer token"}}));
   EXPECT_EQ(r.headers["www-authenticate"], "Bearer realm=\"drover\"");
 }
 
@@ -158,7 +157,8 @@ TEST_F(HttpTest, UnknownRouteIsNotFoundOnlyAfterAuthentication) {
   EXPECT_EQ(get("/api/v1/nope", "").status, 401);
   auto r = get("/api/v1/nope");
   EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(error_of(r), json({{"code", "not_found"}, {"message", "no route for GET /api/v1/nope"}}));
+  EXPECT_EQ(error_of(r),
+            json({{"code", "not_found"}, {"message", "no route for GET /api/v1/nope"}}));
   EXPECT_EQ(get("/").status, 404);
 }
 
@@ -183,8 +183,7 @@ TEST_F(HttpTest, UnknownDagIsNotFoundWithTheServiceMessage) {
 }
 
 TEST_F(HttpTest, TriggerCreatesARunAndPassesParamsAsTheApiUser) {
-  auto r = post("/api/v1/dags/etl/trigger",
-                R"({"params": {"n": 7}, "cli_params": {"lr": "0.1"}})");
+  auto r = post("/api/v1/dags/etl/trigger", R"({"params": {"n": 7}, "cli_params": {"lr": "0.1"}})");
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(json::parse(r.body), json({{"run_id", "etl-1"}}));
   EXPECT_EQ(r.headers["location"], "/api/v1/runs/etl-1");
@@ -198,15 +197,15 @@ TEST_F(HttpTest, TriggerCreatesARunAndPassesParamsAsTheApiUser) {
 TEST_F(HttpTest, TriggerWithAnEmptyBodyPassesEmptyParams) {
   EXPECT_EQ(post("/api/v1/dags/etl/trigger", "").status, 201);
   std::lock_guard lock(service_.mu);
-  EXPECT_EQ(service_.trigger_params, json({{"params", json::object()},
-                                           {"cli_params", json::object()}}));
+  EXPECT_EQ(service_.trigger_params,
+            json({{"params", json::object()}, {"cli_params", json::object()}}));
 }
 
 TEST_F(HttpTest, InvalidParamsFromTheServiceAreUnprocessable) {
   auto r = post("/api/v1/dags/etl/trigger", R"({"params": {"n": "x"}})");
   EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(error_of(r), json({{"code", "invalid"},
-                               {"message", "param 'n': expected an integer, got \"x\""}}));
+  EXPECT_EQ(error_of(r),
+            json({{"code", "invalid"}, {"message", "param 'n': expected an integer, got \"x\""}}));
 }
 
 TEST_F(HttpTest, MalformedJsonIsABadRequest) {
@@ -220,8 +219,8 @@ TEST_F(HttpTest, MalformedJsonIsABadRequest) {
 TEST_F(HttpTest, NonUtf8BodyIsABadRequest) {
   auto r = post("/api/v1/dags/etl/trigger", "{\"params\": {\"s\": \"\xff\xfe\"}}");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(error_of(r), json({{"code", "bad_request"},
-                               {"message", "request body is not valid UTF-8"}}));
+  EXPECT_EQ(error_of(r),
+            json({{"code", "bad_request"}, {"message", "request body is not valid UTF-8"}}));
 }
 
 TEST_F(HttpTest, DeeplyNestedBodyIsABadRequest) {
@@ -244,8 +243,8 @@ TEST_F(HttpTest, WrongBodyShapesAreUnprocessable) {
 TEST_F(HttpTest, BodyOverTheLimitIsRefusedWith413) {
   auto r = post("/api/v1/dags/etl/trigger", std::string((1 << 20) + 1, ' '));
   EXPECT_EQ(r.status, 413);
-  EXPECT_EQ(error_of(r), json({{"code", "too_large"},
-                               {"message", "request body over 1048576 bytes"}}));
+  EXPECT_EQ(error_of(r),
+            json({{"code", "too_large"}, {"message", "request body over 1048576 bytes"}}));
   EXPECT_EQ(post("/api/v1/dags/etl/trigger", std::string(1 << 20, ' ')).status, 201);
 }
 
@@ -402,7 +401,8 @@ TEST_F(AuthTest, ClientWithoutAServerSaysWhereItLooked) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.message(),
             "cannot find the server: pass --server URL, set DROVER_SERVER, or point --home at "
-            "the daemon's folder (" + (home_ / "server.json").string() + " does not exist)");
+            "the daemon's folder (" +
+                (home_ / "server.json").string() + " does not exist)");
   auto https = resolve_client(home_.string(), std::string("https://x:1"));
   ASSERT_FALSE(https.ok());
   EXPECT_EQ(https.message(), "'https://x:1': https is not supported yet; use http://");

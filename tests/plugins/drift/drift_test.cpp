@@ -1,6 +1,8 @@
 // Drift statistics checked against scipy (tests/plugins/drift/scipy_reference.py run by
 // Debian's /usr/bin/python3) to 1e-9 relative, PSI against a reference written here, and
 // the default method choice, overrides, schema and range checks of compute_drift.
+#include "plugins/drift/drift.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <fstream>
 #include <random>
 
-#include "plugins/drift/drift.hpp"
 #include "plugins/drift/stats.hpp"
 
 namespace drover::drift {
@@ -20,8 +21,9 @@ namespace fs = std::filesystem;
 class DriftTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("drift_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("drift_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -187,8 +189,10 @@ TEST_F(DriftTest, CategoricalMatchesScipy) {
   std::discrete_distribution<int> da({50, 30, 15, 5}), db({40, 30, 20, 5, 5});
   const char* names[] = {"red", "green", "blue", "black", "white"};
   std::string ref = "color,size\n", cur = "color,size\n";
-  for (int i = 0; i < 700; ++i) ref += std::string(names[da(rng)]) + ",s" + std::to_string(i % 3) + "\n";
-  for (int i = 0; i < 500; ++i) cur += std::string(names[db(rng)]) + ",s" + std::to_string(i % 4) + "\n";
+  for (int i = 0; i < 700; ++i)
+    ref += std::string(names[da(rng)]) + ",s" + std::to_string(i % 3) + "\n";
+  for (int i = 0; i < 500; ++i)
+    cur += std::string(names[db(rng)]) + ",s" + std::to_string(i % 4) + "\n";
   auto r = write("ref.csv", ref), c = write("cur.csv", cur);
   json ours = drift(r, c);
   compare_all(ours, scipy(r, c));
@@ -260,12 +264,13 @@ TEST_F(DriftTest, DefaultsFollowEvidentlyRules) {
   auto a = normal(2000, 0, 1, 23);
   for (int i = 0; i < 500; ++i) {
     small_ref += num(a[i]) + ",c" + std::to_string(i % 4) + "," + std::to_string(i % 3) + "\n";
-    small_cur += num(a[i + 500]) + ",c" + std::to_string(i % 4) + "," + std::to_string(i % 3) + "\n";
+    small_cur +=
+        num(a[i + 500]) + ",c" + std::to_string(i % 4) + "," + std::to_string(i % 3) + "\n";
   }
   for (int i = 0; i < 1500; ++i) {
     big_ref += num(a[i]) + ",c" + std::to_string(i % 4) + "," + std::to_string(i % 3) + "\n";
-    big_cur += num(a[(i + 7) % 2000]) + ",c" + std::to_string(i % 4) + "," +
-               std::to_string(i % 3) + "\n";
+    big_cur +=
+        num(a[(i + 7) % 2000]) + ",c" + std::to_string(i % 4) + "," + std::to_string(i % 3) + "\n";
   }
   json s = drift(write("sr.csv", small_ref), write("sc.csv", small_cur));
   EXPECT_EQ(s["features"]["num"]["method"], "ks");
@@ -305,8 +310,9 @@ TEST_F(DriftTest, OverridesChangeMethodThresholdAndType) {
   o.methods = {{"x", "median"}};
   bad = compute_drift(o);
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.message(), "column \"x\": unknown drift method \"median\" (expected ks, chi2, "
-                           "wasserstein, jensenshannon or psi)");
+  EXPECT_EQ(bad.message(),
+            "column \"x\": unknown drift method \"median\" (expected ks, chi2, "
+            "wasserstein, jensenshannon or psi)");
 }
 
 TEST_F(DriftTest, DatasetDriftWhenShareReachesThreshold) {

@@ -3,8 +3,7 @@
 // Skipped, saying why, when node or the package is absent. The package is looked for in
 // $DROVER_S3RVER_DIR, /opt/drover/s3rver and DROVER_SOURCE_DIR/build-snap/s3rver (each a
 // folder holding node_modules/@20minutes/s3rver).
-#include "plugins/snapshot/s3_remote.hpp"
-
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -14,10 +13,9 @@
 #include <cstdlib>
 #include <regex>
 
-#include <gtest/gtest.h>
-
 #include "common/sha256.hpp"
 #include "plugins/snapshot/registry.hpp"
+#include "plugins/snapshot/s3_remote.hpp"
 #include "tests/plugins/snapshot/test_util.hpp"
 
 namespace drover::snapshot {
@@ -49,9 +47,10 @@ class S3Server {
   std::string start(const std::string& cli_js, const fs::path& dir) {
     int fds[2];
     if (::pipe(fds) != 0) return "pipe failed";
-    std::string script = "require(process.argv[1]).parseAsync(['node', 's3rver'].concat("
-                         "process.argv.slice(2))).catch(e => { console.error(e); "
-                         "process.exit(1) })";
+    std::string script =
+        "require(process.argv[1]).parseAsync(['node', 's3rver'].concat("
+        "process.argv.slice(2))).catch(e => { console.error(e); "
+        "process.exit(1) })";
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(fds[1], 1);
@@ -59,8 +58,8 @@ class S3Server {
       ::close(fds[0]);
       ::close(fds[1]);
       ::setpgid(0, 0);
-      ::execlp("node", "node", "-e", script.c_str(), cli_js.c_str(), "-d", dir.c_str(), "-p",
-               "0", "-s", "--configure-bucket", "data", static_cast<char*>(nullptr));
+      ::execlp("node", "node", "-e", script.c_str(), cli_js.c_str(), "-d", dir.c_str(), "-p", "0",
+               "-s", "--configure-bucket", "data", static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(fds[1]);
@@ -177,8 +176,7 @@ TEST_F(S3Test, AWrongSecretIsRefused) {
   S3Remote remote(c);
   auto s = remote.put_bytes("refs/x/y", "hello");
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("HTTP 403 SignatureDoesNotMatch"), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find("HTTP 403 SignatureDoesNotMatch"), std::string::npos) << s.message();
   auto e = remote.exists("refs/x/y");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.message().find("HTTP 403"), std::string::npos) << e.message();

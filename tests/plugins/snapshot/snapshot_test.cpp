@@ -1,11 +1,10 @@
 // Tests of the dataset registry (plugins/snapshot/registry.hpp): round trips, dedup, the
 // stat cache's effect on reads, concurrent modification, gc, diff, REF errors, remotes.
-#include "plugins/snapshot/registry.hpp"
-
 #include <gtest/gtest.h>
 
 #include "common/sha256.hpp"
 #include "plugins/snapshot/manifest.hpp"
+#include "plugins/snapshot/registry.hpp"
 #include "plugins/snapshot/stat_cache.hpp"
 #include "tests/plugins/snapshot/test_util.hpp"
 
@@ -100,7 +99,8 @@ TEST(SnapshotTest, TwoVersionsSharingMostFilesStoreSharedFilesOnce) {
 
 TEST(SnapshotTest, ReSnapshotReadsNoUnchangedFile) {
   TempDir tmp;
-  for (int i = 0; i < 50; ++i) write(tmp / "data" / ("f" + std::to_string(i)), "x" + std::to_string(i));
+  for (int i = 0; i < 50; ++i)
+    write(tmp / "data" / ("f" + std::to_string(i)), "x" + std::to_string(i));
   write(tmp / "data/big", std::string(100000, 'b'));
   age_files(tmp / "data");
   Registry reg(tmp / "home");
@@ -143,7 +143,8 @@ TEST(SnapshotTest, FileChangedWhileHashedFailsTheSnapshotNamingIt) {
   };
   auto v = reg.add(tmp / "data", "events", "", "", opts);
   ASSERT_FALSE(v.ok());
-  EXPECT_EQ(v.message(), (tmp / "data/b").string() + ": changed while being hashed; snapshot aborted");
+  EXPECT_EQ(v.message(),
+            (tmp / "data/b").string() + ": changed while being hashed; snapshot aborted");
   EXPECT_FALSE(reg.latest("events").has_value());
 }
 
