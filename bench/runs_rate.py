@@ -22,9 +22,10 @@ dags = os.path.join(work, "dags")
 home = os.path.join(work, "home")
 os.makedirs(dags)
 with open(os.path.join(dags, "rate.yaml"), "w") as f:
-    # max_active_runs 1: the runs queue behind each other, so the figure is run creation,
-    # not task execution.
-    f.write("dag: rate\nmax_active_runs: 1\ntasks:\n  t: {type: mock, with: {sleep_ms: 0}}\n")
+    # max_active_runs 1 and a first run that sleeps: every run after it stays queued, so the
+    # figure is run creation (params checked, record committed, git facts), not execution.
+    f.write("dag: rate\nmax_active_runs: 1\nparams:\n  s: {type: int, default: 0}\n"
+            "tasks:\n  t: {run: [sleep, \"{{ params.s }}\"]}\n")
 git = ["git", "-C", dags, "-c", "user.email=b@example.com", "-c", "user.name=b"]
 subprocess.run(git + ["init", "-q"], check=True)
 subprocess.run(git + ["add", "-A"], check=True)
@@ -66,6 +67,8 @@ try:
         return n / (time.perf_counter() - t0)
 
     call("GET", "/api/v1/health")
+    status, data = call("POST", "/api/v1/dags/rate/trigger", '{"params": {"s": 600}}')
+    assert status == 201, data
     floor = rate("GET", "/api/v1/health", None, 200)
     runs = rate("POST", "/api/v1/dags/rate/trigger", "{}", 201)
     print(json.dumps({"n": n, "runs_per_s": round(runs, 1), "health_per_s": round(floor, 1),

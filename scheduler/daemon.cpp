@@ -237,6 +237,13 @@ struct Engine::Impl {
     auto params = dag->resolve_params(typed);
     if (!params) return make_error(params.message(), "invalid");
 
+    // The sequence number, the DAG version and the run are one commit (one fsync), unless
+    // the caller's transaction holds them (the scheduler's pump).
+    std::optional<Transaction> txn;
+    if (commit_now) {
+      txn.emplace(store);
+      if (!txn->status()) return txn->status().error();
+    }
     auto seq = store.next_run_seq(dag->id);
     if (!seq) return seq.error();
     RunRecord run;
@@ -276,6 +283,8 @@ struct Engine::Impl {
       owner_locks.push_back(std::move(*lock));
     }
     if (auto s = store.insert_run(run, tasks); !s) return s.error();
+    if (txn)
+      if (auto s = txn->commit(); !s) return s.error();
     project_dirs[run.id] = project_dir_for(*dag, git);
     ActiveRun& a = active[run.id];
     a = std::move(view);
