@@ -39,6 +39,10 @@ class CollectingPublisher final : public Publisher {
     metrics.push_back({{"name", name}, {"value", v}, {"step", step}});
   }
   void file(const FileEntry& f) override { files.push_back(f); }
+  void alert(const std::string& kind, const std::string& message, const json& details) override {
+    alerts.push_back({{"kind", kind}, {"message", message}, {"details", details}});
+  }
+  json alerts = json::array();
 };
 
 // True when `rel` is a relative path that stays inside its root.
@@ -119,7 +123,8 @@ Status prepare_try(const TrySpec& spec) {
 }
 
 int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
-               const json& values, const json& metrics, std::vector<FileEntry> files) {
+               const json& values, const json& metrics, std::vector<FileEntry> files,
+               const json& alerts) {
   BlobStore blobs(fs::path(spec.home) / "blobs");
   if (code == 0) {
     std::vector<FileEntry> outs;
@@ -142,9 +147,9 @@ int finish_try(const TrySpec& spec, int code, std::string error, long long start
   json outputs = json::array();
   for (auto& f : files)
     outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
-  json result = {{"started_at", started_us}, {"exit_code", code}, {"error", error},
-                 {"outputs", outputs},       {"values", values},  {"metrics", metrics},
-                 {"ended_at", now_us()}};
+  json result = {{"started_at", started_us}, {"exit_code", code},   {"error", error},
+                 {"outputs", outputs},       {"values", values},    {"metrics", metrics},
+                 {"alerts", alerts},         {"ended_at", now_us()}};
   // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
   // and a try whose result a power loss erased is simply lost and retried.
   if (auto s = write_file_atomic(spec.result_path(), to_json_text(result), 0644, /*durable=*/false);
@@ -239,7 +244,7 @@ int run_try(const TrySpec& spec) {
   std::fflush(stdout);
   std::fflush(stderr);
   end_masking();
-  return finish_try(spec, code, "", started, pub.values, pub.metrics, pub.files);
+  return finish_try(spec, code, "", started, pub.values, pub.metrics, pub.files, pub.alerts);
 }
 
 json read_try_result(const std::string& try_dir) {

@@ -25,7 +25,8 @@ std::vector<std::string> try_environment(const TrySpec& spec);
 // the final exit code.
 int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
                const nlohmann::json& values, const nlohmann::json& metrics,
-               std::vector<FileEntry> files);
+               std::vector<FileEntry> files,
+               const nlohmann::json& alerts = nlohmann::json::array());
 
 // Reads a finished try's result.json; null json when absent or unreadable.
 nlohmann::json read_try_result(const std::string& try_dir);

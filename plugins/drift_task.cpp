@@ -205,6 +205,22 @@ class DriftTaskType final : public TaskType {
     ctx.publish.metric("drift.share", r["share"].get<double>());
     ctx.publish.value("drift", r["drift"]);
     ctx.publish.value("drifted", r["drifted"]);
+    if (r["drift"].get<bool>()) {
+      // The DAG's on_drift channels hear of it, with the drifted features and their scores.
+      json scores = json::object();
+      for (auto& name : r["drifted"]) {
+        const json& f = r["features"][name.get<std::string>()];
+        if (f["score"].is_number()) scores[name.get<std::string>()] = f["score"];
+      }
+      std::string names;
+      for (auto& [k, v] : scores.items())
+        names += (names.empty() ? "" : ", ") + k + " " + std::to_string(v.get<double>());
+      size_t n = r["drifted"].size();
+      ctx.publish.alert("drift",
+                        "feature drift in " + std::to_string(n) + " feature" + (n == 1 ? "" : "s") +
+                            (names.empty() ? "" : ": " + names),
+                        {{"drifted", r["drifted"]}, {"scores", scores}});
+    }
     std::printf("drift: %d of %d features drifted (share %.4g, threshold %.4g)%s\n",
                 r["n_drifted"].get<int>(), r["n_tested"].get<int>(), r["share"].get<double>(),
                 r["drift_share"].get<double>(), r["drift"].get<bool>() ? ": DATASET DRIFT" : "");

@@ -67,6 +67,9 @@ class Publisher {
   virtual void metric(const std::string& name, double v, long long step = -1) = 0;
   // An output file already in the blob store (declared `outputs:` are collected for you).
   virtual void file(const FileEntry& f) = 0;
+  // An alert the daemon sends, naming this run and task, to the DAG's channels for `kind`
+  // (`drift` -> alerts.on_drift); sent whatever the try's exit code.
+  virtual void alert(const std::string& kind, const std::string& message, const json& details) = 0;
 };
 
 struct TaskContext {

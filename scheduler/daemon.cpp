@@ -903,35 +903,24 @@ struct Engine::Impl {
           alert(*v.dag, std::move(a));
         }
       }
-      // A drift check that found drift alerts the DAG's on_drift channels, naming the
-      // drifted features and their scores.
-      if (spec && spec->type == "drift" && res.is_object() &&
-          res.value("values", json::object()).value("drift", false)) {
-        json values = res["values"];
-        json features = json::object();
-        for (auto& m : res.value("metrics", json::array())) {
-          std::string name = m.value("name", "");
-          if (name.rfind("drift.", 0) == 0 && name.size() > 12 &&
-              name.compare(name.size() - 6, 6, ".score") == 0)
-            features[name.substr(6, name.size() - 12)] = m.value("value", 0.0);
+      // Alerts a task type raised through its publisher (a drift check that found drift):
+      // the Engine forwards them to the DAG's channels for their kind, knowing no type.
+      if (res.is_object() && res.contains("alerts") && res["alerts"].is_array())
+        for (auto& raised : res["alerts"]) {
+          if (!raised.is_object() || !raised["kind"].is_string()) continue;
+          std::string kind = raised["kind"];
+          // The Engine's own kinds are its word alone; a try raises its type's kinds.
+          if (kind.empty() || kind == "task_failed" || kind == "retries_exhausted" ||
+              kind == "sla_miss")
+            continue;
+          Alert a;
+          a.kind = kind;
+          a.run_id = rec.run_id;
+          a.task = rec.task;
+          a.message = raised.value("message", "");
+          a.details = raised.value("details", json::object());
+          alert(*v.dag, std::move(a));
         }
-        json drifted = values.value("drifted", json::array());
-        json scores = json::object();
-        for (auto& f : drifted)
-          if (f.is_string() && features.contains(f.get<std::string>()))
-            scores[f.get<std::string>()] = features[f.get<std::string>()];
-        std::string names;
-        for (auto& [k, val] : scores.items())
-          names += (names.empty() ? "" : ", ") + k + " " + std::to_string(val.get<double>());
-        Alert a;
-        a.kind = "drift";
-        a.run_id = rec.run_id;
-        a.task = rec.task;
-        a.message = "feature drift in " + std::to_string(drifted.size()) + " feature" +
-                    (drifted.size() == 1 ? "" : "s") + (names.empty() ? "" : ": " + names);
-        a.details = {{"drifted", drifted}, {"scores", scores}};
-        alert(*v.dag, std::move(a));
-      }
     }
   }
 

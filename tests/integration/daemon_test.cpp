@@ -353,7 +353,11 @@ tasks:
   EXPECT_NE(by_kind["task_failed"]["text"].get<std::string>().find("broken"), std::string::npos);
   ASSERT_TRUE(by_kind.count("drift"));
   EXPECT_EQ(by_kind["drift"]["details"]["drifted"], json::array({"x"}));
-  EXPECT_NE(by_kind["drift"]["message"].get<std::string>().find("x "), std::string::npos);
+  EXPECT_EQ(
+      by_kind["drift"]["message"].get<std::string>().rfind("feature drift in 1 feature: x ", 0), 0u)
+      << by_kind["drift"].dump();
+  EXPECT_TRUE(by_kind["drift"]["details"]["scores"]["x"].is_number()) << by_kind["drift"].dump();
+  EXPECT_EQ(by_kind["drift"]["task"], "check");
 }
 
 TEST_F(DaemonTest, AnAlertReceiverThatIsDownDoesNotHoldUpTheRun) {
