@@ -32,6 +32,7 @@ namespace {
 
 struct Worker {
   int pid = 0;
+  long long pid_start = 0;  // its start time, read once (TRY_DIR/dispatch names it)
   int to_fd = -1;
   std::unique_ptr<asio::posix::stream_descriptor> from;
   asio::streambuf buf;
@@ -68,10 +69,10 @@ class LocalExecutor final : public Executor {
     // Which worker holds the try, until it writes TRY_DIR/pid: a daemon adopting the try
     // meanwhile waits for that worker instead of calling the try "never started".
     if (make_dirs(spec.try_dir))
-      (void)write_file_atomic(
-          std::filesystem::path(spec.try_dir) / "dispatch",
-          std::to_string(w->pid) + " " + std::to_string(process_start_ticks(w->pid)) + "\n", 0644,
-          /*durable=*/false);
+      (void)write_file_atomic(std::filesystem::path(spec.try_dir) / "dispatch",
+                              std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n",
+                              0644,
+                              /*durable=*/false);
     std::string line =
         to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
     if (!write_all(w->to_fd, line)) {
@@ -186,6 +187,7 @@ class LocalExecutor final : public Executor {
     }
     auto w = std::make_unique<Worker>();
     w->pid = *pid;
+    w->pid_start = process_start_ticks(*pid);
     w->to_fd = to[1];
     w->from = std::make_unique<asio::posix::stream_descriptor>(io_, from[0]);
     Worker* raw = w.get();

@@ -9,15 +9,8 @@
 namespace drover::testing {
 namespace {
 
-class CliTest : public ::testing::Test {
+class CliTest : public LocalFixture {
  protected:
-  TempDir tmp;
-  fs::path home() const { return tmp / "home"; }
-  fs::path dag(const std::string& name, const std::string& text) {
-    fs::path p = tmp / name;
-    write_text(p, text);
-    return p;
-  }
   // `drover run FILE --json`, so stdout is the record and stderr what a person reads.
   ProcResult run(const fs::path& file) {
     return drover({"run", file.string(), "--home", home().string(), "--project-dir",

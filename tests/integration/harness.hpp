@@ -231,6 +231,19 @@ inline std::string trim(std::string s) {
   return s;
 }
 
+// The fixture of tests that run DAG files without a daemon: a temp dir holding the files
+// and the home (`drover run FILE --home HOME`).
+class LocalFixture : public ::testing::Test {
+ protected:
+  TempDir tmp;
+  fs::path home() const { return tmp / "home"; }
+  fs::path dag(const std::string& name, const std::string& text) {
+    fs::path p = tmp / name;
+    write_text(p, text);
+    return p;
+  }
+};
+
 // The fixture of tests that drive a real daemon over a DAG folder in a temp dir: DAG files
 // written as editors and git do (write, then rename), a daemon with {{ project_dir }} the
 // temp dir, triggers through the real CLI, the daemon's log printed when a test fails.

@@ -8,15 +8,8 @@
 namespace drover::testing {
 namespace {
 
-class RunTest : public ::testing::Test {
+class RunTest : public LocalFixture {
  protected:
-  TempDir tmp;
-  fs::path home() const { return tmp / "home"; }
-  fs::path dag(const std::string& name, const std::string& text) {
-    fs::path p = tmp / name;
-    write_text(p, text);
-    return p;
-  }
   ProcResult run(const fs::path& file, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"run",           file.string(),   "--home",
                                      home().string(), "--project-dir", tmp.path().string(),
