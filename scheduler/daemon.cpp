@@ -110,6 +110,7 @@ struct Engine::Impl {
   std::set<std::string> retire;  // terminal runs to drop once no try of theirs runs
   std::string host = hostname();
   bool in_pump = false, pump_again = false, stopped = false, pump_posted = false;
+  std::optional<TimePoint> next_wake;       // on the injected clock: when pump() has work next
   std::vector<TryEvent> pending_finishes;   // recorded by the next pump
   std::vector<TaskInstance> changed_tasks;  // to tell observers after the commit
   int inotify_fd = -1;
@@ -755,6 +756,7 @@ struct Engine::Impl {
 
   void arm_timer(std::optional<TimePoint> wake) {
     if (stopped) return;
+    next_wake = wake;
     if (!wake) {
       timer.cancel();
       return;
@@ -1202,4 +1204,5 @@ Result<std::string> Engine::log_path(const std::string& run_id, const std::strin
 
 namespace drover {
 size_t Engine::active_runs() const { return impl_->active.size(); }
+std::optional<TimePoint> Engine::next_wake() const { return impl_->next_wake; }
 }  // namespace drover

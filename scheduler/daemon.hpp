@@ -75,6 +75,10 @@ class Engine final : public Service {
   void on_task_change(TaskObserver f) { task_observer_ = std::move(f); }
   void on_run_change(RunObserver f) { run_observer_ = std::move(f); }
   size_t active_runs() const;
+  // When the Engine next has timed work (a cron fire, a retry, a timeout, an SLA), on the
+  // injected clock, as of the last pump; nullopt when nothing is timed. Its own timer wakes
+  // it then on a real clock; a test with a ManualClock advances to it and calls pump().
+  std::optional<TimePoint> next_wake() const;
 
   // Service
   json list_dags() override;
