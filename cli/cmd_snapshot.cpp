@@ -1,4 +1,4 @@
-// `drover snapshot ...`: the dataset registry's CLI (plugins/snapshot/registry.hpp) —
+// `drover snapshot ...`: the dataset registry's CLI (data/registry.hpp) —
 // add, status, ls, show, diff, checkout, tag, push, pull, gc. State lives under --home
 // (default ./.drover). See docs/data.md.
 #include <CLI/CLI.hpp>
@@ -17,9 +17,9 @@
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/time.hpp"
-#include "plugins/snapshot/http_remote.hpp"
-#include "plugins/snapshot/progress.hpp"
-#include "plugins/snapshot/registry.hpp"
+#include "data/http_remote.hpp"
+#include "data/progress.hpp"
+#include "data/registry.hpp"
 #include "scheduler/store.hpp"
 
 namespace drover::cli {
@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using namespace drover::snapshot;
+using namespace drover::data;
 
 constexpr const char* kExitCodes =
     "\nExit codes:\n"

@@ -1,7 +1,7 @@
 #include "plugins/dataset_ref.hpp"
 
 #include "common/fs.hpp"
-#include "plugins/snapshot/registry.hpp"
+#include "data/registry.hpp"
 
 namespace drover {
 
@@ -25,13 +25,13 @@ Result<fs::path> materialize_dataset_file(const fs::path& home, const std::strin
   if (!is_dataset_file_ref(text)) return fs::path(text);
   auto colon = text.find(':');
   std::string ref = text.substr(0, colon), path = text.substr(colon + 1);
-  snapshot::Registry reg(home);
+  data::Registry reg(home);
   auto version = reg.resolve(ref);
   if (!version) return version.error();
   auto manifest = reg.load(*version);
   if (!manifest) return manifest.error();
   for (auto& e : manifest->files) {
-    if (e.path != path || e.kind != snapshot::ManifestEntry::Kind::File) continue;
+    if (e.path != path || e.kind != data::ManifestEntry::Kind::File) continue;
     if (auto s = reg.blobs().verify(e.sha256); !s) return s.error();
     fs::path dest = dest_dir / (version->substr(0, 12) + "-" + fs::path(path).filename().string());
     if (auto s = make_dirs(dest_dir); !s) return s.error();

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "plugins/snapshot/progress.hpp"
-#include "plugins/snapshot/registry.hpp"
+#include "data/progress.hpp"
+#include "data/registry.hpp"
 #include "plugins/task_type.hpp"
 
 namespace drover {
@@ -42,14 +42,13 @@ class SnapshotTaskType final : public TaskType {
     }
     if (with.contains("dataset") && with["dataset"].is_string() && !is_template(with["dataset"]) &&
         !with["dataset"].get<std::string>().empty() &&
-        !snapshot::valid_dataset_name(with["dataset"].get<std::string>()))
+        !data::valid_dataset_name(with["dataset"].get<std::string>()))
       errors.push_back({"dataset", "invalid dataset name '" + with["dataset"].get<std::string>() +
                                        "': use [a-z0-9_.-]+"});
     if (with.contains("tag")) {
       if (!with["tag"].is_string())
         errors.push_back({"tag", "'tag' must be a string"});
-      else if (!is_template(with["tag"]) &&
-               !snapshot::valid_tag_name(with["tag"].get<std::string>()))
+      else if (!is_template(with["tag"]) && !data::valid_tag_name(with["tag"].get<std::string>()))
         errors.push_back({"tag", "invalid tag '" + with["tag"].get<std::string>() +
                                      "': use [A-Za-z0-9_.-]+ (and not 'latest')"});
     }
@@ -75,7 +74,7 @@ class SnapshotTaskType final : public TaskType {
       src = fs::path(ctx.spec.project_dir) / src;
     fs::path home =
         ctx.spec.home.empty() ? ctx.blobs.root().parent_path() : fs::path(ctx.spec.home);
-    snapshot::Registry reg(home);
+    data::Registry reg(home);
     auto res = reg.add(src, dataset, tag, message);
     if (!res) {
       std::fprintf(stderr, "snapshot: %s\n", res.message().c_str());
@@ -84,7 +83,7 @@ class SnapshotTaskType final : public TaskType {
     ctx.publish.value("version", res->version);
     ctx.publish.value("dataset", dataset);
     for (auto& e : res->manifest.files) {
-      if (e.kind != snapshot::ManifestEntry::Kind::File) continue;
+      if (e.kind != data::ManifestEntry::Kind::File) continue;
       FileEntry f;
       f.path = e.path;
       f.sha256 = e.sha256;
@@ -99,9 +98,9 @@ class SnapshotTaskType final : public TaskType {
         "snapshot: %llu files, %llu symlinks, %llu empty folders, %s; hashed %llu "
         "(%s read), %llu unchanged (stat cache)\n",
         static_cast<unsigned long long>(s.files), static_cast<unsigned long long>(s.symlinks),
-        static_cast<unsigned long long>(s.dirs), snapshot::human_bytes(s.bytes_total).c_str(),
-        static_cast<unsigned long long>(s.files_hashed),
-        snapshot::human_bytes(s.bytes_read).c_str(), static_cast<unsigned long long>(s.cache_hits));
+        static_cast<unsigned long long>(s.dirs), data::human_bytes(s.bytes_total).c_str(),
+        static_cast<unsigned long long>(s.files_hashed), data::human_bytes(s.bytes_read).c_str(),
+        static_cast<unsigned long long>(s.cache_hits));
     if (s.symlinks || s.dirs)
       std::printf(
           "snapshot: note: symlinks and empty folders are in the version but not in "

@@ -20,7 +20,7 @@
 #include "common/json_text.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
-#include "plugins/snapshot/curl_util.hpp"
+#include "data/curl_util.hpp"
 #include "scheduler/alerts.hpp"
 
 namespace drover {
@@ -74,7 +74,7 @@ std::string curl_error(CURLcode rc, const char* errbuf) {
 
 Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
                        const std::atomic<bool>* cancel) {
-  snapshot::ensure_curl();
+  data::ensure_curl();
   CURL* h = curl_easy_init();
   if (!h) return make_error("webhook: curl_easy_init failed");
   char errbuf[CURL_ERROR_SIZE];
@@ -179,7 +179,7 @@ Status deliver_email(const AlertChannel& ch, const Alert& alert, const std::atom
     if (!v) return make_error("email: environment variable " + ch.password_env + " is not set");
     password = v;
   }
-  snapshot::ensure_curl();
+  data::ensure_curl();
   CURL* h = curl_easy_init();
   if (!h) return make_error("email: curl_easy_init failed");
   char errbuf[CURL_ERROR_SIZE];

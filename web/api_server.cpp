@@ -35,7 +35,7 @@
 #include "common/json_text.hpp"
 #include "common/sha256.hpp"
 #include "common/time.hpp"
-#include "plugins/snapshot/registry.hpp"
+#include "data/registry.hpp"
 #include "scheduler/service.hpp"
 #include "web/auth.hpp"
 
@@ -383,7 +383,7 @@ ApiResponse task_log(Service& service, const std::string& run, const std::string
 }
 
 // ---- Blobs and dataset refs (docs/api.md "Blobs and dataset refs"): the daemon as the
-// team's data registry, the server side of plugins/snapshot/http_remote.hpp. Every name
+// team's data registry, the server side of data/http_remote.hpp. Every name
 // that reaches the filesystem is checked first (64 hex digits; [a-z0-9_.-]+), so no request
 // can name a path outside HOME/blobs or HOME/datasets.
 
@@ -439,9 +439,9 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
                               const std::string& name, const std::string& tag,
                               const std::string& body) {
   if (method != "GET" && method != "PUT") return method_not_allowed("GET, PUT");
-  if (!snapshot::valid_dataset_name(name))
+  if (!data::valid_dataset_name(name))
     return error_response(400, "invalid dataset name '" + name + "' (allowed: [a-z0-9_.-]+)");
-  if (tag != "latest" && !snapshot::valid_tag_name(tag))
+  if (tag != "latest" && !data::valid_tag_name(tag))
     return error_response(400, "invalid tag '" + tag + "' (allowed: [A-Za-z0-9_.-]+)");
   fs::path file = ref_file(options, name, tag);
   if (method == "GET") {
@@ -460,11 +460,11 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   std::string v = j["version"].get<std::string>();
   if (!BlobStore::valid_hash(v))
     return error_response(422, "invalid version '" + v + "' (expected 64 lowercase hex digits)");
-  snapshot::Registry registry{fs::path(options.home)};
+  data::Registry registry{fs::path(options.home)};
   // Held shared until the ref is written, so a gc cannot delete the version's blobs
   // between the check below and the ref that makes them live. Never waits: this runs on the
   // event loop.
-  auto lock = snapshot::lock_store(options.home, false, /*wait=*/false);
+  auto lock = data::lock_store(options.home, false, /*wait=*/false);
   if (!lock && lock.error().code == "busy")
     return error_response(503, "a snapshot gc is running on this server; retry when it ends");
   if (!lock) return service_error(lock.error());
@@ -477,7 +477,7 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   size_t missing = 0;
   std::string first_missing;
   for (auto& f : manifest->files)
-    if (f.kind == snapshot::ManifestEntry::Kind::File && !registry.blobs().has(f.sha256))
+    if (f.kind == data::ManifestEntry::Kind::File && !registry.blobs().has(f.sha256))
       if (missing++ == 0) first_missing = f.path + " (" + f.sha256 + ")";
   if (missing)
     return error_response(
@@ -587,7 +587,7 @@ ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) 
     return error_response(404, "no route for " + req.method + " " + req.target);
   // Not beside a gc (which could delete the blob right after it was found already there);
   // waiting is fine on the blob thread.
-  auto lock = snapshot::lock_store(options.home, false, /*wait=*/true);
+  auto lock = data::lock_store(options.home, false, /*wait=*/true);
   if (!lock) return service_error(lock.error());
   return blob_route(options, req.method, seg[3], req);
 }

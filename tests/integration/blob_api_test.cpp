@@ -1,5 +1,5 @@
 // End to end: the daemon's blob API (web/api_server.cpp) as a snapshot remote
-// (plugins/snapshot/http_remote.hpp) — push from one home, pull into another through a real
+// (data/http_remote.hpp) — push from one home, pull into another through a real
 // `drover serve`, byte-equal checkout; refused tokens, hash mismatches and path traversal;
 // and `drover snapshot gc` keeping the blobs that recorded runs reference.
 #include <curl/curl.h>

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "plugins/snapshot/remote.hpp"
+#include "data/remote.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 struct S3Config {
   std::string endpoint;  // "http://127.0.0.1:4568" or "https://s3.eu-west-1.amazonaws.com"
@@ -46,4 +46,4 @@ class S3Remote final : public Remote {
   S3Config cfg_;
 };
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

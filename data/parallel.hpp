@@ -13,7 +13,7 @@
 
 #include "common/result.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 inline unsigned default_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -54,4 +54,4 @@ Status parallel_for(size_t n, unsigned threads, Fn&& fn) {
   return {};
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -1,4 +1,4 @@
-#include "plugins/snapshot/snapshotter.hpp"
+#include "data/snapshotter.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "common/sha256.hpp"
-#include "plugins/snapshot/parallel.hpp"
-#include "plugins/snapshot/progress.hpp"
+#include "data/parallel.hpp"
+#include "data/progress.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 namespace fs = std::filesystem;
 
@@ -234,4 +234,4 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
   return m;
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

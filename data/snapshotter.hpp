@@ -13,10 +13,10 @@
 
 #include "common/blob_store.hpp"
 #include "common/result.hpp"
-#include "plugins/snapshot/manifest.hpp"
-#include "plugins/snapshot/stat_cache.hpp"
+#include "data/manifest.hpp"
+#include "data/stat_cache.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 struct SnapshotOptions {
   unsigned threads = 0;   // 0 = all cores
@@ -46,4 +46,4 @@ Result<Manifest> build_manifest(const std::filesystem::path& src, const std::str
                                 BlobStore& blobs, StatCache* cache, const SnapshotOptions& opts,
                                 SnapshotStats* stats = nullptr);
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

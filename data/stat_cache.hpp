@@ -19,7 +19,7 @@
 
 struct sqlite3;
 
-namespace drover::snapshot {
+namespace drover::data {
 
 struct FileStat {
   uint64_t size = 0;
@@ -70,4 +70,4 @@ class StatCache {
   std::vector<std::pair<std::string, Entry>> pending_;  // guarded by mu_
 };
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

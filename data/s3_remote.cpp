@@ -1,4 +1,4 @@
-#include "plugins/snapshot/s3_remote.hpp"
+#include "data/s3_remote.hpp"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -13,9 +13,9 @@
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/sha256.hpp"
-#include "plugins/snapshot/curl_util.hpp"
+#include "data/curl_util.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 namespace fs = std::filesystem;
 
@@ -360,4 +360,4 @@ Result<std::optional<std::string>> S3Remote::get_bytes(const std::string& key) {
   return std::optional<std::string>(std::move(sink.text));
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -1,4 +1,4 @@
-#include "plugins/snapshot/registry.hpp"
+#include "data/registry.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,10 +18,10 @@
 #include "common/fs.hpp"
 #include "common/sha256.hpp"
 #include "common/time.hpp"
-#include "plugins/snapshot/parallel.hpp"
-#include "plugins/snapshot/progress.hpp"
+#include "data/parallel.hpp"
+#include "data/progress.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 namespace fs = std::filesystem;
 
@@ -659,4 +659,4 @@ Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, b
   return res;
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

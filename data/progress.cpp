@@ -1,11 +1,11 @@
-#include "plugins/snapshot/progress.hpp"
+#include "data/progress.hpp"
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 
-namespace drover::snapshot {
+namespace drover::data {
 
 std::string human_bytes(uint64_t n) {
   static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB"};
@@ -63,4 +63,4 @@ void Progress::draw() {
   std::fflush(stderr);
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -1,12 +1,12 @@
-// Tests of StatCache (plugins/snapshot/stat_cache.hpp): what counts as unchanged, the racy
+// Tests of StatCache (data/stat_cache.hpp): what counts as unchanged, the racy
 // window, persistence.
-#include "plugins/snapshot/stat_cache.hpp"
+#include "data/stat_cache.hpp"
 
 #include <gtest/gtest.h>
 
-#include "tests/plugins/snapshot/test_util.hpp"
+#include "tests/data/test_util.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 namespace {
 
 using testing::TempDir;
@@ -84,4 +84,4 @@ TEST(StatCacheTest, AnUnopenableDatabaseIsAnErrorNamingIt) {
 }
 
 }  // namespace
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -1,4 +1,4 @@
-// Tests of S3Remote (plugins/snapshot/s3_remote.hpp) against a real S3-compatible server
+// Tests of S3Remote (data/s3_remote.hpp) against a real S3-compatible server
 // that checks SigV4 signatures: npm's @20minutes/s3rver, started here on loopback port 0.
 // Skipped, saying why, when node or the package is absent. The package is looked for in
 // $DROVER_S3RVER_DIR, /opt/drover/s3rver and DROVER_SOURCE_DIR/build-snap/s3rver (each a
@@ -14,11 +14,11 @@
 #include <regex>
 
 #include "common/sha256.hpp"
-#include "plugins/snapshot/registry.hpp"
-#include "plugins/snapshot/s3_remote.hpp"
-#include "tests/plugins/snapshot/test_util.hpp"
+#include "data/registry.hpp"
+#include "data/s3_remote.hpp"
+#include "tests/data/test_util.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 namespace {
 
 using testing::describe;
@@ -222,4 +222,4 @@ TEST_F(S3Test, RemoteUrlReadsItsSettingsFromTheEnvironment) {
 }
 
 }  // namespace
-}  // namespace drover::snapshot
+}  // namespace drover::data

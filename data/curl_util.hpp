@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace drover::snapshot {
+namespace drover::data {
 
 // curl_global_init, once per process, before the first easy handle.
 void ensure_curl();
@@ -20,4 +20,4 @@ struct UploadBody {
 // CURLOPT_READFUNCTION for an UploadBody (CURLOPT_READDATA = UploadBody*).
 size_t read_upload_body(char* out, size_t sz, size_t nmemb, void* body);
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -1,10 +1,10 @@
-#include "plugins/snapshot/stat_cache.hpp"
+#include "data/stat_cache.hpp"
 
 #include <sqlite3.h>
 
 #include "common/fs.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 static Error db_error(sqlite3* db, const std::string& what) {
   return make_error("stat cache: " + what + ": " + sqlite3_errmsg(db));
@@ -165,4 +165,4 @@ Status StatCache::forget(const std::set<std::string>& hashes) {
   return {};
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

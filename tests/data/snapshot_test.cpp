@@ -1,14 +1,14 @@
-// Tests of the dataset registry (plugins/snapshot/registry.hpp): round trips, dedup, the
+// Tests of the dataset registry (data/registry.hpp): round trips, dedup, the
 // stat cache's effect on reads, concurrent modification, gc, diff, REF errors, remotes.
 #include <gtest/gtest.h>
 
 #include "common/sha256.hpp"
-#include "plugins/snapshot/manifest.hpp"
-#include "plugins/snapshot/registry.hpp"
-#include "plugins/snapshot/stat_cache.hpp"
-#include "tests/plugins/snapshot/test_util.hpp"
+#include "data/manifest.hpp"
+#include "data/registry.hpp"
+#include "data/stat_cache.hpp"
+#include "tests/data/test_util.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 namespace {
 
 using testing::age_files;
@@ -488,4 +488,4 @@ TEST(ManifestTest, UnsafePathsAreRejected) {
 }
 
 }  // namespace
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-namespace drover::snapshot {
+namespace drover::data {
 
 class Progress {
  public:
@@ -40,4 +40,4 @@ class Progress {
 // "1.2 GB", "340 KB", "12 B" (powers of 1000).
 std::string human_bytes(uint64_t n);
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -20,11 +20,11 @@
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/result.hpp"
-#include "plugins/snapshot/manifest.hpp"
-#include "plugins/snapshot/remote.hpp"
-#include "plugins/snapshot/snapshotter.hpp"
+#include "data/manifest.hpp"
+#include "data/remote.hpp"
+#include "data/snapshotter.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 // Dataset names: [a-z0-9_.-]+, not starting with '.' or '-'. Tags: [A-Za-z0-9_.-]+, not
 // starting with '.' or '-', and not "latest".
@@ -151,4 +151,4 @@ class Registry {
   BlobStore blobs_;
 };
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

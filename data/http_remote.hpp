@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "plugins/snapshot/remote.hpp"
+#include "data/remote.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 class HttpRemote final : public Remote {
  public:
@@ -44,4 +44,4 @@ class HttpRemote final : public Remote {
   std::string token_;
 };
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -15,7 +15,7 @@
 #include <sstream>
 #include <string>
 
-namespace drover::snapshot::testing {
+namespace drover::data::testing {
 
 namespace fs = std::filesystem;
 
@@ -103,4 +103,4 @@ inline size_t count_blobs(const fs::path& home) {
   return n;
 }
 
-}  // namespace drover::snapshot::testing
+}  // namespace drover::data::testing

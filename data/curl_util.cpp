@@ -1,4 +1,4 @@
-#include "plugins/snapshot/curl_util.hpp"
+#include "data/curl_util.hpp"
 
 #include <curl/curl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <mutex>
 
-namespace drover::snapshot {
+namespace drover::data {
 
 void ensure_curl() {
   static std::once_flag once;
@@ -32,4 +32,4 @@ size_t read_upload_body(char* out, size_t sz, size_t nmemb, void* user) {
   return want;
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

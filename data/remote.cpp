@@ -1,4 +1,4 @@
-#include "plugins/snapshot/remote.hpp"
+#include "data/remote.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "common/fs.hpp"
-#include "plugins/snapshot/http_remote.hpp"
-#include "plugins/snapshot/s3_remote.hpp"
+#include "data/http_remote.hpp"
+#include "data/s3_remote.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 namespace fs = std::filesystem;
 
@@ -146,4 +146,4 @@ Result<std::unique_ptr<Remote>> open_remote(std::string_view url) {
   return std::unique_ptr<Remote>(std::make_unique<LocalRemote>(fs::path(path)));
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -13,7 +13,7 @@
 
 #include "common/result.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 class Remote {
  public:
@@ -53,4 +53,4 @@ class LocalRemote final : public Remote {
 // missing credentials.
 Result<std::unique_ptr<Remote>> open_remote(std::string_view url);
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

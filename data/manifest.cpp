@@ -1,11 +1,11 @@
-#include "plugins/snapshot/manifest.hpp"
+#include "data/manifest.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/blob_store.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 using json = nlohmann::json;
 
@@ -185,4 +185,4 @@ Result<Manifest> parse_manifest(std::string_view text) {
   return m;
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

@@ -1,4 +1,4 @@
-#include "plugins/snapshot/http_remote.hpp"
+#include "data/http_remote.hpp"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -13,9 +13,9 @@
 
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
-#include "plugins/snapshot/curl_util.hpp"
+#include "data/curl_util.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -302,4 +302,4 @@ Result<std::optional<std::string>> HttpRemote::get_bytes(const std::string& key)
   return std::optional<std::string>(j["version"].get<std::string>() + "\n");
 }
 
-}  // namespace drover::snapshot
+}  // namespace drover::data

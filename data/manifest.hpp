@@ -10,7 +10,7 @@
 
 #include "common/result.hpp"
 
-namespace drover::snapshot {
+namespace drover::data {
 
 struct ManifestEntry {
   enum class Kind { File, Symlink, Dir };
@@ -44,4 +44,4 @@ bool is_utf8(std::string_view s);
 // components, no NUL.
 bool is_safe_relative_path(std::string_view rel);
 
-}  // namespace drover::snapshot
+}  // namespace drover::data
