@@ -4,6 +4,15 @@
 // is used by one thread at a time; several processes may open the same file (SQLite
 // locking, busy timeout 10 s). Every mutating call commits before it returns unless it is
 // inside a Transaction, which commits all of its calls at once (one fsync).
+//
+// Rules every backend keeps (the contract suite, tests/scheduler/store_test.cpp, checks them;
+// SQLite's behaviour is the reference where a rule below was first written down):
+// - A failed call changes nothing of its own; inside a transaction the earlier writes of
+//   that transaction stay (a savepoint per call), and commit() still commits them.
+// - A uniqueness or reference violation (a run id or a task twice, a try of a task the run
+//   lacks, files/values/metrics of a try that does not exist) fails with code "conflict";
+//   updating a run or try that does not exist fails with code "not_found".
+// - A connection's open transaction is invisible to other connections until it commits.
 #pragma once
 
 #include <cstdint>
@@ -84,17 +93,24 @@ class Store {
 
   virtual int schema_version() = 0;
 
-  // Groups calls into one atomic commit. Nested use is an error.
+  // Groups calls into one atomic commit. Nested use is an error (code "conflict"), as is
+  // commit() without begin(); rollback() without begin() does nothing. A failed commit()
+  // keeps nothing of the transaction.
   virtual Status begin() = 0;
   virtual Status commit() = 0;
   virtual void rollback() = 0;
 
-  // DAG file versions (content-addressed, kept for lineage). Idempotent per hash.
+  // DAG file versions (content-addressed, kept for lineage). Idempotent per hash: the
+  // content first stored under a hash stays.
   virtual Status put_dag_version(const std::string& hash, const std::string& dag,
                                  const std::string& path, const std::string& content) = 0;
   virtual Result<std::optional<std::string>> dag_version_content(const std::string& hash) = 0;
 
-  // Runs. insert_run assigns nothing: the caller sets id/seq from next_run_seq.
+  // Runs. insert_run assigns nothing: the caller sets id/seq from next_run_seq, a counter
+  // per DAG of its own (runs inserted do not move it; a rollback undoes a draw). insert_run
+  // stores the run and its tasks all or nothing; update_run "no such run: ID" (not_found).
+  // Listing order is insertion order (not created_at): list_runs newest inserted first,
+  // at most `limit` runs (0: none; negative: all); unfinished_runs oldest first.
   virtual Result<int64_t> next_run_seq(const std::string& dag) = 0;
   virtual Status insert_run(const RunRecord& run, const std::vector<TaskInstance>& tasks) = 0;
   virtual Status update_run(const RunRecord& run) = 0;  // state and timestamps
@@ -102,23 +118,32 @@ class Store {
   virtual Result<std::vector<RunRecord>> list_runs(const RunFilter& f) = 0;  // newest first
   virtual Result<std::vector<RunRecord>> unfinished_runs() = 0;  // Queued or Running, oldest first
 
+  // update_task replaces the instance by (run_id, task), adding it when the run lacks it;
+  // the run must exist. tasks_of lists them in the order insert_run was given them.
   virtual Status update_task(const TaskInstance& t) = 0;
   virtual Result<std::vector<TaskInstance>> tasks_of(const std::string& run_id) = 0;
 
   virtual Status insert_try(const TryRecord& t) = 0;
   virtual Status update_try(const TryRecord& t) = 0;
+  // update_try replaces every field of the try named by (run_id, task, try_number); an
+  // unknown one is "no such try: RUN TASK try N" (not_found). tries_of orders by task (the
+  // run's task order, as tasks_of), then try number; running_tries (state Running) by
+  // started_at, then insertion.
   virtual Result<std::vector<TryRecord>> tries_of(
       const std::string& run_id) = 0;  // task, try order
   virtual Result<std::vector<TryRecord>> running_tries() = 0;
 
-  // Files of a try: kind is "input" or "output".
+  // Files of a try: kind is "input" or "output" (any other: code "invalid"); files_of lists
+  // them in the order added.
   virtual Status add_files(const std::string& run_id, const std::string& task, int try_number,
                            const std::string& kind, const std::vector<FileRecord>& files) = 0;
   virtual Result<std::vector<FileRecord>> files_of(const std::string& run_id,
                                                    const std::string& task, int try_number,
                                                    const std::string& kind) = 0;
 
-  // Published values ({{ outputs.TASK.KEY }}) and metrics of a try.
+  // Published values ({{ outputs.TASK.KEY }}) and metrics of a try. set_value replaces a
+  // key's value; values_of is {} for a try with none. A metric that is NaN or infinite
+  // reads back as null.
   virtual Status set_value(const std::string& run_id, const std::string& task, int try_number,
                            const std::string& key, const json& value) = 0;
   virtual Result<json> values_of(const std::string& run_id, const std::string& task,

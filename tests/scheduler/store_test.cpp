@@ -1,8 +1,8 @@
 // The store contract (scheduler/store.hpp) that every backend must pass — transactions,
 // every record's round trip, listing and paging, two connections, the run record JSON —
-// as TEST_P suites instantiated per backend URL scheme (SQLite now; PostgreSQL adds one
-// line), plus SQLite's own: migrations, its error texts, crash safety with real child
-// processes killed mid-transaction.
+// as TEST_P suites instantiated per backend URL scheme (SQLite, and "memory": the tests'
+// FakeStore; PostgreSQL adds one line), plus SQLite's own: migrations, its error texts, crash
+// safety with real child processes killed mid-transaction.
 #include "scheduler/store.hpp"
 
 #include <gtest/gtest.h>
@@ -16,9 +16,11 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 
 #include "common/time.hpp"
 #include "scheduler/store_json.hpp"
+#include "tests/scheduler/fake_store.hpp"
 
 namespace drover {
 namespace {
@@ -42,7 +44,14 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     fs::remove_all(dir_, ec);
   }
 
+  // A new connection to the store at path_, by backend: "sqlite" opens the file by URL,
+  // "memory" (tests/scheduler/fake_store.hpp) connects to one in-memory database per path.
   std::unique_ptr<Store> open() {
+    if (GetParam() == "memory") {
+      auto& db = memory_[path_.string()];
+      if (!db) db = FakeStore().database();
+      return std::make_unique<FakeStore>(db);
+    }
     auto s = open_store(GetParam() + ":" + path_.string());
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.message());
     return s.ok() ? std::move(s).value() : nullptr;
@@ -136,6 +145,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   fs::path dir_, path_;
+  std::map<std::string, std::shared_ptr<FakeStore::Database>> memory_;  // "memory": by path
   std::unique_ptr<Store> store_;
 };
 
@@ -303,9 +313,11 @@ TEST_P(StoreTest, FailedCallInsideATransactionKeepsTheEarlierWrites) {
 
 TEST_P(StoreTest, FailedInsertOutsideATransactionLeavesNothing) {
   Status dup = store_->insert_run(make_run("etl", 2), tasks({"x", "x"}));
-  EXPECT_EQ(dup.message(),
-            "sqlite: insert_run: UNIQUE constraint failed: task_instances.run_id, "
-            "task_instances.task");
+  if (GetParam() == "sqlite") {
+    EXPECT_EQ(dup.message(),
+              "sqlite: insert_run: UNIQUE constraint failed: task_instances.run_id, "
+              "task_instances.task");
+  }
   EXPECT_EQ(dup.error().code, "conflict");
   EXPECT_FALSE(store_->get_run("etl-2")->has_value());
 }
@@ -370,8 +382,9 @@ TEST_P(StoreTest, UnknownRunIsAbsentOrNotFound) {
 TEST_P(StoreTest, DuplicateRunIdIsAConflict) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), {}).ok());
   Status s = store_->insert_run(make_run("etl", 1), {});
-  if (GetParam() == "sqlite")
+  if (GetParam() == "sqlite") {
     EXPECT_EQ(s.message(), "sqlite: insert_run: UNIQUE constraint failed: runs.id");
+  }
   EXPECT_EQ(s.error().code, "conflict");
 }
 
@@ -788,7 +801,7 @@ TEST_P(SqliteStoreTest, ChildKilledAfterCommitKeepsItsWrites) {
 }
 
 // Every backend runs the contract; a new backend adds its URL scheme here.
-INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite"));
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite", "memory"));
 INSTANTIATE_TEST_SUITE_P(Sqlite, SqliteStoreTest, ::testing::Values("sqlite"));
 
 }  // namespace
