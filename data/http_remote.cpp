@@ -1,19 +1,19 @@
 #include "data/http_remote.hpp"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common/blob_store.hpp"
+#include "common/curl_client.hpp"
 #include "common/fs.hpp"
-#include "data/curl_util.hpp"
 
 namespace drover::data {
 
@@ -22,32 +22,9 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr long kConnectTimeoutS = 30;
-constexpr long kLowSpeedTimeS = 120;  // a transfer slower than 1 byte/s this long fails
-
-struct Sink {
-  std::string text;
-  int fd = -1;  // the body goes here on a 2xx answer; error documents go to text
-  long* status = nullptr;
-  CURL* curl = nullptr;
-  bool failed = false;
-};
-
-size_t write_sink(char* p, size_t sz, size_t nmemb, void* user) {
-  auto* s = static_cast<Sink*>(user);
-  size_t n = sz * nmemb;
-  long code = 0;
-  curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
-  if (s->fd < 0 || code < 200 || code >= 300) {
-    if (s->text.size() < (64u << 20)) s->text.append(p, n);
-    return n;
-  }
-  if (!write_all(s->fd, std::string_view(p, n))) {
-    s->failed = true;
-    return 0;
-  }
-  return n;
-}
+constexpr auto kConnectTimeout = std::chrono::seconds(30);
+constexpr auto kLowSpeedTime = std::chrono::seconds(120);  // slower than 1 byte/s this long fails
+constexpr size_t kMaxErrorBody = 64u << 20;
 
 // "blobs/ab/cdef…" -> the 64-digit hash, or "" when the key is not a blob key.
 std::string blob_hash_of(const std::string& key) {
@@ -87,7 +64,6 @@ struct HttpRemote::Response {
 HttpRemote::HttpRemote(std::string base_url, std::string token)
     : base_url_(std::move(base_url)), token_(std::move(token)) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
-  ensure_curl();
 }
 
 bool HttpRemote::is_http_url(std::string_view url) {
@@ -127,45 +103,37 @@ Result<std::string> HttpRemote::route_of(const std::string& key) const {
 }
 
 Result<HttpRemote::Response> HttpRemote::perform(const Request& req) const {
-  CURL* curl = curl_easy_init();
-  if (!curl) return make_error("curl_easy_init failed");
-  Response resp;
-  Sink sink;
-  sink.fd = req.sink_fd;
-  sink.curl = curl;
-  std::string url = base_url_ + req.route;
-  std::string auth = "Authorization: Bearer " + token_;
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, auth.c_str());
-  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
-  if (req.body) {
-    headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
-    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_upload_body);
-    curl_easy_setopt(curl, CURLOPT_READDATA, req.body);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body->size));
-  }
-  if (std::strcmp(req.method, "HEAD") == 0) curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_sink);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutS);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, kLowSpeedTimeS);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(curl);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (sink.failed)
+  CurlRequest c;
+  c.method = req.method;
+  c.url = base_url_ + req.route;
+  c.headers = {"Authorization: Bearer " + token_, "Expect:"};  // no 100-continue round trip
+  if (req.body) c.headers.push_back("Content-Type: application/octet-stream");
+  c.body = req.body;
+  c.connect_timeout = kConnectTimeout;
+  c.low_speed_time = kLowSpeedTime;
+  c.protocols = "http,https";
+  // A 2xx body goes to `sink_fd` when there is one; error documents are kept for the message.
+  std::string text;
+  int write_errno = 0;
+  c.on_body = [&](std::string_view piece, long status) {
+    if (req.sink_fd < 0 || status < 200 || status >= 300) {
+      if (text.size() < kMaxErrorBody) text.append(piece);
+      return true;
+    }
+    if (write_all(req.sink_fd, piece)) return true;
+    write_errno = errno;
+    return false;
+  };
+  auto r = curl_perform(c);
+  if (write_errno)
     return make_error("remote " + base_url_ +
-                      ": writing a download failed: " + std::strerror(errno));
-  if (rc != CURLE_OK)
+                      ": writing a download failed: " + std::strerror(write_errno));
+  if (!r)
     return make_error("remote " + base_url_ + ": " + req.method + " " + req.route + ": " +
-                      curl_easy_strerror(rc));
-  resp.body = std::move(sink.text);
+                      r.message());
+  Response resp;
+  resp.status = r->status;
+  resp.body = std::move(text);
   return resp;
 }
 

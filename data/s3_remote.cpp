@@ -1,19 +1,19 @@
 #include "data/s3_remote.hpp"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "common/blob_store.hpp"
+#include "common/curl_client.hpp"
 #include "common/fs.hpp"
 #include "common/sha256.hpp"
-#include "data/curl_util.hpp"
 
 namespace drover::data {
 
@@ -27,39 +27,6 @@ struct Sink {
   int fd = -1;
   bool failed = false;
 };
-
-size_t write_sink(char* p, size_t sz, size_t nmemb, void* user) {
-  auto* s = static_cast<Sink*>(user);
-  size_t n = sz * nmemb;
-  if (s->fd < 0) {
-    if (s->text.size() < (1u << 20)) s->text.append(p, n);  // error documents are small
-    return n;
-  }
-  if (!write_all(s->fd, std::string_view(p, n))) {
-    s->failed = true;
-    return 0;
-  }
-  return n;
-}
-
-size_t header_sink(char* p, size_t sz, size_t nmemb, void* user) {
-  auto* headers = static_cast<std::vector<std::string>*>(user);
-  std::string line(p, sz * nmemb);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  headers->push_back(std::move(line));
-  return sz * nmemb;
-}
-
-std::string header_value(const std::vector<std::string>& headers, std::string_view name) {
-  for (auto& h : headers) {
-    if (h.size() <= name.size() || h[name.size()] != ':') continue;
-    if (strncasecmp(h.c_str(), std::string(name).c_str(), name.size()) != 0) continue;
-    std::string v = h.substr(name.size() + 1);
-    while (!v.empty() && v.front() == ' ') v.erase(v.begin());
-    return v;
-  }
-  return {};
-}
 
 // Percent-encodes a key for the URL path ('/' kept), as SigV4 expects.
 std::string encode_key(std::string_view key) {
@@ -99,7 +66,7 @@ struct S3Remote::Response {
   std::vector<std::string> headers;
 };
 
-S3Remote::S3Remote(S3Config cfg) : cfg_(std::move(cfg)) { ensure_curl(); }
+S3Remote::S3Remote(S3Config cfg) : cfg_(std::move(cfg)) {}
 
 Result<std::unique_ptr<S3Remote>> S3Remote::from_env(std::string_view url) {
   if (url.rfind("s3://", 0) != 0) return make_error("not an s3:// URL: " + std::string(url));
@@ -140,49 +107,29 @@ namespace {
 Result<long> perform(const S3Config& cfg, const std::string& method, const std::string& url,
                      UploadBody* body, const std::string& body_sha, Sink* sink,
                      std::vector<std::string>* headers_out) {
-  CURL* c = curl_easy_init();
-  if (!c) return make_error("curl_easy_init failed");
-  std::string sigv4 = "aws:amz:" + cfg.region + ":s3";
-  std::string userpwd = cfg.access_key + ":" + cfg.secret_key;
-  curl_slist* hdrs = nullptr;
-  hdrs = curl_slist_append(hdrs, ("x-amz-content-sha256: " + body_sha).c_str());
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
-  curl_easy_setopt(c, CURLOPT_USERPWD, userpwd.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 120L);
-  if (method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else if (method == "PUT") {
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_upload_body);
-    curl_easy_setopt(c, CURLOPT_READDATA, body);
-    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body->size));
-  } else if (method == "POST") {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body->data : "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(body ? body->size : 0));
-  } else if (method != "GET") {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-  }
-  Sink discard;
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_sink);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, sink ? sink : &discard);
-  std::vector<std::string> headers;
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_sink);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &headers);
-  CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(c);
-  if (rc != CURLE_OK) return make_error(method + " " + url + ": " + curl_easy_strerror(rc));
-  if (headers_out) *headers_out = std::move(headers);
-  return status;
+  CurlRequest c;
+  c.method = method;
+  c.url = url;
+  c.headers = {"x-amz-content-sha256: " + body_sha};
+  c.sigv4 = CurlRequest::SigV4{cfg.region, "s3", cfg.access_key, cfg.secret_key};
+  c.body = body;
+  c.connect_timeout = std::chrono::seconds(30);
+  c.low_speed_time = std::chrono::seconds(120);
+  c.keep_headers = headers_out != nullptr;
+  if (sink)
+    c.on_body = [sink](std::string_view piece, long) {
+      if (sink->fd < 0) {
+        if (sink->text.size() < (1u << 20)) sink->text.append(piece);  // error documents are small
+        return true;
+      }
+      if (write_all(sink->fd, piece)) return true;
+      sink->failed = true;
+      return false;
+    };
+  auto r = curl_perform(c);
+  if (!r) return make_error(method + " " + url + ": " + r.message());
+  if (headers_out) *headers_out = std::move(r->headers);
+  return r->status;
 }
 
 Error http_error(const std::string& method, const std::string& url, long status,

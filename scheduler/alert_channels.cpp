@@ -1,8 +1,7 @@
 // The three alert channel types behind deliver_alert() (scheduler/alerts.hpp): webhook and
-// email through libcurl, command through the one launcher (common/process.hpp). Each call is one
-// attempt; retries are the dispatcher's business. Thread-safe: no shared state beyond curl's global
-// init.
-#include <curl/curl.h>
+// email through the one libcurl client (common/curl_client.hpp), command through the one
+// launcher (common/process.hpp). Each call is one attempt; retries are the dispatcher's
+// business. Thread-safe: no shared state beyond curl's global init.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,11 +15,11 @@
 #include <ctime>
 #include <thread>
 
+#include "common/curl_client.hpp"
 #include "common/fs.hpp"
 #include "common/json_text.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
-#include "data/curl_util.hpp"
 #include "scheduler/alerts.hpp"
 
 namespace drover {
@@ -29,78 +28,36 @@ namespace {
 using json = nlohmann::json;
 using Steady = std::chrono::steady_clock;
 
-int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* flag = static_cast<const std::atomic<bool>*>(cancel);
-  return flag && flag->load() ? 1 : 0;
-}
-
-size_t discard_body(char* data, size_t size, size_t n, void* out) {
-  auto* s = static_cast<std::string*>(out);
-  if (s->size() < 512) s->append(data, std::min(size * n, 512 - s->size()));
-  return size * n;
-}
-
-struct Upload {
-  std::string data;
-  size_t pos = 0;
-};
-
-size_t read_upload(char* buf, size_t size, size_t n, void* arg) {
-  auto* u = static_cast<Upload*>(arg);
-  size_t len = std::min(size * n, u->data.size() - u->pos);
-  std::memcpy(buf, u->data.data() + u->pos, len);
-  u->pos += len;
-  return len;
-}
-
-// Common easy-handle settings: timeout, cancel hook, no signals.
-void setup(CURL* h, const AlertChannel& ch, const std::atomic<bool>* cancel, char* errbuf) {
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(
-      h, CURLOPT_TIMEOUT_MS,
-      static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(ch.timeout).count()));
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  if (!ch.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ch.ca_file.c_str());
-  errbuf[0] = '\0';
-}
-
-std::string curl_error(CURLcode rc, const char* errbuf) {
-  return errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+// What both curl channels share: the channel's timeout and CA file, a 10 s connect timeout,
+// the cancel flag.
+CurlRequest channel_request(const AlertChannel& ch, const std::atomic<bool>* cancel) {
+  CurlRequest c;
+  c.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(ch.timeout);
+  c.connect_timeout = std::chrono::milliseconds(10000);
+  c.ca_file = ch.ca_file;
+  c.cancel = cancel;
+  return c;
 }
 
 Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
                        const std::atomic<bool>* cancel) {
-  data::ensure_curl();
-  CURL* h = curl_easy_init();
-  if (!h) return make_error("webhook: curl_easy_init failed");
-  char errbuf[CURL_ERROR_SIZE];
-  setup(h, ch, cancel, errbuf);
   std::string body = to_json_text(alert_payload(alert));
-  std::string response;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  headers = curl_slist_append(headers, "User-Agent: drover-alerts");
-  curl_easy_setopt(h, CURLOPT_URL, ch.url.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &response);
-  CURLcode rc = curl_easy_perform(h);
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(h);
-  if (rc != CURLE_OK) return make_error("webhook " + ch.url + ": " + curl_error(rc, errbuf));
-  if (status < 200 || status >= 300) {
-    std::string snippet = response.substr(0, 200);
-    for (char& c : snippet)
-      if (c == '\n' || c == '\r') c = ' ';
-    return make_error("webhook " + ch.url + ": HTTP " + std::to_string(status) +
+  UploadBody upload;
+  upload.data = body.data();
+  upload.size = body.size();
+  CurlRequest c = channel_request(ch, cancel);
+  c.method = "POST";
+  c.url = ch.url;
+  c.headers = {"Content-Type: application/json", "User-Agent: drover-alerts"};
+  c.body = &upload;
+  c.max_body = 512;  // enough of an error page for the message
+  auto r = curl_perform(c);
+  if (!r) return make_error("webhook " + ch.url + ": " + r.message());
+  if (r->status < 200 || r->status >= 300) {
+    std::string snippet = r->body.substr(0, 200);
+    for (char& x : snippet)
+      if (x == '\n' || x == '\r') x = ' ';
+    return make_error("webhook " + ch.url + ": HTTP " + std::to_string(r->status) +
                       (snippet.empty() ? "" : ": " + snippet));
   }
   return Status::Ok();
@@ -179,29 +136,18 @@ Status deliver_email(const AlertChannel& ch, const Alert& alert, const std::atom
     if (!v) return make_error("email: environment variable " + ch.password_env + " is not set");
     password = v;
   }
-  data::ensure_curl();
-  CURL* h = curl_easy_init();
-  if (!h) return make_error("email: curl_easy_init failed");
-  char errbuf[CURL_ERROR_SIZE];
-  setup(h, ch, cancel, errbuf);
-  Upload upload{email_message(ch, alert), 0};
-  curl_slist* rcpt = nullptr;
-  for (const auto& r : ch.to) rcpt = curl_slist_append(rcpt, ("<" + r + ">").c_str());
-  std::string from = "<" + ch.from + ">";
-  curl_easy_setopt(h, CURLOPT_URL, ch.smtp.c_str());
-  curl_easy_setopt(h, CURLOPT_MAIL_FROM, from.c_str());
-  curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
-  curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-  curl_easy_setopt(h, CURLOPT_READFUNCTION, read_upload);
-  curl_easy_setopt(h, CURLOPT_READDATA, &upload);
-  curl_easy_setopt(h, CURLOPT_INFILESIZE, static_cast<long>(upload.data.size()));
-  if (ch.starttls) curl_easy_setopt(h, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
-  if (!ch.username_env.empty()) curl_easy_setopt(h, CURLOPT_USERNAME, user.c_str());
-  if (!ch.password_env.empty()) curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
-  CURLcode rc = curl_easy_perform(h);
-  curl_slist_free_all(rcpt);
-  curl_easy_cleanup(h);
-  if (rc != CURLE_OK) return make_error("email " + ch.smtp + ": " + curl_error(rc, errbuf));
+  std::string message = email_message(ch, alert);
+  UploadBody upload;
+  upload.data = message.data();
+  upload.size = message.size();
+  CurlRequest c = channel_request(ch, cancel);
+  c.url = ch.smtp;
+  c.body = &upload;
+  c.mail = CurlRequest::Mail{ch.from, ch.to, ch.starttls, std::nullopt, std::nullopt};
+  if (!ch.username_env.empty()) c.mail->username = user;
+  if (!ch.password_env.empty()) c.mail->password = password;
+  auto r = curl_perform(c);
+  if (!r) return make_error("email " + ch.smtp + ": " + r.message());
   return Status::Ok();
 }
 
