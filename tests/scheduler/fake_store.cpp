@@ -111,7 +111,6 @@ int FakeStore::schema_version() { return 1; }  // the SQLite schema whose rules 
 
 Status FakeStore::begin() {
   if (tx_) return make_error("store: begin() inside an open transaction", "conflict");
-  if (fail_writes_) return make_error("fake: begin: write failed (fail_writes)");
   std::lock_guard<std::mutex> lock(db_->mu);
   if (db_->writer != nullptr) return make_error("memory: begin: database is locked");
   db_->writer = this;
