@@ -227,6 +227,73 @@ std::optional<std::string> Registry::latest(const std::string& dataset) const {
   return read_ref(dataset_dir(dataset) / "latest");
 }
 
+std::optional<std::string> Registry::ref(std::string_view dataset, std::string_view tag) const {
+  if (!valid_dataset_name(dataset) || (tag != "latest" && !valid_tag_name(tag)))
+    return std::nullopt;
+  fs::path dir = dataset_dir(dataset);
+  return read_ref(tag == "latest" ? dir / "latest" : dir / "tags" / std::string(tag));
+}
+
+Status Registry::set_ref(const std::string& dataset, const std::string& tag,
+                         const std::string& version, const std::string& message, bool wait) {
+  if (!valid_dataset_name(dataset))
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+  if (tag != "latest" && !valid_tag_name(tag))
+    return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (or 'latest')", "invalid");
+  if (!BlobStore::valid_hash(version))
+    return make_error("invalid version '" + version + "' (expected 64 lowercase hex digits)",
+                      "invalid");
+  // Held until the ref is written, so a gc cannot delete the version's blobs between the
+  // check below and the ref that makes them live.
+  auto lock = lock_store(home_, false, wait);
+  if (!lock) return lock.error();
+  if (!blobs_.has(version))
+    return make_error(
+        "version " + version + " is not on this server: push its blobs and manifest first",
+        "invalid");
+  auto manifest = load(version);
+  if (!manifest)
+    return make_error("version " + version + " is not a manifest: " + manifest.message(),
+                      "invalid");
+  size_t missing = 0;
+  std::string first_missing;
+  for (auto& f : manifest->files)
+    if (f.kind == ManifestEntry::Kind::File && !blobs_.has(f.sha256))
+      if (missing++ == 0) first_missing = f.path + " (" + f.sha256 + ")";
+  if (missing)
+    return make_error("version " + version +
+                          " is incomplete on this server: " + std::to_string(missing) +
+                          " file(s) missing, first " + first_missing + "; push its blobs first",
+                      "invalid");
+  // A log line first, then the ref itself.
+  fs::path dir = dataset_dir(dataset);
+  if (auto s = append_log(dataset, version, message); !s) return s;
+  if (auto s = write_ref(tag == "latest" ? dir / "latest" : dir / "tags" / tag, version); !s)
+    return s;
+  struct stat st;
+  if (tag != "latest" && ::stat((dir / "latest").c_str(), &st) != 0)
+    if (auto s = write_ref(dir / "latest", version); !s) return s;
+  return {};
+}
+
+Status Registry::delete_ref(const std::string& dataset, const std::string& tag) {
+  if (!valid_dataset_name(dataset))
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+  if (tag == "latest")
+    return make_error("'" + dataset + "@latest' cannot be deleted: it moves with new versions",
+                      "invalid");
+  if (!valid_tag_name(tag))
+    return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
+                      "invalid");
+  fs::path file = dataset_dir(dataset) / "tags" / tag;
+  if (::unlink(file.c_str()) != 0) {
+    if (errno == ENOENT)
+      return make_error("dataset '" + dataset + "' has no tag '" + tag + "'", "not_found");
+    return errno_error(file, errno);
+  }
+  return fsync_dir(file.parent_path());
+}
+
 std::set<std::string> Registry::known_versions() const {
   std::set<std::string> out;
   for (auto& d : datasets()) {

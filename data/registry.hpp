@@ -126,6 +126,27 @@ class Registry {
   std::map<std::string, std::string> tags(const std::string& dataset) const;
   std::optional<std::string> latest(const std::string& dataset) const;
 
+  // Refs one at a time, as the daemon's dataset-ref routes (web/api_server.cpp) serve them.
+  // `tag` is a tag name or "latest".
+  //
+  // The version ref NAME@TAG names; nullopt when the dataset or the ref is missing, its
+  // file does not hold a version id, or a name is invalid (an invalid name has no ref).
+  std::optional<std::string> ref(std::string_view dataset, std::string_view tag) const;
+  // Points NAME@TAG at `version`, a version pushed here from another registry (blobs, then
+  // the manifest, then this). Holding the store lock shared (so a gc cannot delete what it
+  // checked), it checks that the manifest and every file blob it names are stored here;
+  // then appends `message` to the log (so gc and `snapshot ls` know the version), replaces
+  // the ref file atomically, and sets `latest` too when the dataset has none. Errors:
+  // "invalid" (a bad name, tag or version id; a version not stored here, not a manifest, or
+  // incomplete: the message names how many files are missing and the first), "busy" (a gc
+  // holds the lock and `wait` is false: nothing changed), I/O.
+  Status set_ref(const std::string& dataset, const std::string& tag, const std::string& version,
+                 const std::string& message, bool wait = true);
+  // Deletes tag `tag` of `dataset`; the versions stay (a gc may then collect them). `latest`
+  // cannot be deleted: it moves with new versions. Errors: "invalid" (a bad name or tag,
+  // "latest"), "not_found" (no such tag), I/O.
+  Status delete_ref(const std::string& dataset, const std::string& tag);
+
   // Materializes version `ref` into `dest` (which must not exist or be an empty folder),
   // verifying every file's hash.
   Status checkout(std::string_view ref, const std::filesystem::path& dest,

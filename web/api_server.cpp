@@ -30,11 +30,9 @@
 #include <string_view>
 
 #include "common/blob_store.hpp"
-#include "common/clock.hpp"
 #include "common/fs.hpp"
 #include "common/json_text.hpp"
 #include "common/sha256.hpp"
-#include "common/time.hpp"
 #include "data/registry.hpp"
 #include "scheduler/service.hpp"
 #include "web/auth.hpp"
@@ -429,12 +427,8 @@ ApiResponse blob_route(const ApiOptions& options, const std::string& method, con
   return r;
 }
 
-// HOME/datasets/NAME/latest or HOME/datasets/NAME/tags/TAG (the Registry's layout).
-fs::path ref_file(const ApiOptions& options, const std::string& name, const std::string& tag) {
-  fs::path dir = fs::path(options.home) / "datasets" / name;
-  return tag == "latest" ? dir / "latest" : dir / "tags" / tag;
-}
-
+// The refs live in the dataset registry (data/registry.hpp), which owns their files, checks
+// and log; this route checks the request and maps the registry's answer.
 ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& method,
                               const std::string& name, const std::string& tag,
                               const std::string& body) {
@@ -443,14 +437,11 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
     return error_response(400, "invalid dataset name '" + name + "' (allowed: [a-z0-9_.-]+)");
   if (tag != "latest" && !data::valid_tag_name(tag))
     return error_response(400, "invalid tag '" + tag + "' (allowed: [A-Za-z0-9_.-]+)");
-  fs::path file = ref_file(options, name, tag);
+  data::Registry registry{fs::path(options.home)};
   if (method == "GET") {
-    auto text = read_file(file, 1024);
-    std::string v = text ? *text : std::string();
-    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
-    if (!text || !BlobStore::valid_hash(v))
-      return error_response(404, "dataset '" + name + "' has no ref '" + tag + "'");
-    return json_response(200, {{"version", v}});
+    auto v = registry.ref(name, tag);
+    if (!v) return error_response(404, "dataset '" + name + "' has no ref '" + tag + "'");
+    return json_response(200, {{"version", *v}});
   }
   auto parsed = parse_body(body);
   if (!parsed) return service_error(parsed.error());
@@ -458,47 +449,12 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   if (!j.is_object() || !j.contains("version") || !j["version"].is_string() || j.size() != 1)
     return error_response(422, "request body must be {\"version\": \"<64 hex digits>\"}");
   std::string v = j["version"].get<std::string>();
-  if (!BlobStore::valid_hash(v))
-    return error_response(422, "invalid version '" + v + "' (expected 64 lowercase hex digits)");
-  data::Registry registry{fs::path(options.home)};
-  // Held shared until the ref is written, so a gc cannot delete the version's blobs
-  // between the check below and the ref that makes them live. Never waits: this runs on the
-  // event loop.
-  auto lock = data::lock_store(options.home, false, /*wait=*/false);
-  if (!lock && lock.error().code == "busy")
+  // Never waits for the store lock: this runs on the event loop.
+  auto set = registry.set_ref(name, tag, v, "pushed " + name + "@" + tag + " through the API",
+                              /*wait=*/false);
+  if (!set && set.error().code == "busy")
     return error_response(503, "a snapshot gc is running on this server; retry when it ends");
-  if (!lock) return service_error(lock.error());
-  if (!registry.blobs().has(v))
-    return error_response(
-        422, "version " + v + " is not on this server: push its blobs and manifest first");
-  auto manifest = registry.load(v);
-  if (!manifest)
-    return error_response(422, "version " + v + " is not a manifest: " + manifest.message());
-  size_t missing = 0;
-  std::string first_missing;
-  for (auto& f : manifest->files)
-    if (f.kind == data::ManifestEntry::Kind::File && !registry.blobs().has(f.sha256))
-      if (missing++ == 0) first_missing = f.path + " (" + f.sha256 + ")";
-  if (missing)
-    return error_response(
-        422, "version " + v + " is incomplete on this server: " + std::to_string(missing) +
-                 " file(s) missing, first " + first_missing + "; push its blobs first");
-  // A log line first (so gc and `snapshot ls` know the version), then the ref itself.
-  fs::path dir = fs::path(options.home) / "datasets" / name;
-  if (auto s = make_dirs(dir / "tags"); !s) return service_error(s.error());
-  SystemClock clock;
-  std::string line = format_iso_utc(clock.now()) + "\t" + v + "\tpushed " + name + "@" + tag +
-                     " through the API\n";
-  int fd = ::open((dir / "log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return service_error(make_error((dir / "log").string() + ": " + std::strerror(errno)));
-  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return service_error(make_error((dir / "log").string() + ": write failed"));
-  if (auto s = write_file_atomic(file, v + "\n"); !s) return service_error(s.error());
-  if (tag != "latest" && !fs::exists(dir / "latest"))
-    if (auto s = write_file_atomic(dir / "latest", v + "\n"); !s) return service_error(s.error());
+  if (!set) return service_error(set.error());
   return json_response(200, {{"version", v}});
 }
 

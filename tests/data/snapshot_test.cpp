@@ -479,6 +479,88 @@ TEST(ManifestTest, NonUtf8NamesAreStoredHexEncodedAndRoundTrip) {
   EXPECT_EQ(back->files[0], f);
 }
 
+// The refs as the daemon's routes use them: a version pushed from another home is checked
+// whole before a ref names it; set, read and delete one ref at a time.
+TEST(SnapshotRefTest, APushedVersionGetsItsRefOnlyWhenEveryBlobIsHere) {
+  TempDir tmp;
+  write(tmp / "data/a.csv", "a\n");
+  write(tmp / "data/b.csv", "b\n");
+  Registry src(tmp / "src");
+  auto v = src.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v.ok()) << v.message();
+  Registry dst(tmp / "dst");
+  auto set = [&](const std::string& tag) {
+    return dst.set_ref("events", tag, v->version, "pushed events@" + tag);
+  };
+  EXPECT_EQ(set("w47").message(),
+            "version " + v->version + " is not on this server: push its blobs and manifest first");
+  ASSERT_TRUE(dst.blobs().put_file(src.blobs().path_of(v->version)).ok());
+  auto first = v->manifest.files[0];
+  ASSERT_TRUE(dst.blobs().put_file(src.blobs().path_of(first.sha256)).ok());
+  auto second = v->manifest.files[1];
+  Status incomplete = set("w47");
+  EXPECT_EQ(incomplete.error().code, "invalid");
+  EXPECT_EQ(incomplete.message(),
+            "version " + v->version + " is incomplete on this server: 1 file(s) missing, first " +
+                second.path + " (" + second.sha256 + "); push its blobs first");
+  EXPECT_FALSE(dst.ref("events", "w47"));
+  EXPECT_FALSE(dst.has_dataset("events"));
+
+  ASSERT_TRUE(dst.blobs().put_file(src.blobs().path_of(second.sha256)).ok());
+  ASSERT_TRUE(set("w47").ok());
+  EXPECT_EQ(dst.ref("events", "w47"), v->version);
+  EXPECT_EQ(dst.ref("events", "latest"), v->version);  // the dataset had no latest yet
+  auto log = dst.log("events");
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->size(), 1u);
+  EXPECT_EQ((*log)[0].message, "pushed events@w47");
+  EXPECT_EQ(dst.resolve("events@w47").value(), v->version);
+}
+
+TEST(SnapshotRefTest, RefsAreReadSetAndDeletedOneAtATime) {
+  TempDir tmp;
+  write(tmp / "data/a", "1");
+  Registry reg(tmp / "home");
+  auto one = reg.add(tmp / "data", "events", "", "");
+  write(tmp / "data/a", "2");
+  auto two = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(one.ok() && two.ok());
+  ASSERT_TRUE(reg.set_ref("events", "prod", one->version, "promoted").ok());
+  EXPECT_EQ(reg.ref("events", "prod"), one->version);
+  EXPECT_EQ(reg.ref("events", "latest"), two->version);  // latest stays where it was
+  ASSERT_TRUE(reg.set_ref("events", "latest", one->version, "rolled back").ok());
+  EXPECT_EQ(reg.latest("events"), one->version);
+
+  EXPECT_FALSE(reg.ref("events", "nope"));
+  EXPECT_FALSE(reg.ref("../events", "prod"));
+  EXPECT_FALSE(reg.ref("events", "../prod"));
+  EXPECT_EQ(reg.set_ref("events", "prod", "abc", "").message(),
+            "invalid version 'abc' (expected 64 lowercase hex digits)");
+  EXPECT_EQ(reg.set_ref("Events", "prod", one->version, "").error().code, "invalid");
+
+  ASSERT_TRUE(reg.delete_ref("events", "prod").ok());
+  EXPECT_FALSE(reg.ref("events", "prod"));
+  Status again = reg.delete_ref("events", "prod");
+  EXPECT_EQ(again.error().code, "not_found");
+  EXPECT_EQ(again.message(), "dataset 'events' has no tag 'prod'");
+  EXPECT_EQ(reg.delete_ref("events", "latest").message(),
+            "'events@latest' cannot be deleted: it moves with new versions");
+  EXPECT_EQ(reg.ref("events", "latest"), one->version);
+}
+
+TEST(SnapshotRefTest, SettingARefWithoutWaitingIsBusyWhileAGcHoldsTheStore) {
+  TempDir tmp;
+  write(tmp / "data/a", "1");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v.ok());
+  auto gc_lock = lock_store(tmp / "home", /*exclusive=*/true, /*wait=*/false);
+  ASSERT_TRUE(gc_lock.ok());
+  Status busy = reg.set_ref("events", "prod", v->version, "", /*wait=*/false);
+  EXPECT_EQ(busy.error().code, "busy");
+  EXPECT_FALSE(reg.ref("events", "prod"));
+}
+
 TEST(ManifestTest, UnsafePathsAreRejected) {
   auto m = parse_manifest(R"({"dataset":"d","files":[{"path":"../etc/passwd","dir":true}]})");
   EXPECT_EQ(m.message(), "manifest: unsafe path '../etc/passwd'");
