@@ -557,6 +557,49 @@ TEST_P(StoreTest, FilesValuesAndMetricsRoundTrip) {
                             {"name":"bad","value":null,"step":3}])"));
 }
 
+TEST_P(StoreTest, WritesNamingARunTaskOrTryThatIsNotThereAreConflicts) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  EXPECT_EQ(store_->update_task({"nope-1", "a", TaskState::Running, 1, {}}).error().code,
+            "conflict");
+  EXPECT_EQ(store_->insert_try(make_try("etl-1", "zz", 1)).error().code, "conflict");
+  ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
+  EXPECT_EQ(store_->insert_try(make_try("etl-1", "a", 1)).error().code, "conflict");
+  FileRecord f{"x", "aa", 1, 0644, ""};
+  EXPECT_EQ(store_->add_files("etl-1", "a", 2, "output", {f}).error().code, "conflict");
+  EXPECT_EQ(store_->set_value("etl-1", "a", 2, "k", 1).error().code, "conflict");
+  EXPECT_EQ(store_->add_metric("etl-1", "a", 2, "m", 1.0, 0).error().code, "conflict");
+  EXPECT_TRUE(store_->files_of("etl-1", "a", 2, "output")->empty());
+  EXPECT_EQ(*store_->values_of("etl-1", "a", 2), json::object());
+  EXPECT_EQ(*store_->metrics_of("etl-1", "a", 2), json::array());
+
+  // update_task adds an instance the run lacks, after the run's own.
+  ASSERT_TRUE(store_->update_task({"etl-1", "late", TaskState::Pending, 0, {}}).ok());
+  auto got = store_->tasks_of("etl-1");
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[1].task, "late");
+}
+
+TEST_P(StoreTest, ReferencedHashesAreTryFilesAndVersionValuesThatAreSha256) {
+  const std::string h1(64, 'a'), h2(64, '1'), h3 = std::string(63, 'b') + "c";
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a", "b"})).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("etl-1", "b", 1)).ok());
+  ASSERT_TRUE(store_
+                  ->add_files("etl-1", "a", 1, "output",
+                              {{"m", h2, 1, 0644, ""}, {"short", "bb", 1, 0644, ""}})
+                  .ok());
+  ASSERT_TRUE(store_->add_files("etl-1", "b", 1, "input", {{"m", h2, 1, 0644, "a"}}).ok());
+  ASSERT_TRUE(store_->set_value("etl-1", "a", 1, "version", h1).ok());
+  ASSERT_TRUE(store_->set_value("etl-1", "b", 1, "version", h3).ok());
+  ASSERT_TRUE(store_->set_value("etl-1", "b", 1, "other", std::string(64, 'd')).ok());
+  auto refs = store_->referenced_hashes();
+  ASSERT_TRUE(refs.ok()) << refs.message();
+  EXPECT_EQ(*refs, (std::vector<std::string>{h2, h1, h3}));  // distinct, sorted
+
+  ASSERT_TRUE(store_->set_value("etl-1", "b", 1, "version", 7).ok());  // not a hash
+  EXPECT_EQ(*store_->referenced_hashes(), (std::vector<std::string>{h2, h1}));
+}
+
 TEST_P(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
   std::string content("id: x\n\0\xff tail", 14);
   ASSERT_TRUE(store_->put_dag_version("h1", "x", "/dags/x.yaml", content).ok());
