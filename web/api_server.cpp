@@ -1,6 +1,7 @@
-// The REST API: a router that is a plain function of (Service, request), and a Beast
-// server in the shape of Beast's async example — a listener, and a session per connection
-// made of do_x/on_x pairs on its own strand, with a timeout on every read and write.
+// The REST API: a router that is a plain function of (Service, request) over one route
+// table, and a Beast server in the shape of Beast's async example — a listener, and a session
+// per connection made of do_x/on_x pairs on its own strand, with a timeout on every read and
+// write.
 #include "web/api_server.hpp"
 
 #include <fcntl.h>
@@ -390,11 +391,9 @@ std::optional<ApiResponse> check_hash(const std::string& sha) {
   return error_response(400, "invalid blob hash '" + sha + "' (expected 64 lowercase hex digits)");
 }
 
+// HEAD, GET or PUT of a checked {sha256} (the route table checks both).
 ApiResponse blob_route(const ApiOptions& options, const std::string& method, const std::string& sha,
                        const ApiRequest& req) {
-  if (method != "HEAD" && method != "GET" && method != "PUT")
-    return method_not_allowed("HEAD, GET, PUT");
-  if (auto bad = check_hash(sha)) return *bad;
   BlobStore blobs(fs::path(options.home) / "blobs");
   fs::path path = blobs.path_of(sha);
   struct stat st {};
@@ -427,16 +426,11 @@ ApiResponse blob_route(const ApiOptions& options, const std::string& method, con
   return r;
 }
 
-// The refs live in the dataset registry (data/registry.hpp), which owns their files, checks
-// and log; this route checks the request and maps the registry's answer.
+// GET or PUT of a checked {name} and {tag}. The refs live in the dataset registry
+// (data/registry.hpp), which owns their files, checks and log; this maps its answer.
 ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& method,
                               const std::string& name, const std::string& tag,
                               const std::string& body) {
-  if (method != "GET" && method != "PUT") return method_not_allowed("GET, PUT");
-  if (!data::valid_dataset_name(name))
-    return error_response(400, "invalid dataset name '" + name + "' (allowed: [a-z0-9_.-]+)");
-  if (tag != "latest" && !data::valid_tag_name(tag))
-    return error_response(400, "invalid tag '" + tag + "' (allowed: [A-Za-z0-9_.-]+)");
   data::Registry registry{fs::path(options.home)};
   if (method == "GET") {
     auto v = registry.ref(name, tag);
@@ -458,79 +452,182 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   return json_response(200, {{"version", v}});
 }
 
+// ---- The route table: every route the API has, in one place (docs/api.md lists the same;
+// tests/web/http_test.cpp checks that they agree). Dispatch matches the path against each
+// pattern; a {name} segment matches any one segment and is checked by its name (below)
+// after the method. Unknown paths are 404 and a known path with another method is 405 with
+// Allow, both only after authentication, except on routes of scope none.
+
+// What a handler gets: the request, the named segments of its path, its query.
+struct Call {
+  Service* service;  // null on the blob thread (routes that run there never use it)
+  const ApiOptions& options;
+  const ApiRequest& req;
+  const Target& target;
+  std::vector<std::pair<std::string, std::string>> params;  // in the pattern's order
+  const std::string& operator[](std::string_view name) const {
+    for (auto& [n, v] : params)
+      if (n == name) return v;
+    std::abort();  // a handler asked for a segment its own pattern does not name
+  }
+};
+
+struct Route {
+  std::vector<std::string> methods;  // in the order Allow names them
+  std::string pattern;
+  ApiScope scope;
+  bool needs_home;  // a blob-store route: 404 where the server has no home
+  ApiResponse (*handler)(const Call&);
+};
+
+const std::vector<Route>& route_table() {
+  static const std::vector<Route> routes = {
+      {{"GET"},
+       "/api/v1/health",
+       ApiScope::none,
+       false,
+       [](const Call&) {
+         return json_response(200, {{"status", "ok"}});
+       }},
+      {{"GET"},
+       "/api/v1/dags",
+       ApiScope::user,
+       false,
+       [](const Call& c) { return json_response(200, c.service->list_dags()); }},
+      {{"GET"},
+       "/api/v1/dags/{dag}",
+       ApiScope::user,
+       false,
+       [](const Call& c) {
+         auto dag = c.service->get_dag(c["dag"]);
+         if (!dag) return service_error(dag.error());
+         return json_response(200, *dag);
+       }},
+      {{"POST"},
+       "/api/v1/dags/{dag}/trigger",
+       ApiScope::user,
+       false,
+       [](const Call& c) { return trigger(*c.service, c["dag"], c.req.body); }},
+      {{"GET"},
+       "/api/v1/runs",
+       ApiScope::user,
+       false,
+       [](const Call& c) { return list_runs(*c.service, c.target.query); }},
+      {{"GET"},
+       "/api/v1/alerts",
+       ApiScope::user,
+       false,
+       [](const Call& c) {
+         return json_response(200, {{"deliveries", c.service->alert_deliveries()}});
+       }},
+      {{"GET"},
+       "/api/v1/runs/{run}",
+       ApiScope::user,
+       false,
+       [](const Call& c) {
+         auto run = c.service->get_run(c["run"]);
+         if (!run) return service_error(run.error());
+         return json_response(200, *run);
+       }},
+      {{"POST"},
+       "/api/v1/runs/{run}/cancel",
+       ApiScope::user,
+       false,
+       [](const Call& c) {
+         if (auto s = c.service->cancel(c["run"], "api"); !s) return service_error(s.error());
+         return json_response(200, {{"run_id", c["run"]}});
+       }},
+      {{"GET"},
+       "/api/v1/runs/{run}/tasks/{task}/logs",
+       ApiScope::user,
+       false,
+       [](const Call& c) { return task_log(*c.service, c["run"], c["task"], c.target.query); }},
+      {{"HEAD", "GET", "PUT"},
+       "/api/v1/blobs/{sha256}",
+       ApiScope::user,
+       true,
+       [](const Call& c) { return blob_route(c.options, c.req.method, c["sha256"], c.req); }},
+      {{"GET", "PUT"},
+       "/api/v1/datasets/{name}/refs/{tag}",
+       ApiScope::user,
+       true,
+       [](const Call& c) {
+         return dataset_ref_route(c.options, c.req.method, c["name"], c["tag"], c.req.body);
+       }},
+  };
+  return routes;
+}
+
+// A path segment named {NAME} is checked by its name before any handler sees it, so no id
+// can name a path outside its folder.
+std::optional<ApiResponse> check_param(const std::string& name, const std::string& value) {
+  if (name == "dag" || name == "run" || name == "task") return check_id(name.c_str(), value);
+  if (name == "sha256") return check_hash(value);
+  if (name == "name" && !data::valid_dataset_name(value))
+    return error_response(400, "invalid dataset name '" + value + "' (allowed: [a-z0-9_.-]+)");
+  if (name == "tag" && value != "latest" && !data::valid_tag_name(value))
+    return error_response(400, "invalid tag '" + value + "' (allowed: [A-Za-z0-9_.-]+)");
+  return std::nullopt;
+}
+
+// The named segments, in order, when `segments` matches `pattern`.
+std::optional<std::vector<std::pair<std::string, std::string>>> match(
+    const std::string& pattern, const std::vector<std::string>& segments) {
+  std::vector<std::pair<std::string, std::string>> params;
+  size_t i = 0, start = 1;  // every pattern starts with '/'
+  while (start <= pattern.size()) {
+    size_t end = pattern.find('/', start);
+    if (end == std::string::npos) end = pattern.size();
+    if (i == segments.size()) return std::nullopt;
+    std::string_view piece(pattern.data() + start, end - start);
+    if (piece.size() > 2 && piece.front() == '{' && piece.back() == '}')
+      params.emplace_back(piece.substr(1, piece.size() - 2), segments[i]);
+    else if (piece != segments[i])
+      return std::nullopt;
+    ++i;
+    start = end + 1;
+  }
+  if (i != segments.size()) return std::nullopt;
+  return params;
+}
+
+std::string allow_of(const Route& r) {
+  std::string allow;
+  for (auto& m : r.methods) allow += (allow.empty() ? "" : ", ") + m;
+  return allow;
+}
+
+// What every route checks before its handler: the server has a home (blob routes), the
+// method, the named segments.
+std::optional<ApiResponse> precheck(const Route& r, const Call& call) {
+  if (r.needs_home && call.options.home.empty())
+    return error_response(404, "the blob API is not enabled here");
+  if (std::find(r.methods.begin(), r.methods.end(), call.req.method) == r.methods.end())
+    return method_not_allowed(allow_of(r).c_str());
+  for (auto& [name, value] : call.params)
+    if (auto bad = check_param(name, value)) return bad;
+  return std::nullopt;
+}
+
 ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest& req) {
   auto target = parse_target(req.target);
   if (!target) return error_response(400, "malformed request target");
-  const auto& seg = target->segments;
-  const std::string& m = req.method;
-
-  if (seg.size() < 2 || seg[0] != "api" || seg[1] != "v1") {
-    // Nothing lives outside /api/v1 yet; still answer 401 first so that an unauthenticated
-    // caller learns nothing about routes.
-    if (!token_matches(bearer_token(req.authorization), options.token_sha256))
-      return unauthorized();
-    return error_response(404, "no route for " + m + " " + std::string(req.target));
-  }
-  std::vector<std::string> p(seg.begin() + 2, seg.end());
-
-  if (p.size() == 1 && p[0] == "health") {
-    if (m != "GET") return method_not_allowed("GET");
-    return json_response(200, {{"status", "ok"}});
-  }
-  if (!token_matches(bearer_token(req.authorization), options.token_sha256)) return unauthorized();
-
-  if (p.size() == 1 && p[0] == "dags") {
-    if (m != "GET") return method_not_allowed("GET");
-    return json_response(200, service.list_dags());
-  }
-  if (p.size() == 2 && p[0] == "dags") {
-    if (m != "GET") return method_not_allowed("GET");
-    if (auto bad = check_id("dag", p[1])) return *bad;
-    auto dag = service.get_dag(p[1]);
-    if (!dag) return service_error(dag.error());
-    return json_response(200, *dag);
-  }
-  if (p.size() == 3 && p[0] == "dags" && p[2] == "trigger") {
-    if (m != "POST") return method_not_allowed("POST");
-    if (auto bad = check_id("dag", p[1])) return *bad;
-    return trigger(service, p[1], req.body);
-  }
-  if (p.size() == 1 && p[0] == "runs") {
-    if (m != "GET") return method_not_allowed("GET");
-    return list_runs(service, target->query);
-  }
-  if (p.size() == 1 && p[0] == "alerts") {
-    if (m != "GET") return method_not_allowed("GET");
-    return json_response(200, {{"deliveries", service.alert_deliveries()}});
-  }
-  if (p.size() == 2 && p[0] == "runs") {
-    if (m != "GET") return method_not_allowed("GET");
-    if (auto bad = check_id("run", p[1])) return *bad;
-    auto run = service.get_run(p[1]);
-    if (!run) return service_error(run.error());
-    return json_response(200, *run);
-  }
-  if (p.size() == 3 && p[0] == "runs" && p[2] == "cancel") {
-    if (m != "POST") return method_not_allowed("POST");
-    if (auto bad = check_id("run", p[1])) return *bad;
-    if (auto s = service.cancel(p[1], "api"); !s) return service_error(s.error());
-    return json_response(200, {{"run_id", p[1]}});
-  }
-  if (p.size() == 5 && p[0] == "runs" && p[2] == "tasks" && p[4] == "logs") {
-    if (m != "GET") return method_not_allowed("GET");
-    if (auto bad = check_id("run", p[1])) return *bad;
-    if (auto bad = check_id("task", p[3])) return *bad;
-    return task_log(service, p[1], p[3], target->query);
-  }
-  if (p.size() == 2 && p[0] == "blobs") {
-    if (options.home.empty()) return error_response(404, "the blob API is not enabled here");
-    return blob_route(options, m, p[1], req);
-  }
-  if (p.size() == 4 && p[0] == "datasets" && p[2] == "refs") {
-    if (options.home.empty()) return error_response(404, "the blob API is not enabled here");
-    return dataset_ref_route(options, m, p[1], p[3], req.body);
-  }
-  return error_response(404, "no route for " + m + " " + std::string(req.target));
+  const Route* found = nullptr;
+  std::vector<std::pair<std::string, std::string>> params;
+  for (auto& r : route_table())
+    if (auto p = match(r.pattern, target->segments)) {
+      found = &r;
+      params = std::move(*p);
+      break;
+    }
+  // An unauthenticated caller learns nothing about routes: 401 comes before 404 and 405.
+  if ((!found || found->scope != ApiScope::none) &&
+      !token_matches(bearer_token(req.authorization), options.token_sha256))
+    return unauthorized();
+  if (!found) return error_response(404, "no route for " + req.method + " " + req.target);
+  Call call{&service, options, req, *target, std::move(params)};
+  if (auto bad = precheck(*found, call)) return *bad;
+  return found->handler(call);
 }
 
 // A blob upload streamed to a file; runs on the blob thread, so it touches no Service.
@@ -538,17 +635,27 @@ ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) 
   auto target = parse_target(req.target);
   if (!target) return error_response(400, "malformed request target");
   if (!token_matches(bearer_token(req.authorization), options.token_sha256)) return unauthorized();
-  const auto& seg = target->segments;
-  if (seg.size() != 4 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "blobs")
-    return error_response(404, "no route for " + req.method + " " + req.target);
+  const Route* blobs = nullptr;
+  for (auto& r : route_table())
+    if (r.pattern == "/api/v1/blobs/{sha256}") blobs = &r;
+  auto params = match(blobs->pattern, target->segments);
+  if (!params) return error_response(404, "no route for " + req.method + " " + req.target);
+  Call call{nullptr, options, req, *target, std::move(*params)};
+  if (auto bad = precheck(*blobs, call)) return *bad;
   // Not beside a gc (which could delete the blob right after it was found already there);
   // waiting is fine on the blob thread.
   auto lock = data::lock_store(options.home, false, /*wait=*/true);
   if (!lock) return service_error(lock.error());
-  return blob_route(options, req.method, seg[3], req);
+  return blobs->handler(call);
 }
 
 }  // namespace
+
+std::vector<ApiRoute> api_routes() {
+  std::vector<ApiRoute> out;
+  for (auto& r : route_table()) out.push_back({r.methods, r.pattern, r.scope});
+  return out;
+}
 
 ApiResponse handle_blob_upload(const ApiOptions& options, const ApiRequest& request) {
   try {

@@ -52,6 +52,27 @@ struct ApiResponse {
   std::string body_file;
 };
 
+// Who may call a route. The one token the daemon accepts holds every scope; scopes of their
+// own (admin, agent) come with per-user tokens.
+enum class ApiScope {
+  none,  // no token needed (health)
+  user,  // the bearer token: read, trigger, cancel, blobs and dataset refs
+};
+
+// One row of the API's route table, as docs/api.md lists it: the methods (in the order an
+// Allow header names them), the path with named segments ("/api/v1/runs/{run}/cancel") and
+// the scope it needs.
+struct ApiRoute {
+  std::vector<std::string> methods;
+  std::string pattern;
+  ApiScope scope;
+};
+
+// Every route handle_api_request() answers. A path that matches none is 404; a path that
+// matches one with another method is 405 with Allow naming its methods (both after the token
+// check unless the route's scope is none).
+std::vector<ApiRoute> api_routes();
+
 // Routes one request to the Service and renders its answer or error. Every error is
 // {"error": {"code", "message"}} (see docs/api.md for the status of each code). Reads log
 // files from disk for the logs route. Never throws.

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include "common/fs.hpp"
@@ -92,6 +94,7 @@ class HttpTest : public ::testing::Test {
     service_.log_dir = dir_;
     ApiOptions options;
     options.token_sha256 = token_hash(kToken);
+    if (with_home_) options.home = (dir_ / "home").string();
     server_ = std::make_unique<ApiServer>(io_, service_, options);
     auto url = server_->listen("127.0.0.1:0");
     ASSERT_TRUE(url.ok()) << url.message();
@@ -121,6 +124,7 @@ class HttpTest : public ::testing::Test {
     return json::parse(r.body, nullptr, false).value("error", json());
   }
 
+  bool with_home_ = false;  // serve the blob and dataset-ref routes from dir_/home
   boost::asio::io_context io_;
   FakeService service_;
   std::unique_ptr<ApiServer> server_;
@@ -406,6 +410,95 @@ TEST_F(AuthTest, ClientWithoutAServerSaysWhereItLooked) {
   auto https = resolve_client(home_.string(), std::string("https://x:1"));
   ASSERT_FALSE(https.ok());
   EXPECT_EQ(https.message(), "'https://x:1': https is not supported yet; use http://");
+}
+
+// ---- The route table (api_routes()) against the server and against docs/api.md.
+
+class HttpRoutesTest : public HttpTest {
+ protected:
+  void SetUp() override {
+    with_home_ = true;
+    HttpTest::SetUp();
+  }
+  // A path of `pattern` whose named segments hold valid values.
+  static std::string concrete(const std::string& pattern) {
+    static const std::map<std::string, std::string> kValues = {
+        {"{dag}", "etl"},     {"{run}", "etl-1"},  {"{task}", "train"},
+        {"{name}", "events"}, {"{tag}", "latest"}, {"{sha256}", std::string(64, 'a')}};
+    std::string out = pattern;
+    for (auto& [param, value] : kValues)
+      if (auto at = out.find(param); at != std::string::npos) out.replace(at, param.size(), value);
+    return out;
+  }
+  static std::string joined(const std::vector<std::string>& methods) {
+    std::string out;
+    for (auto& m : methods) out += (out.empty() ? "" : ", ") + m;
+    return out;
+  }
+};
+
+TEST_F(HttpRoutesTest, EveryRouteRefusesAnotherMethodWith405AndAnAllowHeaderNamingItsOwn) {
+  auto routes = api_routes();
+  ASSERT_FALSE(routes.empty());
+  for (auto& route : routes) {
+    std::string wrong;
+    for (std::string m : {"DELETE", "POST", "PATCH"})
+      if (std::find(route.methods.begin(), route.methods.end(), m) == route.methods.end()) {
+        wrong = m;
+        break;
+      }
+    std::string target = concrete(route.pattern);
+    auto r = request(ClientConfig{url_, kToken, {}}, wrong, target);
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(r->status, 405) << wrong << " " << target;
+    EXPECT_EQ(r->headers["allow"], joined(route.methods)) << target;
+    EXPECT_EQ(error_of(*r), json({{"code", "method_not_allowed"},
+                                  {"message", "method not allowed; use " + joined(route.methods)}}))
+        << target;
+    // Without a token: 401 first, except where the route needs none.
+    auto anonymous = request(ClientConfig{url_, "", {}}, wrong, target);
+    ASSERT_TRUE(anonymous.ok());
+    EXPECT_EQ(anonymous->status, route.scope == ApiScope::none ? 405 : 401) << target;
+  }
+}
+
+TEST_F(HttpRoutesTest, APathThatMatchesNoPatternIsNotFoundWhateverTheMethod) {
+  for (std::string target : {"/api/v1/runs/etl-1/tasks", "/api/v1/dags/etl/trigger/now",
+                             "/api/v1/datasets/events/refs", "/api/v2/dags"}) {
+    auto r = request(ClientConfig{url_, kToken, {}}, "DELETE", target);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 404) << target;
+    EXPECT_EQ(error_of(*r)["message"], "no route for DELETE " + target);
+    EXPECT_EQ(r->headers.count("allow"), 0u);
+  }
+}
+
+// docs/api.md names routes as `METHOD /api/v1/...` (several methods as `HEAD`, `GET`,
+// `PUT /api/v1/...`): each must be in the table, and each route of the table in the docs.
+TEST(ApiRoutesDocsTest, TheRoutesInDocsApiMdAreTheRouteTable) {
+  std::ifstream in(std::string(DROVER_SOURCE_DIR) + "/docs/api.md");
+  ASSERT_TRUE(in) << "docs/api.md";
+  const std::string verb = "GET|HEAD|PUT|POST|DELETE|PATCH";
+  std::regex mention("((?:`(?:" + verb + ")`,\\s*)*)`(" + verb + ") (/api/v1/[^`?\\s]*)");
+  std::regex one(verb);
+  std::set<std::string> documented;
+  std::string line;
+  while (std::getline(in, line))
+    for (std::sregex_iterator it(line.begin(), line.end(), mention), end; it != end; ++it) {
+      std::string path = (*it)[3].str(), more = (*it)[1].str();
+      documented.insert((*it)[2].str() + " " + path);
+      for (std::sregex_iterator m(more.begin(), more.end(), one); m != end; ++m)
+        documented.insert(m->str() + " " + path);
+    }
+  std::set<std::string> table;
+  for (auto& route : api_routes())
+    for (auto& m : route.methods) table.insert(m + " " + route.pattern);
+  EXPECT_GE(documented.size(), 10u);
+  for (auto& d : documented)
+    EXPECT_TRUE(table.count(d)) << "docs/api.md names " << d << ", which the route table lacks";
+  for (auto& t : table)
+    EXPECT_TRUE(documented.count(t))
+        << "the route table has " << t << ", which docs/api.md does not name";
 }
 
 }  // namespace
