@@ -119,8 +119,10 @@ int cmd_run(int argc, char** argv) {
   io.run();
   // Alerts still queued are delivered (with their retries) before exiting.
   if (server->alerts) server->alerts->shutdown(std::chrono::seconds(10));
-  auto rec = run_record_json(**store, run_id);
-  if (rec) {
+  // The whole record is read only when something prints it (--json, the summary, a failure).
+  Result<json> rec = json(nullptr);
+  if (as_json || !quiet || final_state != RunState::Success) rec = run_record_json(**store, run_id);
+  if (rec && !rec->is_null()) {
     if (as_json)
       std::printf("%s\n", rec->dump(2).c_str());
     else if (!quiet)

@@ -56,6 +56,16 @@ Status fsync_dir(const fs::path& dir) {
 }
 
 Status make_dirs(const fs::path& dir) {
+  // The common cases in one or two system calls: the folder is new under an existing
+  // parent (a try's folder), or exists already. Anything else takes the library's walk.
+  if (::mkdir(dir.c_str(), 0777) == 0) return {};
+  if (errno == EEXIST) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {};
+  } else if (errno == ENOENT && dir.has_parent_path() && dir.parent_path() != dir) {
+    if (auto s = make_dirs(dir.parent_path()); !s) return s;
+    if (::mkdir(dir.c_str(), 0777) == 0) return {};
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return make_error(dir.string() + ": " + ec.message());

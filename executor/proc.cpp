@@ -29,11 +29,15 @@ static bool read_stat(int pid, char& state, long long& start) {
 }
 
 std::string self_exe_path() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "drover";
-  buf[n] = 0;
-  return buf;
+  // Read once: the binary this process started from, even if the file is replaced later.
+  static const std::string path = [] {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return std::string("drover");
+    buf[n] = 0;
+    return std::string(buf);
+  }();
+  return path;
 }
 
 long long process_start_ticks(int pid) {

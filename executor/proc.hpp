@@ -21,7 +21,7 @@ struct PidFile {
   long long writer_start = 0;
 };
 PidFile read_pid_file(const std::string& try_dir);
-// The path of the running executable (/proc/self/exe), or "drover" when unknown.
+// The path of the running executable (/proc/self/exe, read once), or "drover" when unknown.
 std::string self_exe_path();
 void write_pid_file(const std::string& try_dir, int pid, long long start, int writer = 0,
                     long long writer_start = 0);

@@ -122,9 +122,9 @@ Status prepare_try(const TrySpec& spec) {
   return {};
 }
 
-int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
-               const json& values, const json& metrics, std::vector<FileEntry> files,
-               const json& alerts) {
+TryResult make_try_result(const TrySpec& spec, int code, std::string error, long long started_us,
+                          const json& values, const json& metrics, std::vector<FileEntry> files,
+                          const json& alerts) {
   BlobStore blobs(fs::path(spec.home) / "blobs");
   if (code == 0) {
     std::vector<FileEntry> outs;
@@ -150,14 +150,25 @@ int finish_try(const TrySpec& spec, int code, std::string error, long long start
   json result = {{"started_at", started_us}, {"exit_code", code},   {"error", error},
                  {"outputs", outputs},       {"values", values},    {"metrics", metrics},
                  {"alerts", alerts},         {"ended_at", now_us()}};
+  return TryResult{code, std::move(result)};
+}
+
+Status write_try_result(const TrySpec& spec, const json& result) {
   // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
   // and a try whose result a power loss erased is simply lost and retried.
-  if (auto s = write_file_atomic(spec.result_path(), to_json_text(result), 0644, /*durable=*/false);
-      !s) {
+  return write_file_atomic(spec.result_path(), to_json_text(result), 0644, /*durable=*/false);
+}
+
+int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
+               const json& values, const json& metrics, std::vector<FileEntry> files,
+               const json& alerts) {
+  TryResult r = make_try_result(spec, code, std::move(error), started_us, values, metrics,
+                                std::move(files), alerts);
+  if (auto s = write_try_result(spec, r.result); !s) {
     std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
-    return code == 0 ? 1 : code;
+    return r.code == 0 ? 1 : r.code;
   }
-  return code;
+  return r.code;
 }
 
 int run_try(const TrySpec& spec) {

@@ -21,8 +21,19 @@ int run_try(const TrySpec& spec);
 Status prepare_try(const TrySpec& spec);
 // try_environment is the task's full environment (inherited + DROVER_* + `env:`);
 std::vector<std::string> try_environment(const TrySpec& spec);
-// finish_try collects declared outputs (when code == 0), writes result.json and returns
-// the final exit code.
+// make_try_result collects declared outputs (when code == 0) and builds result.json's
+// content with the final exit code (a declared output missing turns 0 into 1); it writes
+// the reason of a failure into the log. write_try_result writes it atomically (not fsynced).
+struct TryResult {
+  int code = 0;
+  nlohmann::json result;
+};
+TryResult make_try_result(const TrySpec& spec, int code, std::string error, long long started_us,
+                          const nlohmann::json& values, const nlohmann::json& metrics,
+                          std::vector<FileEntry> files,
+                          const nlohmann::json& alerts = nlohmann::json::array());
+Status write_try_result(const TrySpec& spec, const nlohmann::json& result);
+// finish_try is both: it returns the final exit code (1 when result.json cannot be written).
 int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
                const nlohmann::json& values, const nlohmann::json& metrics,
                std::vector<FileEntry> files,

@@ -68,6 +68,8 @@ Result<pid_t> spawn_command_try(const TrySpec& spec) {
 int worker_main(int in_fd, int out_fd) {
   ::signal(SIGPIPE, SIG_IGN);
   const pid_t daemon_pid = ::getppid();
+  const pid_t self_pid = ::getpid();
+  const long long self_start = process_start_ticks(self_pid);
   std::string buf, line;
   while (read_line(in_fd, buf, line)) {
     // A daemon that died after handing us a try has not seen it start: its successor will
@@ -89,39 +91,44 @@ int worker_main(int in_fd, int out_fd) {
                                            {"error", spec.message()}}));
       continue;
     }
-    (void)make_dirs(spec->work_dir());
     // The direct spawn writes straight into the log; a try with secrets to mask goes the
     // forked way, where run_try filters its output (common/redact.hpp).
     if (spec->type == "command" && spec->redact.empty()) {
       long long started = now_us();
       json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
-      auto prepared = prepare_try(*spec);
+      auto prepared = prepare_try(*spec);  // makes the work dir
       Result<pid_t> pid =
           prepared.ok() ? spawn_command_try(*spec) : Result<pid_t>(prepared.error());
-      int code;
+      TryResult r;
       if (!pid) {
-        code = finish_try(*spec, 127, pid.message(), started, json::object(), json::array(), {});
+        r = make_try_result(*spec, 127, pid.message(), started, json::object(), json::array(), {});
       } else {
         // This worker writes the result after the command exits: name it as the writer, so
         // that a daemon adopting the try waits for the result rather than calling it lost.
-        write_pid_file(spec->try_dir, *pid, process_start_ticks(*pid), ::getpid(),
-                       process_start_ticks(::getpid()));
-        write_line(out_fd, to_json_text(json{{"ev", "started"},
-                                             {"key", key},
-                                             {"pid", *pid},
-                                             {"pid_start", process_start_ticks(*pid)}}));
+        long long pid_start = process_start_ticks(*pid);
+        write_pid_file(spec->try_dir, *pid, pid_start, self_pid, self_start);
+        write_line(out_fd,
+                   to_json_text(json{
+                       {"ev", "started"}, {"key", key}, {"pid", *pid}, {"pid_start", pid_start}}));
         int status = 0;
         while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
         }
-        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
-        code = finish_try(*spec, code, "", started, json::object(), json::array(), {});
+        r = make_try_result(*spec, code, "", started, json::object(), json::array(), {});
       }
-      ev["exit_code"] = code;
-      ev["result"] = read_try_result(spec->try_dir);
+      // The daemon hears the result first, then it is written to TRY_DIR/result.json for a
+      // daemon that adopts the try: this worker, named in TRY_DIR/pid as the writer, is
+      // alive until the file is there, and an adopting daemon waits for it.
+      ev["exit_code"] = r.code;
+      ev["result"] = r.result;
       write_line(out_fd, to_json_text(ev));
+      if (auto s = write_try_result(*spec, r.result); !s)
+        std::fprintf(stderr, "drover worker: writing result of %s: %s\n", key.c_str(),
+                     s.message().c_str());
       continue;
     }
+    (void)make_dirs(spec->work_dir());
     pid_t pid = ::fork();
     if (pid < 0) {
       write_line(out_fd,

@@ -51,10 +51,19 @@ struct RunKey {
 
 // An unfinished run: its record and instances (the view the try-spec builder reads) and
 // the incremental core state that decides its steps (built on the first step).
+// What a successful try published, as recorded: kept for the tries downstream of it, which
+// would otherwise read it back from the store for every start.
+struct TryOutputs {
+  int try_number = 0;
+  json values = json::object();
+  std::vector<FileRecord> files;
+};
+
 struct ActiveRun : core::RunView {
   std::unique_ptr<core::RunProgress> progress;
-  int running_tries = 0;                 // tries of this run in Impl::running
-  std::optional<TimePoint> retry_armed;  // the retry time last put on the wake heap
+  std::map<std::string, TryOutputs> outputs;  // by task: its latest successful try's
+  int running_tries = 0;                      // tries of this run in Impl::running
+  std::optional<TimePoint> retry_armed;       // the retry time last put on the wake heap
   ActiveRun() = default;
   ActiveRun& operator=(core::RunView&& v) {
     static_cast<core::RunView&>(*this) = std::move(v);
@@ -313,7 +322,7 @@ struct Engine::Impl {
   }
 
   // Builds the resolved spec of a try; an error fails the try before it starts.
-  Result<TrySpec> build_spec(const core::RunView& v, const TaskSpec& t, int try_number) {
+  Result<TrySpec> build_spec(const ActiveRun& v, const TaskSpec& t, int try_number) {
     TrySpec s;
     s.run_id = v.run.id;
     s.dag = v.dag->id;
@@ -335,7 +344,11 @@ struct Engine::Impl {
       if (it != values_cache.end()) return it->second;
       json vals = json::object();
       if (int n = successful_try(v, task); n > 0) {
-        if (auto r = store.values_of(v.run.id, task, n)) vals = *r;
+        auto cached = v.outputs.find(task);
+        if (cached != v.outputs.end() && cached->second.try_number == n)
+          vals = cached->second.values;
+        else if (auto r = store.values_of(v.run.id, task, n))
+          vals = *r;
       }
       values_cache[task] = vals;
       return vals;
@@ -424,7 +437,11 @@ struct Engine::Impl {
     for (auto& up : input_tasks) {
       int n = successful_try(v, up);
       if (n == 0) continue;  // all_done / one_failed: an upstream without outputs
-      auto files = store.files_of(v.run.id, up, n, "output");
+      auto cached = v.outputs.find(up);
+      Result<std::vector<FileRecord>> files =
+          cached != v.outputs.end() && cached->second.try_number == n
+              ? Result<std::vector<FileRecord>>(cached->second.files)
+              : store.files_of(v.run.id, up, n, "output");
       if (!files) return files.error();
       for (auto& f : *files) s.inputs.push_back(FileEntry{f.path, f.sha256, f.size, f.mode, up});
       json up_values = values_of(up);
@@ -874,6 +891,8 @@ struct Engine::Impl {
       json values = res.value("values", json::object());
       for (auto& [k, val] : values.items())
         (void)store.set_value(rec.run_id, rec.task, rec.try_number, k, val);
+      if (auto a = active.find(rt.run_id); a != active.end() && values.is_object())
+        a->second.outputs[rec.task] = TryOutputs{rec.try_number, values, std::move(outs)};
     }
     if (res.is_object())
       for (auto& m : res.value("metrics", json::array()))

@@ -269,7 +269,7 @@ class SqliteStore final : public Store {
 
   Status begin() override {
     if (in_tx_) return make_error("store: begin() inside an open transaction", "conflict");
-    if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = exec_cached("BEGIN IMMEDIATE"); !s.ok()) return s;
     in_tx_ = true;
     return Status::Ok();
   }
@@ -281,7 +281,7 @@ class SqliteStore final : public Store {
       // SQLite already rolled the transaction back (e.g. disk full): nothing was committed.
       return make_error("sqlite: commit: the transaction was rolled back by an earlier error");
     }
-    if (Status s = exec_raw("COMMIT"); !s.ok()) {
+    if (Status s = exec_cached("COMMIT"); !s.ok()) {
       best_effort("ROLLBACK");
       return s;
     }
@@ -706,6 +706,14 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // One statement of fixed text (BEGIN, COMMIT, SAVEPOINT ...), prepared once and cached:
+  // these run several times per scheduler step, where parsing them each time shows.
+  Status exec_cached(const char* sql) {
+    auto st = prepare(sql);
+    if (!st.ok()) return st.error();
+    return done(*st, sql);
+  }
+
   // Cleanup on an error path, where the first error is the one to report.
   void best_effort(const char* sql) { sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
 
@@ -714,19 +722,19 @@ class SqliteStore final : public Store {
   template <class F>
   Status atomically(F&& fn) {
     if (in_tx_) {
-      if (Status s = exec_raw("SAVEPOINT store_call"); !s.ok()) return s;
+      if (Status s = exec_cached("SAVEPOINT store_call"); !s.ok()) return s;
       Status s = fn();
       if (!s.ok()) best_effort("ROLLBACK TO store_call");
       best_effort("RELEASE store_call");
       return s;
     }
-    if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = exec_cached("BEGIN IMMEDIATE"); !s.ok()) return s;
     Status s = fn();
     if (!s.ok()) {
       best_effort("ROLLBACK");
       return s;
     }
-    if (Status c = exec_raw("COMMIT"); !c.ok()) {
+    if (Status c = exec_cached("COMMIT"); !c.ok()) {
       best_effort("ROLLBACK");
       return c;
     }
@@ -835,7 +843,7 @@ class SqliteStore final : public Store {
                         ")");
     }
     for (int next = *v + 1; next <= kSchemaVersion; ++next) {
-      if (Status s = exec_raw("BEGIN IMMEDIATE"); !s.ok()) return s;
+      if (Status s = exec_cached("BEGIN IMMEDIATE"); !s.ok()) return s;
       auto cur = read_version();
       if (!cur.ok()) {
         best_effort("ROLLBACK");
@@ -855,7 +863,7 @@ class SqliteStore final : public Store {
           s = done(*st, "schema_migrations");
         }
       }
-      if (s.ok()) s = exec_raw("COMMIT");
+      if (s.ok()) s = exec_cached("COMMIT");
       if (!s.ok()) {
         best_effort("ROLLBACK");
         return make_error("store: migration " + std::to_string(next) + " failed: " + s.message());
