@@ -14,6 +14,7 @@
 #include "common/fs.hpp"
 #include "common/json_text.hpp"
 #include "common/process.hpp"
+#include "common/try_layout.hpp"
 #include "executor/executor.hpp"
 #include "executor/proc.hpp"
 #include "executor/try_runner.hpp"
@@ -69,7 +70,7 @@ class LocalExecutor final : public Executor {
     // Which worker holds the try, until it writes TRY_DIR/pid: a daemon adopting the try
     // meanwhile waits for that worker instead of calling the try "never started".
     if (make_dirs(spec.try_dir))
-      (void)write_file_atomic(std::filesystem::path(spec.try_dir) / "dispatch",
+      (void)write_file_atomic(layout::dispatch(spec.try_dir),
                               std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n",
                               0644,
                               /*durable=*/false);
@@ -125,7 +126,7 @@ class LocalExecutor final : public Executor {
   // The worker named in TRY_DIR/dispatch is still alive (it may yet start the try, or
   // refuse it and exit because its daemon is gone).
   static bool dispatched_worker_alive(const std::string& try_dir) {
-    auto text = read_file(std::filesystem::path(try_dir) / "dispatch", 128);
+    auto text = read_file(layout::dispatch(try_dir), 128);
     if (!text) return false;
     int pid = 0;
     long long start = 0;
@@ -136,7 +137,7 @@ class LocalExecutor final : public Executor {
   // Appends "drover: WHY" to the try's log, so that `drover logs` says why it ended.
   static void note_in_log(const std::string& try_dir, const std::string& why) {
     if (why.empty() || try_dir.empty()) return;
-    int fd = ::open((try_dir + "/log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = ::open(layout::log(try_dir).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return;
     (void)write_all(fd, "\ndrover: " + why + "\n");
     ::close(fd);

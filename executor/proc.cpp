@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/fs.hpp"
+#include "common/try_layout.hpp"
 
 namespace drover {
 
@@ -57,7 +58,7 @@ bool process_alive(int pid, long long start) {
 
 PidFile read_pid_file(const std::string& try_dir) {
   PidFile p;
-  std::ifstream in(try_dir + "/pid");
+  std::ifstream in(layout::pid(try_dir));
   in >> p.pid >> p.start;
   if (!in) return {};
   if (!(in >> p.writer >> p.writer_start)) p.writer = 0, p.writer_start = 0;
@@ -74,7 +75,7 @@ void write_pid_file(const std::string& try_dir, int pid, long long start, int wr
   if (FILE* f = std::fopen(tmp.c_str(), "w")) {
     std::fputs(text.c_str(), f);
     std::fclose(f);
-    std::rename(tmp.c_str(), (try_dir + "/pid").c_str());
+    std::rename(tmp.c_str(), layout::pid(try_dir).c_str());
   }
 }
 

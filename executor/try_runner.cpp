@@ -15,6 +15,7 @@
 #include "common/json_text.hpp"
 #include "common/process.hpp"
 #include "common/redact.hpp"
+#include "common/try_layout.hpp"
 #include "executor/proc.hpp"
 
 namespace drover {
@@ -259,7 +260,7 @@ int run_try(const TrySpec& spec) {
 }
 
 json read_try_result(const std::string& try_dir) {
-  auto text = read_file(fs::path(try_dir) / "result.json", 64 << 20);
+  auto text = read_file(layout::result(try_dir), 64 << 20);
   if (!text) return nullptr;
   json j = json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return nullptr;

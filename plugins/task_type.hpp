@@ -15,6 +15,7 @@
 
 #include "common/blob_store.hpp"
 #include "common/result.hpp"
+#include "common/try_layout.hpp"
 
 namespace drover {
 
@@ -47,12 +48,10 @@ struct TrySpec {
   // (common/redact.hpp). Never written to disk.
   std::vector<std::string> redact;
 
-  std::filesystem::path work_dir() const { return std::filesystem::path(try_dir) / "work"; }
-  std::filesystem::path inputs_dir() const { return std::filesystem::path(try_dir) / "inputs"; }
-  std::filesystem::path log_path() const { return std::filesystem::path(try_dir) / "log"; }
-  std::filesystem::path result_path() const {
-    return std::filesystem::path(try_dir) / "result.json";
-  }
+  std::filesystem::path work_dir() const { return layout::work(try_dir); }
+  std::filesystem::path inputs_dir() const { return layout::inputs(try_dir); }
+  std::filesystem::path log_path() const { return layout::log(try_dir); }
+  std::filesystem::path result_path() const { return layout::result(try_dir); }
   json to_json() const;
   static Result<TrySpec> from_json(const json& j);
 };

@@ -16,21 +16,10 @@
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
+#include "scheduler/alert.hpp"
 #include "scheduler/config.hpp"
 
 namespace drover {
-
-struct DagSpec;
-
-struct Alert {
-  std::string kind;  // "task_failed" | "retries_exhausted" | "drift" | "sla_miss" | "test"
-  std::string dag, run_id, task;
-  std::string message;    // one human sentence; newlines are folded for one-line channels
-  std::string url;        // link to the run; filled from ui_url + run_id when empty
-  std::string dedup_key;  // the same key (per channel) within 10 minutes is sent once; "" = never
-  nlohmann::json details = nlohmann::json::object();  // e.g. drift: {"features": {...}}
-  std::vector<std::string> channels;                  // channel names; see channels_for()
-};
 
 // The JSON every channel carries (webhook body, command stdin, email footer):
 // {"text", "kind", "dag", "run_id", "task", "message", "url", "details"}.
@@ -46,12 +35,12 @@ std::vector<std::string> channels_for(const DagSpec& dag, const std::string& kin
 Status deliver_alert(const AlertChannel& channel, const Alert& alert,
                      const std::atomic<bool>* cancel = nullptr);
 
-class AlertDispatcher {
+class AlertDispatcher final : public AlertSink {
  public:
   // `clock` (not owned, outlives this) stamps deliveries and times the dedup window; retry
   // backoff waits on the steady clock. Starts the delivery thread.
   explicit AlertDispatcher(ServerConfig config, const Clock* clock = nullptr);
-  ~AlertDispatcher();  // shutdown(5 s)
+  ~AlertDispatcher() override;  // shutdown(5 s)
   AlertDispatcher(const AlertDispatcher&) = delete;
   AlertDispatcher& operator=(const AlertDispatcher&) = delete;
 
@@ -60,13 +49,13 @@ class AlertDispatcher {
   // channel within the last 10 minutes drops that copy. Ignored after shutdown().
   void send(Alert alert);
   // send() with alert.channels = channels_for(dag, alert.kind); nothing when none are listed.
-  void send(const DagSpec& dag, Alert alert);
+  void send(const DagSpec& dag, Alert alert) override;
 
   // Deliveries queued or in flight (including those waiting to retry).
   size_t pending() const;
   // The last 1000 finished deliveries, oldest first: [{"time", "channel", "type", "kind",
   // "dag", "run_id", "task", "ok", "error", "attempts"}].
-  nlohmann::json deliveries() const;
+  nlohmann::json deliveries() const override;
   bool has_channel(const std::string& name) const { return config_.alerts.channels.count(name); }
   const ServerConfig& config() const { return config_; }
 

@@ -27,7 +27,7 @@ class io_context;
 
 namespace drover {
 
-class AlertDispatcher;
+class AlertSink;
 
 struct EngineOptions {
   std::filesystem::path home;                     // state: store, blobs, runs/
@@ -41,7 +41,7 @@ struct EngineOptions {
   // (or the process dies, kill -9 included). A daemon's recovery leaves a run alone while
   // its owner lock is held, and takes the run over once it is not.
   bool own_runs = false;
-  AlertDispatcher* alerts = nullptr;  // task failure, drift and SLA alerts (optional)
+  AlertSink* alerts = nullptr;  // task failure, drift and SLA alerts (optional; not owned)
   // The secret store of the server config; {{ secrets.NAME }} reads it first, then the
   // environment's DROVER_SECRET_NAME. Values used are masked in logs and records.
   std::map<std::string, std::string> secrets;

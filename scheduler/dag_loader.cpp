@@ -52,8 +52,6 @@ const std::vector<std::string> kParamKeys = {"type",    "default", "min",       
 const std::vector<std::string> kAlertKeys = {"on_failure", "on_drift", "on_sla_miss", "on_success"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "memory"};
 const std::vector<std::string> kTriggerRules = {"all_success", "all_done", "one_failed"};
-const std::vector<std::string> kRunNames = {"run.id", "run.logical_date", "run.interval_start",
-                                            "run.interval_end", "project_dir"};
 
 bool all_of_chars(std::string_view s, const std::function<bool(char)>& ok) {
   if (s.empty()) return false;
@@ -1438,29 +1436,31 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
     error_in_scalar(n, at, refs.message() + where);
     return;
   }
-  std::vector<std::string> known = kRunNames;
+  std::vector<std::string> known = fixed_template_names();
   for (const auto& p : dag_.params) known.push_back("params." + p.name);
   if (ancestors)
     for (const auto& a : *ancestors) known.push_back("inputs." + a + ".path");
   std::vector<std::string> ids;
   for (const auto& t : dag_.tasks) ids.push_back(t.id);
+  using K = TemplateName::Kind;
   for (const auto& ref : *refs) {
     const std::string& name = ref.name;
     auto quoted = "'{{ " + name + " }}'" + where;
-    if (std::find(kRunNames.begin(), kRunNames.end(), name) != kRunNames.end()) continue;
-    if (name.rfind("params.", 0) == 0 && dag_.param(name.substr(7))) continue;
-    if (name.rfind("secrets.", 0) == 0 && name.size() > 8 && name.find('.', 8) == std::string::npos)
-      continue;
-    bool is_inputs = name.rfind("inputs.", 0) == 0;
-    bool is_outputs = name.rfind("outputs.", 0) == 0;
-    if (is_inputs || is_outputs) {
-      size_t start = is_inputs ? 7 : 8;
-      size_t dot = name.find('.', start);
-      std::string task =
-          name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-      std::string rest = dot == std::string::npos ? "" : name.substr(dot + 1);
-      bool shape_ok = !task.empty() && (is_inputs ? rest == "path" : !rest.empty());
-      if (shape_ok) {
+    TemplateName what = classify_template_name(name);
+    switch (what.kind) {
+      case K::RunId:
+      case K::LogicalDate:
+      case K::IntervalStart:
+      case K::IntervalEnd:
+      case K::ProjectDir:
+      case K::Secret:
+        continue;
+      case K::Param:
+        if (dag_.param(what.subject)) continue;
+        break;
+      case K::InputPath:
+      case K::Output: {
+        const std::string& task = what.subject;
         if (!dag_.task(task)) {
           error_in_scalar(n, ref.offset,
                           quoted + " names unknown task '" + task + "'" + did_you_mean(task, ids));
@@ -1468,11 +1468,13 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
           error_in_scalar(n, ref.offset,
                           quoted + " names task '" + task + "', which is not upstream of '" +
                               task_id + "' (add it to needs)");
-        } else if (is_outputs) {  // in defaults (no ancestors) any task will do
-          check_published(n, ref.offset, quoted, *dag_.task(task), rest);
+        } else if (what.kind == K::Output) {  // in defaults (no ancestors) any task will do
+          check_published(n, ref.offset, quoted, *dag_.task(task), what.key);
         }
         continue;
       }
+      case K::Unknown:
+        break;
     }
     error_in_scalar(n, ref.offset,
                     "unknown template name '" + name + "'" + where + did_you_mean(name, known));

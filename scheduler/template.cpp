@@ -1,6 +1,8 @@
 // Strict "{{ name }}" templates (scheduler/template.hpp).
 #include "scheduler/template.hpp"
 
+#include <optional>
+
 namespace drover {
 
 namespace {
@@ -87,6 +89,51 @@ std::string shell_quote(std::string_view s) {
   }
   out += '\'';
   return out;
+}
+
+const std::vector<std::string>& fixed_template_names() {
+  static const std::vector<std::string> names = {"run.id", "run.logical_date", "run.interval_start",
+                                                 "run.interval_end", "project_dir"};
+  return names;
+}
+
+TemplateName classify_template_name(std::string_view name) {
+  using K = TemplateName::Kind;
+  TemplateName t;
+  if (name == "run.id") t.kind = K::RunId;
+  if (name == "run.logical_date") t.kind = K::LogicalDate;
+  if (name == "run.interval_start") t.kind = K::IntervalStart;
+  if (name == "run.interval_end") t.kind = K::IntervalEnd;
+  if (name == "project_dir") t.kind = K::ProjectDir;
+  if (t.kind != K::Unknown) return t;
+  auto after = [&](std::string_view prefix) -> std::optional<std::string_view> {
+    if (name.substr(0, prefix.size()) != prefix || name.size() == prefix.size())
+      return std::nullopt;
+    return name.substr(prefix.size());
+  };
+  if (auto rest = after("params.")) {
+    t.kind = K::Param;
+    t.subject = std::string(*rest);
+  } else if (auto rest = after("secrets.")) {
+    if (rest->find('.') == std::string_view::npos) {
+      t.kind = K::Secret;
+      t.subject = std::string(*rest);
+    }
+  } else if (auto rest = after("inputs.")) {
+    auto dot = rest->find('.');
+    if (dot != std::string_view::npos && dot > 0 && rest->substr(dot + 1) == "path") {
+      t.kind = K::InputPath;
+      t.subject = std::string(rest->substr(0, dot));
+    }
+  } else if (auto rest = after("outputs.")) {
+    auto dot = rest->find('.');
+    if (dot != std::string_view::npos && dot > 0 && dot + 1 < rest->size()) {
+      t.kind = K::Output;
+      t.subject = std::string(rest->substr(0, dot));
+      t.key = std::string(rest->substr(dot + 1));
+    }
+  }
+  return t;
 }
 
 }  // namespace drover

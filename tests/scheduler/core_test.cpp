@@ -407,9 +407,10 @@ TEST(CoreTest, IncrementalCoreMatchesTheReferenceOnRandomRuns) {
       RunStep b = inc.step(now, slots_inc, may_start);
       ASSERT_EQ(canonical(a), canonical(b)) << "step " << steps << "\n" << text;
       ASSERT_EQ(slots_text(slots_ref), slots_text(slots_inc));
-      if (quiet)
+      if (quiet) {
         ASSERT_TRUE(a.updates.empty() && a.starts.empty() && !a.run_state)
             << "a run with no work decided something: " << describe(a) << text;
+      }
       apply(ref, a);
       ASSERT_EQ(ref.run.state, inc.run_state());
       for (auto& st : a.starts) running.push_back(st.task);

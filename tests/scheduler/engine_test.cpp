@@ -543,12 +543,9 @@ TEST_F(EngineTest, AFailedCommitStartsNothing) {
   EXPECT_TRUE(tries(*id, "a").empty());
 }
 
-// ENGINE BUG (reported; fix belongs in daemon.cpp): after a failed commit the Engine's
-// memory is ahead of the store — RunProgress already holds a/1 as Running, while the try
-// was dropped from `running` — so no later pump ever starts it again and the run hangs
-// until a restart re-reads the store. Enable when the Engine re-reads (or rebuilds the
-// RunProgress of) every run the failed pump touched.
-TEST_F(EngineTest, DISABLED_AfterAFailedCommitTheNextPumpStartsTheTry) {
+// A failed commit leaves memory as the store has it (the runs it touched are read back), so
+// the next pump starts the try the failed one could not.
+TEST_F(EngineTest, AfterAFailedCommitTheNextPumpStartsTheTry) {
   start_engine();
   engine_->add_dag(dag(kOneTask));
   auto id = engine_->trigger("one", json::object(), "alice");
@@ -562,11 +559,8 @@ TEST_F(EngineTest, DISABLED_AfterAFailedCommitTheNextPumpStartsTheTry) {
   EXPECT_EQ(tries(*id, "a").size(), 1u);
 }
 
-// ENGINE BUG (reported; fix belongs in daemon.cpp): a try end recorded by a pump whose
-// commit fails is lost — record_finish() already dropped the try from `running` and the
-// event is consumed — so the try stays `running` in the store and its run never moves on
-// (until a restart adopts it). Enable when a failed commit puts the pump's events back.
-TEST_F(EngineTest, DISABLED_ATryEndHeardByAFailedCommitIsRecordedByTheNextPump) {
+// A try's end heard by a pump whose commit fails is heard again by the next pump.
+TEST_F(EngineTest, ATryEndHeardByAFailedCommitIsRecordedByTheNextPump) {
   start_engine();
   std::string id = trigger(dag(kOneTask));
   ASSERT_EQ(exec_.started_keys(), Strings{"one-1/a/1"});
@@ -580,11 +574,9 @@ TEST_F(EngineTest, DISABLED_ATryEndHeardByAFailedCommitIsRecordedByTheNextPump) 
   EXPECT_EQ(run(id).state, RunState::Success);
 }
 
-// ENGINE BUG (reported; fix belongs in daemon.cpp): Engine::cancel() applies the cancel to
-// its memory before the commit, so when the commit fails the run is cancelled in memory
-// only: the store still has it running, its tries are not killed, and a second cancel is
-// refused as "already running". Enable when a failed cancel commit changes nothing.
-TEST_F(EngineTest, DISABLED_ACancelWhoseCommitFailsChangesNothingAndCanBeRetried) {
+// A cancel whose commit fails changes nothing (the caller hears the error) and can be
+// retried.
+TEST_F(EngineTest, ACancelWhoseCommitFailsChangesNothingAndCanBeRetried) {
   start_engine();
   std::string id = trigger(dag(kOneTask));
   store_.fail_next_commit();
@@ -599,12 +591,9 @@ TEST_F(EngineTest, DISABLED_ACancelWhoseCommitFailsChangesNothingAndCanBeRetried
   EXPECT_EQ(exec_.kills().size(), 1u);
 }
 
-// ENGINE BUG (reported; fix belongs in daemon.cpp): the Engine discards the Status of every
-// write inside its pump's transaction ((void)store.update_task(...), insert_try, update_run),
-// so when the writes fail and the commit itself succeeds it starts tries the store never
-// recorded (docs/HACKING.md: "a failed store write aborts that commit and acts on
-// nothing"). Enable when a failed write rolls the pump's transaction back.
-TEST_F(EngineTest, DISABLED_AFailedWriteStartsNothing) {
+// A failed write inside the pump's transaction rolls it back: nothing the store did not
+// record is started.
+TEST_F(EngineTest, AFailedWriteStartsNothing) {
   start_engine();
   engine_->add_dag(dag(kOneTask));
   auto id = engine_->trigger("one", json::object(), "alice");

@@ -107,5 +107,36 @@ TEST(TemplateTest, QuotedValueStaysLiteralInARealShell) {
   EXPECT_FALSE(fs::exists(marker));
 }
 
+// One list of template names for lint and for the try-spec builder.
+TEST(TemplateNames, EachNameIsClassifiedOnce) {
+  using K = TemplateName::Kind;
+  struct Case {
+    const char* name;
+    K kind;
+    const char* subject;
+    const char* key;
+  };
+  for (auto& c : std::vector<Case>{{"run.id", K::RunId, "", ""},
+                                   {"run.logical_date", K::LogicalDate, "", ""},
+                                   {"project_dir", K::ProjectDir, "", ""},
+                                   {"params.lr", K::Param, "lr", ""},
+                                   {"inputs.train.path", K::InputPath, "train", ""},
+                                   {"outputs.train.metrics.auc", K::Output, "train", "metrics.auc"},
+                                   {"secrets.TOKEN", K::Secret, "TOKEN", ""},
+                                   {"secrets.a.b", K::Unknown, "", ""},
+                                   {"inputs.train.dir", K::Unknown, "", ""},
+                                   {"inputs..path", K::Unknown, "", ""},
+                                   {"outputs.train", K::Unknown, "", ""},
+                                   {"outputs.train.", K::Unknown, "", ""},
+                                   {"params.", K::Unknown, "", ""},
+                                   {"run.other", K::Unknown, "", ""}}) {
+    TemplateName t = classify_template_name(c.name);
+    EXPECT_EQ(t.kind, c.kind) << c.name;
+    EXPECT_EQ(t.subject, c.subject) << c.name;
+    EXPECT_EQ(t.key, c.key) << c.name;
+  }
+  EXPECT_EQ(fixed_template_names().size(), 5u);
+}
+
 }  // namespace
 }  // namespace drover

@@ -1,0 +1,50 @@
+// The folders of runs and tries under a drover home (DESIGN.md §5), named in one place:
+//
+//   HOME/runs/RUN/owner.lock            held by the `drover run` that owns RUN
+//   HOME/runs/RUN/TASK/TRY/             one try's folder (TrySpec::try_dir):
+//       work/                           the task's cwd; declared outputs are collected here
+//       inputs/UPSTREAM/...             upstream outputs, materialized read-only
+//       log                             stdout and stderr, and "drover: ..." notes
+//       result.json                     exit code, outputs, values, metrics, alerts
+//       pid                             "PID START [WRITER WRITER_START]" (executor/proc.hpp)
+//       dispatch                        "PID START" of the worker the try was handed to
+//
+// The engine builds try folders from it, executors and workers read and write inside one,
+// recovery reads them back. Pure functions of their arguments; thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace drover::layout {
+
+inline std::filesystem::path runs_dir(const std::filesystem::path& home) { return home / "runs"; }
+inline std::filesystem::path run_dir(const std::filesystem::path& home, const std::string& run) {
+  return runs_dir(home) / run;
+}
+inline std::filesystem::path owner_lock(const std::filesystem::path& home, const std::string& run) {
+  return run_dir(home, run) / "owner.lock";
+}
+inline std::filesystem::path try_dir(const std::filesystem::path& home, const std::string& run,
+                                     const std::string& task, int try_number) {
+  return run_dir(home, run) / task / std::to_string(try_number);
+}
+
+// Inside a try's folder.
+inline std::filesystem::path work(const std::filesystem::path& try_dir) { return try_dir / "work"; }
+inline std::filesystem::path inputs(const std::filesystem::path& try_dir) {
+  return try_dir / "inputs";
+}
+inline std::filesystem::path input(const std::filesystem::path& try_dir, const std::string& task) {
+  return inputs(try_dir) / task;
+}
+inline std::filesystem::path log(const std::filesystem::path& try_dir) { return try_dir / "log"; }
+inline std::filesystem::path result(const std::filesystem::path& try_dir) {
+  return try_dir / "result.json";
+}
+inline std::filesystem::path pid(const std::filesystem::path& try_dir) { return try_dir / "pid"; }
+inline std::filesystem::path dispatch(const std::filesystem::path& try_dir) {
+  return try_dir / "dispatch";
+}
+
+}  // namespace drover::layout

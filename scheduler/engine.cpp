@@ -1,0 +1,344 @@
+// The Engine's loop: plan, commit, act (scheduler/engine_impl.hpp).
+#include <unistd.h>
+
+#include "scheduler/engine_impl.hpp"
+
+namespace drover {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace engine;
+
+namespace {
+
+std::string hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+}  // namespace
+
+Engine::Impl::Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, Executor& x,
+                   EngineOptions o)
+    : self(e),
+      io(io_),
+      clock(c),
+      store(s),
+      exec(x),
+      opts(std::move(o)),
+      timer(io_),
+      host(hostname()) {
+  // Try folders and log paths in the records are absolute whatever the caller's --home.
+  if (!opts.home.empty()) opts.home = fs::absolute(opts.home);
+  if (opts.dags_dir) dag_source = make_dag_folder(io, *opts.dags_dir);
+}
+
+// ---- DAGs -----------------------------------------------------------------------------------
+
+void Engine::Impl::reload_dags() {
+  if (!dag_source) return;
+  DagSource::Scan scan = dag_source->scan();
+  // Every new DAG version of this scan is stored in one commit (one fsync, not one per file);
+  // a DAG whose version cannot be stored is not taken (its runs could not be traced).
+  std::map<std::string, DagEntry> next = dags;
+  {
+    Transaction txn(store);
+    Writes w;
+    w(txn.status());
+    std::vector<std::string> taken;
+    for (auto& [file, dag] : scan.dags) {
+      auto it = dags.find(dag->id);
+      if (it != dags.end() && it->second.dag->file_hash == dag->file_hash &&
+          it->second.file == file)
+        continue;
+      if (!w(store.put_dag_version(dag->file_hash, dag->id, file, dag->content))) break;
+      next[dag->id] = DagEntry{dag, file, std::nullopt};
+      taken.push_back(file);
+    }
+    if (w.ok()) w(txn.commit());
+    if (!w.ok()) {
+      spdlog::error("storing DAG versions: {}; keeping the DAGs as they were", w.error().message);
+      return;
+    }
+    for (auto& file : taken) spdlog::info("loaded DAG {} from {}", scan.dags[file]->id, file);
+  }
+  // A DAG whose file is gone is removed; one whose file is broken keeps its last good
+  // version (and its error is reported).
+  for (auto it = next.begin(); it != next.end();) {
+    if (!scan.files.count(it->second.file)) {
+      spdlog::info("DAG {} removed ({} is gone)", it->first, it->second.file);
+      it = next.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  dags = std::move(next);
+  schedules_dirty = true;
+  for (auto& [file, diags] : scan.errors)
+    for (auto& d : diags) spdlog::warn("{}", d.str());
+  load_errors = std::move(scan.errors);
+}
+
+// ---- the loop -------------------------------------------------------------------------------
+
+void Engine::Impl::post_pump() {
+  asio::post(io, [this] { pump(); });
+}
+
+void Engine::Impl::pump() {
+  if (stopped) return;
+  if (in_pump) {
+    pump_again = true;
+    return;
+  }
+  in_pump = true;
+  do {
+    pump_again = false;
+    pump_once();
+  } while (pump_again);
+  in_pump = false;
+}
+
+// Plan: every decision of this moment (tries that ended, cron runs due, timeouts, SLAs, due
+// retries, starts while slots are free), each asked of the core and written to the store
+// in one transaction. Commit. Act on it — or, when any write or the commit failed, undo it
+// in memory and act on nothing; the next pump tries again.
+void Engine::Impl::pump_once() {
+  TimePoint now = clock.now();
+  Effects fx;
+  fx.finishes.swap(pending_finishes);
+  {
+    Transaction txn(store);
+    fx.writes(txn.status());
+    if (fx.writes.ok()) {
+      for (auto& ev : fx.finishes) record_finish(ev, now, fx);
+      fire_schedules(now, fx);
+      expire_timeouts(now, fx);
+      check_slas(now, fx);
+      // Retries now due: their runs have work.
+      while (!retry_wakes.empty() && retry_wakes.top().first <= now) {
+        auto a = active.find(retry_wakes.top().second);
+        if (a != active.end()) {
+          a->second.retry_armed.reset();
+          work.insert(a->second.key());
+        }
+        retry_wakes.pop();
+      }
+      core::Slots slots = free_slots();
+      step_runs(now, slots, fx);
+    }
+    if (!commit(fx, txn)) {
+      undo(fx, now);
+      // Back off while the store keeps failing (disk full, locked): 1 s, 2 s, ... 30 s.
+      auto wait = std::chrono::seconds(std::min(30, 1 << std::min(failed_commits, 5)));
+      ++failed_commits;
+      arm_timer(TimePoint(now + wait));
+      return;
+    }
+  }
+  failed_commits = 0;
+  act(fx);
+  // A finished run leaves the active set once no try of it still runs.
+  for (auto& id : retire) {
+    auto it = active.find(id);
+    if (it == active.end() || !is_terminal(it->second.run.state)) continue;
+    if (it->second.running_tries > 0) continue;  // retired when its last try is recorded
+    slot_waiters.erase(it->second.key());
+    work.erase(it->second.key());
+    active.erase(it);
+  }
+  retire.clear();
+  std::optional<TimePoint> wake = earliest_fire;
+  // Tries running are bounded by the slots: their deadlines are scanned, not the runs.
+  for (auto& [k, rt] : running)
+    if (rt.deadline && !rt.timed_out && (!wake || *rt.deadline < *wake)) wake = rt.deadline;
+  if (!retry_wakes.empty() && (!wake || retry_wakes.top().first < *wake))
+    wake = retry_wakes.top().first;
+  if (!sla_wakes.empty() && (!wake || sla_wakes.top().first < *wake)) wake = sla_wakes.top().first;
+  // More work than this pump did: go again.
+  if (!work.empty()) wake = now;
+  arm_timer(wake);
+}
+
+bool Engine::Impl::commit(Effects& fx, Transaction& txn) {
+  if (fx.writes.ok()) fx.writes(txn.commit());
+  if (fx.writes.ok()) return true;
+  spdlog::error("store commit failed, nothing of it is acted on: {}", fx.writes.error().message);
+  return false;  // ~Transaction rolls back
+}
+
+void Engine::Impl::act(Effects& fx) {
+  for (auto& spec : fx.launches) exec.start(spec);
+  for (auto& [key, why] : fx.kills) exec.kill(key, why);
+  if (opts.alerts)
+    for (auto& [dag, a] : fx.alerts) {
+      a.dag = dag->id;
+      if (a.dedup_key.empty()) a.dedup_key = a.dag + "/" + a.run_id + "/" + a.task + "/" + a.kind;
+      opts.alerts->send(*dag, std::move(a));
+    }
+  if (self.task_observer_)
+    for (auto& t : fx.task_changes) self.task_observer_(t.run_id, t.task, t.state, t.try_number);
+  for (auto& [id, state] : fx.run_changes) {
+    spdlog::info("run {} {}", id, to_string(state));
+    if (self.run_observer_) self.run_observer_(id, state);
+  }
+}
+
+// The commit failed: memory goes back to what the store holds, so the next pump decides
+// again from the truth. Runs this pump changed are read back; runs it created are dropped;
+// tries it recorded as ended run again (their ends are heard again), tries it started never
+// started, timeouts and SLA alerts it decided are decided again.
+void Engine::Impl::undo(Effects& fx, TimePoint now) {
+  for (auto& spec : fx.launches) {
+    auto it = running.find(try_key(spec.run_id, spec.task, spec.try_number));
+    if (it != running.end()) running.erase(it);
+  }
+  for (auto& [key, rt] : fx.ended_tries) running[key] = rt;
+  for (auto& key : fx.timed_out) {
+    auto it = running.find(key);
+    if (it == running.end()) continue;
+    it->second.timed_out = false;
+    it->second.rec.state = TryState::Running;
+    it->second.rec.error.clear();
+  }
+  for (auto& wake : fx.sla_alerted) {
+    sla_alerted.erase(wake.second);
+    sla_wakes.push(wake);
+  }
+  for (auto& id : fx.created_runs) {
+    active.erase(id);
+    fx.touched_runs.erase(id);
+  }
+  for (auto& id : fx.owner_lock_runs) owner_locks.erase(id);
+  for (auto& id : fx.fired_dags) {
+    auto d = dags.find(id);
+    if (d != dags.end()) d->second.next_fire.reset();
+    schedules_dirty = true;
+  }
+  for (auto& id : fx.touched_runs) {
+    auto it = active.find(id);
+    if (it == active.end()) continue;
+    if (auto s = reload_run(it->second); !s)
+      spdlog::error("run {}: reading it back after a failed commit: {}", id, s.message());
+  }
+  // The tries' ends are heard again by the next pump, before anything heard since.
+  fx.finishes.insert(fx.finishes.end(), pending_finishes.begin(), pending_finishes.end());
+  pending_finishes = std::move(fx.finishes);
+  reindex();
+  (void)now;
+}
+
+// Rebuilds what is derived from `active` and `running`: the counts per queue, per run and
+// per DAG, and the work set (every run is stepped again).
+void Engine::Impl::reindex() {
+  running_by_queue.clear();
+  dag_runs.clear();
+  work.clear();
+  slot_waiters.clear();
+  for (auto& [id, a] : active) a.running_tries = 0;
+  for (auto& [key, rt] : running) {
+    running_by_queue[rt.rec.queue]++;
+    auto a = active.find(rt.run_id);
+    if (a != active.end()) a->second.running_tries++;
+  }
+  for (auto& [id, a] : active) {
+    if (a.run.state == RunState::Running) dag_runs[a.run.dag].running++;
+    work.insert(a.key());
+  }
+}
+
+void Engine::Impl::arm_timer(std::optional<TimePoint> wake) {
+  if (stopped) return;
+  next_wake = wake;
+  if (!wake) {
+    timer.cancel();
+    return;
+  }
+  auto delay = *wake - clock.now();
+  if (delay < Micros(0)) delay = Micros(0);
+  // Cap long sleeps so a wall-clock jump is noticed within a minute.
+  if (delay > std::chrono::minutes(1)) delay = std::chrono::minutes(1);
+  timer.expires_after(delay + Micros(500));
+  timer.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) pump();
+  });
+}
+
+void Engine::Impl::on_event(const TryEvent& ev) {
+  if (ev.kind == TryEvent::Kind::Started) {
+    auto it = running.find(ev.key);
+    if (it != running.end()) {
+      it->second.rec.pid = ev.pid;
+      it->second.rec.pid_start = ev.pid_start;
+    }
+    return;
+  }
+  if (running.find(ev.key) == running.end()) return;  // not ours (or already recorded)
+  // Finishes are recorded in the same transaction as the decisions they enable (one
+  // fsync for "A ended, B starts"), and finishes arriving together share it too.
+  pending_finishes.push_back(ev);
+  if (!pump_posted) {
+    pump_posted = true;
+    asio::post(io, [this] {
+      pump_posted = false;
+      pump();
+    });
+  }
+}
+
+// ---- Engine ---------------------------------------------------------------------------------
+
+Engine::Engine(asio::io_context& io, const Clock& clock, Store& store, Executor& executor,
+               EngineOptions opts)
+    : impl_(std::make_unique<Impl>(*this, io, clock, store, executor, std::move(opts))) {
+  impl_->exec.set_callback([this](const TryEvent& ev) { impl_->on_event(ev); });
+}
+
+Engine::~Engine() { stop(); }
+
+Status Engine::start() {
+  if (auto s = make_dirs(layout::runs_dir(impl_->opts.home)); !s) return s;
+  impl_->reload_dags();
+  if (auto s = impl_->recover(); !s) return s;
+  // Recovered runs and their adopted tries, counted once; every run is stepped at once.
+  for (auto& [key, rt] : impl_->running) {
+    impl_->running_by_queue[rt.rec.queue]++;
+    auto a = impl_->active.find(rt.run_id);
+    if (a != impl_->active.end()) a->second.running_tries++;
+  }
+  for (auto& [id, a] : impl_->active) impl_->track(a);
+  if (impl_->dag_source)
+    impl_->dag_source->watch([this] {
+      impl_->reload_dags();
+      impl_->pump();
+    });
+  impl_->post_pump();
+  return {};
+}
+
+void Engine::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->timer.cancel();
+  if (impl_->dag_source) impl_->dag_source->stop();
+}
+
+void Engine::add_dag(DagPtr dag) {
+  std::string id = dag->id, file = dag->file;
+  impl_->dags[id] = DagEntry{std::move(dag), file, {}};
+  impl_->schedules_dirty = true;
+}
+
+Result<std::string> Engine::create_run(const DagPtr& dag, const json& params, bool from_cli,
+                                       const std::string& kind, const std::string& user,
+                                       std::optional<core::DueRun> interval) {
+  return impl_->create_run(dag, params, from_cli, kind, user, interval, nullptr);
+}
+
+void Engine::reload_dags() { impl_->reload_dags(); }
+void Engine::pump() { impl_->pump(); }
+size_t Engine::active_runs() const { return impl_->active.size(); }
+std::optional<TimePoint> Engine::next_wake() const { return impl_->next_wake; }
+
+}  // namespace drover

@@ -1,0 +1,78 @@
+// Recovery (scheduler/engine_impl.hpp): at start, the unfinished runs are read back from
+// the store and the tries an earlier daemon left running are handed to the executor to
+// adopt (it reports their end like any other). A run that belongs to a live `drover run`
+// is left to it.
+#include "scheduler/dag_loader.hpp"
+#include "scheduler/engine_impl.hpp"
+
+namespace drover {
+
+namespace fs = std::filesystem;
+using namespace engine;
+
+Status Engine::Impl::recover() {
+  auto runs = store.unfinished_runs();
+  if (!runs) return runs.error();
+  for (auto& run : *runs) {
+    fs::path owner = layout::owner_lock(opts.home, run.id);
+    if (fs::exists(owner)) {  // made by `drover run`
+      auto lock = FileLock::acquire(owner, true, /*wait=*/false);
+      if (!lock && lock.error().code == "busy") {
+        spdlog::info("run {} belongs to a live `drover run`; leaving it alone", run.id);
+        continue;
+      }
+      if (!lock) return lock.error();
+      // Its owner is gone (the lock is released again here): this daemon takes it over.
+      spdlog::info("run {}: its `drover run` is gone; taking it over", run.id);
+    }
+    DagPtr dag;
+    auto content = store.dag_version_content(run.dag_hash);
+    if (!content) return content.error();
+    if (*content) {
+      LoadResult r = load_dag_text(**content, run.dag + ".yaml@" + run.dag_hash.substr(0, 12));
+      dag = r.dag;
+    }
+    if (!dag) {
+      spdlog::error("run {}: its DAG version {} cannot be loaded; failing it", run.id,
+                    run.dag_hash.substr(0, 12));
+      run.state = RunState::Failed;
+      run.ended_at = clock.now();
+      if (auto s = store.update_run(run); !s) return s;
+      continue;
+    }
+    ActiveRun a;
+    a.run = run;
+    a.dag = dag;
+    auto tasks = store.tasks_of(run.id);
+    if (!tasks) return tasks.error();
+    for (auto& t : *tasks) a.tasks[t.task] = t;
+    // {{ project_dir }}: the live DAG's folder when this DAG is loaded, else the stored
+    // version's git top level, else the current folder.
+    if (!opts.project_dir.empty()) {
+      a.project_dir = opts.project_dir;
+    } else if (auto live = dags.find(run.dag); live != dags.end()) {
+      a.project_dir = project_dir_for(
+          *live->second.dag, git_info(fs::absolute(fs::path(live->second.file)).parent_path()));
+    } else {
+      GitInfo git = git_info(fs::absolute(fs::path(dag->file)).parent_path());
+      a.project_dir = git.toplevel.empty() ? fs::current_path().string() : git.toplevel;
+    }
+    auto tries = store.tries_of(run.id);
+    if (!tries) return tries.error();
+    for (auto& tr : *tries) {
+      if (tr.ended_at) continue;
+      std::string key = try_key(tr.run_id, tr.task, tr.try_number);
+      RunningTry rt{tr.run_id, tr.task, tr.try_number, tr, std::nullopt, false, false};
+      rt.timed_out = tr.state == TryState::TimedOut;
+      const TaskSpec* spec = dag->task(tr.task);
+      if (spec && spec->timeout) rt.deadline = tr.started_at + *spec->timeout;
+      running[key] = rt;
+      spdlog::info("adopting try {} from an earlier daemon", key);
+      exec.adopt(key, tr.try_dir);
+    }
+    active[run.id] = std::move(a);
+  }
+  return {};
+}
+
+}  // namespace drover
