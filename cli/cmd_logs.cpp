@@ -50,7 +50,7 @@ struct Chunk {
 class Source {
  public:
   virtual ~Source() = default;
-  // The run record; an unknown run is an error with code "not_found".
+  // The run record; an unknown run is an error with Errc::NotFound.
   virtual Result<json> record(const std::string& run) = 0;
   // A try's log bytes from `offset` (try 0: the latest); a log that does not exist (yet)
   // is a value with found = false.
@@ -65,7 +65,7 @@ class DaemonSource : public Source {
   Result<json> record(const std::string& run) override {
     auto res = client_.request("GET", "/api/v1/runs/" + url_encode(run));
     if (!res) return res.error();
-    if (res->status == 404) return make_error(no_run(run), "not_found");
+    if (res->status == 404) return make_error(no_run(run), Errc::NotFound);
     if (res->status != 200) return api_error(*res);
     json j = json::parse(res->body, nullptr, false);
     if (j.is_discarded()) return make_error("the daemon sent a run record that is not JSON");
@@ -102,7 +102,7 @@ class LocalSource : public Source {
 
   Result<json> record(const std::string& run) override {
     auto rec = run_record_json(*store_, run);
-    if (!rec && rec.error().code == "not_found") return make_error(no_run(run), "not_found");
+    if (!rec && rec.error().code == Errc::NotFound) return make_error(no_run(run), Errc::NotFound);
     return rec;
   }
 
@@ -186,7 +186,7 @@ Result<TaskStatus> status_of(Source& src, const std::string& run, const std::str
   auto rec = src.record(run);
   if (!rec) return rec.error();
   TaskStatus s = task_status(*rec, task, try_number);
-  if (!s.exists) return make_error("run '" + run + "' has no task '" + task + "'", "not_found");
+  if (!s.exists) return make_error("run '" + run + "' has no task '" + task + "'", Errc::NotFound);
   return s;
 }
 

@@ -76,7 +76,7 @@ int cmd_serve(int argc, char** argv) {
   // server.json. The flock goes with the process (kill -9 included).
   auto home_lock = FileLock::acquire(std::filesystem::path(home) / "serve.lock", true, false);
   if (!home_lock) {
-    if (home_lock.error().code == "busy") {
+    if (home_lock.error().code == Errc::Busy) {
       auto holder = read_file(std::filesystem::path(home) / "serve.lock", 64);
       std::string pid = holder ? *holder : "";
       while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();

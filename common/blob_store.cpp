@@ -138,7 +138,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   if (::fstat(in, &before) != 0) return make_error(src.string() + ": " + std::strerror(errno));
   ::posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
   auto changed = [&] {
-    return make_error(src.string() + ": changed while being stored", "changed");
+    return make_error(src.string() + ": changed while being stored", Errc::Changed);
   };
   // A file changed within the racy window may change again within the same timestamp
   // tick, unseen by stat: store it by copying while hashing, so the blob holds exactly
@@ -240,7 +240,7 @@ Result<BlobRef> BlobStore::adopt_temp(const fs::path& tmp, std::string_view expe
     if (!d) return d.error();
     if (!ok) return make_error(tmp.string() + ": " + std::strerror(e));
     return make_error("body hash " + d->sha256 + " does not match blob " + std::string(expected),
-                      "mismatch");
+                      Errc::Mismatch);
   }
   return commit_temp(tmp, BlobRef{d->sha256, d->size});
 }

@@ -36,7 +36,7 @@ class BlobStore {
   Result<std::filesystem::path> new_temp_path() const;
   // Takes over `tmp` (from new_temp_path, written by the caller alone): hashes it and, when
   // the hash is `expected`, makes it that blob (fsync, mode 0444, rename). Otherwise, or on
-  // any error, `tmp` is deleted; a mismatch is an error with code "mismatch" naming the
+  // any error, `tmp` is deleted; a mismatch is an error with Errc::Mismatch naming the
   // actual hash.
   Result<BlobRef> adopt_temp(const std::filesystem::path& tmp, std::string_view expected);
   bool has(std::string_view sha256) const;

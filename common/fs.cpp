@@ -120,7 +120,8 @@ Result<FileLock> FileLock::acquire(const std::filesystem::path& file, bool exclu
     int e = errno;
     if (e != EWOULDBLOCK || !wait) {
       ::close(fd);
-      if (e == EWOULDBLOCK) return make_error(file.string() + ": held by another process", "busy");
+      if (e == EWOULDBLOCK)
+        return make_error(file.string() + ": held by another process", Errc::Busy);
       return make_error(file.string() + ": " + std::strerror(e));
     }
     if (on_wait) on_wait();

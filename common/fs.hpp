@@ -30,7 +30,7 @@ std::string random_hex(size_t bytes);
 class FileLock {
  public:
   // Shared or exclusive. When another process holds it the other way: waits (calling
-  // `on_wait` first), or with `wait` false fails with code "busy". Errors name the file.
+  // `on_wait` first), or with `wait` false fails with Errc::Busy. Errors name the file.
   static Result<FileLock> acquire(const std::filesystem::path& file, bool exclusive, bool wait,
                                   const std::function<void()>& on_wait = {});
   FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}

@@ -7,20 +7,67 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
 namespace drover {
 
-// `code` classifies an error for callers that map it (the API: "not_found" -> 404,
-// "invalid" -> 422, "conflict" -> 409, "bad_request" -> 400); empty means internal/I-O.
-struct Error {
-  std::string message;
-  std::string code;
+// What kind of failure an Error is, for callers that branch on it. The API maps NotFound
+// -> 404, Invalid -> 422, Conflict -> 409, BadRequest -> 400 and anything else -> 500
+// (web/api_server.cpp). None: internal or I/O, nothing a caller can act on.
+enum class Errc {
+  None,
+  Invalid,     // bad input: a name, a param, a field, a config value
+  NotFound,    // no such run, task, try, DAG, dataset, tag, blob, file
+  Conflict,    // the state forbids it: a duplicate, a finished run, a nested transaction
+  BadRequest,  // a malformed request: JSON, UTF-8, an id in a path
+  Busy,        // a lock is held and the caller asked not to wait (FileLock)
+  Changed,     // a file changed while it was read (BlobStore::put_file)
+  Mismatch,    // content does not hash to the expected value (BlobStore::adopt_temp)
 };
 
-inline Error make_error(std::string message, std::string code = {}) {
-  return Error{std::move(message), std::move(code)};
+// The code's name as the API's error bodies spell it ("not_found", ...); None is
+// "internal".
+constexpr const char* to_string(Errc c) {
+  switch (c) {
+    case Errc::Invalid:
+      return "invalid";
+    case Errc::NotFound:
+      return "not_found";
+    case Errc::Conflict:
+      return "conflict";
+    case Errc::BadRequest:
+      return "bad_request";
+    case Errc::Busy:
+      return "busy";
+    case Errc::Changed:
+      return "changed";
+    case Errc::Mismatch:
+      return "mismatch";
+    case Errc::None:
+      break;
+  }
+  return "internal";
+}
+
+// The code that to_string spells `s`; None for any other text (an API error body's
+// "unauthorized", "too_large", ... have no Errc of their own).
+inline Errc errc_from_string(std::string_view s) {
+  for (Errc c : {Errc::Invalid, Errc::NotFound, Errc::Conflict, Errc::BadRequest, Errc::Busy,
+                 Errc::Changed, Errc::Mismatch}) {
+    if (s == to_string(c)) return c;
+  }
+  return Errc::None;
+}
+
+struct Error {
+  std::string message;
+  Errc code = Errc::None;
+};
+
+inline Error make_error(std::string message, Errc code = Errc::None) {
+  return Error{std::move(message), code};
 }
 
 template <class T>

@@ -90,7 +90,7 @@ class PosixParser {
   Result<PosixTz> fail(const std::string& what) {
     return make_error("invalid POSIX TZ rule '" + std::string(s_) + "': " + what + " at position " +
                           std::to_string(p_ + 1),
-                      "invalid");
+                      Errc::Invalid);
   }
   bool name(std::string& out) {
     size_t b = p_;

@@ -99,7 +99,7 @@ Result<std::string> HttpRemote::route_of(const std::string& key) const {
         return "/api/v1/datasets/" + name + "/refs/" + tag;
     }
   }
-  return make_error("remote " + base_url_ + ": unsupported key '" + key + "'", "invalid");
+  return make_error("remote " + base_url_ + ": unsupported key '" + key + "'", Errc::Invalid);
 }
 
 Result<HttpRemote::Response> HttpRemote::perform(const Request& req) const {
@@ -160,7 +160,7 @@ Error HttpRemote::http_error(const std::string& method, const std::string& route
   }
   std::string text = "remote " + base_url_ + ": " + method + " " + route + ": HTTP " +
                      std::to_string(r.status) + (message.empty() ? "" : ": " + message);
-  return make_error(text, r.status == 404 ? "not_found" : "");
+  return make_error(text, r.status == 404 ? Errc::NotFound : Errc::None);
 }
 
 Result<bool> HttpRemote::exists(const std::string& key) {
@@ -232,7 +232,8 @@ Status HttpRemote::get_file(const std::string& key, const fs::path& dest) {
   if (key.rfind("refs/", 0) == 0) {
     auto bytes = get_bytes(key);
     if (!bytes) return bytes.error();
-    if (!*bytes) return make_error("remote " + base_url_ + ": " + key + ": not found", "not_found");
+    if (!*bytes)
+      return make_error("remote " + base_url_ + ": " + key + ": not found", Errc::NotFound);
     return write_file_atomic(dest, **bytes);
   }
   auto route = route_of(key);

@@ -237,12 +237,13 @@ std::optional<std::string> Registry::ref(std::string_view dataset, std::string_v
 Status Registry::set_ref(const std::string& dataset, const std::string& tag,
                          const std::string& version, const std::string& message, bool wait) {
   if (!valid_dataset_name(dataset))
-    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", Errc::Invalid);
   if (tag != "latest" && !valid_tag_name(tag))
-    return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (or 'latest')", "invalid");
+    return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (or 'latest')",
+                      Errc::Invalid);
   if (!BlobStore::valid_hash(version))
     return make_error("invalid version '" + version + "' (expected 64 lowercase hex digits)",
-                      "invalid");
+                      Errc::Invalid);
   // Held until the ref is written, so a gc cannot delete the version's blobs between the
   // check below and the ref that makes them live.
   auto lock = lock_store(home_, false, wait);
@@ -250,11 +251,11 @@ Status Registry::set_ref(const std::string& dataset, const std::string& tag,
   if (!blobs_.has(version))
     return make_error(
         "version " + version + " is not on this server: push its blobs and manifest first",
-        "invalid");
+        Errc::Invalid);
   auto manifest = load(version);
   if (!manifest)
     return make_error("version " + version + " is not a manifest: " + manifest.message(),
-                      "invalid");
+                      Errc::Invalid);
   size_t missing = 0;
   std::string first_missing;
   for (auto& f : manifest->files)
@@ -264,7 +265,7 @@ Status Registry::set_ref(const std::string& dataset, const std::string& tag,
     return make_error("version " + version +
                           " is incomplete on this server: " + std::to_string(missing) +
                           " file(s) missing, first " + first_missing + "; push its blobs first",
-                      "invalid");
+                      Errc::Invalid);
   // A log line first, then the ref itself.
   fs::path dir = dataset_dir(dataset);
   if (auto s = append_log(dataset, version, message); !s) return s;
@@ -278,17 +279,17 @@ Status Registry::set_ref(const std::string& dataset, const std::string& tag,
 
 Status Registry::delete_ref(const std::string& dataset, const std::string& tag) {
   if (!valid_dataset_name(dataset))
-    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", Errc::Invalid);
   if (tag == "latest")
     return make_error("'" + dataset + "@latest' cannot be deleted: it moves with new versions",
-                      "invalid");
+                      Errc::Invalid);
   if (!valid_tag_name(tag))
     return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
-                      "invalid");
+                      Errc::Invalid);
   fs::path file = dataset_dir(dataset) / "tags" / tag;
   if (::unlink(file.c_str()) != 0) {
     if (errno == ENOENT)
-      return make_error("dataset '" + dataset + "' has no tag '" + tag + "'", "not_found");
+      return make_error("dataset '" + dataset + "' has no tag '" + tag + "'", Errc::NotFound);
     return errno_error(file, errno);
   }
   return fsync_dir(file.parent_path());
@@ -332,10 +333,10 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
                                 const std::string& tag, const std::string& message,
                                 SnapshotOptions opts) {
   if (!valid_dataset_name(dataset))
-    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", Errc::Invalid);
   if (!tag.empty() && !valid_tag_name(tag))
     return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
-                      "invalid");
+                      Errc::Invalid);
   if (opts.exclude.empty()) opts.exclude = home_;
   auto lock = lock_store(home_, false, true);
   if (!lock) return lock.error();
@@ -363,7 +364,7 @@ Result<AddResult> Registry::add(const fs::path& src, const std::string& dataset,
 Result<StatusResult> Registry::status(const fs::path& src, const std::string& dataset,
                                       const std::string& against, SnapshotOptions opts) {
   if (!valid_dataset_name(dataset))
-    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", "invalid");
+    return make_error("invalid dataset name '" + dataset + "': use [a-z0-9_.-]+", Errc::Invalid);
   auto v = resolve(against.empty() ? dataset + "@latest" : against);
   if (!v) return v.error();
   auto old = load(*v);
@@ -386,49 +387,49 @@ Result<std::string> Registry::resolve(std::string_view ref_in) const {
   if (at != std::string::npos) {
     std::string name = ref.substr(0, at), tag = ref.substr(at + 1);
     if (!valid_dataset_name(name))
-      return make_error("invalid dataset name '" + name + "' in '" + ref + "'", "invalid");
-    if (!has_dataset(name)) return make_error("unknown dataset '" + name + "'", "not_found");
+      return make_error("invalid dataset name '" + name + "' in '" + ref + "'", Errc::Invalid);
+    if (!has_dataset(name)) return make_error("unknown dataset '" + name + "'", Errc::NotFound);
     if (tag == "latest") {
       if (auto v = latest(name)) return *v;
-      return make_error("dataset '" + name + "' has no versions", "not_found");
+      return make_error("dataset '" + name + "' has no versions", Errc::NotFound);
     }
     if (!valid_tag_name(tag))
-      return make_error("invalid tag '" + tag + "' in '" + ref + "'", "invalid");
+      return make_error("invalid tag '" + tag + "' in '" + ref + "'", Errc::Invalid);
     if (auto v = read_ref(dataset_dir(name) / "tags" / tag)) return *v;
-    return make_error("dataset '" + name + "' has no tag '" + tag + "'", "not_found");
+    return make_error("dataset '" + name + "' has no tag '" + tag + "'", Errc::NotFound);
   }
   if (ref.size() < 8 || ref.size() > 64 || !is_hex(ref)) {
     if (has_dataset(ref))
       return make_error("'" + ref + "' is not a version: did you mean '" + ref + "@latest'?",
-                        "invalid");
+                        Errc::Invalid);
     return make_error("'" + ref +
                           "' is not a version: use NAME@TAG, NAME@latest or a version id "
                           "(at least 8 hex digits)",
-                      "invalid");
+                      Errc::Invalid);
   }
   auto known = known_versions();
   if (ref.size() == 64) {
     if (known.count(ref) || (blobs_.has(ref) && load(ref).ok())) return ref;
-    return make_error("no version matches '" + ref + "'", "not_found");
+    return make_error("no version matches '" + ref + "'", Errc::NotFound);
   }
   std::vector<std::string> matches;
   for (auto it = known.lower_bound(ref); it != known.end() && it->rfind(ref, 0) == 0; ++it)
     matches.push_back(*it);
-  if (matches.empty()) return make_error("no version matches '" + ref + "'", "not_found");
+  if (matches.empty()) return make_error("no version matches '" + ref + "'", Errc::NotFound);
   if (matches.size() > 1) {
     std::string list;
     for (auto& m : matches) list += (list.empty() ? "" : ", ") + m.substr(0, 16);
-    return make_error("version prefix '" + ref + "' is ambiguous: " + list, "invalid");
+    return make_error("version prefix '" + ref + "' is ambiguous: " + list, Errc::Invalid);
   }
   return matches[0];
 }
 
 Result<Manifest> Registry::load(std::string_view version) const {
   std::string v(version);
-  if (!BlobStore::valid_hash(v)) return make_error("invalid version id '" + v + "'", "invalid");
+  if (!BlobStore::valid_hash(v)) return make_error("invalid version id '" + v + "'", Errc::Invalid);
   if (!blobs_.has(v))
     return make_error("manifest of version " + v + " is missing (pull it from a remote)",
-                      "not_found");
+                      Errc::NotFound);
   auto text = read_file(blobs_.path_of(v), 1u << 30);
   if (!text) return text.error();
   if (sha256_hex(*text) != v) return make_error("blob " + v + " is corrupt");
@@ -438,13 +439,13 @@ Result<Manifest> Registry::load(std::string_view version) const {
 Status Registry::set_tag(std::string_view ref, const std::string& tag) {
   if (!valid_tag_name(tag))
     return make_error("invalid tag '" + tag + "': use [A-Za-z0-9_.-]+ (and not 'latest')",
-                      "invalid");
+                      Errc::Invalid);
   auto v = resolve(ref);
   if (!v) return v.error();
   auto m = load(*v);
   if (!m) return m.error();
   if (!valid_dataset_name(m->dataset))
-    return make_error("version " + *v + " has an invalid dataset name", "invalid");
+    return make_error("version " + *v + " has an invalid dataset name", Errc::Invalid);
   if (!has_dataset(m->dataset))
     if (auto s = append_log(m->dataset, *v, "tagged " + tag); !s) return s;
   return write_ref(dataset_dir(m->dataset) / "tags" / tag, *v);
@@ -465,7 +466,7 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest, const Chec
     if (e.kind == ManifestEntry::Kind::File && !blobs_.has(e.sha256))
       return make_error(
           "blob " + e.sha256 + " of '" + e.path + "' is missing (pull the version from a remote)",
-          "not_found");
+          Errc::NotFound);
   if (auto s = make_dirs(dest); !s) return s;
   // Folders first (serially), then files in parallel, then symlinks last so that no file
   // is ever written through a link.
@@ -585,7 +586,7 @@ Result<TransferResult> Registry::push(std::string_view ref, Remote& remote, bool
   std::vector<std::string> hashes(uniq.begin(), uniq.end());
   for (auto& h : hashes)
     if (!blobs_.has(h))
-      return make_error("blob " + h + " is missing locally; cannot push " + *v, "not_found");
+      return make_error("blob " + h + " is missing locally; cannot push " + *v, Errc::NotFound);
   std::atomic<uint64_t> sent{0}, bytes{0}, skipped{0};
   Progress bar("push", hashes.size(), progress);
   Status s = parallel_for(hashes.size(), remote.parallelism(), [&](size_t i) -> Status {
@@ -629,8 +630,8 @@ Status Registry::fetch_blob(Remote& remote, const std::string& sha, uint64_t* by
   fs::path tmp = tmpdir / ("pull-" + random_hex(12));
   if (auto s = remote.get_file(blob_key(sha), tmp); !s) {
     ::unlink(tmp.c_str());
-    if (s.error().code == "not_found")
-      return make_error("blob " + sha + " is missing on remote " + remote.url(), "not_found");
+    if (s.error().code == Errc::NotFound)
+      return make_error("blob " + sha + " is missing on remote " + remote.url(), Errc::NotFound);
     return s;
   }
   auto d = sha256_file(tmp);
@@ -669,13 +670,13 @@ Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, b
     name = ref.substr(0, at);
     tag = ref.substr(at + 1);
     if (!valid_dataset_name(name))
-      return make_error("invalid dataset name '" + name + "' in '" + ref + "'", "invalid");
+      return make_error("invalid dataset name '" + name + "' in '" + ref + "'", Errc::Invalid);
     if (tag != "latest" && !valid_tag_name(tag))
-      return make_error("invalid tag '" + tag + "' in '" + ref + "'", "invalid");
+      return make_error("invalid tag '" + tag + "' in '" + ref + "'", Errc::Invalid);
     auto text = remote.get_bytes("refs/" + name + "/" + tag);
     if (!text) return text.error();
     if (!*text)
-      return make_error("remote " + remote.url() + " has no ref '" + ref + "'", "not_found");
+      return make_error("remote " + remote.url() + " has no ref '" + ref + "'", Errc::NotFound);
     version = trim(**text);
     if (!BlobStore::valid_hash(version))
       return make_error("remote " + remote.url() + ": ref '" + ref + "' is malformed");
@@ -683,7 +684,7 @@ Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, b
     version = ref;
   } else {
     return make_error("pull needs NAME@TAG, NAME@latest or a full version id, not '" + ref + "'",
-                      "invalid");
+                      Errc::Invalid);
   }
   TransferResult res;
   res.version = version;
@@ -716,7 +717,7 @@ Result<TransferResult> Registry::pull(std::string_view ref_in, Remote& remote, b
   res.bytes_sent = bytes;
   std::string dataset = name.empty() ? m->dataset : name;
   if (!valid_dataset_name(dataset))
-    return make_error("version " + version + " has an invalid dataset name", "invalid");
+    return make_error("version " + version + " has an invalid dataset name", Errc::Invalid);
   if (auto a = append_log(dataset, version, "pulled " + ref + " from " + remote.url()); !a)
     return a.error();
   if (!tag.empty() && tag != "latest")

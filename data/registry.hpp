@@ -113,7 +113,7 @@ class Registry {
   // the folder is hashed (the stat cache spares unchanged files) but nothing is stored.
   Result<StatusResult> status(const std::filesystem::path& src, const std::string& dataset,
                               const std::string& against = "", SnapshotOptions opts = {});
-  // REF -> version id. Errors (code "not_found" or "invalid") are the product: see
+  // REF -> version id. Errors (Errc::NotFound or Errc::Invalid) are the product: see
   // docs/data.md.
   Result<std::string> resolve(std::string_view ref) const;
   Result<Manifest> load(std::string_view version) const;
@@ -137,14 +137,14 @@ class Registry {
   // checked), it checks that the manifest and every file blob it names are stored here;
   // then appends `message` to the log (so gc and `snapshot ls` know the version), replaces
   // the ref file atomically, and sets `latest` too when the dataset has none. Errors:
-  // "invalid" (a bad name, tag or version id; a version not stored here, not a manifest, or
-  // incomplete: the message names how many files are missing and the first), "busy" (a gc
+  // Errc::Invalid (a bad name, tag or version id; a version not stored here, not a manifest, or
+  // incomplete: the message names how many files are missing and the first), Errc::Busy (a gc
   // holds the lock and `wait` is false: nothing changed), I/O.
   Status set_ref(const std::string& dataset, const std::string& tag, const std::string& version,
                  const std::string& message, bool wait = true);
   // Deletes tag `tag` of `dataset`; the versions stay (a gc may then collect them). `latest`
-  // cannot be deleted: it moves with new versions. Errors: "invalid" (a bad name or tag,
-  // "latest"), "not_found" (no such tag), I/O.
+  // cannot be deleted: it moves with new versions. Errors: Errc::Invalid (a bad name or tag,
+  // "latest"), Errc::NotFound (no such tag), I/O.
   Status delete_ref(const std::string& dataset, const std::string& tag);
 
   // Materializes version `ref` into `dest` (which must not exist or be an empty folder),

@@ -98,7 +98,7 @@ Status LocalRemote::get_file(const std::string& key, const fs::path& dest) {
   fs::path src = root_ / key;
   struct stat st;
   if (::stat(src.c_str(), &st) != 0) {
-    if (errno == ENOENT) return make_error(src.string() + ": not found", "not_found");
+    if (errno == ENOENT) return make_error(src.string() + ": not found", Errc::NotFound);
     return errno_error(src, errno);
   }
   std::error_code ec;

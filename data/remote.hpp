@@ -24,7 +24,7 @@ class Remote {
   // Uploads file `src` as `key` (atomically: readers never see a partial object).
   virtual Status put_file(const std::string& key, const std::filesystem::path& src) = 0;
   virtual Status put_bytes(const std::string& key, std::string_view data) = 0;
-  // Downloads `key` into `dest` (created, must not exist). Error code "not_found" if absent.
+  // Downloads `key` into `dest` (created, must not exist). Errc::NotFound if absent.
   virtual Status get_file(const std::string& key, const std::filesystem::path& dest) = 0;
   // The object's bytes, or nullopt if absent.
   virtual Result<std::optional<std::string>> get_bytes(const std::string& key) = 0;

@@ -138,7 +138,7 @@ Error http_error(const std::string& method, const std::string& url, long status,
   std::string text = method + " " + url + ": HTTP " + std::to_string(status);
   if (!code.empty()) text += " " + code;
   if (!msg.empty()) text += ": " + msg;
-  return make_error(text, status == 404 ? "not_found" : "");
+  return make_error(text, status == 404 ? Errc::NotFound : Errc::None);
 }
 
 }  // namespace

@@ -189,7 +189,7 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
       }
     }
     auto ref = opts.store ? blobs.put_file(abs) : hash_only(abs);
-    if (!ref && ref.error().code == "changed")
+    if (!ref && ref.error().code == Errc::Changed)
       return make_error(abs + ": changed while being hashed; snapshot aborted");
     if (!ref) return ref.error();
     bytes_read.fetch_add(ref->size, std::memory_order_relaxed);

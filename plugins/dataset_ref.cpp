@@ -42,7 +42,7 @@ Result<fs::path> materialize_dataset_file(const fs::path& home, const std::strin
   }
   return make_error(
       "no file '" + path + "' in " + ref + " (version " + version->substr(0, 12) + ")",
-      "not_found");
+      Errc::NotFound);
 }
 
 }  // namespace drover

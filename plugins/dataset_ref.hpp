@@ -16,7 +16,7 @@ bool is_dataset_file_ref(const std::string& text);
 
 // Resolves "REF:PATH" in the registry under `home` and places that file, verified, under
 // `dest_dir` with its own name (hard link from the blob store); returns its path. A plain
-// path is returned unchanged. Errors name the ref or the missing file (code "not_found").
+// path is returned unchanged. Errors name the ref or the missing file (Errc::NotFound).
 Result<std::filesystem::path> materialize_dataset_file(const std::filesystem::path& home,
                                                        const std::string& text,
                                                        const std::filesystem::path& dest_dir);

@@ -139,7 +139,7 @@ class DriftTaskType final : public TaskType {
     // train.csv"); it is materialized, verified, next to the work dir.
     fs::path refs_dir = fs::path(ctx.spec.try_dir) / "refs";
     auto ref = materialize_dataset_file(ctx.spec.home, w["reference"].get<std::string>(), refs_dir);
-    if (!ref && ref.error().code == "not_found" &&
+    if (!ref && ref.error().code == Errc::NotFound &&
         is_dataset_file_ref(w["reference"].get<std::string>())) {
       // No reference yet (e.g. before the first successful retrain moves its tag): nothing
       // to compare with, which is not drift. Said plainly in the log and the values.

@@ -81,7 +81,7 @@ Result<TrySpec> TrySpec::from_json(const json& j) {
     if (s.try_dir.empty()) return make_error("try spec: empty try_dir");
     return s;
   } catch (const std::exception& e) {
-    return make_error(std::string("try spec: ") + e.what(), "bad_request");
+    return make_error(std::string("try spec: ") + e.what(), Errc::BadRequest);
   }
 }
 

@@ -270,13 +270,13 @@ Result<ServerConfig> parse_server_config(std::string_view text, const std::strin
     root = YAML::Load(std::string(text));
   } catch (const YAML::ParserException& e) {
     c.error(e.mark.line, e.mark.column, e.msg);
-    return make_error(c.text(), "invalid");
+    return make_error(c.text(), Errc::Invalid);
   } catch (const YAML::Exception& e) {
-    return make_error(file + ": " + e.what(), "invalid");
+    return make_error(file + ": " + e.what(), Errc::Invalid);
   }
   try {
     if (!root || root.IsNull()) return cfg;  // an empty file is a valid, empty config
-    if (!c.is_map(root, "config")) return make_error(c.text(), "invalid");
+    if (!c.is_map(root, "config")) return make_error(c.text(), Errc::Invalid);
     c.only_keys(root, kTopKeys, "");
     if (YAML::Node v = root["alerts"]) parse_alerts(c, v, &cfg.alerts);
     if (YAML::Node v = root["ui_url"]) c.string(v, "ui_url", &cfg.ui_url);
@@ -299,7 +299,7 @@ Result<ServerConfig> parse_server_config(std::string_view text, const std::strin
   } catch (const YAML::Exception& e) {
     c.error(e.mark.line, e.mark.column, e.msg);
   }
-  if (c.failed()) return make_error(c.text(), "invalid");
+  if (c.failed()) return make_error(c.text(), Errc::Invalid);
   return cfg;
 }
 

@@ -194,7 +194,7 @@ Result<std::shared_ptr<const Schedule>> Schedule::parse(std::string_view expr, i
   const std::string quoted = "invalid cron expression '" + std::string(expr) + "': ";
   auto fail = [&](int col, const std::string& msg) -> Result<std::shared_ptr<const Schedule>> {
     if (error_col != nullptr) *error_col = col;
-    return make_error(quoted + msg, "invalid");
+    return make_error(quoted + msg, Errc::Invalid);
   };
 
   std::vector<Token> tokens = split_fields(expr, 1);

@@ -88,14 +88,14 @@ std::optional<Error> not_utf8(const std::string& param, std::string_view text) {
   if (!at) return std::nullopt;
   return make_error("param '" + param + "': value is not valid UTF-8 (byte " + byte_hex(text, *at) +
                         " at offset " + std::to_string(*at) + ")",
-                    "invalid");
+                    Errc::Invalid);
 }
 
 }  // namespace
 
 Result<json> ParamSpec::check(const json& value) const {
   auto fail = [&](const std::string& what) {
-    return make_error("param '" + name + "': " + what, "invalid");
+    return make_error("param '" + name + "': " + what, Errc::Invalid);
   };
   bool type_ok = false;
   switch (type) {
@@ -156,7 +156,7 @@ Result<json> ParamSpec::parse_cli(const std::string& text) const {
   if (auto e = not_utf8(name, text)) return *e;  // never quoted back: errors are UTF-8 too
   auto bad = [&] {
     return make_error("param '" + name + "': expected " + type_name(type) + ", got '" + text + "'",
-                      "invalid");
+                      Errc::Invalid);
   };
   const char* b = text.data();
   const char* e = text.data() + text.size();
@@ -231,7 +231,7 @@ const ParamSpec* DagSpec::param(const std::string& name) const {
 
 Result<json> DagSpec::resolve_params(const json& given) const {
   if (!given.is_null() && !given.is_object())
-    return make_error("params must be an object of NAME: value", "invalid");
+    return make_error("params must be an object of NAME: value", Errc::Invalid);
   json out = json::object();
   std::vector<std::string> names;
   for (const auto& p : params) names.push_back(p.name);
@@ -240,7 +240,7 @@ Result<json> DagSpec::resolve_params(const json& given) const {
       const ParamSpec* p = param(it.key());
       if (!p)
         return make_error("unknown param '" + it.key() + "'" + did_you_mean(it.key(), names),
-                          "invalid");
+                          Errc::Invalid);
       auto v = p->check(it.value());
       if (!v.ok()) return v.error();
       out[it.key()] = *v;
@@ -251,7 +251,7 @@ Result<json> DagSpec::resolve_params(const json& given) const {
     if (p.default_value.is_null())
       return make_error(
           "missing required param '" + p.name + "' (" + ParamSpec::type_name(p.type) + ")",
-          "invalid");
+          Errc::Invalid);
     out[p.name] = p.default_value;
   }
   return out;

@@ -111,7 +111,7 @@ struct DagSpec {
   const TaskSpec* task(const std::string& id) const;
   const ParamSpec* param(const std::string& name) const;
   // Params after defaults, with `given` checked: an unknown name or a bad value is an
-  // error with code "invalid" naming the param; a missing required param likewise.
+  // error with Errc::Invalid naming the param; a missing required param likewise.
   Result<json> resolve_params(const json& given) const;
   // Names of all tasks that `task` transitively needs, in the order of `tasks`.
   std::vector<std::string> ancestors(const std::string& task) const;

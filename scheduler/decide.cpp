@@ -7,13 +7,13 @@ namespace drover::core {
 namespace {
 
 Error bad(const std::string& what) {
-  return make_error("result.json is malformed: " + what, "invalid");
+  return make_error("result.json is malformed: " + what, Errc::Invalid);
 }
 
 }  // namespace
 
 Result<TryResult> parse_try_result(const json& j) {
-  if (j.is_null()) return make_error("no result", "invalid");
+  if (j.is_null()) return make_error("no result", Errc::Invalid);
   if (!j.is_object()) return bad("not an object");
   TryResult r;
   if (auto it = j.find("exit_code"); it != j.end()) {

@@ -36,7 +36,7 @@ struct TryResult {
   std::vector<TryMetric> metrics;
   std::vector<RaisedAlert> alerts;
 };
-// Error (code "invalid", naming the field) when `j` is not an object of that shape; null
+// Error (Errc::Invalid, naming the field) when `j` is not an object of that shape; null
 // `j` is an error too ("no result").
 Result<TryResult> parse_try_result(const json& j);
 

@@ -22,7 +22,7 @@ Result<std::string> Engine::Impl::create_run(const DagPtr& dag, const json& give
                                              Effects* in_pump) {
   json typed = json::object();
   if (!given.is_null() && !given.is_object())
-    return make_error("params must be a JSON object", "invalid");
+    return make_error("params must be a JSON object", Errc::Invalid);
   if (from_cli) {
     for (auto& [name, v] : given.items()) {
       const ParamSpec* p = dag->param(name);
@@ -31,14 +31,14 @@ Result<std::string> Engine::Impl::create_run(const DagPtr& dag, const json& give
         continue;
       }
       auto parsed = p->parse_cli(v.is_string() ? v.get<std::string>() : v.dump());
-      if (!parsed) return make_error(parsed.message(), "invalid");
+      if (!parsed) return make_error(parsed.message(), Errc::Invalid);
       typed[name] = *parsed;
     }
   } else if (given.is_object()) {
     typed = given;
   }
   auto params = dag->resolve_params(typed);
-  if (!params) return make_error(params.message(), "invalid");
+  if (!params) return make_error(params.message(), Errc::Invalid);
 
   std::optional<Transaction> txn;
   if (!in_pump) {
@@ -182,7 +182,7 @@ core::RunProgress& Engine::Impl::progress_of(ActiveRun& a) {
 Status Engine::Impl::reload_run(ActiveRun& a) {
   auto run = store.get_run(a.run.id);
   if (!run) return run.error();
-  if (!*run) return make_error("run " + a.run.id + " is not in the store", "not_found");
+  if (!*run) return make_error("run " + a.run.id + " is not in the store", Errc::NotFound);
   auto tasks = store.tasks_of(a.run.id);
   if (!tasks) return tasks.error();
   a.run = **run;

@@ -63,7 +63,7 @@ json Engine::list_dags() {
 
 Result<json> Engine::get_dag(const std::string& dag) {
   auto it = impl_->dags.find(dag);
-  if (it == impl_->dags.end()) return make_error("no DAG '" + dag + "'", "not_found");
+  if (it == impl_->dags.end()) return make_error("no DAG '" + dag + "'", Errc::NotFound);
   json j = dag_entry_json(it->second, impl_->store);
   RunFilter f;
   f.dag = dag;
@@ -83,7 +83,7 @@ Result<json> Engine::get_dag(const std::string& dag) {
 Result<std::string> Engine::trigger(const std::string& dag, const json& body,
                                     const std::string& user) {
   auto it = impl_->dags.find(dag);
-  if (it == impl_->dags.end()) return make_error("no DAG '" + dag + "'", "not_found");
+  if (it == impl_->dags.end()) return make_error("no DAG '" + dag + "'", Errc::NotFound);
   // body: {"params": {typed}} and/or {"cli_params": {"name": "text"}}; a bare object is params.
   json params = json::object(), cli = json::object();
   if (body.is_object() && (body.contains("params") || body.contains("cli_params"))) {
@@ -93,7 +93,7 @@ Result<std::string> Engine::trigger(const std::string& dag, const json& body,
     params = body;
   }
   if (!params.is_object() || !cli.is_object())
-    return make_error("params must be a JSON object", "invalid");
+    return make_error("params must be a JSON object", Errc::Invalid);
   for (auto& [k, v] : cli.items()) {
     const ParamSpec* p = it->second.dag->param(k);
     if (!p) {
@@ -101,7 +101,7 @@ Result<std::string> Engine::trigger(const std::string& dag, const json& body,
       continue;
     }
     auto parsed = p->parse_cli(v.is_string() ? v.get<std::string>() : v.dump());
-    if (!parsed) return make_error(parsed.message(), "invalid");
+    if (!parsed) return make_error(parsed.message(), Errc::Invalid);
     params[k] = *parsed;
   }
   return impl_->create_run(it->second.dag, params, false, "manual", user, std::nullopt, nullptr);
@@ -124,8 +124,8 @@ Status Engine::cancel(const std::string& run_id, const std::string& user) {
   if (it == impl_->active.end() || is_terminal(it->second.run.state)) {
     auto r = impl_->store.get_run(run_id);
     if (!r) return r.error();
-    if (!*r) return make_error("no run '" + run_id + "'", "not_found");
-    return make_error("run '" + run_id + "' is already " + to_string((*r)->state), "conflict");
+    if (!*r) return make_error("no run '" + run_id + "'", Errc::NotFound);
+    return make_error("run '" + run_id + "' is already " + to_string((*r)->state), Errc::Conflict);
   }
   ActiveRun& v = it->second;
   bool was_running = v.run.state == RunState::Running;
@@ -171,7 +171,7 @@ Result<std::string> Engine::log_path(const std::string& run_id, const std::strin
     if (!best || t.try_number > best->try_number) best = &t;
   }
   if (!best)
-    return make_error("no log for task '" + task + "' of run '" + run_id + "'", "not_found");
+    return make_error("no log for task '" + task + "' of run '" + run_id + "'", Errc::NotFound);
   return best->log_path;
 }
 

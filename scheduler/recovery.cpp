@@ -10,6 +10,46 @@ namespace drover {
 namespace fs = std::filesystem;
 using namespace engine;
 
+namespace {
+
+// Pickups by recovery with no try of the run ended in between, after which the next pickup
+// fails the run instead.
+constexpr int kMaxRecoveriesWithoutProgress = 3;
+
+// Fails a run recovery will not pick up again, in one transaction: the run (with the
+// reason), its tries that have no end, and its unfinished task instances.
+Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now) {
+  std::string why = "recovered " + std::to_string(run.recoveries) +
+                    " times without progress; the runner may crash on it";
+  spdlog::error("run {}: {}; failing it", run.id, why);
+  auto tasks = store.tasks_of(run.id);
+  if (!tasks) return tasks.error();
+  auto tries = store.tries_of(run.id);
+  if (!tries) return tries.error();
+  Transaction tx(store);
+  if (!tx.status()) return tx.status();
+  for (TryRecord& tr : *tries) {
+    if (tr.ended_at) continue;
+    tr.state = TryState::Failed;
+    tr.ended_at = now;
+    tr.error = why;
+    if (auto s = store.update_try(tr); !s) return s;
+  }
+  for (TaskInstance& ti : *tasks) {
+    if (is_terminal(ti.state)) continue;
+    ti.state = TaskState::Failed;
+    ti.next_try_at.reset();
+    if (auto s = store.update_task(ti); !s) return s;
+  }
+  run.state = RunState::Failed;
+  run.ended_at = now;
+  run.error = why;
+  if (auto s = store.update_run(run); !s) return s;
+  return tx.commit();
+}
+
+}  // namespace
+
 Status Engine::Impl::recover() {
   auto runs = store.unfinished_runs();
   if (!runs) return runs.error();
@@ -17,7 +57,7 @@ Status Engine::Impl::recover() {
     fs::path owner = layout::owner_lock(opts.home, run.id);
     if (fs::exists(owner)) {  // made by `drover run`
       auto lock = FileLock::acquire(owner, true, /*wait=*/false);
-      if (!lock && lock.error().code == "busy") {
+      if (!lock && lock.error().code == Errc::Busy) {
         spdlog::info("run {} belongs to a live `drover run`; leaving it alone", run.id);
         continue;
       }
@@ -25,6 +65,14 @@ Status Engine::Impl::recover() {
       // Its owner is gone (the lock is released again here): this daemon takes it over.
       spdlog::info("run {}: its `drover run` is gone; taking it over", run.id);
     }
+    // The crash counter: a run whose runner died on it is not picked up into the same crash
+    // forever. Each pickup is counted (and committed) before the run is rebuilt; the store
+    // sets the count back to 0 when a try of the run ends (store.hpp count_recovery).
+    if (run.recoveries >= kMaxRecoveriesWithoutProgress) {
+      if (auto s = fail_unrecovered(store, run, clock.now()); !s) return s;
+      continue;
+    }
+    if (auto n = store.count_recovery(run.id); !n) return n.error();
     DagPtr dag;
     auto content = store.dag_version_content(run.dag_hash);
     if (!content) return content.error();

@@ -22,15 +22,15 @@ class Service {
   virtual json list_dags() = 0;
   // One DAG: the list entry plus "file_hash", "runs" (last 10 run summaries).
   virtual Result<json> get_dag(const std::string& dag) = 0;
-  // Creates a manual run; params are checked ("invalid" error naming the param; nothing
-  // is created). Returns the run id. Unknown DAG: "not_found".
+  // Creates a manual run; params are checked (an Errc::Invalid error naming the param; nothing
+  // is created). Returns the run id. Unknown DAG: Errc::NotFound.
   virtual Result<std::string> trigger(const std::string& dag, const json& params,
                                       const std::string& user) = 0;
   virtual Result<json> list_runs(const RunFilter& filter) = 0;  // {"runs":[summary...]}
   virtual Result<json> get_run(const std::string& run_id) = 0;  // the §5 record
-  // Cancels a run's unfinished tasks. "not_found", or "conflict" when already finished.
+  // Cancels a run's unfinished tasks. Errc::NotFound, or Errc::Conflict when already finished.
   virtual Status cancel(const std::string& run_id, const std::string& user) = 0;
-  // The log file of a try (latest try when nullopt). "not_found" when absent.
+  // The log file of a try (latest try when nullopt). Errc::NotFound when absent.
   virtual Result<std::string> log_path(const std::string& run_id, const std::string& task,
                                        std::optional<int> try_number) = 0;
   // Recent alert deliveries: [{time, channel, type, kind, dag, run_id, task, ok, error,

@@ -10,8 +10,8 @@
 // - A failed call changes nothing of its own; inside a transaction the earlier writes of
 //   that transaction stay (a savepoint per call), and commit() still commits them.
 // - A uniqueness or reference violation (a run id or a task twice, a try of a task the run
-//   lacks, files/values/metrics of a try that does not exist) fails with code "conflict";
-//   updating a run or try that does not exist fails with code "not_found".
+//   lacks, files/values/metrics of a try that does not exist) fails with Errc::Conflict;
+//   updating a run or try that does not exist fails with Errc::NotFound.
 // - A connection's open transaction is invisible to other connections until it commits.
 #pragma once
 
@@ -45,6 +45,13 @@ struct RunRecord {
   bool git_dirty = false;
   TimePoint created_at{};
   std::optional<TimePoint> started_at, ended_at;
+  std::string error;  // why the run failed when no task's failure says (e.g. recovery's)
+
+  // Written only by claim_run / release_run / count_recovery (insert_run and update_run
+  // leave them as they are; a new run is unowned with no recoveries).
+  std::string owner;                     // the scheduler holding the run; empty: none
+  std::optional<TimePoint> lease_until;  // the owner's claim lapses at this time
+  int recoveries = 0;                    // pickups by recovery since a try of the run last ended
 };
 
 struct TaskInstance {
@@ -83,7 +90,7 @@ struct RunFilter {
   std::optional<RunState> state;
   int limit = 100;
   // Paging cursor: only runs created before this run (its id, as the previous page's last
-  // run gives it); an id naming no run makes list_runs fail with code "not_found".
+  // run gives it); an id naming no run makes list_runs fail with Errc::NotFound.
   std::string before_run;
 };
 
@@ -93,7 +100,7 @@ class Store {
 
   virtual int schema_version() = 0;
 
-  // Groups calls into one atomic commit. Nested use is an error (code "conflict"), as is
+  // Groups calls into one atomic commit. Nested use is an error (Errc::Conflict), as is
   // commit() without begin(); rollback() without begin() does nothing. A failed commit()
   // keeps nothing of the transaction.
   virtual Status begin() = 0;
@@ -108,15 +115,37 @@ class Store {
 
   // Runs. insert_run assigns nothing: the caller sets id/seq from next_run_seq, a counter
   // per DAG of its own (runs inserted do not move it; a rollback undoes a draw). insert_run
-  // stores the run and its tasks all or nothing; update_run "no such run: ID" (not_found).
+  // stores the run and its tasks all or nothing; update_run "no such run: ID" (Errc::NotFound).
   // Listing order is insertion order (not created_at): list_runs newest inserted first,
   // at most `limit` runs (0: none; negative: all); unfinished_runs oldest first.
   virtual Result<int64_t> next_run_seq(const std::string& dag) = 0;
   virtual Status insert_run(const RunRecord& run, const std::vector<TaskInstance>& tasks) = 0;
-  virtual Status update_run(const RunRecord& run) = 0;  // state and timestamps
+  virtual Status update_run(const RunRecord& run) = 0;  // state, timestamps and error
   virtual Result<std::optional<RunRecord>> get_run(const std::string& id) = 0;
   virtual Result<std::vector<RunRecord>> list_runs(const RunFilter& f) = 0;  // newest first
   virtual Result<std::vector<RunRecord>> unfinished_runs() = 0;  // Queued or Running, oldest first
+
+  // Ownership of a run, for several schedulers on one store (DESIGN.md §11). The Engine
+  // does not use it yet: today one daemon per home (serve.lock) owns every run.
+  // claim_run atomically (one compare-and-set) makes `owner` (non-empty) the run's owner
+  // until `lease_until` when the run is unowned, already `owner`'s (a renewal: the lease
+  // moves, shorter or longer), or its lease ended at or before `now`; it returns false,
+  // changing nothing, when another owner's lease is still running. Errors: Errc::Invalid
+  // (an empty owner), Errc::NotFound (no such run), I/O. A finished run can be claimed too.
+  // release_run makes the run unowned; Errc::Conflict when `owner` does not hold it (held by
+  // another, or by nobody: a release after someone else took over a lapsed lease fails),
+  // Errc::NotFound when there is no such run. The owner and lease read back on RunRecord (get_run,
+  // list_runs, unfinished_runs).
+  virtual Result<bool> claim_run(const std::string& run_id, const std::string& owner,
+                                 TimePoint lease_until, TimePoint now) = 0;
+  virtual Status release_run(const std::string& run_id, const std::string& owner) = 0;
+
+  // The recovery crash counter (RunRecord::recoveries): count_recovery adds one pickup by
+  // recovery and returns the new count (committed with the call, or with the caller's
+  // transaction); Errc::NotFound when there is no such run. The store sets it back to 0
+  // whenever a try of the run ends: insert_try or update_try writing `ended_at` on a try
+  // that had none. So it is the number of pickups since the run last made progress.
+  virtual Result<int> count_recovery(const std::string& run_id) = 0;
 
   // update_task replaces the instance by (run_id, task), adding it when the run lacks it;
   // the run must exist. tasks_of lists them in the order insert_run was given them.
@@ -126,14 +155,14 @@ class Store {
   virtual Status insert_try(const TryRecord& t) = 0;
   virtual Status update_try(const TryRecord& t) = 0;
   // update_try replaces every field of the try named by (run_id, task, try_number); an
-  // unknown one is "no such try: RUN TASK try N" (not_found). tries_of orders by task (the
+  // unknown one is "no such try: RUN TASK try N" (Errc::NotFound). tries_of orders by task (the
   // run's task order, as tasks_of), then try number; running_tries (state Running) by
   // started_at, then insertion.
   virtual Result<std::vector<TryRecord>> tries_of(
       const std::string& run_id) = 0;  // task, try order
   virtual Result<std::vector<TryRecord>> running_tries() = 0;
 
-  // Files of a try: kind is "input" or "output" (any other: code "invalid"); files_of lists
+  // Files of a try: kind is "input" or "output" (any other: Errc::Invalid); files_of lists
   // them in the order added.
   virtual Status add_files(const std::string& run_id, const std::string& task, int try_number,
                            const std::string& kind, const std::vector<FileRecord>& files) = 0;
@@ -169,7 +198,7 @@ class Store {
 
 // Opens the store that `url` names: "sqlite:PATH" or a bare PATH is the embedded SQLite
 // store (created if needed, pending migrations applied in order); a "postgres://" URL is
-// refused (code "invalid") until that backend exists. The backends live outside the
+// refused (Errc::Invalid) until that backend exists. The backends live outside the
 // interface: callers choose by URL, never by type.
 Result<std::unique_ptr<Store>> open_store(std::string_view url);
 // The SQLite store at `path` (what open_store("sqlite:PATH") returns).

@@ -80,7 +80,7 @@ json run_summary_json(const RunRecord& r) {
 Result<json> run_record_json(Store& store, const std::string& run_id) {
   auto run = store.get_run(run_id);
   if (!run.ok()) return run.error();
-  if (!*run) return make_error("no such run: " + run_id, "not_found");
+  if (!*run) return make_error("no such run: " + run_id, Errc::NotFound);
   const RunRecord& r = **run;
 
   auto tasks = store.tasks_of(run_id);

@@ -14,7 +14,7 @@ namespace drover {
 // The full record of run `run_id`: run fields, git, trigger, data interval, timestamps
 // (ISO 8601 UTC, null when absent), `tasks` (one entry per try, tasks in the order the run
 // created them, then by try number, with files, values and metrics) and `task_states`
-// ({task: state}, including tasks that never ran). Error code "not_found" when no such run.
+// ({task: state}, including tasks that never ran). Errc::NotFound when no such run.
 Result<json> run_record_json(Store& store, const std::string& run_id);
 
 // The listing line of a run: id, dag, seq, state, trigger {kind, user}, logical_date,

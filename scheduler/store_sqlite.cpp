@@ -133,6 +133,19 @@ CREATE TABLE dag_state(
   paused INTEGER NOT NULL
 );
 )sql",
+    // 2: run ownership (claim_run), the recovery crash counter, a run's own failure reason.
+    R"sql(
+ALTER TABLE runs ADD COLUMN error TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+ALTER TABLE runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER tries_ended_update AFTER UPDATE OF ended_at ON tries
+  WHEN OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL
+  BEGIN UPDATE runs SET recoveries = 0 WHERE id = NEW.run_id AND recoveries != 0; END;
+CREATE TRIGGER tries_ended_insert AFTER INSERT ON tries
+  WHEN NEW.ended_at IS NOT NULL
+  BEGIN UPDATE runs SET recoveries = 0 WHERE id = NEW.run_id AND recoveries != 0; END;
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -228,7 +241,13 @@ class Stmt {
 
 constexpr const char* kRunColumns =
     "id, dag, seq, dag_hash, state, params, trigger_kind, trigger_user, logical_date, "
-    "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at";
+    "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
+    "error";
+// What a read returns: the written columns, then those only claim_run / count_recovery set.
+constexpr const char* kRunReadColumns =
+    "id, dag, seq, dag_hash, state, params, trigger_kind, trigger_user, logical_date, "
+    "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
+    "error, owner, lease_until, recoveries";
 
 constexpr const char* kTryColumns =
     "tries.run_id, tries.task, tries.try_number, tries.state, queue, host, worker_pid, pid, "
@@ -268,14 +287,14 @@ class SqliteStore final : public Store {
   }
 
   Status begin() override {
-    if (in_tx_) return make_error("store: begin() inside an open transaction", "conflict");
+    if (in_tx_) return make_error("store: begin() inside an open transaction", Errc::Conflict);
     if (Status s = exec_cached("BEGIN IMMEDIATE"); !s.ok()) return s;
     in_tx_ = true;
     return Status::Ok();
   }
 
   Status commit() override {
-    if (!in_tx_) return make_error("store: commit() without begin()", "conflict");
+    if (!in_tx_) return make_error("store: commit() without begin()", Errc::Conflict);
     in_tx_ = false;
     if (sqlite3_get_autocommit(db_)) {
       // SQLite already rolled the transaction back (e.g. disk full): nothing was committed.
@@ -337,12 +356,12 @@ class SqliteStore final : public Store {
   Status insert_run(const RunRecord& r, const std::vector<TaskInstance>& tasks) override {
     return atomically([&]() -> Status {
       std::string sql = std::string("INSERT INTO runs(") + kRunColumns +
-                        ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                        ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
       auto st = prepare(sql);
       if (!st.ok()) return st.error();
       st->bind_all(r.id, r.dag, r.seq, r.dag_hash, to_string(r.state), r.params, r.trigger_kind,
                    r.trigger_user, r.logical_date, r.interval_start, r.interval_end, r.git_commit,
-                   r.git_dirty, r.created_at, r.started_at, r.ended_at);
+                   r.git_dirty, r.created_at, r.started_at, r.ended_at, r.error);
       if (Status s = done(*st, "insert_run"); !s.ok()) return s;
       for (const TaskInstance& t : tasks) {
         TaskInstance copy = t;
@@ -354,16 +373,17 @@ class SqliteStore final : public Store {
   }
 
   Status update_run(const RunRecord& r) override {
-    auto st = prepare("UPDATE runs SET state = ?, started_at = ?, ended_at = ? WHERE id = ?");
+    auto st =
+        prepare("UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ? WHERE id = ?");
     if (!st.ok()) return st.error();
-    st->bind_all(to_string(r.state), r.started_at, r.ended_at, r.id);
+    st->bind_all(to_string(r.state), r.started_at, r.ended_at, r.error, r.id);
     if (Status s = done(*st, "update_run"); !s.ok()) return s;
-    if (sqlite3_changes(db_) == 0) return make_error("no such run: " + r.id, "not_found");
+    if (sqlite3_changes(db_) == 0) return make_error("no such run: " + r.id, Errc::NotFound);
     return Status::Ok();
   }
 
   Result<std::optional<RunRecord>> get_run(const std::string& id) override {
-    auto st = prepare(std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
+    auto st = prepare(std::string("SELECT ") + kRunReadColumns + " FROM runs WHERE id = ?");
     if (!st.ok()) return st.error();
     st->bind_all(id);
     int rc = st->step();
@@ -377,7 +397,7 @@ class SqliteStore final : public Store {
   Result<std::vector<RunRecord>> list_runs(const RunFilter& f) override {
     // The SQL varies with the filters so that each shape uses its index; each shape is a
     // separate cached statement.
-    std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE 1";
+    std::string sql = std::string("SELECT ") + kRunReadColumns + " FROM runs WHERE 1";
     if (!f.dag.empty()) sql += " AND dag = :dag";
     if (f.state) sql += " AND state = :state";
     if (!f.before_run.empty()) sql += " AND pk < (SELECT pk FROM runs WHERE id = :before)";
@@ -388,12 +408,9 @@ class SqliteStore final : public Store {
     if (f.state) st->bind(st->param(":state"), to_string(*f.state));
     if (!f.before_run.empty()) {
       // The cursor must name a run: an unknown one is an error, not an empty page.
-      auto known = prepare("SELECT 1 FROM runs WHERE id = ?");
+      auto known = run_exists(f.before_run, "list_runs");
       if (!known.ok()) return known.error();
-      known->bind_all(f.before_run);
-      int rc = known->step();
-      if (rc == SQLITE_DONE) return make_error("no run '" + f.before_run + "'", "not_found");
-      if (rc != SQLITE_ROW) return err("list_runs");
+      if (!*known) return make_error("no run '" + f.before_run + "'", Errc::NotFound);
       st->bind(st->param(":before"), f.before_run);
     }
     st->bind(st->param(":limit"), f.limit < 0 ? -1 : f.limit);
@@ -401,10 +418,57 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<RunRecord>> unfinished_runs() override {
-    auto st = prepare(std::string("SELECT ") + kRunColumns +
+    auto st = prepare(std::string("SELECT ") + kRunReadColumns +
                       " FROM runs WHERE state IN ('queued', 'running') ORDER BY pk");
     if (!st.ok()) return st.error();
     return read_runs(*st, "unfinished_runs");
+  }
+
+  // --- Ownership and the recovery counter ------------------------------------------------
+
+  Result<bool> claim_run(const std::string& run_id, const std::string& owner, TimePoint lease_until,
+                         TimePoint now) override {
+    if (owner.empty()) return make_error("store: claim_run: empty owner", Errc::Invalid);
+    auto st = prepare(
+        "UPDATE runs SET owner = :owner, lease_until = :until WHERE id = :id AND "
+        "(owner = '' OR owner = :owner OR lease_until IS NULL OR lease_until <= :now)");
+    if (!st.ok()) return st.error();
+    st->bind(st->param(":owner"), owner);
+    st->bind(st->param(":until"), lease_until);
+    st->bind(st->param(":id"), run_id);
+    st->bind(st->param(":now"), now);
+    if (Status s = done(*st, "claim_run"); !s.ok()) return s.error();
+    if (sqlite3_changes(db_) == 1) return true;
+    auto known = run_exists(run_id, "claim_run");
+    if (!known.ok()) return known.error();
+    return *known ? Result<bool>(false) : make_error("no such run: " + run_id, Errc::NotFound);
+  }
+
+  Status release_run(const std::string& run_id, const std::string& owner) override {
+    auto st = prepare(
+        "UPDATE runs SET owner = '', lease_until = NULL WHERE id = ? AND owner = ? AND "
+        "owner != ''");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, owner);
+    if (Status s = done(*st, "release_run"); !s.ok()) return s;
+    if (sqlite3_changes(db_) == 1) return Status::Ok();
+    auto known = run_exists(run_id, "release_run");
+    if (!known.ok()) return known.error();
+    if (!*known) return make_error("no such run: " + run_id, Errc::NotFound);
+    return make_error("run " + run_id + " is not held by '" + owner + "'", Errc::Conflict);
+  }
+
+  Result<int> count_recovery(const std::string& run_id) override {
+    auto st =
+        prepare("UPDATE runs SET recoveries = recoveries + 1 WHERE id = ? RETURNING recoveries");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return make_error("no such run: " + run_id, Errc::NotFound);
+    if (rc != SQLITE_ROW) return err("count_recovery");
+    int n = st->i32(0);
+    if (st->step() != SQLITE_DONE) return err("count_recovery");
+    return n;
   }
 
   // --- Task instances --------------------------------------------------------------------
@@ -474,7 +538,7 @@ class SqliteStore final : public Store {
     if (sqlite3_changes(db_) == 0) {
       return make_error(
           "no such try: " + t.run_id + " " + t.task + " try " + std::to_string(t.try_number),
-          "not_found");
+          Errc::NotFound);
     }
     return Status::Ok();
   }
@@ -503,7 +567,7 @@ class SqliteStore final : public Store {
                    const std::string& kind, const std::vector<FileRecord>& files) override {
     if (kind != "input" && kind != "output") {
       return make_error("store: file kind must be \"input\" or \"output\", not \"" + kind + "\"",
-                        "invalid");
+                        Errc::Invalid);
     }
     return atomically([&]() -> Status {
       for (const FileRecord& f : files) {
@@ -662,8 +726,7 @@ class SqliteStore final : public Store {
   // The error of the last failed call on this connection, with SQLite's message.
   Error err(const std::string& what) const {
     int code = sqlite3_errcode(db_);
-    std::string c;
-    if ((code & 0xff) == SQLITE_CONSTRAINT) c = "conflict";
+    Errc c = (code & 0xff) == SQLITE_CONSTRAINT ? Errc::Conflict : Errc::None;
     return make_error("sqlite: " + what + ": " + sqlite3_errmsg(db_), c);
   }
 
@@ -750,6 +813,15 @@ class SqliteStore final : public Store {
     return done(*st, "insert_run");
   }
 
+  Result<bool> run_exists(const std::string& run_id, const std::string& what) {
+    auto st = prepare("SELECT 1 FROM runs WHERE id = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id);
+    int rc = st->step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return err(what);
+    return rc == SQLITE_ROW;
+  }
+
   Result<RunRecord> read_run(const Stmt& st) {
     RunRecord r;
     r.id = st.text(0);
@@ -772,6 +844,10 @@ class SqliteStore final : public Store {
     r.created_at = st.time(13);
     r.started_at = st.opt_time(14);
     r.ended_at = st.opt_time(15);
+    r.error = st.text(16);
+    r.owner = st.text(17);
+    r.lease_until = st.opt_time(18);
+    r.recoveries = st.i32(19);
     return r;
   }
 
@@ -905,9 +981,9 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& pa
 Result<std::unique_ptr<Store>> open_store(std::string_view url) {
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0)
     return make_error("store " + std::string(url) + ": PostgreSQL is not supported by this build",
-                      "invalid");
+                      Errc::Invalid);
   if (url.rfind("sqlite:", 0) == 0) url.remove_prefix(7);
-  if (url.empty()) return make_error("store: empty sqlite path", "invalid");
+  if (url.empty()) return make_error("store: empty sqlite path", Errc::Invalid);
   return open_sqlite_store(std::filesystem::path(std::string(url)));
 }
 

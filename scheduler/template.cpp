@@ -31,16 +31,16 @@ Result<std::vector<Span>> scan(std::string_view text) {
   while ((p = text.find("{{", p)) != std::string_view::npos) {
     size_t end = text.find("}}", p + 2);
     if (end == std::string_view::npos)
-      return make_error("unterminated '{{' (no closing '}}')", "invalid");
+      return make_error("unterminated '{{' (no closing '}}')", Errc::Invalid);
     std::string_view inner = text.substr(p + 2, end - p - 2);
     std::string_view name = trim(inner);
     if (name.empty())
-      return make_error("empty template reference '{{" + std::string(inner) + "}}'", "invalid");
+      return make_error("empty template reference '{{" + std::string(inner) + "}}'", Errc::Invalid);
     for (char c : name) {
       if (!is_name_char(c))
         return make_error("invalid template name '" + std::string(name) +
                               "' (names use A-Z, a-z, 0-9, '_', '.' and '-')",
-                          "invalid");
+                          Errc::Invalid);
     }
     out.push_back(Span{p, end + 2, std::string(name)});
     p = end + 2;
@@ -69,7 +69,7 @@ Result<std::string> render_template(std::string_view text, const TemplateLookup&
   for (auto& s : *spans) {
     out.append(text.substr(p, s.open - p));
     std::optional<std::string> v = lookup(s.name);
-    if (!v) return make_error("unknown template name '" + s.name + "'", "invalid");
+    if (!v) return make_error("unknown template name '" + s.name + "'", Errc::Invalid);
     out += quote ? shell_quote(*v) : *v;
     p = s.close;
   }

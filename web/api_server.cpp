@@ -96,19 +96,28 @@ ApiResponse json_response(int status, const json& body) {
   return r;
 }
 
-// not_found -> 404, invalid -> 422, conflict -> 409, bad_request -> 400, else 500.
+// NotFound -> 404, Invalid -> 422, Conflict -> 409, BadRequest -> 400, else 500; the body's
+// code is to_string(code), or "internal" with a 500.
 ApiResponse service_error(const Error& e) {
   int status = 500;
-  if (e.code == "not_found")
-    status = 404;
-  else if (e.code == "invalid")
-    status = 422;
-  else if (e.code == "conflict")
-    status = 409;
-  else if (e.code == "bad_request")
-    status = 400;
+  switch (e.code) {
+    case Errc::NotFound:
+      status = 404;
+      break;
+    case Errc::Invalid:
+      status = 422;
+      break;
+    case Errc::Conflict:
+      status = 409;
+      break;
+    case Errc::BadRequest:
+      status = 400;
+      break;
+    default:
+      break;
+  }
   if (status == 500) spdlog::warn("api: internal error: {}", e.message);
-  return error_response(status, e.message, status == 500 ? "internal" : e.code);
+  return error_response(status, e.message, status == 500 ? "internal" : to_string(e.code));
 }
 
 bool valid_utf8(std::string_view s) {
@@ -173,13 +182,13 @@ int json_depth(std::string_view s) {
 // Parses a request body; an empty body is {}.
 Result<json> parse_body(const std::string& body) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
-  if (!valid_utf8(body)) return make_error("request body is not valid UTF-8", "bad_request");
+  if (!valid_utf8(body)) return make_error("request body is not valid UTF-8", Errc::BadRequest);
   if (json_depth(body) > kMaxJsonDepth)
-    return make_error("request body is nested too deeply", "bad_request");
+    return make_error("request body is nested too deeply", Errc::BadRequest);
   try {
     return json::parse(body);
   } catch (const json::exception& e) {
-    return make_error(std::string("malformed JSON: ") + e.what(), "bad_request");
+    return make_error(std::string("malformed JSON: ") + e.what(), Errc::BadRequest);
   }
 }
 
@@ -418,7 +427,7 @@ ApiResponse blob_route(const ApiOptions& options, const std::string& method, con
     tmp = path->string();
   }
   auto put = blobs.adopt_temp(tmp, sha);
-  if (!put && put.error().code == "mismatch") return error_response(422, put.message());
+  if (!put && put.error().code == Errc::Mismatch) return error_response(422, put.message());
   if (!put) return service_error(put.error());
   if (present) return json_response(200, {{"sha256", sha}, {"size", put->size}});
   ApiResponse r = json_response(201, {{"sha256", sha}, {"size", put->size}});
@@ -446,7 +455,7 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   // Never waits for the store lock: this runs on the event loop.
   auto set = registry.set_ref(name, tag, v, "pushed " + name + "@" + tag + " through the API",
                               /*wait=*/false);
-  if (!set && set.error().code == "busy")
+  if (!set && set.error().code == Errc::Busy)
     return error_response(503, "a snapshot gc is running on this server; retry when it ends");
   if (!set) return service_error(set.error());
   return json_response(200, {{"version", v}});

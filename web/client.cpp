@@ -247,7 +247,7 @@ Error api_error(const HttpResponse& response) {
   if (j.is_object() && j.contains("error") && j["error"].is_object()) {
     const json& e = j["error"];
     std::string message = e.value("message", std::string());
-    std::string code = e.value("code", std::string());
+    Errc code = errc_from_string(e.value("code", std::string()));
     if (!message.empty()) return make_error(message, code);
   }
   std::string head = response.body.substr(0, 200);

@@ -328,7 +328,7 @@ Result<Verdict> choose(const DriftOptions& o, const std::string& col, bool numer
     if (!numeric && (v.method == "ks" || v.method == "wasserstein")) {
       return make_error("column \"" + col + "\": method " + v.method +
                             " needs a numeric column (this one is categorical)",
-                        "invalid");
+                        Errc::Invalid);
     }
   } else {
     v.method = default_method(numeric, n_ref, n_unique);
@@ -545,7 +545,7 @@ Result<std::string> canonical_method(const std::string& name) {
   if (it == kAliases.end()) {
     return make_error("unknown drift method \"" + name +
                           "\" (expected ks, chi2, wasserstein, jensenshannon or psi)",
-                      "invalid");
+                      Errc::Invalid);
   }
   return it->second;
 }
@@ -553,10 +553,11 @@ Result<std::string> canonical_method(const std::string& name) {
 Result<std::string> resolve_plain_path(const std::string& ref) {
   std::error_code ec;
   if (!std::filesystem::exists(ref, ec)) {
-    return make_error(ref + ": no such file", "not_found");
+    return make_error(ref + ": no such file", Errc::NotFound);
   }
   if (std::filesystem::is_directory(ref, ec)) {
-    return make_error(ref + ": is a directory (expected a CSV, TSV or JSON-lines file)", "invalid");
+    return make_error(ref + ": is a directory (expected a CSV, TSV or JSON-lines file)",
+                      Errc::Invalid);
   }
   return ref;
 }
@@ -564,7 +565,7 @@ Result<std::string> resolve_plain_path(const std::string& ref) {
 Result<std::pair<std::string, std::string>> split_assignment(const std::string& item) {
   auto eq = item.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
-    return make_error("expected COLUMN=VALUE, got \"" + item + "\"", "invalid");
+    return make_error("expected COLUMN=VALUE, got \"" + item + "\"", Errc::Invalid);
   }
   return std::make_pair(item.substr(0, eq), item.substr(eq + 1));
 }
@@ -572,22 +573,22 @@ Result<std::pair<std::string, std::string>> split_assignment(const std::string& 
 Result<json> compute_drift(const DriftOptions& o) {
   for (auto& [col, m] : o.methods) {
     auto c = canonical_method(m);
-    if (!c.ok()) return make_error("column \"" + col + "\": " + c.message(), "invalid");
+    if (!c.ok()) return make_error("column \"" + col + "\": " + c.message(), Errc::Invalid);
   }
   for (auto& [col, t] : o.types) {
     if (t != "numeric" && t != "categorical") {
       return make_error(
           "column \"" + col + "\": unknown type \"" + t + "\" (expected numeric or categorical)",
-          "invalid");
+          Errc::Invalid);
     }
   }
   for (auto& [col, t] : o.thresholds) {
     if (!std::isfinite(t) || t < 0) {
-      return make_error("column \"" + col + "\": threshold must be a number >= 0", "invalid");
+      return make_error("column \"" + col + "\": threshold must be a number >= 0", Errc::Invalid);
     }
   }
   if (!(o.drift_share > 0 && o.drift_share <= 1)) {
-    return make_error("drift_share must be in (0, 1]", "invalid");
+    return make_error("drift_share must be in (0, 1]", Errc::Invalid);
   }
   std::string ref_name = o.reference_name.empty() ? o.reference : o.reference_name;
   std::string cur_name = o.current_name.empty() ? o.current : o.current_name;
@@ -603,10 +604,10 @@ Result<json> compute_drift(const DriftOptions& o) {
   if (!o.columns.empty()) {
     for (auto& c : o.columns) {
       if (!ref->tracked.count(c)) {
-        return make_error("column \"" + c + "\" is not in " + ref_name, "invalid");
+        return make_error("column \"" + c + "\" is not in " + ref_name, Errc::Invalid);
       }
       if (!cur->tracked.count(c)) {
-        return make_error("column \"" + c + "\" is not in " + cur_name, "invalid");
+        return make_error("column \"" + c + "\" is not in " + cur_name, Errc::Invalid);
       }
       if (std::find(features.begin(), features.end(), c) == features.end()) features.push_back(c);
     }

@@ -75,7 +75,7 @@ class Source {
 };
 
 Error line_error(const std::string& name, long long line, const std::string& msg) {
-  return make_error(name + ":" + std::to_string(line) + ": " + msg, "invalid");
+  return make_error(name + ":" + std::to_string(line) + ": " + msg, Errc::Invalid);
 }
 
 class CsvReader final : public TableReader {
@@ -92,7 +92,7 @@ class CsvReader final : public TableReader {
   Status read_header() {
     auto r = read_record();
     if (!r.ok()) return r.error();
-    if (!*r) return make_error(name_ + ": empty file (no header line)", "invalid");
+    if (!*r) return make_error(name_ + ": empty file (no header line)", Errc::Invalid);
     // Strip a UTF-8 byte order mark from the first name.
     if (rec_.size() >= 3 && rec_.compare(0, 3, "\xEF\xBB\xBF") == 0) {
       rec_.erase(0, 3);
@@ -377,7 +377,8 @@ Result<std::unique_ptr<TableReader>> TableReader::open(const std::string& path,
   if (display.empty()) display = path;
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f)
-    return make_error(display + ": " + std::strerror(errno), errno == ENOENT ? "not_found" : "");
+    return make_error(display + ": " + std::strerror(errno),
+                      errno == ENOENT ? Errc::NotFound : Errc::None);
   TableFormat fmt;
   if (ends_with(path, ".csv")) {
     fmt = TableFormat::Csv;

@@ -171,7 +171,7 @@ TEST_F(BlobStoreTest, AFileRewrittenBetweenHashingAndCopyingIsRefusedAndNothingS
   auto r = store.put_file(f);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(hooks, 1);
-  EXPECT_EQ(r.error().code, "changed");
+  EXPECT_EQ(r.error().code, Errc::Changed);
   EXPECT_EQ(r.message(), f.string() + ": changed while being stored");
   EXPECT_FALSE(store.has(sha256_hex(data)));
   EXPECT_FALSE(store.has(sha256_hex(other)));

@@ -292,7 +292,7 @@ TEST(SnapshotTest, StatusListsWhatAnAddWouldChangeAndStoresNothing) {
 
   auto none = reg.status(tmp / "data", "nosuch");
   ASSERT_FALSE(none.ok());
-  EXPECT_EQ(none.error().code, "not_found") << none.message();
+  EXPECT_EQ(none.error().code, Errc::NotFound) << none.message();
 }
 
 TEST(SnapshotTest, DiffListsAddedRemovedAndChangedFilesWithSizes) {
@@ -351,7 +351,7 @@ TEST(SnapshotTest, RefResolutionErrorsSayWhatIsWrong) {
             "'abc' is not a version: use NAME@TAG, NAME@latest or a version id "
             "(at least 8 hex digits)");
   EXPECT_EQ(msg("00000000"), "no version matches '00000000'");
-  EXPECT_EQ(reg.resolve("nope@latest").error().code, "not_found");
+  EXPECT_EQ(reg.resolve("nope@latest").error().code, Errc::NotFound);
   EXPECT_EQ(reg.set_tag("events@latest", "latest").message(),
             "invalid tag 'latest': use [A-Za-z0-9_.-]+ (and not 'latest')");
   EXPECT_EQ(reg.add(tmp / "data", "Events", "", "").message(),
@@ -499,7 +499,7 @@ TEST(SnapshotRefTest, APushedVersionGetsItsRefOnlyWhenEveryBlobIsHere) {
   ASSERT_TRUE(dst.blobs().put_file(src.blobs().path_of(first.sha256)).ok());
   auto second = v->manifest.files[1];
   Status incomplete = set("w47");
-  EXPECT_EQ(incomplete.error().code, "invalid");
+  EXPECT_EQ(incomplete.error().code, Errc::Invalid);
   EXPECT_EQ(incomplete.message(),
             "version " + v->version + " is incomplete on this server: 1 file(s) missing, first " +
                 second.path + " (" + second.sha256 + "); push its blobs first");
@@ -536,12 +536,12 @@ TEST(SnapshotRefTest, RefsAreReadSetAndDeletedOneAtATime) {
   EXPECT_FALSE(reg.ref("events", "../prod"));
   EXPECT_EQ(reg.set_ref("events", "prod", "abc", "").message(),
             "invalid version 'abc' (expected 64 lowercase hex digits)");
-  EXPECT_EQ(reg.set_ref("Events", "prod", one->version, "").error().code, "invalid");
+  EXPECT_EQ(reg.set_ref("Events", "prod", one->version, "").error().code, Errc::Invalid);
 
   ASSERT_TRUE(reg.delete_ref("events", "prod").ok());
   EXPECT_FALSE(reg.ref("events", "prod"));
   Status again = reg.delete_ref("events", "prod");
-  EXPECT_EQ(again.error().code, "not_found");
+  EXPECT_EQ(again.error().code, Errc::NotFound);
   EXPECT_EQ(again.message(), "dataset 'events' has no tag 'prod'");
   EXPECT_EQ(reg.delete_ref("events", "latest").message(),
             "'events@latest' cannot be deleted: it moves with new versions");
@@ -557,7 +557,7 @@ TEST(SnapshotRefTest, SettingARefWithoutWaitingIsBusyWhileAGcHoldsTheStore) {
   auto gc_lock = lock_store(tmp / "home", /*exclusive=*/true, /*wait=*/false);
   ASSERT_TRUE(gc_lock.ok());
   Status busy = reg.set_ref("events", "prod", v->version, "", /*wait=*/false);
-  EXPECT_EQ(busy.error().code, "busy");
+  EXPECT_EQ(busy.error().code, Errc::Busy);
   EXPECT_FALSE(reg.ref("events", "prod"));
 }
 

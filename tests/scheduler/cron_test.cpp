@@ -26,7 +26,7 @@ std::string parse_error(std::string_view expr) {
   int col = -1;
   auto r = Schedule::parse(expr, &col);
   if (r.ok()) return "parsed OK";
-  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(r.error().code, Errc::Invalid);
   return r.message() + " @" + std::to_string(col);
 }
 

@@ -870,7 +870,7 @@ TEST_F(ParamTest, ParseCliRejectsTextOfTheWrongType) {
   auto r = dag_->param("window_days")->parse_cli("7x");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "param 'window_days': expected int, got '7x'");
-  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(r.error().code, Errc::Invalid);
   EXPECT_EQ(dag_->param("dry")->parse_cli("yes").message(),
             "param 'dry': expected bool, got 'yes'");
   EXPECT_EQ(dag_->param("rate")->parse_cli("nan").message(),
@@ -887,7 +887,7 @@ TEST_F(ParamTest, TextThatIsNotUtf8IsRefusedWithoutBeingQuotedBack) {
       "c");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "param 'name': value is not valid UTF-8 (byte 0xa0 at offset 2)");
-  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(r.error().code, Errc::Invalid);
   EXPECT_EQ(dag_->param("window_days")->parse_cli("7\xff").message(),
             "param 'window_days': value is not valid UTF-8 (byte 0xff at offset 1)");
   EXPECT_EQ(dag_->param("name")->check(json("x\xc3")).message(),
@@ -903,14 +903,14 @@ TEST_F(ParamTest, ResolveParamsFillsDefaultsAndChecksGivenValues) {
 TEST_F(ParamTest, ResolveParamsRejectsUnknownNamesWithASuggestion) {
   auto r = dag_->resolve_params(json{{"windw_days", 3}, {"name", "a"}});
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, "invalid");
+  EXPECT_EQ(r.error().code, Errc::Invalid);
   EXPECT_EQ(r.message(), "unknown param 'windw_days' (did you mean 'window_days'?)");
 }
 
 TEST_F(ParamTest, ResolveParamsRejectsMissingRequiredAndBadValues) {
   auto missing = dag_->resolve_params(json::object());
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().code, "invalid");
+  EXPECT_EQ(missing.error().code, Errc::Invalid);
   EXPECT_EQ(missing.message(), "missing required param 'name' (string)");
   auto bad = dag_->resolve_params(json{{"name", "a"}, {"window_days", "7"}});
   ASSERT_FALSE(bad.ok());

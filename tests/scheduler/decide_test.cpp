@@ -58,7 +58,7 @@ TEST(ParseTryResult, RefusesEveryWrongShapeWithAMessage) {
     auto r = parse_try_result(j);
     ASSERT_FALSE(r.ok()) << c.field << " = " << c.value.dump();
     EXPECT_NE(r.message().find(c.says), std::string::npos) << r.message();
-    EXPECT_EQ(r.error().code, "invalid");
+    EXPECT_EQ(r.error().code, Errc::Invalid);
   }
   EXPECT_FALSE(parse_try_result(json::array()).ok());
   EXPECT_EQ(parse_try_result(nullptr).message(), "no result");

@@ -505,10 +505,10 @@ tasks:
 
   Status again = engine_->cancel(id, "bob");
   EXPECT_EQ(again.message(), "run 'big-1' is already cancelled");
-  EXPECT_EQ(again.error().code, "conflict");
+  EXPECT_EQ(again.error().code, Errc::Conflict);
   Status unknown = engine_->cancel("nope-1", "bob");
   EXPECT_EQ(unknown.message(), "no run 'nope-1'");
-  EXPECT_EQ(unknown.error().code, "not_found");
+  EXPECT_EQ(unknown.error().code, Errc::NotFound);
 }
 
 TEST_F(EngineTest, CancelOfAFinishedRunIsAConflict) {
@@ -519,7 +519,7 @@ TEST_F(EngineTest, CancelOfAFinishedRunIsAConflict) {
   ASSERT_EQ(run(id).state, RunState::Success);
   Status s = engine_->cancel(id, "bob");
   EXPECT_EQ(s.message(), "run 'quick-1' is already success");
-  EXPECT_EQ(s.error().code, "conflict");
+  EXPECT_EQ(s.error().code, Errc::Conflict);
   EXPECT_TRUE(exec_.kills().empty());
   EXPECT_EQ(run(id).state, RunState::Success);
 }

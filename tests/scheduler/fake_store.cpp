@@ -44,7 +44,7 @@ bool is_sha256_hex(const std::string& v) {
 }
 
 Error conflict(const char* what, const std::string& why) {
-  return make_error(std::string("memory: ") + what + ": " + why, "conflict");
+  return make_error(std::string("memory: ") + what + ": " + why, Errc::Conflict);
 }
 
 }  // namespace
@@ -67,6 +67,14 @@ struct FakeStore::Tables {
     if (it == tasks.end()) return false;
     return std::any_of(it->second.begin(), it->second.end(),
                        [&](const TaskInstance& t) { return t.task == task; });
+  }
+  RunRecord* find_run(const std::string& id) {
+    auto it = run_pos.find(id);
+    return it == run_pos.end() ? nullptr : &runs[it->second];
+  }
+  // A try of `run_id` ended: the run made progress (SQLite's tries_ended_* triggers).
+  void try_ended(const std::string& run_id) {
+    if (RunRecord* r = find_run(run_id)) r->recoveries = 0;
   }
   TryRecord* find_try(const std::string& run_id, const std::string& task, int n) {
     for (TryRecord& t : tries)
@@ -107,10 +115,10 @@ auto FakeStore::read(F&& fn) {
   return fn(tx_ ? static_cast<const Tables&>(*tx_) : db_->committed);
 }
 
-int FakeStore::schema_version() { return 1; }  // the SQLite schema whose rules it keeps
+int FakeStore::schema_version() { return 2; }  // the SQLite schema whose rules it keeps
 
 Status FakeStore::begin() {
-  if (tx_) return make_error("store: begin() inside an open transaction", "conflict");
+  if (tx_) return make_error("store: begin() inside an open transaction", Errc::Conflict);
   std::lock_guard<std::mutex> lock(db_->mu);
   if (db_->writer != nullptr) return make_error("memory: begin: database is locked");
   db_->writer = this;
@@ -119,7 +127,7 @@ Status FakeStore::begin() {
 }
 
 Status FakeStore::commit() {
-  if (!tx_) return make_error("store: commit() without begin()", "conflict");
+  if (!tx_) return make_error("store: commit() without begin()", Errc::Conflict);
   if (fail_commits_ > 0) {
     --fail_commits_;
     ++failed_commits_;
@@ -182,6 +190,9 @@ Status FakeStore::insert_run(const RunRecord& run, const std::vector<TaskInstanc
         return conflict("insert_run", "task '" + ti.task + "' twice in run '" + run.id + "'");
     RunRecord r = run;
     r.params = as_stored(r.params);
+    r.owner.clear();  // set only by claim_run and count_recovery
+    r.lease_until.reset();
+    r.recoveries = 0;
     t.run_pos[r.id] = t.runs.size();
     t.runs.push_back(std::move(r));
     std::vector<TaskInstance>& mine = t.tasks[run.id];
@@ -195,12 +206,12 @@ Status FakeStore::insert_run(const RunRecord& run, const std::vector<TaskInstanc
 
 Status FakeStore::update_run(const RunRecord& run) {
   return write("update_run", [&](Tables& t) -> Status {
-    auto it = t.run_pos.find(run.id);
-    if (it == t.run_pos.end()) return make_error("no such run: " + run.id, "not_found");
-    RunRecord& r = t.runs[it->second];  // state and timestamps only
-    r.state = run.state;
-    r.started_at = run.started_at;
-    r.ended_at = run.ended_at;
+    RunRecord* r = t.find_run(run.id);
+    if (!r) return make_error("no such run: " + run.id, Errc::NotFound);
+    r->state = run.state;  // state, timestamps and error only
+    r->started_at = run.started_at;
+    r->ended_at = run.ended_at;
+    r->error = run.error;
     return Status::Ok();
   });
 }
@@ -218,7 +229,7 @@ Result<std::vector<RunRecord>> FakeStore::list_runs(const RunFilter& f) {
     size_t end = t.runs.size();
     if (!f.before_run.empty()) {
       auto it = t.run_pos.find(f.before_run);
-      if (it == t.run_pos.end()) return make_error("no run '" + f.before_run + "'", "not_found");
+      if (it == t.run_pos.end()) return make_error("no run '" + f.before_run + "'", Errc::NotFound);
       end = it->second;
     }
     std::vector<RunRecord> out;
@@ -240,6 +251,50 @@ Result<std::vector<RunRecord>> FakeStore::unfinished_runs() {
       if (r.state == RunState::Queued || r.state == RunState::Running) out.push_back(r);
     return out;
   });
+}
+
+// --- Ownership and the recovery counter ----------------------------------------------------
+
+Result<bool> FakeStore::claim_run(const std::string& run_id, const std::string& owner,
+                                  TimePoint lease_until, TimePoint now) {
+  if (owner.empty()) return make_error("store: claim_run: empty owner", Errc::Invalid);
+  bool taken = false;
+  Status s = write("claim_run", [&](Tables& t) -> Status {
+    RunRecord* r = t.find_run(run_id);
+    if (!r) return make_error("no such run: " + run_id, Errc::NotFound);
+    if (!r->owner.empty() && r->owner != owner && r->lease_until && *r->lease_until > now)
+      return Status::Ok();  // another owner's lease runs
+    r->owner = owner;
+    r->lease_until = lease_until;
+    taken = true;
+    return Status::Ok();
+  });
+  if (!s) return s.error();
+  return taken;
+}
+
+Status FakeStore::release_run(const std::string& run_id, const std::string& owner) {
+  return write("release_run", [&](Tables& t) -> Status {
+    RunRecord* r = t.find_run(run_id);
+    if (!r) return make_error("no such run: " + run_id, Errc::NotFound);
+    if (r->owner.empty() || r->owner != owner)
+      return make_error("run " + run_id + " is not held by '" + owner + "'", Errc::Conflict);
+    r->owner.clear();
+    r->lease_until.reset();
+    return Status::Ok();
+  });
+}
+
+Result<int> FakeStore::count_recovery(const std::string& run_id) {
+  int n = 0;
+  Status s = write("count_recovery", [&](Tables& t) -> Status {
+    RunRecord* r = t.find_run(run_id);
+    if (!r) return make_error("no such run: " + run_id, Errc::NotFound);
+    n = ++r->recoveries;
+    return Status::Ok();
+  });
+  if (!s) return s.error();
+  return n;
 }
 
 // --- Task instances ------------------------------------------------------------------------
@@ -280,6 +335,7 @@ Status FakeStore::insert_try(const TryRecord& rec) {
     r.command = as_stored(r.command);
     r.facts = as_stored(r.facts);
     t.tries.push_back(std::move(r));
+    if (rec.ended_at) t.try_ended(rec.run_id);
     return Status::Ok();
   });
 }
@@ -290,8 +346,10 @@ Status FakeStore::update_try(const TryRecord& rec) {
     if (!have)
       return make_error(
           "no such try: " + rec.run_id + " " + rec.task + " try " + std::to_string(rec.try_number),
-          "not_found");
+          Errc::NotFound);
+    bool ends = !have->ended_at && rec.ended_at;
     *have = rec;
+    if (ends) t.try_ended(rec.run_id);
     have->command = as_stored(have->command);
     have->facts = as_stored(have->facts);
     return Status::Ok();
@@ -333,7 +391,7 @@ Status FakeStore::add_files(const std::string& run_id, const std::string& task, 
                             const std::string& kind, const std::vector<FileRecord>& files) {
   if (kind != "input" && kind != "output")
     return make_error("store: file kind must be \"input\" or \"output\", not \"" + kind + "\"",
-                      "invalid");
+                      Errc::Invalid);
   return write("add_files", [&](Tables& t) -> Status {
     TryId id{run_id, task, try_number};
     if (files.empty()) return Status::Ok();

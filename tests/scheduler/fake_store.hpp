@@ -1,7 +1,7 @@
 // FakeStore: an in-memory Store for tests (the Engine suite, and the store contract suite
 // `Backends/StoreTest`, param "memory", which it passes unchanged). It keeps every record
 // of scheduler/store.hpp with SQLite's semantics — transactions that really roll back,
-// statement-level atomicity inside them, constraint errors with code "conflict", paging by
+// statement-level atomicity inside them, constraint errors with Errc::Conflict, paging by
 // run id — and can be told to fail, so a test can check what the Engine does when a write
 // or a commit fails. FakeStores made on one Database are connections to one database: a
 // connection's open transaction is invisible to the others until it commits, and while
@@ -58,6 +58,10 @@ class FakeStore final : public Store {
   Result<std::optional<RunRecord>> get_run(const std::string& id) override;
   Result<std::vector<RunRecord>> list_runs(const RunFilter& f) override;
   Result<std::vector<RunRecord>> unfinished_runs() override;
+  Result<bool> claim_run(const std::string& run_id, const std::string& owner, TimePoint lease_until,
+                         TimePoint now) override;
+  Status release_run(const std::string& run_id, const std::string& owner) override;
+  Result<int> count_recovery(const std::string& run_id) override;
   Status update_task(const TaskInstance& t) override;
   Result<std::vector<TaskInstance>> tasks_of(const std::string& run_id) override;
   Status insert_try(const TryRecord& t) override;

@@ -17,6 +17,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <thread>
 
 #include "common/time.hpp"
 #include "scheduler/store_json.hpp"
@@ -166,7 +167,7 @@ TEST(OpenStoreTest, TheUrlChoosesTheBackend) {
   ASSERT_FALSE(pg.ok());
   EXPECT_EQ(pg.message(),
             "store postgres://drover@localhost/drover: PostgreSQL is not supported by this build");
-  EXPECT_EQ(pg.error().code, "invalid");
+  EXPECT_EQ(pg.error().code, Errc::Invalid);
   auto empty = open_store("sqlite:");
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.message(), "store: empty sqlite path");
@@ -213,8 +214,8 @@ TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
 
 TEST_P(SqliteStoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 1);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 1);
+  EXPECT_EQ(store_->schema_version(), 2);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 2);
   EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
 }
 
@@ -226,8 +227,8 @@ TEST_P(SqliteStoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
 
   store_ = open();
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 1);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 1);
+  EXPECT_EQ(store_->schema_version(), 2);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 2);
   EXPECT_EQ(raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
   auto run = store_->get_run("etl-1");
   ASSERT_TRUE(run.ok());
@@ -247,7 +248,7 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "store: " + path_.string() +
                              ": store: the database has schema version 99, newer than this "
-                             "drover understands (1)");
+                             "drover understands (2)");
 }
 
 TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
@@ -292,7 +293,7 @@ TEST_P(StoreTest, NestedBeginAndStrayCommitAreErrors) {
   ASSERT_TRUE(store_->begin().ok());
   Status nested = store_->begin();
   EXPECT_EQ(nested.message(), "store: begin() inside an open transaction");
-  EXPECT_EQ(nested.error().code, "conflict");
+  EXPECT_EQ(nested.error().code, Errc::Conflict);
   ASSERT_TRUE(store_->commit().ok());
   Status stray = store_->commit();
   EXPECT_EQ(stray.message(), "store: commit() without begin()");
@@ -318,7 +319,7 @@ TEST_P(StoreTest, FailedInsertOutsideATransactionLeavesNothing) {
               "sqlite: insert_run: UNIQUE constraint failed: task_instances.run_id, "
               "task_instances.task");
   }
-  EXPECT_EQ(dup.error().code, "conflict");
+  EXPECT_EQ(dup.error().code, Errc::Conflict);
   EXPECT_FALSE(store_->get_run("etl-2")->has_value());
 }
 
@@ -370,13 +371,13 @@ TEST_P(StoreTest, UnknownRunIsAbsentOrNotFound) {
   EXPECT_FALSE(got->has_value());
   Status s = store_->update_run(make_run("nope", 1));
   EXPECT_EQ(s.message(), "no such run: nope-1");
-  EXPECT_EQ(s.error().code, "not_found");
+  EXPECT_EQ(s.error().code, Errc::NotFound);
   RunFilter page;
   page.before_run = "nope-1";  // a paging cursor naming no run
   auto listed = store_->list_runs(page);
   ASSERT_FALSE(listed.ok());
   EXPECT_EQ(listed.message(), "no run 'nope-1'");
-  EXPECT_EQ(listed.error().code, "not_found");
+  EXPECT_EQ(listed.error().code, Errc::NotFound);
 }
 
 TEST_P(StoreTest, DuplicateRunIdIsAConflict) {
@@ -385,7 +386,7 @@ TEST_P(StoreTest, DuplicateRunIdIsAConflict) {
   if (GetParam() == "sqlite") {
     EXPECT_EQ(s.message(), "sqlite: insert_run: UNIQUE constraint failed: runs.id");
   }
-  EXPECT_EQ(s.error().code, "conflict");
+  EXPECT_EQ(s.error().code, Errc::Conflict);
 }
 
 TEST_P(StoreTest, RunSequenceCountsPerDag) {
@@ -511,7 +512,7 @@ TEST_P(StoreTest, UpdatingAnUnknownTryIsNotFound) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   Status s = store_->update_try(make_try("etl-1", "a", 7));
   EXPECT_EQ(s.message(), "no such try: etl-1 a try 7");
-  EXPECT_EQ(s.error().code, "not_found");
+  EXPECT_EQ(s.error().code, Errc::NotFound);
 }
 
 TEST_P(StoreTest, FilesValuesAndMetricsRoundTrip) {
@@ -560,14 +561,14 @@ TEST_P(StoreTest, FilesValuesAndMetricsRoundTrip) {
 TEST_P(StoreTest, WritesNamingARunTaskOrTryThatIsNotThereAreConflicts) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   EXPECT_EQ(store_->update_task({"nope-1", "a", TaskState::Running, 1, {}}).error().code,
-            "conflict");
-  EXPECT_EQ(store_->insert_try(make_try("etl-1", "zz", 1)).error().code, "conflict");
+            Errc::Conflict);
+  EXPECT_EQ(store_->insert_try(make_try("etl-1", "zz", 1)).error().code, Errc::Conflict);
   ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
-  EXPECT_EQ(store_->insert_try(make_try("etl-1", "a", 1)).error().code, "conflict");
+  EXPECT_EQ(store_->insert_try(make_try("etl-1", "a", 1)).error().code, Errc::Conflict);
   FileRecord f{"x", "aa", 1, 0644, ""};
-  EXPECT_EQ(store_->add_files("etl-1", "a", 2, "output", {f}).error().code, "conflict");
-  EXPECT_EQ(store_->set_value("etl-1", "a", 2, "k", 1).error().code, "conflict");
-  EXPECT_EQ(store_->add_metric("etl-1", "a", 2, "m", 1.0, 0).error().code, "conflict");
+  EXPECT_EQ(store_->add_files("etl-1", "a", 2, "output", {f}).error().code, Errc::Conflict);
+  EXPECT_EQ(store_->set_value("etl-1", "a", 2, "k", 1).error().code, Errc::Conflict);
+  EXPECT_EQ(store_->add_metric("etl-1", "a", 2, "m", 1.0, 0).error().code, Errc::Conflict);
   EXPECT_TRUE(store_->files_of("etl-1", "a", 2, "output")->empty());
   EXPECT_EQ(*store_->values_of("etl-1", "a", 2), json::object());
   EXPECT_EQ(*store_->metrics_of("etl-1", "a", 2), json::array());
@@ -719,7 +720,7 @@ TEST_P(StoreTest, RunRecordJsonOfAnUnknownRunIsNotFound) {
   auto rec = run_record_json(*store_, "nope-1");
   ASSERT_FALSE(rec.ok());
   EXPECT_EQ(rec.message(), "no such run: nope-1");
-  EXPECT_EQ(rec.error().code, "not_found");
+  EXPECT_EQ(rec.error().code, Errc::NotFound);
 }
 
 TEST(StoreJsonTest, RunSummaryHoldsTheListingFields) {
@@ -754,6 +755,143 @@ TEST_P(StoreTest, TwoStoresOnOneFileSeeEachOthersCommits) {
   EXPECT_EQ(*store_->next_run_seq("etl"), 1);
   EXPECT_EQ(*other->next_run_seq("etl"), 2);
   EXPECT_EQ(*store_->next_run_seq("etl"), 3);
+}
+
+// --- Ownership (claim_run) and the recovery counter ------------------------------------------
+
+TEST_P(StoreTest, TwoOwnersRaceForARunAndOneWins) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  auto other = open();
+  ASSERT_TRUE(other);
+  TimePoint now = at("2026-11-25T10:00:00Z");
+  // Each thread its own connection; the store serializes the two compare-and-sets.
+  Result<bool> a = false, b = false;
+  std::thread ta(
+      [&] { a = store_->claim_run("etl-1", "sched-a", now + std::chrono::seconds(30), now); });
+  std::thread tb(
+      [&] { b = other->claim_run("etl-1", "sched-b", now + std::chrono::seconds(30), now); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a.ok()) << a.message();
+  ASSERT_TRUE(b.ok()) << b.message();
+  EXPECT_NE(*a, *b) << "exactly one claim wins";
+  RunRecord got = **store_->get_run("etl-1");
+  EXPECT_EQ(got.owner, *a ? "sched-a" : "sched-b");
+  EXPECT_EQ(got.lease_until, now + std::chrono::seconds(30));
+  // The loser, asking again while the lease runs, still loses and changes nothing.
+  const std::string loser = *a ? "sched-b" : "sched-a";
+  EXPECT_FALSE(*store_->claim_run("etl-1", loser, now + std::chrono::hours(1),
+                                  now + std::chrono::seconds(29)));
+  EXPECT_EQ((*store_->get_run("etl-1"))->owner, got.owner);
+  EXPECT_EQ((*store_->get_run("etl-1"))->lease_until, got.lease_until);
+}
+
+TEST_P(StoreTest, ALapsedLeaseCanBeTakenAndTheOwnerRenews) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  RunRecord fresh = **store_->get_run("etl-1");
+  EXPECT_EQ(fresh.owner, "");  // a new run is unowned
+  EXPECT_EQ(fresh.lease_until, std::nullopt);
+  TimePoint t0 = at("2026-11-25T10:00:00Z");
+  auto s = [](int n) { return std::chrono::seconds(n); };
+  ASSERT_TRUE(*store_->claim_run("etl-1", "a", t0 + s(10), t0));
+  // The owner renews before the lease ends, and after (nobody took it meanwhile).
+  EXPECT_TRUE(*store_->claim_run("etl-1", "a", t0 + s(20), t0 + s(5)));
+  EXPECT_EQ((*store_->get_run("etl-1"))->lease_until, t0 + s(20));
+  EXPECT_FALSE(*store_->claim_run("etl-1", "b", t0 + s(60), t0 + s(19)));
+  // At the lease's end it has lapsed: another owner takes the run.
+  EXPECT_TRUE(*store_->claim_run("etl-1", "b", t0 + s(60), t0 + s(20)));
+  RunRecord got = **store_->get_run("etl-1");
+  EXPECT_EQ(got.owner, "b");
+  EXPECT_EQ(got.lease_until, t0 + s(60));
+  EXPECT_FALSE(*store_->claim_run("etl-1", "a", t0 + s(90), t0 + s(30)));  // a lost it
+  // update_run leaves ownership alone.
+  got.state = RunState::Running;
+  got.owner = "someone-else";
+  ASSERT_TRUE(store_->update_run(got).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->owner, "b");
+  auto listed = store_->unfinished_runs();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].owner, "b");
+}
+
+TEST_P(StoreTest, ANonOwnerCannotRelease) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
+  TimePoint t0 = at("2026-11-25T10:00:00Z");
+  ASSERT_TRUE(*store_->claim_run("etl-1", "a", t0 + std::chrono::seconds(10), t0));
+  Status s = store_->release_run("etl-1", "b");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::Conflict);
+  EXPECT_EQ(s.message(), "run etl-1 is not held by 'b'");
+  EXPECT_EQ((*store_->get_run("etl-1"))->owner, "a");
+
+  ASSERT_TRUE(store_->release_run("etl-1", "a").ok());
+  RunRecord got = **store_->get_run("etl-1");
+  EXPECT_EQ(got.owner, "");
+  EXPECT_EQ(got.lease_until, std::nullopt);
+  EXPECT_EQ(store_->release_run("etl-1", "a").error().code, Errc::Conflict);         // held by none
+  EXPECT_TRUE(*store_->claim_run("etl-1", "b", t0 + std::chrono::seconds(10), t0));  // free again
+
+  EXPECT_EQ(store_->release_run("nope-1", "a").error().code, Errc::NotFound);
+  EXPECT_EQ(store_->claim_run("nope-1", "a", t0, t0).error().code, Errc::NotFound);
+  auto empty = store_->claim_run("etl-1", "", t0 + std::chrono::seconds(10), t0);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error().code, Errc::Invalid);
+}
+
+TEST_P(StoreTest, RecoveriesCountUntilATryOfTheRunEnds) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a", "b"})).ok());
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 2), tasks({"a"})).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->recoveries, 0);
+  EXPECT_EQ(*store_->count_recovery("etl-1"), 1);
+  EXPECT_EQ(*store_->count_recovery("etl-1"), 2);
+  EXPECT_EQ(*store_->count_recovery("etl-2"), 1);
+  EXPECT_EQ((*store_->get_run("etl-1"))->recoveries, 2);
+  EXPECT_EQ(store_->count_recovery("nope-1").error().code, Errc::NotFound);
+
+  // A try that starts, or changes without ending, is no progress.
+  TryRecord a = make_try("etl-1", "a", 1);
+  ASSERT_TRUE(store_->insert_try(a).ok());
+  a.pid = 999;
+  ASSERT_TRUE(store_->update_try(a).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->recoveries, 2);
+
+  // A try that ends is: the count starts again, for its run only.
+  a.state = TryState::Lost;
+  a.ended_at = at("2026-11-25T09:05:00Z");
+  ASSERT_TRUE(store_->update_try(a).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->recoveries, 0);
+  EXPECT_EQ((*store_->get_run("etl-2"))->recoveries, 1);
+
+  // Rewriting an ended try is no new end; inserting an ended try is one.
+  EXPECT_EQ(*store_->count_recovery("etl-1"), 1);
+  ASSERT_TRUE(store_->update_try(a).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->recoveries, 1);
+  TryRecord b = make_try("etl-1", "b", 1);
+  b.state = TryState::Failed;
+  b.ended_at = at("2026-11-25T09:06:00Z");
+  ASSERT_TRUE(store_->insert_try(b).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->recoveries, 0);
+
+  // Inside a transaction the count is the transaction's, gone with a rollback.
+  ASSERT_TRUE(store_->begin().ok());
+  EXPECT_EQ(*store_->count_recovery("etl-2"), 2);
+  store_->rollback();
+  EXPECT_EQ((*store_->get_run("etl-2"))->recoveries, 1);
+}
+
+TEST_P(StoreTest, ARunsErrorRoundTrips) {
+  RunRecord r = make_run("etl", 1);
+  ASSERT_TRUE(store_->insert_run(r, tasks({"a"})).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->error, "");
+  r.state = RunState::Failed;
+  r.error = "recovered 3 times without progress; the runner may crash on it";
+  ASSERT_TRUE(store_->update_run(r).ok());
+  EXPECT_EQ((*store_->get_run("etl-1"))->error, r.error);
+  RunRecord r2 = make_run("etl", 2, RunState::Failed);
+  r2.error = "from the start";
+  ASSERT_TRUE(store_->insert_run(r2, tasks({"a"})).ok());
+  EXPECT_EQ((*store_->get_run("etl-2"))->error, "from the start");
 }
 
 // Runs `child` in a forked process with its own Store on the same file. The child writes

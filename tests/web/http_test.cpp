@@ -38,7 +38,7 @@ class FakeService : public Service {
             {"errors", json::array()}};
   }
   Result<json> get_dag(const std::string& dag) override {
-    if (dag != "etl") return make_error("unknown DAG '" + dag + "'", "not_found");
+    if (dag != "etl") return make_error("unknown DAG '" + dag + "'", Errc::NotFound);
     return json{{"dag", "etl"}, {"file_hash", "abc"}, {"runs", json::array()}};
   }
   Result<std::string> trigger(const std::string& dag, const json& params,
@@ -47,9 +47,9 @@ class FakeService : public Service {
     trigger_dag = dag;
     trigger_params = params;
     trigger_user = user;
-    if (dag != "etl") return make_error("unknown DAG '" + dag + "'", "not_found");
+    if (dag != "etl") return make_error("unknown DAG '" + dag + "'", Errc::NotFound);
     if (params["params"].contains("n") && !params["params"]["n"].is_number_integer())
-      return make_error("param 'n': expected an integer, got \"x\"", "invalid");
+      return make_error("param 'n': expected an integer, got \"x\"", Errc::Invalid);
     return std::string("etl-1");
   }
   Result<json> list_runs(const RunFilter& filter) override {
@@ -58,13 +58,13 @@ class FakeService : public Service {
     return json{{"runs", json::array({{{"id", "etl-1"}, {"state", "running"}}})}};
   }
   Result<json> get_run(const std::string& run_id) override {
-    if (run_id != "etl-1") return make_error("no run '" + run_id + "'", "not_found");
+    if (run_id != "etl-1") return make_error("no run '" + run_id + "'", Errc::NotFound);
     return json{{"id", "etl-1"}, {"state", "success"}};
   }
   Status cancel(const std::string& run_id, const std::string& user) override {
     std::lock_guard lock(mu);
     cancel_user = user;
-    if (run_id == "etl-1") return make_error("run 'etl-1' already finished", "conflict");
+    if (run_id == "etl-1") return make_error("run 'etl-1' already finished", Errc::Conflict);
     return {};
   }
   Result<std::string> log_path(const std::string& run_id, const std::string& task,
@@ -73,7 +73,7 @@ class FakeService : public Service {
     ++log_calls;
     log_try = try_number;
     if (task == "missing") return (log_dir / "nothing.log").string();
-    if (task != "train") return make_error("no task '" + task + "'", "not_found");
+    if (task != "train") return make_error("no task '" + task + "'", Errc::NotFound);
     return (log_dir / "train.log").string();
   }
 
@@ -335,7 +335,7 @@ TEST_F(HttpTest, ClientCallTurnsApiErrorsIntoMessages) {
   auto r = client.call("GET", "/api/v1/dags/nope");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "unknown DAG 'nope'");
-  EXPECT_EQ(r.error().code, "not_found");
+  EXPECT_EQ(r.error().code, Errc::NotFound);
 }
 
 TEST_F(HttpTest, ClientReportsAnUnreachableServer) {

@@ -378,7 +378,7 @@ TEST_F(DriftTest, MissingReferenceIsAnError) {
   EXPECT_EQ(res.message(), "nope.csv: No such file or directory");
   auto p = resolve_plain_path((dir_ / "nope.csv").string());
   ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.error().code, "not_found");
+  EXPECT_EQ(p.error().code, Errc::NotFound);
 }
 
 TEST_F(DriftTest, HtmlReportIsSelfContained) {
