@@ -20,6 +20,7 @@
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
+#include "executor/executor.hpp"
 #include "scheduler/store.hpp"
 #include "scheduler/store_json.hpp"
 #include "web/client.hpp"
@@ -120,27 +121,15 @@ class LocalSource : public Source {
     std::string which = try_number > 0 ? " try " + std::to_string(try_number) : "";
     c.not_found = "no log for task '" + task + "'" + which + " of run '" + run + "'";
     if (!best || !(*best)["log"].is_string() || (*best)["log"].get<std::string>().empty()) return c;
-    std::string path = (*best)["log"].get<std::string>();
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) return c;
-      return make_error(path + ": " + std::strerror(errno));
+    // The local case of an executor's read_log: the file the try record names.
+    auto chunk = read_log_file((*best)["log"].get<std::string>(), offset, kChunk);
+    if (!chunk) {
+      if (chunk.error().code == Errc::NotFound) return c;
+      return chunk.error();
     }
-    struct stat st {};
-    ::fstat(fd, &st);
     c.found = true;
-    c.size = static_cast<unsigned long long>(st.st_size);
-    if (offset < c.size) {
-      c.bytes.resize(std::min<unsigned long long>(kChunk, c.size - offset));
-      ssize_t n = ::pread(fd, c.bytes.data(), c.bytes.size(), static_cast<off_t>(offset));
-      if (n < 0) {
-        int e = errno;
-        ::close(fd);
-        return make_error(path + ": " + std::strerror(e));
-      }
-      c.bytes.resize(static_cast<size_t>(n));
-    }
-    ::close(fd);
+    c.size = chunk->size;
+    c.bytes = std::move(chunk->bytes);
     return c;
   }
 

@@ -2,10 +2,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -29,7 +31,75 @@ std::string try_key(const std::string& run_id, const std::string& task, int try_
   return run_id + "/" + task + "/" + std::to_string(try_number);
 }
 
+std::string local_try_handle(const std::string& try_dir) {
+  return to_json_text(json{{"try_dir", try_dir}});
+}
+
+Result<LogChunk> read_log_file(const std::string& path, unsigned long long offset, size_t max) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return make_error(path + ": no such file", Errc::NotFound);
+    return make_error(path + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(path + ": not a regular file", Errc::NotFound);
+  }
+  LogChunk c;
+  c.size = static_cast<unsigned long long>(st.st_size);
+  if (offset < c.size) {
+    c.bytes.resize(static_cast<size_t>(std::min<unsigned long long>(c.size - offset, max)));
+    size_t got = 0;
+    while (got < c.bytes.size()) {
+      ssize_t n =
+          ::pread(fd, c.bytes.data() + got, c.bytes.size() - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int e = errno;
+        ::close(fd);
+        return make_error(path + ": " + std::strerror(e));
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    c.bytes.resize(got);
+  }
+  ::close(fd);
+  c.next_offset = offset + c.bytes.size();
+  return c;
+}
+
 namespace {
+
+std::string this_hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+// What a handle names: the try's folder and, once it started, its processes (the try's
+// process group leader, and the worker that writes its result.json).
+struct LocalHandle {
+  std::string try_dir;
+  int pid = 0;
+  long long pid_start = 0;
+  int writer = 0;
+  long long writer_start = 0;
+};
+
+std::optional<LocalHandle> parse_handle(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j["try_dir"].is_string() || j["try_dir"].get<std::string>().empty())
+    return std::nullopt;
+  LocalHandle h;
+  h.try_dir = j["try_dir"].get<std::string>();
+  h.pid = j.value("pid", 0);
+  h.pid_start = j.value("pid_start", 0LL);
+  h.writer = j.value("writer", 0);
+  h.writer_start = j.value("writer_start", 0LL);
+  return h;
+}
 
 struct Worker {
   int pid = 0;
@@ -47,7 +117,8 @@ struct Worker {
 
 class LocalExecutor final : public Executor {
  public:
-  LocalExecutor(asio::io_context& io, LocalExecutorOptions opts) : io_(io), opts_(std::move(opts)) {
+  LocalExecutor(asio::io_context& io, LocalExecutorOptions opts)
+      : io_(io), opts_(std::move(opts)), host_(this_hostname()) {
     // A task writing to a closed pipe must not kill the daemon.
     ::signal(SIGPIPE, SIG_IGN);
   }
@@ -56,14 +127,14 @@ class LocalExecutor final : public Executor {
 
   void set_callback(Callback cb) override { cb_ = std::move(cb); }
 
-  void start(const TrySpec& spec) override {
+  Status start(const TrySpec& spec) override {
     stopping_ = false;
     std::string key = try_key(spec.run_id, spec.task, spec.try_number);
+    if (opts_.max_workers > 0 && busy_workers() >= opts_.max_workers)
+      return make_error("capacity exceeded: this host takes " + std::to_string(opts_.max_workers) +
+                            " tries at once", Errc::Busy);
     Worker* w = idle_worker();
-    if (!w) {
-      finish_error(key, "no worker process could be started");
-      return;
-    }
+    if (!w) return make_error("no worker process could be started");
     w->current_key = key;
     w->current_try_dir = spec.try_dir;
     w->try_pid = 0;
@@ -79,8 +150,22 @@ class LocalExecutor final : public Executor {
     if (!write_all(w->to_fd, line)) {
       w->current_key.clear();
       mark_dead(*w);
-      finish_error(key, "worker pipe closed");
+      return make_error("worker pipe closed");
     }
+    return {};
+  }
+
+  Capacity capacity() const override {
+    Capacity c;
+    if (opts_.max_workers > 0) c.total = opts_.max_workers;
+    return c;
+  }
+
+  Result<LogChunk> read_log(const std::string& key, const std::string& handle,
+                            unsigned long long offset, size_t max) const override {
+    auto h = parse_handle(handle);
+    if (!h) return make_error("try " + key + ": not a local try handle", Errc::Invalid);
+    return read_log_file(layout::log(h->try_dir).string(), offset, max);
   }
 
   void kill(const std::string& key, const std::string& why) override {
@@ -94,13 +179,24 @@ class LocalExecutor final : public Executor {
     auto it = adopted_.find(key);
     if (it != adopted_.end()) {
       note_in_log(it->second.try_dir, why);
-      signal_group(it->second.pid, it->second.start);
+      signal_group(it->second.pid, it->second.pid_start);
     }
   }
 
-  void adopt(const std::string& key, const std::string& try_dir) override {
-    PidFile p = read_pid_file(try_dir);
-    adopted_[key] = Adopted{try_dir, p.pid, p.start, p.writer, p.writer_start};
+  void adopt(const std::string& key, const std::string& handle) override {
+    auto h = parse_handle(handle);
+    if (!h) {
+      finish_error(key, "cannot adopt: not a local try handle");
+      return;
+    }
+    if (h->pid == 0) {  // recorded before it started (or before handles): its pid file
+      PidFile p = read_pid_file(h->try_dir);
+      h->pid = p.pid;
+      h->pid_start = p.start;
+      h->writer = p.writer;
+      h->writer_start = p.writer_start;
+    }
+    adopted_[key] = *h;
     // Report asynchronously, like every other event, never from inside the caller.
     asio::post(io_, [this] { poll_adopted(); });
   }
@@ -115,13 +211,7 @@ class LocalExecutor final : public Executor {
   }
 
  private:
-  struct Adopted {
-    std::string try_dir;
-    int pid = 0;
-    long long start = 0;
-    int writer = 0;
-    long long writer_start = 0;
-  };
+  using Adopted = LocalHandle;  // what it watches is what the handle names
 
   // The worker named in TRY_DIR/dispatch is still alive (it may yet start the try, or
   // refuse it and exit because its daemon is gone).
@@ -151,6 +241,12 @@ class LocalExecutor final : public Executor {
     t->async_wait([t, pid, start](const boost::system::error_code& ec) {
       if (!ec && process_alive(pid, start)) ::kill(-pid, SIGKILL);
     });
+  }
+
+  int busy_workers() const {
+    int n = 0;
+    for (auto& w : workers_) n += !w->dead && !w->current_key.empty();
+    return n + static_cast<int>(adopted_.size());
   }
 
   Worker* idle_worker() {
@@ -225,6 +321,13 @@ class LocalExecutor final : public Executor {
       e.key = key;
       e.pid = w->try_pid;
       e.pid_start = w->try_pid_start;
+      e.facts = {{"executor", "local"}, {"hostname", host_}};
+      // The worker waits for the try and may write its result: it is the writer to wait for.
+      e.handle = to_json_text(json{{"try_dir", w->current_try_dir},
+                                   {"pid", w->try_pid},
+                                   {"pid_start", w->try_pid_start},
+                                   {"writer", w->pid},
+                                   {"writer_start", w->pid_start}});
       if (cb_) cb_(e);
     } else if (kind == "finished") {
       TryEvent e;
@@ -265,7 +368,7 @@ class LocalExecutor final : public Executor {
       std::string key = w->current_key;
       std::string dir = w->current_try_dir;
       w->current_key.clear();
-      adopt(key, dir);
+      adopt(key, local_try_handle(dir));
     }
   }
 
@@ -285,12 +388,12 @@ class LocalExecutor final : public Executor {
       if (a.pid == 0) {
         PidFile p = read_pid_file(a.try_dir);
         a.pid = p.pid;
-        a.start = p.start;
+        a.pid_start = p.start;
         a.writer = p.writer;
         a.writer_start = p.writer_start;
       }
       if (a.pid == 0 && dispatched_worker_alive(a.try_dir)) continue;  // not started yet
-      if (a.pid > 0 && process_alive(a.pid, a.start)) continue;
+      if (a.pid > 0 && process_alive(a.pid, a.pid_start)) continue;
       // The command is gone; its result comes from the writer, which may still be at it.
       if (a.writer > 0 && process_alive(a.writer, a.writer_start)) continue;
       done.push_back(key);
@@ -321,6 +424,7 @@ class LocalExecutor final : public Executor {
 
   asio::io_context& io_;
   LocalExecutorOptions opts_;
+  std::string host_;
   Callback cb_;
   bool stopping_ = false;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -54,21 +54,21 @@ bool safe_relative(const std::string& rel) {
   return true;
 }
 
-Status materialize_inputs(const TrySpec& spec, BlobStore& blobs) {
+Status materialize_inputs(const TrySpec& spec, BlobSource& blobs) {
   std::vector<fs::path> dirs;
   for (auto& f : spec.inputs) {
     if (!safe_relative(f.path) || !safe_relative(f.from_task))
       return make_error("input path '" + f.path + "' leaves its folder");
     fs::path dest = spec.inputs_dir() / f.from_task / f.path;
     if (auto s = make_dirs(dest.parent_path()); !s) return s;
-    if (auto s = blobs.materialize(f.sha256, dest); !s) return s;
+    if (auto s = blobs.fetch(f.sha256, dest); !s) return s;
   }
   return {};
 }
 
-Status collect_one(BlobStore& blobs, const fs::path& work, const fs::path& file,
+Status collect_one(BlobSource& blobs, const fs::path& work, const fs::path& file,
                    std::vector<FileEntry>& out) {
-  auto ref = blobs.put_file(file);
+  auto ref = blobs.store(file);
   if (!ref) return ref.error();
   struct stat st;
   int mode = ::stat(file.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : 0644;
@@ -77,7 +77,7 @@ Status collect_one(BlobStore& blobs, const fs::path& work, const fs::path& file,
   return {};
 }
 
-Status collect_outputs(const TrySpec& spec, BlobStore& blobs, std::vector<FileEntry>& out) {
+Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileEntry>& out) {
   fs::path work = spec.work_dir();
   for (auto& decl : spec.outputs) {
     if (!safe_relative(decl)) return make_error("output '" + decl + "' leaves the work dir");
@@ -102,6 +102,10 @@ Status collect_outputs(const TrySpec& spec, BlobStore& blobs, std::vector<FileEn
 
 }  // namespace
 
+std::unique_ptr<BlobSource> blob_source_for(const TrySpec& spec) {
+  return std::make_unique<LocalBlobSource>(fs::path(spec.home) / "blobs");
+}
+
 std::vector<std::string> try_environment(const TrySpec& spec) {
   std::map<std::string, std::string> extra = spec.env;
   extra["DROVER_RUN_ID"] = spec.run_id;
@@ -113,20 +117,18 @@ std::vector<std::string> try_environment(const TrySpec& spec) {
   return environment_with(extra);
 }
 
-Status prepare_try(const TrySpec& spec) {
+Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
   if (auto s = make_dirs(spec.work_dir()); !s) return s;
   if (!TaskTypeRegistry::instance().find(spec.type))
     return make_error("unknown task type '" + spec.type + "'");
-  BlobStore blobs(fs::path(spec.home) / "blobs");
   if (auto s = materialize_inputs(spec, blobs); !s)
     return make_error("materializing inputs: " + s.message());
   return {};
 }
 
-TryResult make_try_result(const TrySpec& spec, int code, std::string error, long long started_us,
-                          const json& values, const json& metrics, std::vector<FileEntry> files,
-                          const json& alerts) {
-  BlobStore blobs(fs::path(spec.home) / "blobs");
+TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
+                          long long started_us, const json& values, const json& metrics,
+                          std::vector<FileEntry> files, const json& alerts) {
   if (code == 0) {
     std::vector<FileEntry> outs;
     if (auto s = collect_outputs(spec, blobs, outs); !s) {
@@ -160,10 +162,10 @@ Status write_try_result(const TrySpec& spec, const json& result) {
   return write_file_atomic(spec.result_path(), to_json_text(result), 0644, /*durable=*/false);
 }
 
-int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
-               const json& values, const json& metrics, std::vector<FileEntry> files,
-               const json& alerts) {
-  TryResult r = make_try_result(spec, code, std::move(error), started_us, values, metrics,
+int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
+               long long started_us, const json& values, const json& metrics,
+               std::vector<FileEntry> files, const json& alerts) {
+  TryResult r = make_try_result(spec, blobs, code, std::move(error), started_us, values, metrics,
                                 std::move(files), alerts);
   if (auto s = write_try_result(spec, r.result); !s) {
     std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
@@ -172,10 +174,10 @@ int finish_try(const TrySpec& spec, int code, std::string error, long long start
   return r.code;
 }
 
-int run_try(const TrySpec& spec) {
+int run_try(const TrySpec& spec, BlobSource& blobs) {
   long long started = now_us();
-  if (auto s = prepare_try(spec); !s)
-    return finish_try(spec, 1, s.message(), started, json::object(), json::array(), {});
+  if (auto s = prepare_try(spec, blobs); !s)
+    return finish_try(spec, blobs, 1, s.message(), started, json::object(), json::array(), {});
 
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull >= 0) {
@@ -239,24 +241,23 @@ int run_try(const TrySpec& spec) {
   if (::chdir(spec.work_dir().c_str()) != 0) {
     std::string error = spec.work_dir().string() + ": " + std::strerror(errno);
     end_masking();
-    return finish_try(spec, 1, error, started, json::object(), json::array(), {});
+    return finish_try(spec, blobs, 1, error, started, json::object(), json::array(), {});
   }
   for (auto& kv : try_environment(spec)) {
     auto eq = kv.find('=');
     ::setenv(kv.substr(0, eq).c_str(), kv.c_str() + eq + 1, 1);
   }
-  BlobStore blobs(fs::path(spec.home) / "blobs");
   CollectingPublisher pub;
   std::map<std::string, fs::path> inputs;
   for (auto& f : spec.inputs) inputs[f.from_task] = spec.inputs_dir() / f.from_task;
-  TaskContext ctx{spec, blobs, pub, inputs};
+  TaskContext ctx{spec, blobs.local(), pub, inputs};
   const TaskType* type = TaskTypeRegistry::instance().find(spec.type);
   std::fflush(stdout);
   int code = type->run(ctx);
   std::fflush(stdout);
   std::fflush(stderr);
   end_masking();
-  return finish_try(spec, code, "", started, pub.values, pub.metrics, pub.files, pub.alerts);
+  return finish_try(spec, blobs, code, "", started, pub.values, pub.metrics, pub.files, pub.alerts);
 }
 
 json read_try_result(const std::string& try_dir) {

@@ -1,11 +1,14 @@
-// The one execution path of a try (DESIGN.md §2): materialize inputs from the blob store,
-// run the task type with stdout/stderr in the try's log, collect declared outputs into the
-// blob store and write result.json atomically. Runs in the try process (forked by a warm
-// worker, or `drover exec`). Not thread-safe: it changes the process's cwd and fds.
+// The one execution path of a try (DESIGN.md §2): materialize inputs from a BlobSource
+// (executor/blob_source.hpp), run the task type with stdout/stderr in the try's log,
+// collect declared outputs into that BlobSource and write result.json atomically. Runs in the try
+// process (forked by a warm worker, or `drover exec`). Not thread-safe: it changes the process's
+// cwd and fds.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 
+#include "executor/blob_source.hpp"
 #include "plugins/task_type.hpp"
 
 namespace drover {
@@ -13,12 +16,15 @@ namespace drover {
 // Exit code of the task (0 success). result.json holds:
 // {"exit_code", "error", "outputs":[FileEntry], "values":{}, "metrics":[{name,value,step}],
 //  "started_at","ended_at" (µs since epoch)}
-int run_try(const TrySpec& spec);
+int run_try(const TrySpec& spec, BlobSource& blobs);
+
+// The blobs of a try on this host: HOME/blobs of spec.home (LocalBlobSource).
+std::unique_ptr<BlobSource> blob_source_for(const TrySpec& spec);
 
 // The steps of run_try, for callers that run the task themselves (the worker spawns a
 // `command` try's argv directly, with no try process in between):
 // prepare_try makes the work dir and materializes the inputs;
-Status prepare_try(const TrySpec& spec);
+Status prepare_try(const TrySpec& spec, BlobSource& blobs);
 // try_environment is the task's full environment (inherited + DROVER_* + `env:`);
 std::vector<std::string> try_environment(const TrySpec& spec);
 // make_try_result collects declared outputs (when code == 0) and builds result.json's
@@ -28,14 +34,14 @@ struct TryResult {
   int code = 0;
   nlohmann::json result;
 };
-TryResult make_try_result(const TrySpec& spec, int code, std::string error, long long started_us,
-                          const nlohmann::json& values, const nlohmann::json& metrics,
-                          std::vector<FileEntry> files,
+TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
+                          long long started_us, const nlohmann::json& values,
+                          const nlohmann::json& metrics, std::vector<FileEntry> files,
                           const nlohmann::json& alerts = nlohmann::json::array());
 Status write_try_result(const TrySpec& spec, const nlohmann::json& result);
 // finish_try is both: it returns the final exit code (1 when result.json cannot be written).
-int finish_try(const TrySpec& spec, int code, std::string error, long long started_us,
-               const nlohmann::json& values, const nlohmann::json& metrics,
+int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
+               long long started_us, const nlohmann::json& values, const nlohmann::json& metrics,
                std::vector<FileEntry> files,
                const nlohmann::json& alerts = nlohmann::json::array());
 

@@ -96,12 +96,14 @@ int worker_main(int in_fd, int out_fd) {
     if (spec->type == "command" && spec->redact.empty()) {
       long long started = now_us();
       json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
-      auto prepared = prepare_try(*spec);  // makes the work dir
+      auto blobs = blob_source_for(*spec);
+      auto prepared = prepare_try(*spec, *blobs);  // makes the work dir
       Result<pid_t> pid =
           prepared.ok() ? spawn_command_try(*spec) : Result<pid_t>(prepared.error());
       TryResult r;
       if (!pid) {
-        r = make_try_result(*spec, 127, pid.message(), started, json::object(), json::array(), {});
+        r = make_try_result(*spec, *blobs, 127, pid.message(), started, json::object(),
+                            json::array(), {});
       } else {
         // This worker writes the result after the command exits: name it as the writer, so
         // that a daemon adopting the try waits for the result rather than calling it lost.
@@ -115,7 +117,7 @@ int worker_main(int in_fd, int out_fd) {
         }
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
-        r = make_try_result(*spec, code, "", started, json::object(), json::array(), {});
+        r = make_try_result(*spec, *blobs, code, "", started, json::object(), json::array(), {});
       }
       // The daemon hears the result first, then it is written to TRY_DIR/result.json for a
       // daemon that adopts the try: this worker, named in TRY_DIR/pid as the writer, is
@@ -156,7 +158,7 @@ int worker_main(int in_fd, int out_fd) {
       }
       ::syscall(SYS_close_range, 3U, ~0U, 0U);
       write_pid_file(spec->try_dir, ::getpid(), process_start_ticks(::getpid()));
-      int code = run_try(*spec);
+      int code = run_try(*spec, *blob_source_for(*spec));
       std::fflush(nullptr);
       ::_exit(code & 0xff);
     }
@@ -195,7 +197,7 @@ int exec_try_file(const char* spec_path) {
   }
   (void)make_dirs(spec->work_dir());
   write_pid_file(spec->try_dir, ::getpid(), process_start_ticks(::getpid()));
-  return run_try(*spec);
+  return run_try(*spec, *blob_source_for(*spec));
 }
 
 }  // namespace drover

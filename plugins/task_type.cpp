@@ -38,22 +38,27 @@ json TrySpec::to_json() const {
                      {"size", f.size},
                      {"mode", f.mode},
                      {"from_task", f.from_task}});
-  return {{"run_id", run_id},
-          {"dag", dag},
-          {"task", task},
-          {"type", type},
-          {"try", try_number},
-          {"argv", argv},
-          {"env", env},
-          {"with", with},
-          {"outputs", outputs},
-          {"home", home},
-          {"project_dir", project_dir},
-          {"try_dir", try_dir},
-          {"inputs", files},
-          {"upstream_values", upstream_values},
-          {"timeout_ms", timeout_ms},
-          {"redact", redact}};
+  return {
+      {"run_id", run_id},
+      {"dag", dag},
+      {"task", task},
+      {"type", type},
+      {"try", try_number},
+      {"queue", queue},
+      {"resources",
+       {{"gpu", resources.gpu}, {"cpu", resources.cpu}, {"memory_bytes", resources.memory_bytes}}},
+      {"labels", labels},
+      {"argv", argv},
+      {"env", env},
+      {"with", with},
+      {"outputs", outputs},
+      {"home", home},
+      {"project_dir", project_dir},
+      {"try_dir", try_dir},
+      {"inputs", files},
+      {"upstream_values", upstream_values},
+      {"timeout_ms", timeout_ms},
+      {"redact", redact}};
 }
 
 Result<TrySpec> TrySpec::from_json(const json& j) {
@@ -64,6 +69,14 @@ Result<TrySpec> TrySpec::from_json(const json& j) {
     s.task = j.at("task").get<std::string>();
     s.type = j.at("type").get<std::string>();
     s.try_number = j.at("try").get<int>();
+    s.queue = j.value("queue", "default");
+    if (j.contains("resources")) {
+      const json& r = j.at("resources");
+      s.resources.gpu = r.value("gpu", 0);
+      s.resources.cpu = r.value("cpu", 0.0);
+      s.resources.memory_bytes = r.value("memory_bytes", 0LL);
+    }
+    if (j.contains("labels")) s.labels = j.at("labels").get<std::map<std::string, std::string>>();
     s.argv = j.at("argv").get<std::vector<std::string>>();
     s.env = j.at("env").get<std::map<std::string, std::string>>();
     s.with = j.value("with", json::object());

@@ -30,15 +30,25 @@ struct FileEntry {
   std::string from_task;  // inputs only: the upstream task that produced it
 };
 
+// What a task asks of where it runs (the DAG's `resources:`); 0: nothing asked.
+struct TryResources {
+  int gpu = 0;
+  double cpu = 0;
+  long long memory_bytes = 0;
+};
+
 // Everything a try needs, resolved by the daemon; sent to a worker as JSON.
 struct TrySpec {
   std::string run_id, dag, task, type;
   int try_number = 1;
-  std::vector<std::string> argv;           // empty for types that don't run a command
-  std::map<std::string, std::string> env;  // added to the inherited environment
-  json with = json::object();              // rendered `with:`
-  std::vector<std::string> outputs;        // declared outputs, relative to work_dir
-  std::string home;                        // drover home; blobs at home/blobs
+  std::string queue = "default";              // the task's queue (slots are counted per queue)
+  TryResources resources;                     // for an executor placing the try
+  std::map<std::string, std::string> labels;  // placement labels (none from the DAG yet)
+  std::vector<std::string> argv;              // empty for types that don't run a command
+  std::map<std::string, std::string> env;     // added to the inherited environment
+  json with = json::object();                 // rendered `with:`
+  std::vector<std::string> outputs;           // declared outputs, relative to work_dir
+  std::string home;                           // drover home; blobs at home/blobs
   std::string project_dir;
   std::string try_dir;                          // holds work/, inputs/, log, result.json
   std::vector<FileEntry> inputs;                // materialized under try_dir/inputs/FROM_TASK/PATH

@@ -88,8 +88,9 @@ class Engine final : public Service {
   Result<json> list_runs(const RunFilter& filter) override;
   Result<json> get_run(const std::string& run_id) override;
   Status cancel(const std::string& run_id, const std::string& user) override;
-  Result<std::string> log_path(const std::string& run_id, const std::string& task,
-                               std::optional<int> try_number) override;
+  Result<LogChunk> read_log(const std::string& run_id, const std::string& task,
+                            std::optional<int> try_number, unsigned long long offset,
+                            size_t max) override;
   json alert_deliveries() override;
 
  private:

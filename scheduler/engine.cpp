@@ -1,6 +1,4 @@
 // The Engine's loop: plan, commit, act (scheduler/engine_impl.hpp).
-#include <unistd.h>
-
 #include "scheduler/engine_impl.hpp"
 
 namespace drover {
@@ -9,26 +7,9 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace engine;
 
-namespace {
-
-std::string hostname() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
-}  // namespace
-
 Engine::Impl::Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, Executor& x,
                    EngineOptions o)
-    : self(e),
-      io(io_),
-      clock(c),
-      store(s),
-      exec(x),
-      opts(std::move(o)),
-      timer(io_),
-      host(hostname()) {
+    : self(e), io(io_), clock(c), store(s), exec(x), opts(std::move(o)), timer(io_) {
   // Try folders and log paths in the records are absolute whatever the caller's --home.
   if (!opts.home.empty()) opts.home = fs::absolute(opts.home);
   if (opts.dags_dir) dag_source = make_dag_folder(io, *opts.dags_dir);
@@ -108,11 +89,13 @@ void Engine::Impl::pump_once() {
   TimePoint now = clock.now();
   Effects fx;
   fx.finishes.swap(pending_finishes);
+  fx.started.swap(pending_started);
   {
     Transaction txn(store);
     fx.writes(txn.status());
     if (fx.writes.ok()) {
       for (auto& ev : fx.finishes) record_finish(ev, now, fx);
+      record_started(fx);
       fire_schedules(now, fx);
       expire_timeouts(now, fx);
       check_slas(now, fx);
@@ -168,8 +151,20 @@ bool Engine::Impl::commit(Effects& fx, Transaction& txn) {
   return false;  // ~Transaction rolls back
 }
 
+// A start the executor refuses ends that try at once: its end is heard by the next pump,
+// as every try's end is (the refusal comes after this pump's commit; nothing is written here).
 void Engine::Impl::act(Effects& fx) {
-  for (auto& spec : fx.launches) exec.start(spec);
+  for (auto& spec : fx.launches) {
+    Status s = exec.start(spec);
+    if (s.ok()) continue;
+    TryEvent ev;
+    ev.kind = TryEvent::Kind::Finished;
+    ev.key = try_key(spec.run_id, spec.task, spec.try_number);
+    ev.error = s.message();
+    ev.refused = true;
+    spdlog::warn("try {}: the executor refused it: {}", ev.key, ev.error);
+    on_event(ev);
+  }
   for (auto& [key, why] : fx.kills) exec.kill(key, why);
   if (opts.alerts)
     for (auto& [dag, a] : fx.alerts) {
@@ -222,9 +217,11 @@ void Engine::Impl::undo(Effects& fx, TimePoint now) {
     if (auto s = reload_run(it->second); !s)
       spdlog::error("run {}: reading it back after a failed commit: {}", id, s.message());
   }
-  // The tries' ends are heard again by the next pump, before anything heard since.
+  // The tries' ends are heard again by the next pump, before anything heard since; so are
+  // their starts (the facts stay in memory, in `running`).
   fx.finishes.insert(fx.finishes.end(), pending_finishes.begin(), pending_finishes.end());
   pending_finishes = std::move(fx.finishes);
+  pending_started.insert(fx.started.begin(), fx.started.end());
   reindex();
   (void)now;
 }
@@ -265,19 +262,27 @@ void Engine::Impl::arm_timer(std::optional<TimePoint> wake) {
   });
 }
 
+// Where a try runs (Started) is kept in `running` at once and written by the next pump
+// (record_started), which the Started posts: the handle is in the store as soon as a pump
+// can write it, for a daemon that must adopt the try after a crash. A try that ends before
+// that pump has its facts written with its end (one write).
 void Engine::Impl::on_event(const TryEvent& ev) {
+  auto it = running.find(ev.key);
+  if (it == running.end()) return;  // not ours (or already recorded)
   if (ev.kind == TryEvent::Kind::Started) {
-    auto it = running.find(ev.key);
-    if (it != running.end()) {
-      it->second.rec.pid = ev.pid;
-      it->second.rec.pid_start = ev.pid_start;
-    }
-    return;
+    TryRecord& rec = it->second.rec;
+    rec.pid = ev.pid;
+    rec.pid_start = ev.pid_start;
+    rec.facts = ev.facts.is_object() ? ev.facts : json::object();
+    if (!ev.handle.empty()) rec.facts["handle"] = ev.handle;
+    if (auto h = rec.facts.find("hostname"); h != rec.facts.end() && h->is_string())
+      rec.host = h->get<std::string>();
+    pending_started.insert(ev.key);
+  } else {
+    // Finishes are recorded in the same transaction as the decisions they enable (one
+    // fsync for "A ended, B starts"), and finishes arriving together share it too.
+    pending_finishes.push_back(ev);
   }
-  if (running.find(ev.key) == running.end()) return;  // not ours (or already recorded)
-  // Finishes are recorded in the same transaction as the decisions they enable (one
-  // fsync for "A ended, B starts"), and finishes arriving together share it too.
-  pending_finishes.push_back(ev);
   if (!pump_posted) {
     pump_posted = true;
     asio::post(io, [this] {

@@ -124,6 +124,7 @@ struct Effects {
   std::set<std::string> touched_runs;                           // read back from the store
   std::vector<std::string> created_runs;                        // dropped
   std::vector<TryEvent> finishes;                               // heard again next pump
+  std::set<std::string> started;                                // written again next pump
   std::vector<std::pair<std::string, RunningTry>> ended_tries;  // running again
   std::vector<std::string> timed_out;                           // not timed out yet
   std::vector<WakeAt> sla_alerted;                              // not alerted yet
@@ -164,13 +165,13 @@ struct Engine::Impl {
   std::set<std::string> sla_alerted;
   std::map<std::string, int> running_by_queue;
   std::set<std::string> retire;  // terminal runs to drop once no try of theirs runs
-  std::string host;
   bool in_pump = false, pump_again = false, stopped = false, pump_posted = false;
   std::optional<TimePoint> next_wake;           // on the injected clock: when pump() has work next
   std::optional<TimePoint> earliest_fire;       // the soonest next_fire of any DAG (none: never)
   bool schedules_dirty = true;                  // DAGs changed: every schedule is looked at again
   int failed_commits = 0;                       // in a row: the retry waits longer each time
   std::vector<TryEvent> pending_finishes;       // recorded by the next pump
+  std::set<std::string> pending_started;        // tries whose Started facts it writes
   std::map<std::string, FileLock> owner_locks;  // own_runs: the owner.lock of each run created
 
   Impl(Engine& e, boost::asio::io_context& io_, const Clock& c, Store& s, Executor& x,
@@ -208,11 +209,15 @@ struct Engine::Impl {
 
   // engine_tries.cpp: tries and time
   void record_finish(const TryEvent& ev, TimePoint now, Effects& fx);
+  void record_started(Effects& fx);
   void expire_timeouts(TimePoint now, Effects& fx);
   void check_slas(TimePoint now, Effects& fx);
 
   // recovery.cpp
   Status recover();
+  // The handle of a try to give the executor (adopt, read_log): the one its Started gave,
+  // else (recorded before handles; every such try was local) its folder's.
+  static std::string handle_of(const TryRecord& rec);
 };
 
 }  // namespace drover

@@ -135,10 +135,19 @@ void Engine::Impl::fire_schedules(TimePoint now, Effects& fx) {
   }
 }
 
+// The Engine's own slots and the executor's capacity, the smaller of each limit winning.
 core::Slots Engine::Impl::free_slots() const {
+  Capacity cap = exec.capacity();
   core::Slots slots;
-  slots.global = opts.global_slots - static_cast<int>(running.size());
-  for (auto& [q, limit] : opts.queue_slots) {
+  int global = opts.global_slots;
+  if (cap.total) global = std::min(global, *cap.total);
+  slots.global = global - static_cast<int>(running.size());
+  std::map<std::string, int> limits = opts.queue_slots;
+  for (auto& [q, limit] : cap.queue) {
+    auto it = limits.find(q);
+    if (it == limits.end() || limit < it->second) limits[q] = limit;
+  }
+  for (auto& [q, limit] : limits) {
     auto it = running_by_queue.find(q);
     slots.queue[q] = limit - (it == running_by_queue.end() ? 0 : it->second);
   }
@@ -323,11 +332,10 @@ void Engine::Impl::apply_step(ActiveRun& v, const core::RunStep& step, TimePoint
     rec.task = st.task;
     rec.try_number = st.try_number;
     rec.queue = t->queue;
-    rec.host = host;
     rec.started_at = now;
     rec.try_dir = layout::try_dir(opts.home, v.run.id, st.task, st.try_number).string();
     rec.log_path = layout::log(rec.try_dir).string();
-    rec.facts = {{"hostname", host}, {"executor", "local"}};
+    // Where it runs (host, facts) is the executor's to say, when it has started it.
     auto spec = build_spec(v, *t, st.try_number);
     if (!spec) {
       // The try cannot even be prepared (e.g. a value upstream did not publish): it fails

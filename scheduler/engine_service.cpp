@@ -160,8 +160,9 @@ json Engine::alert_deliveries() {
   return impl_->opts.alerts ? impl_->opts.alerts->deliveries() : json::array();
 }
 
-Result<std::string> Engine::log_path(const std::string& run_id, const std::string& task,
-                                     std::optional<int> try_number) {
+Result<LogChunk> Engine::read_log(const std::string& run_id, const std::string& task,
+                                  std::optional<int> try_number, unsigned long long offset,
+                                  size_t max) {
   auto tries = impl_->store.tries_of(run_id);
   if (!tries) return tries.error();
   const TryRecord* best = nullptr;
@@ -170,9 +171,16 @@ Result<std::string> Engine::log_path(const std::string& run_id, const std::strin
     if (try_number && t.try_number != *try_number) continue;
     if (!best || t.try_number > best->try_number) best = &t;
   }
-  if (!best)
-    return make_error("no log for task '" + task + "' of run '" + run_id + "'", Errc::NotFound);
-  return best->log_path;
+  std::string none = "no log for task '" + task + "' of run '" + run_id + "'";
+  if (!best) return make_error(none, Errc::NotFound);
+  // A running try's facts may be newer in memory (its Started not written yet).
+  const TryRecord* rec = best;
+  auto live = impl_->running.find(try_key(best->run_id, best->task, best->try_number));
+  if (live != impl_->running.end()) rec = &live->second.rec;
+  auto chunk = impl_->exec.read_log(try_key(rec->run_id, rec->task, rec->try_number),
+                                    Impl::handle_of(*rec), offset, max);
+  if (!chunk && chunk.error().code == Errc::NotFound) return make_error(none, Errc::NotFound);
+  return chunk;
 }
 
 }  // namespace drover

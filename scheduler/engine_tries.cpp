@@ -28,6 +28,10 @@ void Engine::Impl::record_finish(const TryEvent& ev, TimePoint now, Effects& fx)
   if (!parsed) exit.result_error = parsed.message();
   exit.error = ev.error;
   core::TryOutcome out = core::try_outcome(exit);
+  // A start the executor refused: the try never ran and fails with its reason (as one whose
+  // spec cannot be built does), unless a cancel came first.
+  if (ev.refused && !rt.cancelled)
+    out = core::TryOutcome{core::TryEnd::Failed, TryState::Failed, std::nullopt, ev.error};
   rec.state = out.state;
   rec.exit_code = out.exit_code;
   rec.error = out.error;
@@ -62,6 +66,16 @@ void Engine::Impl::record_finish(const TryEvent& ev, TimePoint now, Effects& fx)
   }
   for (auto& a : core::try_end_alerts(*spec, changed, rec, parsed ? &*parsed : nullptr))
     fx.alerts.push_back({v.dag, std::move(a)});
+}
+
+// The facts of tries that started (TryEvent::Started, kept in `running` by on_event) and
+// are still running: written now (a try that ended in this pump had them written with its end).
+void Engine::Impl::record_started(Effects& fx) {
+  for (auto& key : fx.started) {
+    auto it = running.find(key);
+    if (it == running.end()) continue;
+    fx.writes(store.update_try(it->second.rec));
+  }
 }
 
 // Tries past their deadline are marked timed out (committed) and killed (after the commit);

@@ -50,6 +50,13 @@ Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now) {
 
 }  // namespace
 
+
+std::string Engine::Impl::handle_of(const TryRecord& rec) {
+  auto h = rec.facts.find("handle");
+  if (h != rec.facts.end() && h->is_string()) return h->get<std::string>();
+  return local_try_handle(rec.try_dir);
+}
+
 Status Engine::Impl::recover() {
   auto runs = store.unfinished_runs();
   if (!runs) return runs.error();
@@ -116,7 +123,7 @@ Status Engine::Impl::recover() {
       if (spec && spec->timeout) rt.deadline = tr.started_at + *spec->timeout;
       running[key] = rt;
       spdlog::info("adopting try {} from an earlier daemon", key);
-      exec.adopt(key, tr.try_dir);
+      exec.adopt(key, handle_of(tr));
     }
     active[run.id] = std::move(a);
   }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "executor/executor.hpp"
 #include "scheduler/store.hpp"
 
 namespace drover {
@@ -30,9 +31,13 @@ class Service {
   virtual Result<json> get_run(const std::string& run_id) = 0;  // the §5 record
   // Cancels a run's unfinished tasks. Errc::NotFound, or Errc::Conflict when already finished.
   virtual Status cancel(const std::string& run_id, const std::string& user) = 0;
-  // The log file of a try (latest try when nullopt). Errc::NotFound when absent.
-  virtual Result<std::string> log_path(const std::string& run_id, const std::string& task,
-                                       std::optional<int> try_number) = 0;
+  // A try's log (the latest try when nullopt) from `offset`, at most `max` bytes, read
+  // through the executor that ran it (executor/executor.hpp read_log): the caller never
+  // opens a path of the daemon's. Errc::NotFound when the run, task or try is unknown or the
+  // try has no log (yet).
+  virtual Result<LogChunk> read_log(const std::string& run_id, const std::string& task,
+                                    std::optional<int> try_number, unsigned long long offset,
+                                    size_t max) = 0;
   // Recent alert deliveries: [{time, channel, type, kind, dag, run_id, task, ok, error,
   // attempts}], oldest first (empty when no alert channels are configured).
   virtual json alert_deliveries() { return json::array(); }

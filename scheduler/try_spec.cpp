@@ -27,6 +27,8 @@ Result<TrySpec> build_try_spec(const TrySpecContext& c, const TaskSpec& t, int t
   s.task = t.id;
   s.type = t.type;
   s.try_number = try_number;
+  s.queue = t.queue;
+  s.resources = TryResources{t.resources.gpu, t.resources.cpu, t.resources.memory_bytes};
   s.home = c.home.string();
   s.project_dir = c.project_dir;
   s.try_dir = layout::try_dir(c.home, run.id, t.id, try_number).string();

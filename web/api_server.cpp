@@ -356,37 +356,14 @@ ApiResponse task_log(Service& service, const std::string& run, const std::string
     if (!n) return error_response(422, "offset must be a non-negative integer");
     offset = *n;
   }
-  auto path = service.log_path(run, task, try_number);
-  if (!path) return service_error(path.error());
-  std::string what = "no log for task '" + task + "' of run '" + run + "'";
-  int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return error_response(404, what);
-    return service_error(make_error(*path + ": " + std::strerror(errno)));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error_response(404, what);
-  }
-  long long size = st.st_size;
-  std::string bytes;
-  if (offset < size) {
-    bytes.resize(std::min<size_t>(static_cast<size_t>(size - offset), kMaxLogChunk));
-    size_t got = 0;
-    while (got < bytes.size()) {
-      ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, offset + got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    bytes.resize(got);
-  }
-  ::close(fd);
+  // Read by the daemon's executor, wherever the try ran: the API opens no path itself.
+  auto chunk = service.read_log(run, task, try_number, static_cast<unsigned long long>(offset),
+                                kMaxLogChunk);
+  if (!chunk) return service_error(chunk.error());
   ApiResponse r;
   r.content_type = "text/plain";
-  r.body = std::move(bytes);
-  r.headers.emplace_back("X-Drover-Log-Size", std::to_string(size));
+  r.body = std::move(chunk->bytes);
+  r.headers.emplace_back("X-Drover-Log-Size", std::to_string(chunk->size));
   return r;
 }
 

@@ -656,5 +656,157 @@ tasks:
   EXPECT_EQ(tries(id, "train")[0].exit_code, 3);
 }
 
+// --- The executor contract -------------------------------------------------------------------
+
+// A start the executor refuses fails that try at once with its message, heard by the next
+// pump (never written outside one); the run moves on: downstream follows the failure.
+TEST_F(EngineTest, AStartTheExecutorRefusesFailsTheTryWithItsMessageAndTheRunMovesOn) {
+  start_engine();
+  exec_.refuse_starts("capacity exceeded: no GPU host free");
+  std::string id = trigger(dag(R"(dag: refused
+tasks:
+  a: {type: mock, retries: 2}
+  b: {type: mock, needs: [a]}
+  c: {type: mock}
+)"));
+  EXPECT_TRUE(exec_.starts().empty());
+  EXPECT_EQ(exec_.refused(), (Strings{"refused-1/a/1", "refused-1/c/1"}));
+  auto a = tries(id, "a");
+  ASSERT_EQ(a.size(), 1u);  // failed, not lost: a refusal is not retried as a vanished try
+  EXPECT_EQ(a[0].state, TryState::Failed);
+  EXPECT_EQ(a[0].error, "capacity exceeded: no GPU host free");
+  EXPECT_EQ(a[0].ended_at, clock_.now());
+  EXPECT_EQ(a[0].host, "");  // it ran nowhere
+  EXPECT_EQ(task(id, "a").state, TaskState::UpForRetry);
+  // Taken again: the retry starts and the run goes on.
+  exec_.refuse_starts("");
+  pump_at_wake();
+  ASSERT_EQ(exec_.started_keys(), (Strings{"refused-1/a/2"}));
+  exec_.finish_like_mock("refused-1/a/2");
+  poll();
+  ASSERT_EQ(exec_.started_keys(), (Strings{"refused-1/a/2", "refused-1/b/1"}));
+  exec_.finish_like_mock("refused-1/b/1");
+  poll();
+  EXPECT_EQ(task(id, "c").state, TaskState::Failed);  // no retries: failed by its refusal
+  EXPECT_EQ(tries(id, "c")[0].error, "capacity exceeded: no GPU host free");
+  EXPECT_EQ(run(id).state, RunState::Failed);
+}
+
+// The executor's capacity bounds the tries given to it, whatever the Engine's own slots.
+TEST_F(EngineTest, AnExecutorWithCapacityOneNeverGetsTwoTriesAtOnce) {
+  Capacity one;
+  one.total = 1;
+  exec_.set_capacity(one);
+  EngineOptions o;
+  o.global_slots = 4;
+  start_engine(o);
+  std::string id = trigger(dag(R"(dag: wide
+tasks:
+  a: {type: mock}
+  b: {type: mock}
+  c: {type: mock}
+)"));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(exec_.running().size(), 1u);
+    exec_.finish_like_mock(exec_.running()[0]);
+    poll();
+  }
+  EXPECT_EQ(exec_.starts().size(), 3u);
+  EXPECT_EQ(exec_.max_running(), 1);
+  EXPECT_EQ(run(id).state, RunState::Success);
+}
+
+// A per-queue capacity: the smaller of it and the Engine's queue slots wins.
+TEST_F(EngineTest, AnExecutorsQueueCapacityBoundsThatQueueOnly) {
+  Capacity gpu;
+  gpu.queue["gpu"] = 1;
+  exec_.set_capacity(gpu);
+  EngineOptions o;
+  o.queue_slots["gpu"] = 3;
+  start_engine(o);
+  trigger(dag(R"(dag: queues
+tasks:
+  g1: {type: mock, queue: gpu, resources: {gpu: 1}}
+  g2: {type: mock, queue: gpu, resources: {gpu: 1}}
+  c1: {type: mock}
+  c2: {type: mock}
+)"));
+  EXPECT_EQ(exec_.running().size(), 3u);  // one gpu try and both default ones
+  const TrySpec* g = nullptr;
+  int gpu_running = 0;
+  for (auto& key : exec_.running())
+    if (exec_.spec(key)->queue == "gpu") {
+      ++gpu_running;
+      g = exec_.spec(key);
+    }
+  EXPECT_EQ(gpu_running, 1);
+  ASSERT_NE(g, nullptr);  // the queue and resources reach the executor
+  EXPECT_EQ(g->resources.gpu, 1);
+  EXPECT_TRUE(g->labels.empty());
+}
+
+// Where a try ran is the executor's to say: the Started facts are in the try record as soon
+// as the pump that hears Started has run, with the handle; the end keeps them.
+TEST_F(EngineTest, TheStartedFactsAndHandleAreRecordedInTheTry) {
+  start_engine();
+  std::string id = trigger(dag(kOneTask));
+  EXPECT_EQ(tries(id, "a")[0].host, "");  // not started yet: nowhere
+  EXPECT_EQ(tries(id, "a")[0].facts, json::object());
+  exec_.report_started("one-1/a/1");
+  poll();
+  TryRecord a = tries(id, "a")[0];
+  std::string handle = FakeExecutor::handle_of("one-1/a/1", a.try_dir);
+  EXPECT_EQ(a.host, "fake-host");
+  EXPECT_EQ(a.facts, (json{{"executor", "fake"}, {"hostname", "fake-host"}, {"handle", handle}}));
+  EXPECT_EQ(a.pid, 4000);
+  exec_.finish_like_mock("one-1/a/1");
+  poll();
+  EXPECT_EQ(tries(id, "a")[0].state, TryState::Success);
+  EXPECT_EQ(tries(id, "a")[0].facts["handle"], handle);
+  EXPECT_EQ(tries(id, "a")[0].host, "fake-host");
+}
+
+// A restarted Engine gives the executor back the handle the try's Started gave.
+TEST_F(EngineTest, AdoptionGetsTheHandleTheStartedEventGave) {
+  start_engine();
+  std::string id = trigger(dag(kOneTask));
+  exec_.report_started("one-1/a/1");
+  poll();
+  std::string handle = FakeExecutor::handle_of("one-1/a/1", tries(id, "a")[0].try_dir);
+  engine_.reset();  // the daemon goes; its try runs on
+
+  start_engine();
+  ASSERT_EQ(exec_.adopts().size(), 1u);
+  EXPECT_EQ(exec_.adopts()[0].key, "one-1/a/1");
+  EXPECT_EQ(exec_.adopts()[0].handle, handle);
+  exec_.finish("one-1/a/1", 0, FakeExecutor::result_json(0));
+  poll();
+  EXPECT_EQ(run(id).state, RunState::Success);
+}
+
+// The Service reads a try's log through the executor, with the try's handle.
+TEST_F(EngineTest, LogsAreReadThroughTheExecutorWithTheTrysHandle) {
+  start_engine();
+  std::string id = trigger(dag(kOneTask));
+  exec_.report_started("one-1/a/1");
+  poll();
+  exec_.set_log("one-1/a/1", "hello world\n");
+  auto all = engine_->read_log(id, "a", std::nullopt, 0, 1 << 20);
+  ASSERT_TRUE(all.ok()) << all.message();
+  EXPECT_EQ(all->bytes, "hello world\n");
+  EXPECT_EQ(all->size, 12u);
+  auto tail = engine_->read_log(id, "a", 1, 6, 3);
+  ASSERT_TRUE(tail.ok()) << tail.message();
+  EXPECT_EQ(tail->bytes, "wor");
+  EXPECT_EQ(tail->next_offset, 9u);
+  ASSERT_FALSE(exec_.log_reads().empty());
+  EXPECT_EQ(exec_.log_reads().back().second,
+            FakeExecutor::handle_of("one-1/a/1", tries(id, "a")[0].try_dir));
+  auto none = engine_->read_log(id, "b", std::nullopt, 0, 10);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, Errc::NotFound);
+  EXPECT_EQ(none.message(), "no log for task 'b' of run 'one-1'");
+}
+
 }  // namespace
 }  // namespace drover

@@ -1,8 +1,11 @@
 // FakeExecutor: an Executor for Engine tests that runs nothing. It records every call the
-// Engine makes (start with its TrySpec, kill with its reason, adopt, shutdown); the test
-// ends a try when it likes, and the fake reports it through the callback exactly as
-// LocalExecutor does for a try process (executor/worker.cpp): Started (pid) first, then
+// Engine makes (start with its TrySpec, kill with its reason, adopt with its handle,
+// shutdown); the test ends a try when it likes, and the fake reports it through the
+// callback exactly as LocalExecutor does for a try process (executor/worker.cpp): Started
+// (pid, facts {"executor": "fake", "hostname": "fake-host"} and a handle) first, then
 // Finished with the process's exit code or signal and result.json in try_runner's shape.
+// A test may make it refuse starts (refuse_starts), cap its capacity (set_capacity) and
+// give a try a log (set_log, read back by read_log through the try's handle).
 // finish_like_mock() plays plugins/mock.cpp on the try's rendered `with:`, so DAGs of
 // `type: mock` tasks behave as they do for real, without processes or time. Not
 // thread-safe (the Engine's io_context thread, as every Executor).
@@ -27,32 +30,70 @@ class FakeExecutor final : public Executor {
     std::string key, why;
   };
   struct Adopt {
-    std::string key, try_dir;
+    std::string key, handle;
+    std::string try_dir;  // the handle's "try_dir" (handles are {"try_dir", "fake"} JSON)
   };
 
   // --- Executor -----------------------------------------------------------------------------
   void set_callback(Callback cb) override { cb_ = std::move(cb); }
-  void start(const TrySpec& spec) override {
+  Status start(const TrySpec& spec) override {
+    std::string key = try_key(spec.run_id, spec.task, spec.try_number);
+    if (!refusal_.empty()) {
+      refused_.push_back(key);
+      return make_error(refusal_);
+    }
     starts_.push_back(spec);
-    running_[try_key(spec.run_id, spec.task, spec.try_number)] = Try{spec, 0, false};
+    running_[key] = Try{spec, 0, false};
+    max_running_ = std::max(max_running_, static_cast<int>(running_.size()));
+    return {};
   }
   void kill(const std::string& key, const std::string& why) override {
     kills_.push_back({key, why});
   }
   // An adopted try runs until the test ends it (finish, finish_killed; it has no spec for
   // finish_like_mock beyond its try_dir).
-  void adopt(const std::string& key, const std::string& try_dir) override {
-    adopts_.push_back({key, try_dir});
+  void adopt(const std::string& key, const std::string& handle) override {
+    json h = json::parse(handle, nullptr, false);
+    std::string try_dir = h.is_object() ? h.value("try_dir", "") : "";
+    adopts_.push_back({key, handle, try_dir});
     TrySpec spec;
     spec.try_dir = try_dir;
     running_[key] = Try{spec, next_pid_++, true};
   }
+  Result<LogChunk> read_log(const std::string& key, const std::string& handle,
+                            unsigned long long offset, size_t max) const override {
+    log_reads_.push_back({key, handle});
+    auto it = logs_.find(key);
+    if (it == logs_.end()) return make_error("no log of " + key, Errc::NotFound);
+    LogChunk c;
+    c.size = it->second.size();
+    if (offset < c.size) c.bytes = it->second.substr(offset, max);
+    c.next_offset = offset + c.bytes.size();
+    return c;
+  }
+  Capacity capacity() const override { return capacity_; }
   void shutdown() override { ++shutdowns_; }
+
+  // --- What the test makes it do ------------------------------------------------------------
+  // Every start from now on is refused with `message` ("" takes them again).
+  void refuse_starts(const std::string& message) { refusal_ = message; }
+  void set_capacity(Capacity c) { capacity_ = std::move(c); }
+  void set_log(const std::string& key, const std::string& text) { logs_[key] = text; }
+  // The handle a try's Started gives (and adopt expects back).
+  static std::string handle_of(const std::string& key, const std::string& try_dir) {
+    return json{{"try_dir", try_dir}, {"fake", key}}.dump();
+  }
 
   // --- What the Engine asked ----------------------------------------------------------------
   const std::vector<TrySpec>& starts() const { return starts_; }
   const std::vector<Kill>& kills() const { return kills_; }
   const std::vector<Adopt>& adopts() const { return adopts_; }
+  // The keys of the starts it refused, in order.
+  const std::vector<std::string>& refused() const { return refused_; }
+  // The most tries it held at once (started and not finished).
+  int max_running() const { return max_running_; }
+  // Each read_log asked: (key, handle).
+  const std::vector<std::pair<std::string, std::string>>& log_reads() const { return log_reads_; }
   int shutdowns() const { return shutdowns_; }
   // The keys (try_key) of every try started, in order.
   std::vector<std::string> started_keys() const {
@@ -94,6 +135,8 @@ class FakeExecutor final : public Executor {
     e.key = key;
     e.pid = it->second.pid;
     e.pid_start = pid_start(it->second.pid);
+    e.facts = {{"executor", "fake"}, {"hostname", "fake-host"}};
+    e.handle = handle_of(key, it->second.spec.try_dir);
     if (cb_) cb_(e);
   }
 
@@ -203,6 +246,12 @@ class FakeExecutor final : public Executor {
   std::vector<TrySpec> starts_;
   std::vector<Kill> kills_;
   std::vector<Adopt> adopts_;
+  std::vector<std::string> refused_;
+  mutable std::vector<std::pair<std::string, std::string>> log_reads_;
+  std::string refusal_;
+  Capacity capacity_;
+  std::map<std::string, std::string> logs_;
+  int max_running_ = 0;
   int shutdowns_ = 0;
   std::map<std::string, Try> running_;
   int next_pid_ = 4000;

@@ -67,14 +67,20 @@ class FakeService : public Service {
     if (run_id == "etl-1") return make_error("run 'etl-1' already finished", Errc::Conflict);
     return {};
   }
-  Result<std::string> log_path(const std::string& run_id, const std::string& task,
-                               std::optional<int> try_number) override {
+  // The try's log is a file under log_dir, read as LocalExecutor reads it.
+  Result<LogChunk> read_log(const std::string& run_id, const std::string& task,
+                            std::optional<int> try_number, unsigned long long offset,
+                            size_t max) override {
     std::lock_guard lock(mu);
     ++log_calls;
     log_try = try_number;
-    if (task == "missing") return (log_dir / "nothing.log").string();
-    if (task != "train") return make_error("no task '" + task + "'", Errc::NotFound);
-    return (log_dir / "train.log").string();
+    if (task != "train" && task != "missing")
+      return make_error("no task '" + task + "'", Errc::NotFound);
+    auto chunk = read_log_file(
+        (log_dir / (task == "missing" ? "nothing.log" : "train.log")).string(), offset, max);
+    if (!chunk && chunk.error().code == Errc::NotFound)
+      return make_error("no log for task '" + task + "' of run '" + run_id + "'", Errc::NotFound);
+    return chunk;
   }
 
   std::mutex mu;
