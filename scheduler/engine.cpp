@@ -9,7 +9,14 @@ using namespace engine;
 
 Engine::Impl::Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, Executor& x,
                    EngineOptions o)
-    : self(e), io(io_), clock(c), store(s), exec(x), opts(std::move(o)), timer(io_) {
+    : self(e),
+      io(io_),
+      clock(c),
+      store(s),
+      exec(x),
+      opts(std::move(o)),
+      timer(io_),
+      started_timer(io_) {
   // Try folders and log paths in the records are absolute whatever the caller's --home.
   if (!opts.home.empty()) opts.home = fs::absolute(opts.home);
   if (opts.dags_dir) dag_source = make_dag_folder(io, *opts.dags_dir);
@@ -121,6 +128,10 @@ void Engine::Impl::pump_once() {
     }
   }
   failed_commits = 0;
+  if (pending_started.empty() && started_armed) {  // written by this pump: no flush needed
+    started_armed = false;
+    started_timer.cancel();
+  }
   act(fx);
   // A finished run leaves the active set once no try of it still runs.
   for (auto& id : retire) {
@@ -263,9 +274,9 @@ void Engine::Impl::arm_timer(std::optional<TimePoint> wake) {
 }
 
 // Where a try runs (Started) is kept in `running` at once and written by the next pump
-// (record_started), which the Started posts: the handle is in the store as soon as a pump
-// can write it, for a daemon that must adopt the try after a crash. A try that ends before
-// that pump has its facts written with its end (one write).
+// (record_started), whatever makes it run — at the latest kStartedFlush after the Started,
+// so that the handle is in the store for a daemon that must adopt the try after a crash.
+// A try that ends sooner has its facts written with its end: one write per try, not two.
 void Engine::Impl::on_event(const TryEvent& ev) {
   auto it = running.find(ev.key);
   if (it == running.end()) return;  // not ours (or already recorded)
@@ -278,11 +289,12 @@ void Engine::Impl::on_event(const TryEvent& ev) {
     if (auto h = rec.facts.find("hostname"); h != rec.facts.end() && h->is_string())
       rec.host = h->get<std::string>();
     pending_started.insert(ev.key);
-  } else {
-    // Finishes are recorded in the same transaction as the decisions they enable (one
-    // fsync for "A ended, B starts"), and finishes arriving together share it too.
-    pending_finishes.push_back(ev);
+    arm_started_flush();
+    return;
   }
+  // Finishes are recorded in the same transaction as the decisions they enable (one
+  // fsync for "A ended, B starts"), and finishes arriving together share it too.
+  pending_finishes.push_back(ev);
   if (!pump_posted) {
     pump_posted = true;
     asio::post(io, [this] {
@@ -290,6 +302,17 @@ void Engine::Impl::on_event(const TryEvent& ev) {
       pump();
     });
   }
+}
+
+void Engine::Impl::arm_started_flush() {
+  if (started_armed || stopped) return;
+  started_armed = true;
+  started_timer.expires_after(kStartedFlush);
+  started_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    started_armed = false;
+    pump();
+  });
 }
 
 // ---- Engine ---------------------------------------------------------------------------------
@@ -326,6 +349,7 @@ void Engine::stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
   impl_->timer.cancel();
+  impl_->started_timer.cancel();
   if (impl_->dag_source) impl_->dag_source->stop();
 }
 

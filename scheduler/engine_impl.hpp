@@ -85,6 +85,9 @@ struct DagRuns {
   std::set<RunKey> queued;
 };
 
+// The latest a try's Started facts wait for a pump to write them (real time).
+constexpr auto kStartedFlush = std::chrono::seconds(1);
+
 using WakeAt = std::pair<TimePoint, std::string>;  // (time, run id)
 using WakeHeap = std::priority_queue<WakeAt, std::vector<WakeAt>, std::greater<>>;
 
@@ -149,6 +152,10 @@ struct Engine::Impl {
   Executor& exec;
   EngineOptions opts;
   boost::asio::steady_timer timer;
+  // Real time, not the injected clock: the latest a Started's facts wait for a pump
+  // (recording them is no decision; a test pumps to see them).
+  boost::asio::steady_timer started_timer;
+  bool started_armed = false;
   std::unique_ptr<DagSource> dag_source;
   std::map<std::string, DagEntry> dags;
   std::map<std::string, std::vector<Diagnostic>> load_errors;  // by file
@@ -187,6 +194,7 @@ struct Engine::Impl {
   void arm_timer(std::optional<TimePoint> wake);
   void post_pump();
   void on_event(const TryEvent& ev);
+  void arm_started_flush();
   void reload_dags();
 
   // engine_runs.cpp: runs
