@@ -132,7 +132,8 @@ class LocalExecutor final : public Executor {
     std::string key = try_key(spec.run_id, spec.task, spec.try_number);
     if (opts_.max_workers > 0 && busy_workers() >= opts_.max_workers)
       return make_error("capacity exceeded: this host takes " + std::to_string(opts_.max_workers) +
-                            " tries at once", Errc::Busy);
+                            " tries at once",
+                        Errc::Busy);
     Worker* w = idle_worker();
     if (!w) return make_error("no worker process could be started");
     w->current_key = key;

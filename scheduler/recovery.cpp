@@ -50,7 +50,6 @@ Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now) {
 
 }  // namespace
 
-
 std::string Engine::Impl::handle_of(const TryRecord& rec) {
   auto h = rec.facts.find("handle");
   if (h != rec.facts.end() && h->is_string()) return h->get<std::string>();
