@@ -90,6 +90,15 @@ int cmd_serve(int argc, char** argv) {
     return kExitFailure;
   }
   (void)home_lock->set_content(std::to_string(::getpid()) + "\n");
+  // HOME/serve.stopped is there only while no daemon runs after a clean stop: taken away
+  // now, written again when this one stops on a signal. A crash or kill -9 leaves it absent,
+  // which is how recovery knows to count its pickups (EngineOptions::previous_stop_clean).
+  const std::filesystem::path stopped_marker = std::filesystem::path(home) / "serve.stopped";
+  {
+    std::error_code ec;
+    opts.previous_stop_clean = std::filesystem::exists(stopped_marker, ec);
+    std::filesystem::remove(stopped_marker, ec);
+  }
   // Alert channels (docs/alerts.md): the config is optional; a broken one stops the start.
   auto server = load_server(home, config_file);
   if (!server) {
@@ -140,6 +149,7 @@ int cmd_serve(int argc, char** argv) {
   io.run();
   std::error_code ec;
   std::filesystem::remove(std::filesystem::path(home) / "server.json", ec);
+  (void)write_file_atomic(stopped_marker, std::to_string(::getpid()) + "\n");
   return kExitOk;
 }
 

@@ -41,6 +41,10 @@ struct EngineOptions {
   // (or the process dies, kill -9 included). A daemon's recovery leaves a run alone while
   // its owner lock is held, and takes the run over once it is not.
   bool own_runs = false;
+  // Whether the previous daemon of this home stopped cleanly (SIGTERM / SIGINT, not a crash
+  // or kill -9). Recovery counts a pickup against a run's crash counter only after an
+  // unclean stop, so routine restarts never fail a long training run.
+  bool previous_stop_clean = false;
   AlertSink* alerts = nullptr;  // task failure, drift and SLA alerts (optional; not owned)
   // The secret store of the server config; {{ secrets.NAME }} reads it first, then the
   // environment's DROVER_SECRET_NAME. Values used are masked in logs and records.

@@ -72,13 +72,17 @@ Status Engine::Impl::recover() {
       spdlog::info("run {}: its `drover run` is gone; taking it over", run.id);
     }
     // The crash counter: a run whose runner died on it is not picked up into the same crash
-    // forever. Each pickup is counted (and committed) before the run is rebuilt; the store
-    // sets the count back to 0 when a try of the run ends (store.hpp count_recovery).
-    if (run.recoveries >= kMaxRecoveriesWithoutProgress) {
-      if (auto s = fail_unrecovered(store, run, clock.now()); !s) return s;
-      continue;
+    // forever. Each pickup after an unclean stop is counted (and committed) before the run is
+    // rebuilt; the store sets the count back to 0 when a try of the run ends (store.hpp
+    // count_recovery). After a clean stop nothing is counted and nothing is failed: a
+    // deploy's restarts are not crashes.
+    if (!opts.previous_stop_clean) {
+      if (run.recoveries >= kMaxRecoveriesWithoutProgress) {
+        if (auto s = fail_unrecovered(store, run, clock.now()); !s) return s;
+        continue;
+      }
+      if (auto n = store.count_recovery(run.id); !n) return n.error();
     }
-    if (auto n = store.count_recovery(run.id); !n) return n.error();
     DagPtr dag;
     auto content = store.dag_version_content(run.dag_hash);
     if (!content) return content.error();

@@ -38,6 +38,18 @@ tasks:
   EXPECT_EQ(rec["tasks"].size(), 2u);
 }
 
+// A stop on SIGTERM leaves HOME/serve.stopped, which the next daemon takes away at start:
+// its recovery then knows the earlier stop was clean and counts no crash (recovery_test).
+TEST_F(DaemonTest, ACleanStopIsMarkedForTheNextDaemon) {
+  dag("hello.yaml", "dag: hello\ntasks:\n  a: {run: [true]}\n");
+  start();
+  EXPECT_FALSE(fs::exists(home() / "serve.stopped"));
+  daemon->stop();
+  EXPECT_TRUE(fs::exists(home() / "serve.stopped"));
+  ASSERT_TRUE(daemon->start());
+  EXPECT_FALSE(fs::exists(home() / "serve.stopped"));
+}
+
 TEST_F(DaemonTest, ApiRefusesCallsWithoutTheToken) {
   dag("hello.yaml", "dag: hello\ntasks:\n  a: {run: [true]}\n");
   start();

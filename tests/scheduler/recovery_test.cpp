@@ -55,12 +55,13 @@ class RecoveryTest : public ::testing::Test {
     }
   };
 
-  // Drops the running daemon (if any) without a clean stop and starts the next one, which
-  // recovers what the store holds.
-  Daemon& restart() {
+  // Drops the running daemon (if any) and starts the next one, which recovers what the store
+  // holds; `clean`: the earlier one stopped cleanly (as `drover serve` on SIGTERM records).
+  Daemon& restart(bool clean = false) {
     daemon_.reset();
     daemon_ = std::make_unique<Daemon>();
     EngineOptions o;
+    o.previous_stop_clean = clean;
     o.home = dir_ / "home";
     o.project_dir = dir_.string();
     daemon_->engine =
@@ -135,6 +136,23 @@ TEST_F(RecoveryTest, ARunPickedUpThreeTimesWithoutProgressFailsOnTheFourthWithTh
   Daemon& fifth = restart();
   EXPECT_TRUE(fifth.exec.adopts().empty());
   EXPECT_EQ(run(id).error, r.error);
+}
+
+// A deploy restarts the daemon cleanly, again and again, while a long training try runs:
+// those pickups are not crashes, and the run goes on.
+TEST_F(RecoveryTest, PickupsAfterACleanStopAreNotCounted) {
+  std::string id = create_run();
+  for (int pickup = 1; pickup <= 5; ++pickup) {
+    SCOPED_TRACE("pickup " + std::to_string(pickup));
+    Daemon& d = restart(/*clean=*/true);
+    ASSERT_EQ(d.exec.adopts().size(), 1u);
+    RunRecord r = run(id);
+    EXPECT_EQ(r.recoveries, 0);
+    EXPECT_EQ(r.state, RunState::Running);
+  }
+  // Crashes still count from there.
+  restart();
+  EXPECT_EQ(run(id).recoveries, 1);
 }
 
 TEST_F(RecoveryTest, ATryThatEndsBetweenPickupsIsProgressAndStartsTheCountAgain) {
