@@ -126,7 +126,8 @@ TEST_F(RecoveryTest, ARunPickedUpThreeTimesWithoutProgressFailsOnTheFourthWithTh
   EXPECT_EQ(tries[0].state, TryState::Failed);
   EXPECT_EQ(tries[0].ended_at, clock_.now());
   EXPECT_EQ(tries[0].error, r.error);
-  for (const TaskInstance& t : store_.tasks_of(id).value()) {
+  std::vector<TaskInstance> tasks = store_.tasks_of(id).value();  // not a temporary's member
+  for (const TaskInstance& t : tasks) {
     SCOPED_TRACE(t.task);
     EXPECT_EQ(t.state, TaskState::Failed);
   }
