@@ -2,7 +2,12 @@
 # Scheduling cost against the DAG's size (issue 8): per-task wall time of an N-task chain and
 # an N-wide fan-out + join of `true` under `drover run --slots 2` (home on disk: every
 # transition committed, records whole; and home on tmpfs, where the scheduler's own cost
-# shows without the disk's), side by side with `ninja -j2` on the same graph.
+# shows without the disk's), side by side with `ninja -j2` on the same graph and with two
+# floors (bench/floor.c): the same number of `true` processes spawned in the graph's order with
+# nothing else (`floor`, the bound for a home on tmpfs), and the same plus one 4 KiB append +
+# fdatasync on the disk after each exit, before the next spawn (`floor_durable`: the least any
+# scheduler can cost that commits every transition with synchronous=FULL before the action it
+# allows; the bound for a home on disk).
 #
 #   bench/scale.sh [RESULTS.tsv]            (default: bench/results/scale.tsv)
 #
@@ -12,7 +17,8 @@
 # 12,000 tasks of these shapes: larger sizes fail to load and are reported as such.
 # Prints one line per case on stdout (and appends it to RESULTS.tsv):
 #   shape  N  tool  rep  seconds  us_per_task
-# then, per shape, the per-task ratio of the largest N to the smallest for each tool.
+# then, per shape, the per-task ratio of the largest N to the smallest for each tool, and each
+# drover figure divided by ninja's and by its floor's.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,23 +57,28 @@ echo "# $(date -Is) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's
      "load $(cut -d' ' -f1-3 /proc/loadavg) disk $(df -T "$WORK" | awk 'NR==2 {print $2}')" >> "$OUT"
 RES=$WORK/results.tsv
 : > "$RES"
+gcc -O2 -o "$WORK/floor" "$ROOT/bench/floor.c"
+row() {  # SHAPE N TOOL REP SECONDS TASKS
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
+    "$($PY -c "print('%.1f' % ($5 * 1e6 / $6))")" | tee -a "$RES"
+}
 for shape in $SHAPES; do
   for n in $SIZES; do
     g=$WORK/$shape-$n
     $PY "$ROOT/bench/gen_dags.py" graph "$shape" "$n" "$g"
-    if [[ $shape == chain ]]; then tasks=$n; else tasks=$((n + 2)); fi
+    if [[ $shape == chain ]]; then tasks=$n par=1; else tasks=$((n + 2)) par=2; fi
     for rep in $(seq "$REPS"); do
       log "$shape $n rep $rep: ninja"
       rm -f "$g/.ninja_log" "$g/.ninja_deps"
-      s=$(timed "$g" ninja -j2 -f build.ninja)
-      printf '%s\t%s\tninja_j2\t%s\t%s\t%s\n' "$shape" "$n" "$rep" "$s" \
-        "$($PY -c "print('%.1f' % ($s * 1e6 / $tasks))")" | tee -a "$RES"
+      row "$shape" "$n" ninja_j2 "$rep" "$(timed "$g" ninja -j2 -f build.ninja)" "$tasks"
+      row "$shape" "$n" floor "$rep" "$("$WORK/floor" "$tasks" "$par")" "$tasks"
+      row "$shape" "$n" floor_durable "$rep" "$("$WORK/floor" "$tasks" "$par" "$WORK/floor.log")" \
+        "$tasks"
       for where in $HOMES; do
         if [[ $where == disk ]]; then h=$WORK/home-$shape-$n-$rep; else h=$SHM/home-$shape-$n-$rep; fi
         log "$shape $n rep $rep: drover run (home on $where)"
         s=$(timed "$g" "$DROVER" run dag.yaml --home "$h" --slots 2 -q) || continue
-        printf '%s\t%s\tdrover_%s\t%s\t%s\t%s\n' "$shape" "$n" "$where" "$rep" "$s" \
-          "$($PY -c "print('%.1f' % ($s * 1e6 / $tasks))")" | tee -a "$RES"
+        row "$shape" "$n" "drover_$where" "$rep" "$s" "$tasks"
         if [[ $where == tmpfs ]]; then rm -rf "$h"; fi  # memory
       done
     done
@@ -86,5 +97,14 @@ for (shape, tool), by_n in sorted(best.items()):
     ns = sorted(by_n)
     row = "  ".join("%d: %.1f us" % (n, by_n[n]) for n in ns)
     ratio = by_n[ns[-1]] / by_n[ns[0]] if len(ns) > 1 else 1.0
-    print("%-7s %-12s %s  (%d/%d per task: %.2fx)" % (shape, tool, row, ns[-1], ns[0], ratio))
+    print("%-7s %-14s %s  (%d/%d per task: %.2fx)" % (shape, tool, row, ns[-1], ns[0], ratio))
+floors = {"drover_disk": "floor_durable", "drover_tmpfs": "floor"}
+for (shape, tool), by_n in sorted(best.items()):
+    if tool not in floors: continue
+    for n in sorted(by_n):
+        ninja = best[(shape, "ninja_j2")].get(n)
+        floor = best[(shape, floors[tool])].get(n)
+        if ninja and floor:
+            print("%-7s %-14s %6d: %.2fx ninja_j2, %.2fx %s" %
+                  (shape, tool, n, by_n[n] / ninja, by_n[n] / floor, floors[tool]))
 PYEOF
