@@ -97,6 +97,15 @@ Status write_file_atomic(const fs::path& path, std::string_view content, int mod
   return durable ? fsync_dir(path.parent_path()) : Status{};
 }
 
+Status write_file_once(const fs::path& path, std::string_view content, int mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return errno_error(path, errno);
+  bool ok = write_all(fd, content);
+  int e = errno;
+  if (::close(fd) != 0 && ok) ok = false, e = errno;
+  return ok ? Status{} : errno_error(path, e);
+}
+
 Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(path.string() + ": " + std::strerror(errno));

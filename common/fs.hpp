@@ -17,6 +17,13 @@ namespace drover {
 // survives the death of any process.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view content,
                          int mode = 0644, bool durable = true);
+// Writes a small file that is written once, in place (create or truncate, one write, no temp
+// name, no rename, no fsync): one folder entry instead of atomic replace's two. For files whose
+// readers either never read while it is written (the writer is known dead or done) or take a
+// file without its last byte (`content` ends with '\n') as absent: a reader may see it empty or,
+// after the writer died, cut short. Survives the death of any process but the writer's.
+Status write_file_once(const std::filesystem::path& path, std::string_view content,
+                       int mode = 0644);
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);
 Status fsync_dir(const std::filesystem::path& dir);
 Status make_dirs(const std::filesystem::path& dir);

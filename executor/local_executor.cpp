@@ -141,11 +141,11 @@ class LocalExecutor final : public Executor {
     w->try_pid = 0;
     // Which worker holds the try, until it writes TRY_DIR/pid: a daemon adopting the try
     // meanwhile waits for that worker instead of calling the try "never started".
+    // Written in place: cut short (no final newline) means this engine died writing it,
+    // before the worker was handed anything.
     if (make_dirs(spec.try_dir))
-      (void)write_file_atomic(layout::dispatch(spec.try_dir),
-                              std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n",
-                              0644,
-                              /*durable=*/false);
+      (void)write_file_once(layout::dispatch(spec.try_dir),
+                            std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n");
     std::string line =
         to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
     if (!write_all(w->to_fd, line)) {
@@ -218,7 +218,7 @@ class LocalExecutor final : public Executor {
   // refuse it and exit because its daemon is gone).
   static bool dispatched_worker_alive(const std::string& try_dir) {
     auto text = read_file(layout::dispatch(try_dir), 128);
-    if (!text) return false;
+    if (!text || text->empty() || text->back() != '\n') return false;
     int pid = 0;
     long long start = 0;
     if (std::sscanf(text->c_str(), "%d %lld", &pid, &start) != 2 || pid <= 0) return false;

@@ -1,11 +1,10 @@
 #include "executor/proc.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "common/fs.hpp"
 #include "common/try_layout.hpp"
@@ -15,17 +14,25 @@ namespace drover {
 static bool read_stat(int pid, char& state, long long& start) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  std::ifstream in(path);
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  auto close = line.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream rest(line.substr(close + 2));
-  std::string field;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  // "PID (COMM) STATE ...": COMM may hold spaces and ')', so fields count from the last ')'.
+  char* p = std::strrchr(buf, ')');
+  if (!p || p[1] != ' ' || !p[2]) return false;
+  p += 2;
+  state = *p;
   // Fields after ")": 3=state ... 22=starttime.
-  rest >> state;
-  for (int i = 4; i <= 22; ++i) rest >> field;
-  start = std::atoll(field.c_str());
+  for (int field = 3; field < 22; ++field) {
+    p = std::strchr(p, ' ');
+    if (!p) return false;
+    ++p;
+  }
+  start = std::atoll(p);
   return true;
 }
 
@@ -57,11 +64,15 @@ bool process_alive(int pid, long long start) {
 }
 
 PidFile read_pid_file(const std::string& try_dir) {
+  // Written once in place (write_file_once): without its final newline it is not there yet,
+  // or its writer died writing it.
+  auto text = read_file(layout::pid(try_dir), 256);
+  if (!text || text->empty() || text->back() != '\n') return {};
   PidFile p;
-  std::ifstream in(layout::pid(try_dir));
-  in >> p.pid >> p.start;
-  if (!in) return {};
-  if (!(in >> p.writer >> p.writer_start)) p.writer = 0, p.writer_start = 0;
+  int n =
+      std::sscanf(text->c_str(), "%d %lld %d %lld", &p.pid, &p.start, &p.writer, &p.writer_start);
+  if (n < 2 || p.pid <= 0) return {};
+  if (n < 4) p.writer = 0, p.writer_start = 0;
   return p;
 }
 
@@ -71,12 +82,7 @@ void write_pid_file(const std::string& try_dir, int pid, long long start, int wr
   if (writer > 0) text += " " + std::to_string(writer) + " " + std::to_string(writer_start);
   text += "\n";
   // No fsync: after a machine crash the process is gone anyway.
-  std::string tmp = try_dir + "/pid.tmp";
-  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-    std::fputs(text.c_str(), f);
-    std::fclose(f);
-    std::rename(tmp.c_str(), layout::pid(try_dir).c_str());
-  }
+  (void)write_file_once(layout::pid(try_dir), text);
 }
 
 }  // namespace drover
