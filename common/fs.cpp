@@ -98,7 +98,7 @@ Status write_file_atomic(const fs::path& path, std::string_view content, int mod
 }
 
 Status write_file_once(const fs::path& path, std::string_view content, int mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return errno_error(path, errno);
   bool ok = write_all(fd, content);
   int e = errno;

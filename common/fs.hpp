@@ -21,7 +21,8 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
 // name, no rename, no fsync): one folder entry instead of atomic replace's two. For files whose
 // readers either never read while it is written (the writer is known dead or done) or take a
 // file without its last byte (`content` ends with '\n') as absent: a reader may see it empty or,
-// after the writer died, cut short. Survives the death of any process but the writer's.
+// after the writer died, cut short. Survives the death of any process but the writer's. A
+// symlink at `path` is never followed (ELOOP): the folder may be one a task can write to.
 Status write_file_once(const std::filesystem::path& path, std::string_view content,
                        int mode = 0644);
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);

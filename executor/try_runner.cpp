@@ -158,11 +158,10 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
 
 Status write_try_result(const TrySpec& spec, const json& result) {
   // Not fsynced: the daemon commits what it reads from here (synchronously) before acting,
-  // and a try whose result a power loss erased is simply lost and retried. Written in place:
-  // it is read only once its writer is gone (the worker after waitpid; an adopting daemon
-  // after the writer named in TRY_DIR/pid exited), and a writer killed mid-write leaves text
-  // that does not parse, read as no result.
-  return write_file_once(spec.result_path(), to_json_text(result) + "\n");
+  // and a try whose result a power loss erased is simply lost and retried. Replaced by rename,
+  // not written in place: the task has had its turn in the folder, and whatever it left at
+  // this name (a symlink included) is replaced, never written through.
+  return write_file_atomic(spec.result_path(), to_json_text(result), 0644, /*durable=*/false);
 }
 
 int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
