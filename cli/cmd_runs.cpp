@@ -263,6 +263,8 @@ void print_run_record(const json& r, bool with_failures, const LogTail& tail) {
   std::printf("DAG          %s (file %s)\n", str(r, "dag").c_str(),
               r.value("dag_hash", "").substr(0, 12).c_str());
   std::printf("State        %s\n", str(r, "state").c_str());
+  if (r.contains("error") && r["error"].is_string())
+    std::printf("Error        %s\n", r["error"].get<std::string>().c_str());
   std::printf("Trigger      %s%s\n", str(trigger, "kind").c_str(),
               by == "-" ? "" : (" by " + by).c_str());
   std::printf("Params       %s\n", r.value("params", json::object()).dump().c_str());

@@ -89,6 +89,9 @@ Result<json> run_record_json(Store& store, const std::string& run_id) {
   if (!tries.ok()) return tries.error();
 
   json out = run_summary_json(r);
+  // Why the run failed when no try's error says (recovery gave up on it, its DAG version
+  // could not be loaded); null otherwise.
+  out["error"] = r.error.empty() ? json(nullptr) : json(r.error);
   out["params"] = r.params;
   out["dag_hash"] = r.dag_hash;
   out["git"] = {{"commit", r.git_commit.empty() ? json(nullptr) : json(r.git_commit)},

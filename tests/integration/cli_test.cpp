@@ -4,6 +4,7 @@
 // client options shared by the daemon's clients.
 #include <functional>
 
+#include "scheduler/store.hpp"
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
@@ -85,6 +86,33 @@ TEST_F(CliTest, ASuccessfulRunPrintsNoFailureSummary) {
   auto shown = cli({"runs", "show", "ok-1"});
   ASSERT_EQ(shown.code, 0) << shown.err;
   EXPECT_EQ(shown.out.find("Failed tries"), std::string::npos) << shown.out;
+}
+
+TEST_F(CliTest, RunsShowPrintsTheRunsOwnErrorWhenItHasOne) {
+  auto r = run(dag("ok.yaml", "dag: ok\ntasks:\n  a: {run: 'echo fine'}\n"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(record(r)["error"], nullptr);
+  auto plain = cli({"runs", "show", "ok-1"});
+  EXPECT_EQ(plain.out.find("Error "), std::string::npos) << plain.out;
+  {  // what recovery writes when it gives up on a run (scheduler/recovery.cpp)
+    auto store = open_store("sqlite:" + (home() / "drover.db").string());
+    ASSERT_TRUE(store.ok()) << store.message();
+    auto run = (*store)->get_run("ok-1");
+    ASSERT_TRUE(run.ok() && *run);
+    RunRecord rec = **run;
+    rec.state = RunState::Failed;
+    rec.error = "recovered 3 times without progress; the runner may crash on it";
+    ASSERT_TRUE((*store)->update_run(rec).ok());
+  }
+  auto shown = cli({"runs", "show", "ok-1"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("State        failed\n"
+                           "Error        recovered 3 times without progress; the runner may "
+                           "crash on it\n"),
+            std::string::npos)
+      << shown.out;
+  auto js = cli({"runs", "show", "ok-1", "--json"});
+  EXPECT_EQ(record(js)["error"], "recovered 3 times without progress; the runner may crash on it");
 }
 
 TEST_F(CliTest, FailureSummaryNamesAMissingDeclaredOutputAndATimeout) {

@@ -670,6 +670,7 @@ TEST_P(StoreTest, RunRecordJsonHasTheDesignShape) {
   EXPECT_EQ(j["dag"], "weekly_retrain");
   EXPECT_EQ(j["seq"], 3);
   EXPECT_EQ(j["state"], "failed");
+  EXPECT_EQ(j["error"], nullptr);  // its tries say why
   EXPECT_EQ(j["params"], (json{{"lr", 0.1}}));
   EXPECT_EQ(j["dag_hash"], "ab12");
   EXPECT_EQ(j["git"], (json{{"commit", "abc"}, {"dirty", false}}));
@@ -892,6 +893,9 @@ TEST_P(StoreTest, ARunsErrorRoundTrips) {
   r2.error = "from the start";
   ASSERT_TRUE(store_->insert_run(r2, tasks({"a"})).ok());
   EXPECT_EQ((*store_->get_run("etl-2"))->error, "from the start");
+  auto rec = run_record_json(*store_, "etl-1");
+  ASSERT_TRUE(rec.ok()) << rec.message();
+  EXPECT_EQ((*rec)["error"], r.error);
 }
 
 // Runs `child` in a forked process with its own Store on the same file. The child writes
