@@ -25,6 +25,7 @@
 #include "cli/usage_formatter.hpp"
 #include "common/clock.hpp"
 #include "common/time.hpp"
+#include "executor/executor.hpp"
 #include "scheduler/store.hpp"
 #include "scheduler/store_json.hpp"
 #include "web/client.hpp"
@@ -182,32 +183,12 @@ std::string last_lines(std::string_view text, int lines, bool cut) {
 }
 
 Result<std::string> tail_file(const std::string& path, int lines) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(path + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return make_error(path + ": " + std::strerror(e));
-  }
-  unsigned long long size = static_cast<unsigned long long>(st.st_size);
-  unsigned long long from = size > kLogTailBytes ? size - kLogTailBytes : 0;
-  std::string buf(size - from, '\0');
-  size_t got = 0;
-  while (got < buf.size()) {
-    ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(from + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return make_error(path + ": " + std::strerror(e));
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  buf.resize(got);
-  return last_lines(buf, lines, from > 0);
+  auto whole = read_log_file(path, 0, 0);  // its size
+  if (!whole) return whole.error();
+  unsigned long long from = whole->size > kLogTailBytes ? whole->size - kLogTailBytes : 0;
+  auto end = read_log_file(path, from, kLogTailBytes);
+  if (!end) return end.error();
+  return last_lines(end->bytes, lines, from > 0);
 }
 
 Result<std::string> local_log_tail(const json& t, int lines) {

@@ -38,8 +38,8 @@ std::string local_try_handle(const std::string& try_dir) {
 Result<LogChunk> read_log_file(const std::string& path, unsigned long long offset, size_t max) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return make_error(path + ": no such file", Errc::NotFound);
-    return make_error(path + ": " + std::strerror(errno));
+    int e = errno;
+    return make_error(path + ": " + std::strerror(e), e == ENOENT ? Errc::NotFound : Errc::None);
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
