@@ -53,6 +53,17 @@ inline void add_client_options(CLI::App* app, ClientOptions& o) {
                   "The daemon's URL (default: $DROVER_SERVER, HOME/server.json)");
 }
 
+// A reading command's options: the client's, and --json (print the daemon's JSON).
+struct ReadOptions {
+  ClientOptions client;
+  bool json = false;
+};
+
+inline void add_read_options(CLI::App* app, ReadOptions& o) {
+  app->add_flag("--json", o.json, "Print the daemon's JSON");
+  add_client_options(app, o.client);
+}
+
 inline Result<ClientConfig> client_config(const ClientOptions& o) {
   return ::drover::resolve_client(o.home, o.server);
 }

@@ -34,16 +34,6 @@ std::string error_line(const json& e) {
   return str(e, "file") + ":" + str(e, "line") + ":" + str(e, "col") + ": " + str(e, "message");
 }
 
-struct Common {
-  ClientOptions client;
-  bool json = false;
-};
-
-void add_common(CLI::App* app, Common& c) {
-  app->add_flag("--json", c.json, "Print the daemon's JSON");
-  add_client_options(app, c.client);
-}
-
 // A param value or bound as text; an int param's whole numbers without a fraction ("1",
 // never "1.0"), strings in JSON quotes.
 std::string value_text(const json& v, bool is_int) {
@@ -78,7 +68,7 @@ std::string param_text(const json& spec) {
   return out;
 }
 
-int dags_ls(const Common& c) {
+int dags_ls(const ReadOptions& c) {
   auto config = client_config(c.client);
   if (!config) return fail(config.message());
   HttpClient client(*config);
@@ -107,7 +97,7 @@ int dags_ls(const Common& c) {
   return kExitOk;
 }
 
-int dags_show(const Common& c, const std::string& dag) {
+int dags_show(const ReadOptions& c, const std::string& dag) {
   auto config = client_config(c.client);
   if (!config) return fail(config.message());
   HttpClient client(*config);
@@ -173,15 +163,15 @@ int cmd_dags(int argc, char** argv) {
       "  1  the daemon refused (e.g. no such DAG) or could not be reached\n"
       "  2  usage error");
   app.require_subcommand(1);
-  Common c;
+  ReadOptions c;
   std::string dag;
   CLI::App* ls = app.add_subcommand("ls", "List DAGs: schedule, next fire, paused, last run");
   use_usage_first(*ls);
-  add_common(ls, c);
+  add_read_options(ls, c);
   CLI::App* show = app.add_subcommand("show", "Show a DAG: file, params, tasks, recent runs");
   use_usage_first(*show);
   show->add_option("dag", dag, "The DAG id")->required();
-  add_common(show, c);
+  add_read_options(show, c);
   if (int rc = parse_args(app, argc, argv, /*help_on_error=*/true); rc >= 0) return rc;
   if (ls->parsed()) return dags_ls(c);
   return dags_show(c, dag);

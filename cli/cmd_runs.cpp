@@ -69,16 +69,6 @@ std::string human_size(uint64_t n) {
   return buf;
 }
 
-struct Common {
-  ClientOptions client;
-  bool json = false;
-};
-
-void add_common(CLI::App* app, Common& c) {
-  app->add_flag("--json", c.json, "Print the daemon's JSON");
-  add_client_options(app, c.client);
-}
-
 Result<json> remote_runs(const ClientConfig& config, const std::string& dag,
                          const std::string& state, int limit);
 
@@ -101,7 +91,7 @@ Result<json> local_runs(const std::filesystem::path& db, const std::string& dag,
   return out;
 }
 
-int runs_ls(const Common& c, const std::string& dag, const std::string& state, int limit) {
+int runs_ls(const ReadOptions& c, const std::string& dag, const std::string& state, int limit) {
   auto where = resolve_source(c.client);
   if (!where) return fail(where.message());
   Result<json> res = where->daemon ? remote_runs(*where->daemon, dag, state, limit)
@@ -313,7 +303,7 @@ Result<std::string> daemon_log_tail(HttpClient& client, const std::string& run_i
   return last_lines(body->body, lines, from > 0);
 }
 
-int runs_show(const Common& c, const std::string& run_id) {
+int runs_show(const ReadOptions& c, const std::string& run_id) {
   auto where = resolve_source(c.client);
   if (!where) return fail(where.message());
   Result<json> res = make_error("");
@@ -355,7 +345,7 @@ int cmd_runs(int argc, char** argv) {
       "  1  the daemon refused (e.g. no such run) or could not be reached\n"
       "  2  usage error");
   app.require_subcommand(1);
-  Common c;
+  ReadOptions c;
   std::string dag, state, run_id;
   int limit = 0;
   CLI::App* ls = app.add_subcommand("ls", "List runs, newest first");
@@ -366,14 +356,14 @@ int cmd_runs(int argc, char** argv) {
                  "cancelled)");
   ls->add_option("--limit", limit, "At most this many runs (1-1000, default 100)")
       ->check(CLI::Range(1, 1000));
-  add_common(ls, c);
+  add_read_options(ls, c);
   CLI::App* show = app.add_subcommand(
       "show",
       "Show a run's record: tasks, tries, files, and each failed try's error with the last "
       "10 lines of its log");
   use_usage_first(*show);
   show->add_option("run", run_id, "The run id, e.g. weekly_retrain-12")->required();
-  add_common(show, c);
+  add_read_options(show, c);
   if (int rc = parse_args(app, argc, argv, /*help_on_error=*/true); rc >= 0) return rc;
   if (ls->parsed()) return runs_ls(c, dag, state, limit);
   return runs_show(c, run_id);
