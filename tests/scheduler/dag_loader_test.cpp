@@ -916,6 +916,13 @@ TEST_F(DagLoaderTest, LoadDagFileReadsUpToTheLimitItIsGiven) {
   fs::remove_all(dir);
 }
 
+// A file that has grown since its size was taken is read on, but only to one byte past the
+// limit. /proc files stat as 0 bytes; this one holds a line per mapping, well over 1 KiB.
+TEST_F(DagLoaderTest, AFileLargerThanItsStatSizeIsReadOnlyToOneBytePastTheLimit) {
+  EXPECT_EQ(messages(load_dag_file("/proc/self/maps", DagLimits{1024, 100000})),
+            Errors{"/proc/self/maps:1:1: file is too large (1025 bytes; the limit is 1024)"});
+}
+
 // ---- params -----------------------------------------------------------------------------
 
 class ParamTest : public DagLoaderTest {
