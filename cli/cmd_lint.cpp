@@ -1,6 +1,8 @@
 // `drover lint PATH...`: validates DAG files (files, or folders searched for *.yaml/*.yml)
 // and prints every diagnostic as `file:line:col: message`, sorted by file and line. Also
-// reports a DAG id used by more than one of the files.
+// reports a DAG id used by more than one of the files. The DAG file limits are the server
+// config's (`dags:`), found as `drover serve` and `drover run` find it, so lint says what
+// they will accept.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
+#include "scheduler/config.hpp"
 #include "scheduler/dag_loader.hpp"
 
 namespace drover::cli {
@@ -26,9 +29,12 @@ constexpr const char* kFooter =
     "Each PATH is a DAG file or a folder searched recursively for *.yaml and *.yml files\n"
     "(hidden folders skipped). Every error of every file is printed on its own line as\n"
     "FILE:LINE:COL: MESSAGE, sorted by file and line. See docs/dag-format.md.\n"
+    "The limits on a DAG file's size are the server config's `dags:` section (--config FILE,\n"
+    "else HOME/config.yaml if present; docs/alerts.md), as for drover serve and drover run.\n"
     "\nExit codes:\n"
     "  0  every file is a valid DAG\n"
-    "  1  at least one file is invalid, unreadable, or no DAG file was found\n"
+    "  1  at least one file is invalid, unreadable, or no DAG file was found; or the server\n"
+    "     config is invalid\n"
     "  2  usage error\n";
 
 int cmd_lint(int argc, char** argv) {
@@ -38,10 +44,25 @@ int cmd_lint(int argc, char** argv) {
   app.footer(kFooter);
   std::vector<std::string> paths;
   bool as_json = false;
+  std::string home = ".drover", config_file;
   app.add_option("PATH", paths, "DAG files or folders")->required();
   app.add_flag("--json", as_json,
                "Print a JSON array of {\"file\", \"line\", \"col\", \"message\"}");
+  app.add_option("--config", config_file,
+                 "Server config whose `dags:` sets the DAG file limits (default "
+                 "HOME/config.yaml if present)");
+  app.add_option("--home", home, "Where the default config is (default ./.drover)");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+
+  DagLimits limits;
+  if (std::string path = server_config_path(home, config_file); !path.empty()) {
+    auto cfg = load_server_config(path);  // warns itself about a group-readable file
+    if (!cfg) {
+      std::fprintf(stderr, "%s\n", cfg.message().c_str());
+      return kExitFailure;
+    }
+    limits = cfg->dags;
+  }
 
   // The files, in the order given (folders expanded, sorted), each once.
   std::vector<fs::path> files;
@@ -68,7 +89,7 @@ int cmd_lint(int argc, char** argv) {
   std::map<std::string, std::string> ids;
   size_t bad_files = 0;
   for (const auto& f : files) {
-    LoadResult r = load_dag_file(f);
+    LoadResult r = load_dag_file(f, limits);
     if (!r.dag) {
       ++bad_files;
       diags.insert(diags.end(), r.diagnostics.begin(), r.diagnostics.end());

@@ -43,7 +43,8 @@ int cmd_run(int argc, char** argv) {
   app.add_flag("--json", as_json, "Print the run record as JSON at the end");
   app.add_flag("-q,--quiet", quiet, "Print no progress");
   app.add_option("--config", config_file,
-                 "Server config with alert channels (default HOME/config.yaml if present)");
+                 "Server config: alert channels, DAG file limits (default HOME/config.yaml if "
+                 "present)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -51,7 +52,13 @@ int cmd_run(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::warn);
 
-  LoadResult loaded = load_dag_file(file);
+  // The server config first: its `dags:` limits bound the DAG file.
+  auto server = load_server(home, config_file);
+  if (!server) {
+    std::fprintf(stderr, "%s\n", server.message().c_str());
+    return kExitFailure;
+  }
+  LoadResult loaded = load_dag_file(file, server->dag_limits);
   if (!loaded.dag) {
     for (auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.str().c_str());
     return kExitFailure;
@@ -70,11 +77,6 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "drover run: %s\n", store.message().c_str());
     return kExitFailure;
   }
-  auto server = load_server(home, config_file);
-  if (!server) {
-    std::fprintf(stderr, "%s\n", server.message().c_str());
-    return kExitFailure;
-  }
   boost::asio::io_context io;
   SystemClock clock;
   auto exec = make_local_executor(io, LocalExecutorOptions{self_exe(), slots, 2000});
@@ -86,6 +88,7 @@ int cmd_run(int argc, char** argv) {
   opts.own_runs = true;  // a daemon restarted meanwhile leaves this run to this process
   opts.alerts = server->alerts.get();
   opts.secrets = server->secrets;
+  opts.dag_limits = server->dag_limits;
   Engine engine(io, clock, **store, *exec, opts);
   std::string run_id;
   std::optional<RunState> final_state;

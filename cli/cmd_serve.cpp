@@ -42,7 +42,8 @@ int cmd_serve(int argc, char** argv) {
                  "Value of {{ project_dir }} (default: each DAG file's git work tree)");
   app.add_flag("--json-logs", json_logs, "Log as JSON lines");
   app.add_option("--config", config_file,
-                 "Server config: alert channels, ui_url (default HOME/config.yaml if present)");
+                 "Server config: alert channels, ui_url, DAG file limits (default HOME/config.yaml "
+                 "if present)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -107,6 +108,7 @@ int cmd_serve(int argc, char** argv) {
   }
   opts.alerts = server->alerts.get();
   opts.secrets = server->secrets;
+  opts.dag_limits = server->dag_limits;
   auto token = ensure_token(home);
   if (!token) {
     std::fprintf(stderr, "drover serve: %s\n", token.message().c_str());

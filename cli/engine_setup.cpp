@@ -13,15 +13,21 @@
 
 namespace drover::cli {
 
-Result<ServerSetup> load_server(const std::filesystem::path& home, std::string config_file) {
+std::string server_config_path(const std::filesystem::path& home, std::string config_file) {
   if (config_file.empty() && std::filesystem::exists(home / "config.yaml"))
     config_file = (home / "config.yaml").string();
+  return config_file;
+}
+
+Result<ServerSetup> load_server(const std::filesystem::path& home, std::string config_file) {
+  config_file = server_config_path(home, std::move(config_file));
   ServerSetup out;
   if (config_file.empty()) return out;
   auto cfg = load_server_config(config_file);
   if (!cfg) return cfg.error();
   for (auto& w : cfg->warnings) spdlog::warn("{}", w);
   out.secrets = cfg->secrets;
+  out.dag_limits = cfg->dags;
   out.alerts = std::make_unique<AlertDispatcher>(std::move(*cfg));
   return out;
 }

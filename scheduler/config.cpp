@@ -105,6 +105,25 @@ class Checker {
     return false;
   }
 
+  // A whole number from `min` to `max`.
+  template <class Int>
+  bool integer(const YAML::Node& n, const std::string& what, long long min, long long max,
+               Int* out) {
+    if (n.IsScalar()) {
+      try {
+        long long v = n.as<long long>();
+        if (v >= min && v <= max) {
+          *out = static_cast<Int>(v);
+          return true;
+        }
+      } catch (const YAML::Exception&) {
+      }
+    }
+    error(n, what + ": expected an integer from " + std::to_string(min) + " to " +
+                 std::to_string(max));
+    return false;
+  }
+
   bool duration(const YAML::Node& n, const std::string& what, Micros* out) {
     if (!n.IsScalar()) {
       error(n, what + ": expected a duration like 2s or 1m");
@@ -139,7 +158,8 @@ json to_json(const YAML::Node& n) {
   return nullptr;
 }
 
-const std::vector<std::string> kTopKeys = {"alerts", "ui_url", "remotes", "secrets"};
+const std::vector<std::string> kTopKeys = {"alerts", "ui_url", "remotes", "secrets", "dags"};
+const std::vector<std::string> kDagsKeys = {"max_file_bytes", "max_yaml_nodes"};
 const std::vector<std::string> kAlertsKeys = {"channels", "retries", "retry_delay"};
 const std::vector<std::string> kTypes = {"webhook", "email", "command"};
 const std::vector<std::string> kWebhookKeys = {"type", "url", "timeout", "ca_file"};
@@ -219,25 +239,26 @@ void parse_channel(Checker& c, const std::string& name, const YAML::Node& key, c
 void parse_alerts(Checker& c, const YAML::Node& n, AlertsConfig* out) {
   if (!c.is_map(n, "alerts")) return;
   c.only_keys(n, kAlertsKeys, "alerts");
-  if (YAML::Node v = n["retries"]) {
-    bool good = false;
-    if (v.IsScalar()) {
-      try {
-        int r = v.as<int>();
-        if (r >= 0 && r <= 100) {
-          out->retries = r;
-          good = true;
-        }
-      } catch (const YAML::Exception&) {
-      }
-    }
-    if (!good) c.error(v, "alerts: retries: expected an integer from 0 to 100");
-  }
+  if (YAML::Node v = n["retries"]) c.integer(v, "alerts: retries", 0, 100, &out->retries);
   if (YAML::Node v = n["retry_delay"]) c.duration(v, "alerts: retry_delay", &out->retry_delay);
   if (YAML::Node chans = n["channels"]) {
     if (!c.is_map(chans, "alerts: channels")) return;
     for (const auto& kv : chans) parse_channel(c, kv.first.Scalar(), kv.first, kv.second, out);
   }
+}
+
+void parse_dags(Checker& c, const YAML::Node& n, DagLimits* out) {
+  if (n.IsNull() || !c.is_map(n, "dags")) return;
+  c.only_keys(n, kDagsKeys, "dags");
+  auto limit = [&](const char* key, size_t min, size_t max, size_t* field) {
+    if (YAML::Node v = n[key])
+      c.integer(v, std::string("dags: ") + key, static_cast<long long>(min),
+                static_cast<long long>(max), field);
+  };
+  limit("max_file_bytes", kMinDagLimits.max_file_bytes, kMaxDagLimits.max_file_bytes,
+        &out->max_file_bytes);
+  limit("max_yaml_nodes", kMinDagLimits.max_yaml_nodes, kMaxDagLimits.max_yaml_nodes,
+        &out->max_yaml_nodes);
 }
 
 }  // namespace
@@ -281,6 +302,7 @@ Result<ServerConfig> parse_server_config(std::string_view text, const std::strin
     if (YAML::Node v = root["alerts"]) parse_alerts(c, v, &cfg.alerts);
     if (YAML::Node v = root["ui_url"]) c.string(v, "ui_url", &cfg.ui_url);
     if (YAML::Node v = root["remotes"]) cfg.extra["remotes"] = to_json(v);
+    if (YAML::Node v = root["dags"]) parse_dags(c, v, &cfg.dags);
     if (YAML::Node v = root["secrets"]; v && !v.IsNull() && c.is_map(v, "secrets")) {
       for (const auto& kv : v) {
         std::string name = kv.first.Scalar();

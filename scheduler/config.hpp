@@ -1,5 +1,6 @@
 // ServerConfig: the daemon's own config file (`drover serve --config FILE`, default
-// HOME/config.yaml): alert channels and the UI link base. Parsed and validated by
+// HOME/config.yaml): alert channels, the UI link base, secrets, the DAG file limits (also
+// read by `drover run` and `drover lint`). Parsed and validated by
 // load_server_config() in scheduler/config.cpp; a plain value, safe to share once loaded.
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
+#include "scheduler/dag_loader.hpp"
 
 namespace drover {
 
@@ -52,6 +54,9 @@ struct ServerConfig {
   // The secret store: `secrets: {NAME: value}`, read by {{ secrets.NAME }} (before the
   // environment's DROVER_SECRET_NAME). Values are redacted from logs and records.
   std::map<std::string, std::string> secrets;
+  // `dags: {max_file_bytes, max_yaml_nodes}`: the bounds on every DAG file loaded (the DAG
+  // folder, `drover run`, `drover lint`, recovery's reload of a run's stored DAG).
+  DagLimits dags;
   // Sections owned by other modules, kept as JSON for them (e.g. "remotes").
   nlohmann::json extra = nlohmann::json::object();
   std::vector<std::string> warnings;  // e.g. a group/other-readable file

@@ -18,6 +18,7 @@
 #include "executor/executor.hpp"
 #include "scheduler/core.hpp"
 #include "scheduler/dag.hpp"
+#include "scheduler/dag_loader.hpp"
 #include "scheduler/service.hpp"
 #include "scheduler/store.hpp"
 
@@ -49,6 +50,10 @@ struct EngineOptions {
   // The secret store of the server config; {{ secrets.NAME }} reads it first, then the
   // environment's DROVER_SECRET_NAME. Values used are masked in logs and records.
   std::map<std::string, std::string> secrets;
+  // The bounds on a DAG file (the server config's `dags:`), for the DAG folder and for
+  // recovery, which loads each unfinished run's stored DAG text again: a run made from a DAG
+  // file only raised limits allow must stay recoverable after a restart.
+  DagLimits dag_limits;
 };
 
 class Engine final : public Service {

@@ -17,7 +17,8 @@ namespace {
 
 class DagFolder final : public DagSource {
  public:
-  DagFolder(asio::io_context& io, fs::path dir) : io_(io), dir_(std::move(dir)) {}
+  DagFolder(asio::io_context& io, fs::path dir, const DagLimits& limits)
+      : io_(io), dir_(std::move(dir)), limits_(limits) {}
   ~DagFolder() override { stop(); }
 
   Scan scan() override {
@@ -26,7 +27,7 @@ class DagFolder final : public DagSource {
     for (auto& path : find_dag_files(dir_)) {
       std::string file = path.string();
       out.files.insert(file);
-      LoadResult r = load_dag_file(path);
+      LoadResult r = load_dag_file(path, limits_);
       if (!r.dag) {
         out.errors[file] = r.diagnostics;
         continue;
@@ -83,6 +84,7 @@ class DagFolder final : public DagSource {
 
   asio::io_context& io_;
   fs::path dir_;
+  DagLimits limits_;
   std::function<void()> changed_;
   int fd_ = -1;
   bool stopped_ = false;
@@ -93,8 +95,9 @@ class DagFolder final : public DagSource {
 
 }  // namespace
 
-std::unique_ptr<DagSource> make_dag_folder(asio::io_context& io, fs::path dir) {
-  return std::make_unique<DagFolder>(io, std::move(dir));
+std::unique_ptr<DagSource> make_dag_folder(asio::io_context& io, fs::path dir,
+                                           const DagLimits& limits) {
+  return std::make_unique<DagFolder>(io, std::move(dir), limits);
 }
 
 }  // namespace drover

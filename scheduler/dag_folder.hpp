@@ -1,9 +1,9 @@
 // DagSource: where the daemon's DAGs come from, behind an interface the Engine owns.
 // DagFolder (make_dag_folder) is the folder of YAML files of `drover serve`: a scan loads
-// every *.yaml / *.yml under it, and an inotify watch tells the Engine when files change
-// (after a burst of changes settles, 150 ms). The Engine decides what a scan means (new DAG
-// versions, removed DAGs, a broken file keeping its last good version). Runs on the Engine's
-// io_context thread; not thread-safe.
+// every *.yaml / *.yml under it (within the DagLimits it is made with), and an inotify watch tells
+// the Engine when files change (after a burst of changes settles, 150 ms). The Engine decides what
+// a scan means (new DAG versions, removed DAGs, a broken file keeping its last good version). Runs
+// on the Engine's io_context thread; not thread-safe.
 #pragma once
 
 #include <filesystem>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "scheduler/dag.hpp"
+#include "scheduler/dag_loader.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -39,6 +40,7 @@ class DagSource {
   virtual void stop() = 0;
 };
 
-std::unique_ptr<DagSource> make_dag_folder(boost::asio::io_context& io, std::filesystem::path dir);
+std::unique_ptr<DagSource> make_dag_folder(boost::asio::io_context& io, std::filesystem::path dir,
+                                           const DagLimits& limits);
 
 }  // namespace drover

@@ -33,8 +33,7 @@ namespace drover {
 
 namespace {
 
-constexpr int kMaxDepth = 64;         // nesting levels, in the text and after aliases
-constexpr size_t kMaxNodes = 100000;  // YAML nodes visited, aliases counted each time
+constexpr int kMaxDepth = 64;  // nesting levels, in the text and after aliases
 constexpr size_t kMaxPatternBytes = 1000;
 
 const std::vector<std::string> kTopKeys = {
@@ -402,20 +401,20 @@ std::optional<size_t> folded_keep_breaks(std::string_view t, size_t pos, int par
 // YAML helpers.
 
 // Visits every node, aliases included each time they are reached; false when the
-// document is deeper than kMaxDepth or has more than kMaxNodes nodes.
-bool count_nodes(const YAML::Node& n, int depth, size_t& count, bool& too_deep) {
-  if (++count > kMaxNodes) return false;
+// document is deeper than kMaxDepth or has more than `max` nodes.
+bool count_nodes(const YAML::Node& n, int depth, size_t max, size_t& count, bool& too_deep) {
+  if (++count > max) return false;
   if (depth > kMaxDepth) {
     too_deep = true;
     return false;
   }
   if (n.IsSequence()) {
     for (const auto& c : n)
-      if (!count_nodes(c, depth + 1, count, too_deep)) return false;
+      if (!count_nodes(c, depth + 1, max, count, too_deep)) return false;
   } else if (n.IsMap()) {
     for (const auto& kv : n) {
-      if (!count_nodes(kv.first, depth + 1, count, too_deep)) return false;
-      if (!count_nodes(kv.second, depth + 1, count, too_deep)) return false;
+      if (!count_nodes(kv.first, depth + 1, max, count, too_deep)) return false;
+      if (!count_nodes(kv.second, depth + 1, max, count, too_deep)) return false;
     }
   }
   return true;
@@ -590,11 +589,18 @@ struct TaskNodes {
   size_t file_order = 0;
 };
 
+// The diagnostic of a file of `size` bytes over limits.max_file_bytes.
+std::string too_large(uintmax_t size, const DagLimits& limits) {
+  return "file is too large (" + std::to_string(size) + " bytes; the limit is " +
+         std::to_string(limits.max_file_bytes) + ")";
+}
+
 // ---------------------------------------------------------------------------------------
 
 class Loader {
  public:
-  Loader(std::string_view text, std::string file) : text_(text), file_(std::move(file)) {}
+  Loader(std::string_view text, std::string file, const DagLimits& limits)
+      : text_(text), file_(std::move(file)), limits_(limits) {}
 
   LoadResult run();
 
@@ -670,6 +676,7 @@ class Loader {
 
   std::string_view text_;
   std::string file_;
+  DagLimits limits_;
   std::vector<Diagnostic> diags_;
   DagSpec dag_;
   TaskSpec defaults_;
@@ -1573,10 +1580,8 @@ LoadResult Loader::run() {
                  diags_.end());
     return LoadResult{nullptr, std::move(diags_)};
   };
-  if (text_.size() > kMaxDagFileBytes) {
-    error_at(1, 1,
-             "file is too large (" + std::to_string(text_.size()) + " bytes; the limit is " +
-                 std::to_string(kMaxDagFileBytes) + ")");
+  if (text_.size() > limits_.max_file_bytes) {
+    error_at(1, 1, too_large(text_.size(), limits_));
     return fail();
   }
   if (auto e = check_encoding(text_)) {
@@ -1634,11 +1639,11 @@ LoadResult Loader::run() {
   }
   size_t count = 0;
   bool too_deep = false;
-  if (!count_nodes(root, 0, count, too_deep)) {
+  if (!count_nodes(root, 0, limits_.max_yaml_nodes, count, too_deep)) {
     error_at(1, 1,
              too_deep ? "nesting deeper than " + std::to_string(kMaxDepth) +
                             " levels (after expanding aliases)"
-                      : "too many YAML nodes (more than " + std::to_string(kMaxNodes) +
+                      : "too many YAML nodes (more than " + std::to_string(limits_.max_yaml_nodes) +
                             " after expanding aliases)");
     return fail();
   }
@@ -1750,12 +1755,13 @@ LoadResult Loader::run() {
 
 }  // namespace
 
-LoadResult load_dag_text(std::string_view text, const std::string& filename) {
-  Loader loader(text, filename);
+LoadResult load_dag_text(std::string_view text, const std::string& filename,
+                         const DagLimits& limits) {
+  Loader loader(text, filename, limits);
   return loader.run();
 }
 
-LoadResult load_dag_file(const std::filesystem::path& path) {
+LoadResult load_dag_file(const std::filesystem::path& path, const DagLimits& limits) {
   const std::string name = path.string();
   auto fail = [&](std::string msg) {
     return LoadResult{nullptr, {Diagnostic{name, 1, 1, std::move(msg)}}};
@@ -1766,16 +1772,21 @@ LoadResult load_dag_file(const std::filesystem::path& path) {
   if (!std::filesystem::is_regular_file(status)) return fail("cannot read: not a regular file");
   auto size = std::filesystem::file_size(path, ec);
   if (ec) return fail("cannot read: " + ec.message());
-  if (size > kMaxDagFileBytes)
-    return fail("file is too large (" + std::to_string(size) + " bytes; the limit is " +
-                std::to_string(kMaxDagFileBytes) + ")");
+  if (size > limits.max_file_bytes) return fail(too_large(size, limits));
   std::ifstream in(path, std::ios::binary);
   if (!in) return fail("cannot read: " + std::string(std::strerror(errno)));
-  std::string content;
-  content.resize(kMaxDagFileBytes + 1);
-  in.read(content.data(), static_cast<std::streamsize>(content.size()));
-  content.resize(static_cast<size_t>(in.gcount()));
-  return load_dag_text(content, name);
+  // The size stat gave, and one byte more; a file that grew since is read on, up to one byte
+  // past the limit (which load_dag_text refuses). A high limit costs nothing for small files.
+  std::string content(static_cast<size_t>(size) + 1, '\0');
+  size_t got = 0;
+  while (true) {
+    in.read(content.data() + got, static_cast<std::streamsize>(content.size() - got));
+    got += static_cast<size_t>(in.gcount());
+    if (got < content.size() || content.size() > limits.max_file_bytes) break;
+    content.resize(std::min(content.size() * 2, limits.max_file_bytes + 1));
+  }
+  content.resize(got);
+  return load_dag_text(content, name, limits);
 }
 
 std::vector<std::filesystem::path> find_dag_files(const std::filesystem::path& dir) {

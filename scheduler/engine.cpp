@@ -19,7 +19,7 @@ Engine::Impl::Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, E
       started_timer(io_) {
   // Try folders and log paths in the records are absolute whatever the caller's --home.
   if (!opts.home.empty()) opts.home = fs::absolute(opts.home);
-  if (opts.dags_dir) dag_source = make_dag_folder(io, *opts.dags_dir);
+  if (opts.dags_dir) dag_source = make_dag_folder(io, *opts.dags_dir, opts.dag_limits);
 }
 
 // ---- DAGs -----------------------------------------------------------------------------------

@@ -87,7 +87,8 @@ Status Engine::Impl::recover() {
     auto content = store.dag_version_content(run.dag_hash);
     if (!content) return content.error();
     if (*content) {
-      LoadResult r = load_dag_text(**content, run.dag + ".yaml@" + run.dag_hash.substr(0, 12));
+      LoadResult r = load_dag_text(**content, run.dag + ".yaml@" + run.dag_hash.substr(0, 12),
+                                   opts.dag_limits);
       dag = r.dag;
     }
     if (!dag) {

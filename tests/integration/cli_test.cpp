@@ -1,7 +1,8 @@
 // End to end: the CLI's reading commands with the real binary — failures that read well
 // (`runs show` and `drover run` print each failed try's error and the end of its log),
-// `logs` without a daemon and for unknown runs, `dags show` param declarations, and the
-// client options shared by the daemon's clients.
+// `logs` without a daemon and for unknown runs, `dags show` param declarations, the
+// client options shared by the daemon's clients, and the server config's DAG file limits as
+// `lint` and `run` apply them.
 #include <functional>
 
 #include "scheduler/store.hpp"
@@ -231,6 +232,92 @@ TEST_F(CliTest, ServerOptionGoesToTheDaemonEvenWhenAStoreIsHere) {
               std::string::npos)
         << r.err;
   }
+}
+
+// ---- the DAG file limits of the server config (`dags:`) ----------------------------------
+
+// Two tasks and a comment that takes the file just over the 1 MiB default limit.
+std::string big_dag() {
+  return "dag: big\ntasks:\n  a: {run: [true]}\n  b: {run: [true], needs: [a]}\n#" +
+         std::string(1 << 20, 'x') + "\n";
+}
+
+class DagLimitsCliTest : public CliTest {
+ protected:
+  // A server config at `p` (default TMP/config.yaml), mode 0600.
+  fs::path config(const std::string& text, fs::path p = {}) {
+    if (p.empty()) p = tmp / "config.yaml";
+    write_text(p, text);
+    fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);  // no mode warning
+    return p;
+  }
+};
+
+TEST_F(DagLimitsCliTest, ADagJustOverOneMebibyteIsRefusedByDefault) {
+  fs::path file = dag("big.yaml", big_dag());
+  const std::string refused =
+      file.string() + ":1:1: file is too large (1048644 bytes; the limit is 1048576)\n";
+  auto lint = drover({"lint", file.string(), "--home", home().string()});
+  EXPECT_EQ(lint.code, 1);
+  EXPECT_EQ(lint.out, refused);
+  EXPECT_EQ(lint.err, "drover lint: 1 error in 1 of 1 file\n");
+  auto r = run(file);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, refused);
+  EXPECT_FALSE(fs::exists(home()));  // nothing was created
+}
+
+TEST_F(DagLimitsCliTest, RaisedLimitsLetLintAndRunAcceptItAndTheRunSucceeds) {
+  fs::path file = dag("big.yaml", big_dag());
+  fs::path cfg = config("dags:\n  max_file_bytes: 2097152\n");
+  auto lint = drover({"lint", "--config", cfg.string(), file.string(), "--home", home().string()});
+  EXPECT_EQ(lint.code, 0) << lint.out << lint.err;
+  EXPECT_EQ(lint.out, "");
+  EXPECT_EQ(lint.err, "drover lint: 1 file, all valid\n");
+  auto r = drover({"run", file.string(), "--config", cfg.string(), "--home", home().string(),
+                   "--project-dir", tmp.path().string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json rec = record(r);
+  EXPECT_EQ(rec["state"], "success") << r.out;
+  EXPECT_EQ(rec["tasks"].size(), 2u) << r.out;
+}
+
+TEST_F(DagLimitsCliTest, LintFindsHomeConfigYamlAsRunDoes) {
+  fs::path file = dag("big.yaml", big_dag());
+  config("dags:\n  max_file_bytes: 2097152\n", home() / "config.yaml");
+  auto lint = drover({"lint", file.string(), "--home", home().string()});
+  EXPECT_EQ(lint.code, 0) << lint.out << lint.err;
+  EXPECT_EQ(lint.err, "drover lint: 1 file, all valid\n");
+}
+
+TEST_F(DagLimitsCliTest, ALoweredNodeLimitRefusesABiggerDagNamingTheLimit) {
+  std::string text = "dag: wide\ntasks:\n";
+  for (int i = 0; i < 200; ++i) text += "  t" + std::to_string(i) + ": {run: [true]}\n";
+  fs::path file = dag("wide.yaml", text);  // 1005 YAML nodes
+  fs::path cfg = config("dags:\n  max_yaml_nodes: 1000\n");
+  EXPECT_EQ(drover({"lint", file.string(), "--home", home().string()}).code, 0);
+  auto lint = drover({"lint", "--config", cfg.string(), file.string()});
+  EXPECT_EQ(lint.code, 1);
+  EXPECT_EQ(lint.out,
+            file.string() + ":1:1: too many YAML nodes (more than 1000 after expanding aliases)\n");
+  auto r = drover({"run", file.string(), "--config", cfg.string(), "--home", home().string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            file.string() + ":1:1: too many YAML nodes (more than 1000 after expanding aliases)\n");
+}
+
+TEST_F(DagLimitsCliTest, AnInvalidLimitIsAConfigErrorWithItsPosition) {
+  fs::path file = dag("ok.yaml", "dag: ok\ntasks:\n  a: {run: [true]}\n");
+  fs::path cfg = config("dags:\n  max_file_bytes: 512\n");
+  const std::string want =
+      cfg.string() + ":2:19: dags: max_file_bytes: expected an integer from 1024 to 268435456\n";
+  auto lint = drover({"lint", "--config", cfg.string(), file.string()});
+  EXPECT_EQ(lint.code, 1);
+  EXPECT_EQ(lint.out, "");
+  EXPECT_EQ(lint.err, want);
+  auto r = drover({"run", file.string(), "--config", cfg.string(), "--home", home().string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, want);
 }
 
 class CliDaemonTest : public CliTest {

@@ -141,6 +141,30 @@ tasks:
   EXPECT_EQ(tries, 3);
 }
 
+// The server config's `dags:` limits reach the DAG folder and recovery: a DAG file just over
+// the 1 MiB default loads and runs, and its run survives a kill -9 of the daemon (recovery
+// loads the run's stored DAG text again, under the same limits).
+TEST_F(DaemonTest, RaisedDagLimitsLoadABigDagAndRecoverItsRunAfterAKill) {
+  write_text(home() / "config.yaml", "dags:\n  max_file_bytes: 2097152\n");
+  fs::permissions(home() / "config.yaml", fs::perms::owner_read | fs::perms::owner_write);
+  dag("big.yaml", R"(dag: big
+tasks:
+  first: {run: [true]}
+  middle: {needs: [first], run: 'touch started; sleep 2'}
+  last: {needs: [middle], run: [true]}
+#)" + std::string(1 << 20, 'x') +
+                      "\n");
+  start();
+  std::string id = trigger({"big"});
+  ASSERT_TRUE(wait_until(
+      [&] { return fs::exists(home() / "runs" / id / "middle" / "1" / "work" / "started"); }));
+  daemon->kill9();
+  ASSERT_TRUE(daemon->start());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)))
+      << daemon->run_record(id).dump(2);
+  EXPECT_EQ(daemon->log().find("cannot be loaded"), std::string::npos) << daemon->log();
+}
+
 // A `drover run` beside the daemon: `middle` waits for a GO file, so the test decides when
 // the run may go on. Each task appends to the ledger: a task run twice leaves two lines.
 class DroverRunBesideDaemonTest : public DaemonTest {

@@ -232,6 +232,46 @@ TEST(ServerConfigTest, SecretsAreAMapOfNamesToStrings) {
   EXPECT_EQ(list.message(), "c.yaml:1:10: secrets: expected a mapping");
 }
 
+TEST(ServerConfigTest, DagsSectionSetsTheDagFileLimits) {
+  auto none = parse_server_config("ui_url: http://x\n", "c.yaml");
+  ASSERT_TRUE(none.ok()) << none.message();
+  EXPECT_EQ(none->dags.max_file_bytes, kMaxDagFileBytes);  // the loader's defaults
+  EXPECT_EQ(none->dags.max_yaml_nodes, 100000u);
+  auto cfg = parse_server_config("dags:\n  max_file_bytes: 16777216\n  max_yaml_nodes: 2000000\n",
+                                 "c.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.message();
+  EXPECT_EQ(cfg->dags.max_file_bytes, 16777216u);
+  EXPECT_EQ(cfg->dags.max_yaml_nodes, 2000000u);
+  auto one = parse_server_config("dags:\n  max_yaml_nodes: 1000\n", "c.yaml");
+  ASSERT_TRUE(one.ok()) << one.message();
+  EXPECT_EQ(one->dags.max_file_bytes, kMaxDagFileBytes);
+  EXPECT_EQ(one->dags.max_yaml_nodes, 1000u);
+  auto bounds = parse_server_config("dags: {max_file_bytes: 268435456, max_yaml_nodes: 20000000}\n",
+                                    "c.yaml");
+  ASSERT_TRUE(bounds.ok()) << bounds.message();
+  EXPECT_EQ(bounds->dags.max_file_bytes, size_t{256} << 20);
+  EXPECT_EQ(parse_server_config("dags:\n", "c.yaml")->dags.max_file_bytes, kMaxDagFileBytes);
+}
+
+TEST(ServerConfigTest, BadDagLimitsAreReportedWithTheirPositionAndBounds) {
+  auto errors = [](const std::string& text) {
+    auto cfg = parse_server_config(text, "c.yaml");
+    EXPECT_FALSE(cfg.ok()) << text;
+    return cfg.ok() ? std::string() : cfg.message();
+  };
+  const std::string bytes = "dags: max_file_bytes: expected an integer from 1024 to 268435456";
+  const std::string nodes = "dags: max_yaml_nodes: expected an integer from 1000 to 20000000";
+  EXPECT_EQ(errors("dags:\n  max_file_bytes: 1023\n  max_yaml_nodes: 20000001\n"
+                   "  max_file_byte: 5\n"),
+            "c.yaml:2:19: " + bytes + "\nc.yaml:3:19: " + nodes +
+                "\nc.yaml:4:3: unknown key 'max_file_byte' in dags (did you mean "
+                "'max_file_bytes'?)");
+  EXPECT_EQ(errors("dags:\n  max_file_bytes: 16MiB\n  max_yaml_nodes: [1]\n"),
+            "c.yaml:2:19: " + bytes + "\nc.yaml:3:19: " + nodes);
+  EXPECT_EQ(errors("dags: {max_file_bytes: -1}\n"), "c.yaml:1:24: " + bytes);
+  EXPECT_EQ(errors("dags: [1]\n"), "c.yaml:1:7: dags: expected a mapping");
+}
+
 TEST(ServerConfigTest, YamlSyntaxErrorCarriesItsPosition) {
   auto cfg = parse_server_config("alerts:\n  channels: [a, b\n", "c.yaml");
   ASSERT_FALSE(cfg.ok());

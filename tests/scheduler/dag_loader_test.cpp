@@ -41,10 +41,14 @@ class DagLoaderTest : public ::testing::Test {
     added = true;
   }
 
-  static Errors errors(std::string_view text) {
-    LoadResult r = load_dag_text(text, "d.yaml");
+  static Errors messages(const LoadResult& r) {
     Errors out;
     for (const auto& d : r.diagnostics) out.push_back(d.str());
+    return out;
+  }
+  static Errors errors(std::string_view text, const DagLimits& limits = {}) {
+    LoadResult r = load_dag_text(text, "d.yaml", limits);
+    Errors out = messages(r);
     if (r.dag)
       EXPECT_TRUE(out.empty());
     else
@@ -822,6 +826,50 @@ TEST_F(DagLoaderTest, BracketsInsideStringsAndBlockScalarsAreNotNesting) {
   EXPECT_EQ(dag->task("b")->run_shell, "echo " + many);
 }
 
+// ---- limits (DagLimits): the defaults above, raised or lowered by an operator -------------
+
+// An N-task chain t0 -> t1 -> ..., written as bench/gen_dags.py writes it (8 YAML nodes a
+// task after the first).
+std::string chain_dag(int tasks) {
+  std::string text = "dag: chain\ntasks:\n  t0: {run: [true]}\n";
+  for (int i = 1; i < tasks; ++i)
+    text +=
+        "  t" + std::to_string(i) + ": {run: [true], needs: [t" + std::to_string(i - 1) + "]}\n";
+  return text;
+}
+
+TEST_F(DagLoaderTest, ARaisedFileLimitAcceptsAFileOverTheDefaultAndALoweredOneNamesItself) {
+  std::string big = "dag: d\ntasks:\n  a: {run: x}\n#" + std::string(kMaxDagFileBytes, 'x') + "\n";
+  EXPECT_EQ(errors(big), Errors{"d.yaml:1:1: file is too large (1048606 bytes; the limit is "
+                                "1048576)"});
+  LoadResult r = load_dag_text(big, "d.yaml", DagLimits{2 << 20, 100000});
+  ASSERT_TRUE(r.dag);
+  EXPECT_EQ(r.dag->content.size(), 1048606u);
+
+  std::string small = "dag: d\ntasks:\n  a: {run: x}\n#" + std::string(1000, 'x') + "\n";
+  EXPECT_TRUE(load(small));
+  EXPECT_EQ(errors(small, DagLimits{1024, 100000}),
+            Errors{"d.yaml:1:1: file is too large (1030 bytes; the limit is 1024)"});
+}
+
+TEST_F(DagLoaderTest, ALoweredNodeLimitRefusesADagOfMoreNodesNamingTheLimit) {
+  const DagLimits low{kMaxDagFileBytes, 1000};
+  EXPECT_TRUE(load_dag_text(chain_dag(100), "d.yaml", low).dag);  // 802 nodes
+  std::string text = chain_dag(200);                              // 1602 nodes
+  EXPECT_TRUE(load(text));
+  EXPECT_EQ(errors(text, low),
+            Errors{"d.yaml:1:1: too many YAML nodes (more than 1000 after expanding aliases)"});
+}
+
+TEST_F(DagLoaderTest, ARaisedNodeLimitLoadsMoreTasksThanTheDefaultAllows) {
+  std::string text = chain_dag(15000);  // 120,002 nodes in 593 KB
+  EXPECT_EQ(errors(text), Errors{"d.yaml:1:1: too many YAML nodes (more than 100000 after "
+                                 "expanding aliases)"});
+  LoadResult r = load_dag_text(text, "d.yaml", DagLimits{kMaxDagFileBytes, 200000});
+  ASSERT_TRUE(r.dag);
+  EXPECT_EQ(r.dag->tasks.size(), 15000u);
+}
+
 // ---- files ------------------------------------------------------------------------------
 
 TEST_F(DagLoaderTest, FindDagFilesListsYamlRecursivelySorted) {
@@ -843,6 +891,36 @@ TEST_F(DagLoaderTest, FindDagFilesListsYamlRecursivelySorted) {
   ASSERT_EQ(missing.diagnostics.size(), 1u);
   EXPECT_EQ(missing.diagnostics[0].line, 1);
   fs::remove_all(dir);
+}
+
+TEST_F(DagLoaderTest, LoadDagFileReadsUpToTheLimitItIsGiven) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("drover-dag-limits-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string text = "dag: d\ntasks:\n  a: {run: x}\n#" + std::string(kMaxDagFileBytes, 'x') + "\n";
+  fs::path file = dir / "big.yaml";
+  std::ofstream(file, std::ios::binary) << text;
+  // Refused from its size, before it is read.
+  EXPECT_EQ(
+      messages(load_dag_file(file)),
+      Errors{file.string() + ":1:1: file is too large (1048606 bytes; the limit is 1048576)"});
+  LoadResult raised = load_dag_file(file, DagLimits{2 << 20, 100000});
+  ASSERT_TRUE(raised.dag) << (raised.diagnostics.empty() ? "" : raised.diagnostics[0].str());
+  EXPECT_EQ(raised.dag->content, text);
+  // A limit of exactly the file's size is enough.
+  EXPECT_TRUE(load_dag_file(file, DagLimits{text.size(), 100000}).dag);
+  EXPECT_EQ(
+      messages(load_dag_file(file, DagLimits{text.size() - 1, 100000})),
+      Errors{file.string() + ":1:1: file is too large (1048606 bytes; the limit is 1048605)"});
+  fs::remove_all(dir);
+}
+
+// A file that has grown since its size was taken is read on, but only to one byte past the
+// limit. /proc files stat as 0 bytes; this one holds a line per mapping, well over 1 KiB.
+TEST_F(DagLoaderTest, AFileLargerThanItsStatSizeIsReadOnlyToOneBytePastTheLimit) {
+  EXPECT_EQ(messages(load_dag_file("/proc/self/maps", DagLimits{1024, 100000})),
+            Errors{"/proc/self/maps:1:1: file is too large (1025 bytes; the limit is 1024)"});
 }
 
 // ---- params -----------------------------------------------------------------------------

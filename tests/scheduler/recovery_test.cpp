@@ -4,7 +4,8 @@
 // same crash. Each test plays daemon restarts as Engines started one after another on one
 // FakeStore (the database that outlives them), each with its own FakeExecutor and
 // io_context; each is dropped as it is (Engine::stop writes nothing to the store), which
-// leaves the store as a killed daemon would.
+// leaves the store as a killed daemon would. Also: recovery loads a run's stored DAG under
+// the daemon's DAG file limits (EngineOptions::dag_limits).
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -64,6 +65,7 @@ class RecoveryTest : public ::testing::Test {
     o.previous_stop_clean = clean;
     o.home = dir_ / "home";
     o.project_dir = dir_.string();
+    o.dag_limits = limits_;
     daemon_->engine =
         std::make_unique<Engine>(daemon_->io, clock_, store_, daemon_->exec, std::move(o));
     Status s = daemon_->engine->start();
@@ -72,10 +74,10 @@ class RecoveryTest : public ::testing::Test {
     return *daemon_;
   }
 
-  // The first daemon creates a run of kTwoTasks; its try a/1 is running when it dies.
-  std::string create_run() {
+  // The first daemon creates a run of `text` (kTwoTasks); its try a/1 is running when it dies.
+  std::string create_run(const std::string& text = kTwoTasks) {
     Daemon& d = restart();
-    LoadResult r = load_dag_text(kTwoTasks, (dir_ / "crashy.yaml").string());
+    LoadResult r = load_dag_text(text, (dir_ / "crashy.yaml").string(), limits_);
     for (const Diagnostic& diag : r.diagnostics) ADD_FAILURE() << diag.str();
     d.engine->add_dag(r.dag);
     auto id = d.engine->trigger("crashy", json::object(), "alice");
@@ -97,6 +99,7 @@ class RecoveryTest : public ::testing::Test {
   fs::path dir_;
   ManualClock clock_{parse_iso("2026-11-25T09:00:00Z").value()};
   FakeStore store_;
+  DagLimits limits_;  // of each daemon restart() starts
   std::unique_ptr<Daemon> daemon_;
 };
 
@@ -173,6 +176,24 @@ TEST_F(RecoveryTest, ATryThatEndsBetweenPickupsIsProgressAndStartsTheCountAgain)
   RunRecord r = run(id);
   EXPECT_EQ(r.state, RunState::Running);
   EXPECT_EQ(r.recoveries, 1);
+}
+
+// A run made from a DAG file that only raised limits allow is picked up after a crash, not
+// failed as unloadable: recovery reads its stored DAG text under the daemon's limits.
+TEST_F(RecoveryTest, ARunOfADagOverTheDefaultSizeIsRecoveredUnderTheRaisedLimits) {
+  limits_.max_file_bytes = 2 << 20;
+  std::string big = std::string(kTwoTasks) + "#" + std::string(kMaxDagFileBytes, 'x') + "\n";
+  std::string id = create_run(big);
+  Daemon& d = restart();
+  ASSERT_EQ(d.exec.adopts().size(), 1u);
+  EXPECT_EQ(d.exec.adopts()[0].key, "crashy-1/a/1");
+  EXPECT_EQ(run(id).state, RunState::Running);
+
+  // Under the default limits the same stored DAG does not load, and the run is failed.
+  limits_ = DagLimits{};
+  Daemon& strict = restart();
+  EXPECT_TRUE(strict.exec.adopts().empty());
+  EXPECT_EQ(run(id).state, RunState::Failed);
 }
 
 }  // namespace
