@@ -16,11 +16,9 @@ namespace {
 // fails the run instead.
 constexpr int kMaxRecoveriesWithoutProgress = 3;
 
-// Fails a run recovery will not pick up again, in one transaction: the run (with the
-// reason), its tries that have no end, and its unfinished task instances.
-Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now) {
-  std::string why = "recovered " + std::to_string(run.recoveries) +
-                    " times without progress; the runner may crash on it";
+// Fails a run recovery will not pick up, in one transaction: the run (with `why` as its
+// error), its tries that have no end (with `why` too), and its unfinished task instances.
+Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now, const std::string& why) {
   spdlog::error("run {}: {}; failing it", run.id, why);
   auto tasks = store.tasks_of(run.id);
   if (!tasks) return tasks.error();
@@ -78,7 +76,9 @@ Status Engine::Impl::recover() {
     // deploy's restarts are not crashes.
     if (!opts.previous_stop_clean) {
       if (run.recoveries >= kMaxRecoveriesWithoutProgress) {
-        if (auto s = fail_unrecovered(store, run, clock.now()); !s) return s;
+        std::string why = "recovered " + std::to_string(run.recoveries) +
+                          " times without progress; the runner may crash on it";
+        if (auto s = fail_unrecovered(store, run, clock.now(), why); !s) return s;
         continue;
       }
       if (auto n = store.count_recovery(run.id); !n) return n.error();
@@ -86,17 +86,16 @@ Status Engine::Impl::recover() {
     DagPtr dag;
     auto content = store.dag_version_content(run.dag_hash);
     if (!content) return content.error();
+    std::string unloadable = "its DAG version " + run.dag_hash.substr(0, 12) + " is not stored";
     if (*content) {
       LoadResult r = load_dag_text(**content, run.dag + ".yaml@" + run.dag_hash.substr(0, 12),
                                    opts.dag_limits);
       dag = r.dag;
+      if (!dag && !r.diagnostics.empty())
+        unloadable = "its DAG version cannot be loaded: " + r.diagnostics.front().str();
     }
     if (!dag) {
-      spdlog::error("run {}: its DAG version {} cannot be loaded; failing it", run.id,
-                    run.dag_hash.substr(0, 12));
-      run.state = RunState::Failed;
-      run.ended_at = clock.now();
-      if (auto s = store.update_run(run); !s) return s;
+      if (auto s = fail_unrecovered(store, run, clock.now(), unloadable); !s) return s;
       continue;
     }
     ActiveRun a;

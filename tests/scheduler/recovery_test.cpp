@@ -193,7 +193,20 @@ TEST_F(RecoveryTest, ARunOfADagOverTheDefaultSizeIsRecoveredUnderTheRaisedLimits
   limits_ = DagLimits{};
   Daemon& strict = restart();
   EXPECT_TRUE(strict.exec.adopts().empty());
-  EXPECT_EQ(run(id).state, RunState::Failed);
+  RunRecord failed = run(id);
+  EXPECT_EQ(failed.state, RunState::Failed);
+  // It says why, and nothing of it is left open.
+  EXPECT_EQ(failed.error, "its DAG version cannot be loaded: crashy.yaml@" +
+                              failed.dag_hash.substr(0, 12) + ":1:1: file is too large (" +
+                              std::to_string(big.size()) + " bytes; the limit is 1048576)");
+  auto tasks = store_.tasks_of(id).value();  // copies: the Results are temporaries
+  auto tries = store_.tries_of(id).value();
+  for (auto& t : tasks) EXPECT_TRUE(is_terminal(t.state)) << t.task;
+  ASSERT_FALSE(tries.empty());
+  for (auto& t : tries) {
+    EXPECT_TRUE(t.ended_at.has_value()) << t.task;
+    EXPECT_EQ(t.error, failed.error);
+  }
 }
 
 }  // namespace
