@@ -9,9 +9,9 @@
  * run alone, which costs the floor one slot-time more than this; negligible at N=1000). */
 #include <fcntl.h>
 #include <spawn.h>
-#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
