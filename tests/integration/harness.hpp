@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/temp_dir.hpp"
+
 extern char** environ;
 
 namespace drover::testing {
@@ -44,23 +46,6 @@ inline void write_text(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary) << text;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "drover-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!std::getenv("DROVER_KEEP_TEST_DIRS")) fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  fs::path path_;
-};
 
 inline std::vector<std::string> env_with(const std::map<std::string, std::string>& extra) {
   std::vector<std::string> out;

@@ -19,6 +19,7 @@
 #include "scheduler/dag_loader.hpp"
 #include "tests/scheduler/fake_executor.hpp"
 #include "tests/scheduler/fake_store.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace drover {
 namespace {
@@ -35,16 +36,9 @@ class EngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { register_builtin_task_types(); }
 
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "drover-engine-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
   void TearDown() override {
     engine_.reset();
     alerts_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
 
   // The Engine on the fakes, started (recovery of the empty store, its first pump).
@@ -132,7 +126,8 @@ class EngineTest : public ::testing::Test {
     return out;
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_;
+  fs::path dir_ = tmp_.path();
   boost::asio::io_context io_;
   ManualClock clock_{at("2026-11-25T09:00:00Z")};
   FakeStore store_;

@@ -18,6 +18,7 @@
 #include "scheduler/dag_loader.hpp"
 #include "tests/scheduler/fake_executor.hpp"
 #include "tests/scheduler/fake_store.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace drover {
 namespace {
@@ -34,16 +35,7 @@ class RecoveryTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { register_builtin_task_types(); }
 
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "drover-recovery-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    daemon_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void TearDown() override { daemon_.reset(); }
 
   // One daemon's life: its own io_context and executor, the shared store.
   struct Daemon {
@@ -96,7 +88,8 @@ class RecoveryTest : public ::testing::Test {
     return **r;
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_;
+  fs::path dir_ = tmp_.path();
   ManualClock clock_{parse_iso("2026-11-25T09:00:00Z").value()};
   FakeStore store_;
   DagLimits limits_;  // of each daemon restart() starts
