@@ -68,6 +68,13 @@ std::string find_program(const std::string& name, int& err) {
 
 }  // namespace
 
+Result<std::string> resolve_program(const std::string& name) {
+  int err = ENOENT;
+  std::string program = find_program(name, err);
+  if (program.empty()) return make_error("cannot start '" + name + "': " + std::strerror(err));
+  return program;
+}
+
 Result<pid_t> spawn_child(const SpawnOptions& o) {
   if (o.argv.empty()) return make_error("empty command");
   posix_spawn_file_actions_t fa;
@@ -110,7 +117,7 @@ Result<pid_t> spawn_child(const SpawnOptions& o) {
   }
   pid_t pid = -1;
   int not_found = ENOENT;
-  std::string program = find_program(o.argv[0], not_found);
+  std::string program = o.program.empty() ? find_program(o.argv[0], not_found) : o.program;
   int rc = program.empty() ? not_found
                            : ::posix_spawn(&pid, program.c_str(), &fa, &attr, args.data(),
                                            o.env ? envp.data() : environ);

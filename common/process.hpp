@@ -48,7 +48,8 @@ struct ChildFd {
 };
 
 struct SpawnOptions {
-  std::vector<std::string> argv;                // argv[0] is looked up on PATH when it has no '/'
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH when it has no '/'
+  std::string program;  // the file to run, when already found (resolve_program); else argv[0]'s
   std::optional<std::vector<std::string>> env;  // "NAME=value"; nullopt: this process's environ
   std::filesystem::path cwd;                    // empty: this process's
   ChildFd in = ChildFd::null();
@@ -57,6 +58,10 @@ struct SpawnOptions {
   bool new_process_group = true;  // the child leads a group of its own (kill(-pid))
   bool default_signals = true;    // empty signal mask, SIGPIPE etc. back to default
 };
+
+// The file `name` runs as, found on PATH as execvp would find it (a name with a '/' as it is);
+// the error says "cannot start 'NAME': " and why (no such file, not executable).
+Result<std::string> resolve_program(const std::string& name);
 
 // Starts the child; returns its pid. An error names argv[0] and the reason (ENOENT etc.)
 // when it cannot be started. The caller reaps it (wait_child or its own waitpid).

@@ -45,6 +45,9 @@ struct TryEvent {
   std::optional<int> signal;     // Finished: the signal that ended it
   nlohmann::json result;         // Finished: result.json (null when none was written)
   std::string error;             // Finished: why there is no result, if known
+  // Finished: a chained start (TrySpec::after) that never started, and never will: the try
+  // it followed did not succeed, or it was disarmed. Nothing ran.
+  bool not_started = false;
   // Finished: the executor refused the start (start() returned an error, `error` says why):
   // the try never ran and fails with that message. Made by the Engine, not by executors.
   bool refused = false;
@@ -76,7 +79,21 @@ class Executor {
   // started", "capacity exceeded: ...") means it did not take it: no event follows for it,
   // and the Engine records the try as failed with that message. Otherwise Started and then
   // Finished follow through the callback, never from inside this call.
+  //
+  // A chained start (spec.after names a try this executor runs, or has just ended): the try
+  // is armed, and starts the moment that one ends in success, without waiting for the
+  // Engine; then Started follows (after the Finished of the one it follows), else Finished
+  // with not_started. The Engine has committed it as Armed before it calls this: the start
+  // is the action that commit allows. Only specs can_chain() accepts; one armed try per try.
   virtual Status start(const TrySpec& spec) = 0;
+  virtual bool can_chain(const TrySpec&) const { return false; }
+  // Takes back an armed try that has not started: true when it now never will (its Finished
+  // with not_started may still follow), false when it has started or is starting (its Started
+  // follows). Unknown keys: true.
+  virtual bool disarm(const std::string& key) {
+    (void)key;
+    return true;
+  }
   // Ends a running try's whole process group (SIGTERM, then SIGKILL after a grace), first
   // writing "drover: WHY" into its log when `why` is not empty. Unknown keys are ignored.
   virtual void kill(const std::string& key, const std::string& why) = 0;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -109,6 +110,10 @@ struct Worker {
   asio::streambuf buf;
   std::string current_key;  // empty: idle
   std::string current_try_dir;
+  std::string last_key;  // the try it ran last (a chained start may follow it)
+  // Chained starts handed to it, not yet started or dropped, in order (key, try folder):
+  // each follows the one before it, the first follows current_key (or last_key).
+  std::deque<std::pair<std::string, std::string>> armed;
   int try_pid = 0;
   long long try_pid_start = 0;
   bool dead = false;
@@ -127,9 +132,15 @@ class LocalExecutor final : public Executor {
 
   void set_callback(Callback cb) override { cb_ = std::move(cb); }
 
+  bool can_chain(const TrySpec& spec) const override {
+    // The worker's direct spawn (worker.cpp): a command without secrets to mask.
+    return spec.type == "command" && spec.redact.empty();
+  }
+
   Status start(const TrySpec& spec) override {
     stopping_ = false;
     std::string key = try_key(spec.run_id, spec.task, spec.try_number);
+    if (!spec.after.empty()) return arm(spec, key);
     if (opts_.max_workers > 0 && busy_workers() >= opts_.max_workers)
       return make_error("capacity exceeded: this host takes " + std::to_string(opts_.max_workers) +
                             " tries at once",
@@ -154,6 +165,42 @@ class LocalExecutor final : public Executor {
       return make_error("worker pipe closed");
     }
     return {};
+  }
+
+  // A chained start goes to the worker of the try it follows (running it, or just done
+  // with it), which starts it the moment that try ends in success.
+  Status arm(const TrySpec& spec, const std::string& key) {
+    Worker* w = nullptr;
+    for (auto& c : workers_) {
+      const std::string& tail = !c->armed.empty()         ? c->armed.back().first
+                                : !c->current_key.empty() ? c->current_key
+                                                          : c->last_key;
+      if (!c->dead && tail == spec.after) w = c.get();
+    }
+    if (!w || !can_chain(spec))
+      return make_error("try " + spec.after + " does not run here", Errc::Invalid);
+    if (make_dirs(spec.try_dir))
+      (void)write_file_once(layout::dispatch(spec.try_dir),
+                            std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n");
+    std::string line =
+        to_json_text(
+            json{{"op", "run"}, {"key", key}, {"after", spec.after}, {"spec", spec.to_json()}}) +
+        "\n";
+    if (!write_all(w->to_fd, line)) {
+      mark_dead(*w);
+      return make_error("worker pipe closed");
+    }
+    w->armed.emplace_back(key, spec.try_dir);
+    return {};
+  }
+
+  bool disarm(const std::string& key) override {
+    // Its worker claims it by creating TRY_DIR/pid before it spawns it (executor/proc.hpp):
+    // made here first, the claim fails and the worker answers not_started.
+    for (auto& w : workers_)
+      for (auto& [k, dir] : w->armed)
+        if (k == key) return disarm_pid_file(dir);
+    return true;
   }
 
   Capacity capacity() const override {
@@ -252,7 +299,7 @@ class LocalExecutor final : public Executor {
 
   Worker* idle_worker() {
     for (auto& w : workers_)
-      if (!w->dead && w->current_key.empty()) return w.get();
+      if (!w->dead && w->current_key.empty() && w->armed.empty()) return w.get();
     // Drop dead workers, then start a new one.
     workers_.erase(
         std::remove_if(workers_.begin(), workers_.end(), [](auto& w) { return w->gone; }),
@@ -301,10 +348,20 @@ class LocalExecutor final : public Executor {
                                on_worker_gone(w);
                                return;
                              }
-                             std::string line(asio::buffers_begin(w->buf.data()),
-                                              asio::buffers_begin(w->buf.data()) + n);
-                             w->buf.consume(n);
-                             on_line(w, line);
+                             // Every whole line here, in order, before anything else
+                             // runs: a try's end and the chained start after it reach the
+                             // Engine together (one pump, one commit).
+                             for (;;) {
+                               std::string line(asio::buffers_begin(w->buf.data()),
+                                                asio::buffers_begin(w->buf.data()) + n);
+                               w->buf.consume(n);
+                               on_line(w, line);
+                               auto b = asio::buffers_begin(w->buf.data());
+                               auto e = asio::buffers_end(w->buf.data());
+                               auto nl = std::find(b, e, '\n');
+                               if (nl == e) break;
+                               n = static_cast<size_t>(nl - b) + 1;
+                             }
                              if (!w->dead) read_next(w);
                            });
   }
@@ -315,6 +372,11 @@ class LocalExecutor final : public Executor {
     std::string kind = ev.value("ev", "");
     std::string key = ev.value("key", "");
     if (kind == "started") {
+      if (!w->armed.empty() && key == w->armed.front().first) {  // the chained start ran
+        w->current_key = key;
+        w->current_try_dir = w->armed.front().second;
+        w->armed.pop_front();
+      }
       w->try_pid = ev.value("pid", 0);
       w->try_pid_start = ev.value("pid_start", 0LL);
       TryEvent e;
@@ -339,8 +401,16 @@ class LocalExecutor final : public Executor {
       if (ev["signal"].is_number_integer()) e.signal = ev["signal"].get<int>();
       e.result = ev.value("result", json());
       e.error = ev.value("error", "");
-      w->current_key.clear();
-      w->try_pid = 0;
+      e.not_started = ev.value("not_started", false);
+      auto a = std::find_if(w->armed.begin(), w->armed.end(),
+                            [&](const auto& x) { return x.first == key; });
+      if (a != w->armed.end()) {  // dropped, or it failed to start
+        w->armed.erase(a);
+      } else if (key == w->current_key) {
+        w->last_key = key;
+        w->current_key.clear();
+        w->try_pid = 0;
+      }
       if (cb_) cb_(e);
     }
   }
@@ -371,6 +441,31 @@ class LocalExecutor final : public Executor {
       w->current_key.clear();
       adopt(key, local_try_handle(dir));
     }
+    auto armed = std::move(w->armed);
+    w->armed.clear();
+    for (auto& [key, dir] : armed) {
+      // Its chained starts: dropped, unless it claimed one before it died (then it may run).
+      TryEvent e;
+      e.key = key;
+      bool dropped = disarm_pid_file(dir);
+      if (dropped) {
+        e.kind = TryEvent::Kind::Finished;
+        e.not_started = true;
+      } else {
+        e.kind = TryEvent::Kind::Started;
+        e.facts = {{"executor", "local"}, {"hostname", host_}};
+        e.handle = local_try_handle(dir);
+      }
+      post_event(e);
+      if (!dropped) adopt(key, e.handle);
+    }
+  }
+
+  // Reports asynchronously, like every other event, never from inside the caller.
+  void post_event(const TryEvent& e) {
+    asio::post(io_, [this, e] {
+      if (cb_) cb_(e);
+    });
   }
 
   void finish_error(const std::string& key, const std::string& error) {
@@ -378,9 +473,7 @@ class LocalExecutor final : public Executor {
     e.kind = TryEvent::Kind::Finished;
     e.key = key;
     e.error = error;
-    asio::post(io_, [this, e] {
-      if (cb_) cb_(e);
-    });
+    post_event(e);
   }
 
   void poll_adopted() {

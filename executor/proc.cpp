@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -76,13 +77,39 @@ PidFile read_pid_file(const std::string& try_dir) {
   return p;
 }
 
-void write_pid_file(const std::string& try_dir, int pid, long long start, int writer,
-                    long long writer_start) {
+static std::string pid_line(int pid, long long start, int writer, long long writer_start) {
   std::string text = std::to_string(pid) + " " + std::to_string(start);
   if (writer > 0) text += " " + std::to_string(writer) + " " + std::to_string(writer_start);
-  text += "\n";
+  return text + "\n";
+}
+
+void write_pid_file(const std::string& try_dir, int pid, long long start, int writer,
+                    long long writer_start) {
   // No fsync: after a machine crash the process is gone anyway.
-  (void)write_file_once(layout::pid(try_dir), text);
+  (void)write_file_once(layout::pid(try_dir), pid_line(pid, start, writer, writer_start));
+}
+
+int claim_pid_file(const std::string& try_dir) {
+  return ::open(layout::pid(try_dir).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                0644);
+}
+
+void write_claimed_pid_file(int fd, int pid, long long start, int writer, long long writer_start) {
+  if (fd < 0) return;
+  (void)write_all(fd, pid_line(pid, start, writer, writer_start));
+  ::close(fd);
+}
+
+bool disarm_pid_file(const std::string& try_dir) {
+  int fd = ::open(layout::pid(try_dir).c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    // No folder: the try was never handed to a worker (the engine makes it first).
+    return errno == ENOENT;
+  }
+  (void)write_all(fd, "disarmed\n");
+  ::close(fd);
+  return true;
 }
 
 }  // namespace drover

@@ -25,5 +25,14 @@ PidFile read_pid_file(const std::string& try_dir);
 std::string self_exe_path();
 void write_pid_file(const std::string& try_dir, int pid, long long start, int writer = 0,
                     long long writer_start = 0);
+// The start of an armed try (a chained start) is claimed, once: the worker that starts it
+// creates TRY_DIR/pid (O_EXCL) before it spawns the command and writes the line into it after
+// (claim_pid_file: the open descriptor, or -1 when it exists already: disarmed); a daemon
+// that recovers the armed try disarms it the same way (disarm_pid_file: true when it made the
+// file, "disarmed\n": nothing will start the try; false: a worker claimed it first and the
+// try runs, or is about to). Whoever creates the file first decides.
+int claim_pid_file(const std::string& try_dir);
+void write_claimed_pid_file(int fd, int pid, long long start, int writer, long long writer_start);
+bool disarm_pid_file(const std::string& try_dir);
 
 }  // namespace drover

@@ -1,6 +1,7 @@
 #include "executor/worker.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -10,7 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,19 +52,259 @@ long long now_us() {
       .count();
 }
 
-// Starts a `command` try's argv directly (one fork+exec per task, as make and ninja do):
-// a new process group leader, stdin /dev/null, stdout+stderr appended to the try's log,
-// cwd the work dir, default signal dispositions, no descriptor of ours beyond 0-2.
-Result<pid_t> spawn_command_try(const TrySpec& spec) {
-  SpawnOptions o;
-  o.argv = spec.argv;
-  o.env = try_environment(spec);
-  o.cwd = spec.work_dir();
-  o.in = ChildFd::null();
-  o.out = ChildFd::append_to(spec.log_path().string());
-  o.err = ChildFd::same_as_stdout();
-  return spawn_child(o);
+// A `command` try made ready to spawn (its argv directly: one fork+exec per task, as make and
+// ninja do): a new process group leader, stdin /dev/null, stdout+stderr appended to the try's
+// log, cwd the work dir, default signal dispositions, no descriptor of ours beyond 0-2. Made
+// while the try before it still runs, when it is armed after that one: its work dir and log
+// exist, its environment is built and its program found, so that its start, once due, is
+// little more than the fork+exec.
+struct Prepared {
+  TrySpec spec;
+  std::string key;
+  bool armed = false;
+  std::unique_ptr<BlobSource> blobs;
+  Status ready;  // an error: it fails at once with it (exit 127)
+  SpawnOptions opts;
+};
+
+Prepared prepare_command(TrySpec spec, std::string key, bool armed) {
+  Prepared p{std::move(spec), std::move(key), armed, nullptr, {}, {}};
+  p.blobs = blob_source_for(p.spec);
+  p.ready = prepare_try(p.spec, *p.blobs);  // makes the work dir
+  if (!p.ready) return p;
+  p.opts.argv = p.spec.argv;
+  p.opts.env = try_environment(p.spec);
+  p.opts.cwd = p.spec.work_dir();
+  p.opts.in = ChildFd::null();
+  p.opts.out = ChildFd::append_to(p.spec.log_path().string());
+  p.opts.err = ChildFd::same_as_stdout();
+  if (p.opts.argv.empty()) {
+    p.ready = make_error("empty command");
+    return p;
+  }
+  auto program = resolve_program(p.opts.argv[0]);
+  if (!program) {
+    p.ready = program.error();
+    return p;
+  }
+  p.opts.program = *program;
+  // The log made now, not by the child: its start does not wait for a new folder entry.
+  int log = ::open(p.spec.log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log >= 0) ::close(log);
+  return p;
 }
+
+// A complete line already here (in `buf`, or readable from `fd` without waiting): the
+// daemon's message that was sent while a try ran. False when none is (yet).
+bool read_line_now(int fd, std::string& buf, std::string& line) {
+  if (buf.find('\n') == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return false;
+    char tmp[65536];
+    ssize_t n = ::read(fd, tmp, sizeof tmp);
+    if (n <= 0) return false;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  auto nl = buf.find('\n');
+  if (nl == std::string::npos) return false;
+  line = buf.substr(0, nl);
+  buf.erase(0, nl + 1);
+  return true;
+}
+
+std::string not_started_line(const std::string& key) {
+  return to_json_text(json{{"ev", "finished"},
+                           {"key", key},
+                           {"not_started", true},
+                           {"exit_code", nullptr},
+                           {"signal", nullptr},
+                           {"result", nullptr}}) +
+         "\n";
+}
+
+// The last try this worker ran, for an armed try that arrives after it ended.
+struct Ended {
+  std::string key;
+  bool ok = false;
+};
+
+struct Worker {
+  int in_fd, out_fd;
+  pid_t daemon_pid, self_pid;
+  long long self_start;
+  std::string buf;
+  Ended last;
+
+  // The first whole line in `buf` when it arms a `command` try after `key`: that try,
+  // prepared (the line is consumed). Any other line stays for the main loop.
+  std::optional<Prepared> successor_in_buf(const std::string& key) {
+    auto nl = buf.find('\n');
+    if (nl == std::string::npos) return std::nullopt;
+    json msg = json::parse(std::string_view(buf).substr(0, nl), nullptr, false);
+    if (!msg.is_object() || msg.value("op", "") != "run" || msg.value("after", "") != key)
+      return std::nullopt;
+    auto spec = TrySpec::from_json(msg["spec"]);
+    if (!spec || spec->type != "command" || !spec->redact.empty()) return std::nullopt;
+    buf.erase(0, nl + 1);
+    return prepare_command(std::move(*spec), msg.value("key", ""), true);
+  }
+
+  // The successors in `next` armed after `key`, each after the one before: more of them
+  // from the lines already in `buf`. False when a line there is something else.
+  bool take_successors(const std::string& key, std::deque<Prepared>& next) {
+    while (buf.find('\n') != std::string::npos) {
+      auto p = successor_in_buf(next.empty() ? key : next.back().key);
+      if (!p) return false;
+      next.push_back(std::move(*p));
+    }
+    return true;
+  }
+
+  // Waits for `pid` to exit; meanwhile the successors armed after `key` that the daemon
+  // sends are read and prepared (pidfd + poll; where pidfds are missing, only those already
+  // sent when it exits are).
+  int wait_reading(pid_t pid, const std::string& key, std::deque<Prepared>& next) {
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    bool reading = true;
+    while (pidfd >= 0) {
+      if (reading && !take_successors(key, next)) reading = false;
+      pollfd fds[2] = {{pidfd, POLLIN, 0}, {in_fd, POLLIN, 0}};
+      int n = ::poll(fds, reading ? 2 : 1, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) break;
+      if (reading && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        char tmp[65536];
+        ssize_t got = ::read(in_fd, tmp, sizeof tmp);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+          reading = false;  // the daemon is gone: nothing more comes
+          continue;
+        }
+        buf.append(tmp, static_cast<size_t>(got));
+      }
+    }
+    if (pidfd >= 0) ::close(pidfd);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    // Sent just as it exited, or no pidfd: a successor already here still chains. Only the
+    // one due now is prepared now (the others are, while it runs).
+    std::string line;
+    if (next.empty() && (buf.find('\n') != std::string::npos || read_line_now(in_fd, buf, line))) {
+      if (!line.empty()) buf.insert(0, line + "\n");
+      if (auto p = successor_in_buf(key)) next.push_back(std::move(*p));
+    }
+    return status;
+  }
+
+  // Runs a `command` try; then, while the try just ended succeeded and the daemon armed a
+  // successor after it (prepared while it ran), that successor at once: spawned before the
+  // end of the one before is even written up (a try that declares no outputs has succeeded
+  // when it exits 0). The successor's Started goes out in the same write as its
+  // predecessor's end (the daemon records both in one commit), and the predecessor's
+  // result.json is written after the successor runs.
+  void run_commands(Prepared cur) {
+    std::string unsent;                                 // lines not sent yet
+    std::optional<std::pair<TrySpec, json>> unwritten;  // a result.json to write
+    auto flush = [&] {
+      if (!unsent.empty()) write_all(out_fd, unsent);
+      unsent.clear();
+      if (unwritten) {
+        if (auto s = write_try_result(unwritten->first, unwritten->second); !s)
+          std::fprintf(stderr, "drover worker: writing result of %s: %s\n",
+                       unwritten->first.task.c_str(), s.message().c_str());
+        unwritten.reset();
+      }
+    };
+    // The try before `cur`, when `cur` chained on it: written up once `cur` is spawned.
+    struct Done {
+      Prepared p;
+      int status;
+      long long started;
+    };
+    std::optional<Done> before;
+    std::deque<Prepared> next;  // armed successors, prepared, each after the one before
+    auto write_up = [&](Prepared& p, int status, long long started) {
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      TryResult r =
+          make_try_result(p.spec, *p.blobs, code, "", started, json::object(), json::array(), {});
+      json ev = {{"ev", "finished"},
+                 {"key", p.key},
+                 {"exit_code", r.code},
+                 {"signal", nullptr},
+                 {"result", r.result}};
+      if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
+      unsent += to_json_text(ev) + "\n";
+      unwritten.emplace(p.spec, r.result);
+      last = {p.key, r.code == 0};
+      return r.code == 0;
+    };
+    for (;;) {
+      int claim = -1;
+      if (cur.armed && cur.ready && (claim = claim_pid_file(cur.spec.try_dir)) < 0) {
+        // Disarmed by a daemon that took over: it never starts.
+        if (before) write_up(before->p, before->status, before->started);
+        unsent += not_started_line(cur.key);
+        for (auto& n : next) unsent += not_started_line(n.key);
+        flush();
+        return;
+      }
+      long long started = now_us();
+      Result<pid_t> pid = cur.ready ? spawn_child(cur.opts) : Result<pid_t>(cur.ready.error());
+      if (before) write_up(before->p, before->status, before->started);
+      before.reset();
+      if (!pid) {
+        if (claim >= 0) ::close(claim);
+        TryResult r = make_try_result(cur.spec, *cur.blobs, 127, pid.message(), started,
+                                      json::object(), json::array(), {});
+        json ev = {{"ev", "finished"},
+                   {"key", cur.key},
+                   {"exit_code", r.code},
+                   {"signal", nullptr},
+                   {"result", r.result}};
+        unsent += to_json_text(ev) + "\n";
+        unwritten.emplace(cur.spec, r.result);
+        last = {cur.key, false};
+        for (auto& n : next) unsent += not_started_line(n.key);
+        flush();
+        return;
+      }
+      // This worker writes the result after the command exits: name it as the writer, so
+      // that a daemon adopting the try waits for the result rather than calling it lost.
+      long long pid_start = process_start_ticks(*pid);
+      if (claim >= 0)
+        write_claimed_pid_file(claim, *pid, pid_start, self_pid, self_start);
+      else
+        write_pid_file(cur.spec.try_dir, *pid, pid_start, self_pid, self_start);
+      unsent += to_json_text(json{
+                    {"ev", "started"}, {"key", cur.key}, {"pid", *pid}, {"pid_start", pid_start}}) +
+                "\n";
+      flush();
+      int status = wait_reading(*pid, cur.key, next);
+      bool exited_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      bool daemon_here = ::getppid() == daemon_pid;
+      if (!next.empty() && exited_ok && daemon_here && cur.spec.outputs.empty()) {
+        // Succeeded (nothing to collect): the successor starts first, this is written after.
+        before = Done{std::move(cur), status, started};
+        cur = std::move(next.front());
+        next.pop_front();
+        continue;
+      }
+      // The daemon hears the result first, then it is written to TRY_DIR/result.json for a
+      // daemon that adopts the try: this worker, named in TRY_DIR/pid as the writer, is
+      // alive until the file is there, and an adopting daemon waits for it.
+      bool ok = write_up(cur, status, started);
+      if (!next.empty() && ok && daemon_here) {  // declared outputs, collected: the successor
+        cur = std::move(next.front());
+        next.pop_front();
+        continue;
+      }
+      for (auto& n : next) unsent += not_started_line(n.key);  // each followed a failure
+      flush();
+      return;
+    }
+  }
+};
 
 }  // namespace
 
@@ -70,7 +313,9 @@ int worker_main(int in_fd, int out_fd) {
   const pid_t daemon_pid = ::getppid();
   const pid_t self_pid = ::getpid();
   const long long self_start = process_start_ticks(self_pid);
-  std::string buf, line;
+  Worker me{in_fd, out_fd, daemon_pid, self_pid, self_start, {}, {}};
+  std::string& buf = me.buf;
+  std::string line;
   while (read_line(in_fd, buf, line)) {
     // A daemon that died after handing us a try has not seen it start: its successor will
     // retry it, so running it here too would run it twice.
@@ -81,7 +326,14 @@ int worker_main(int in_fd, int out_fd) {
       continue;
     }
     std::string key = msg.value("key", "");
+    std::string after = msg.value("after", "");
     auto spec = TrySpec::from_json(msg["spec"]);
+    if (!after.empty() && (!spec || spec->type != "command" || !spec->redact.empty() ||
+                           after != me.last.key || !me.last.ok)) {
+      // Armed after a try that did not succeed (or that this worker did not run).
+      write_all(out_fd, not_started_line(key));
+      continue;
+    }
     if (!spec) {
       write_line(out_fd, to_json_text(json{{"ev", "finished"},
                                            {"key", key},
@@ -94,42 +346,10 @@ int worker_main(int in_fd, int out_fd) {
     // The direct spawn writes straight into the log; a try with secrets to mask goes the
     // forked way, where run_try filters its output (common/redact.hpp).
     if (spec->type == "command" && spec->redact.empty()) {
-      long long started = now_us();
-      json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
-      auto blobs = blob_source_for(*spec);
-      auto prepared = prepare_try(*spec, *blobs);  // makes the work dir
-      Result<pid_t> pid =
-          prepared.ok() ? spawn_command_try(*spec) : Result<pid_t>(prepared.error());
-      TryResult r;
-      if (!pid) {
-        r = make_try_result(*spec, *blobs, 127, pid.message(), started, json::object(),
-                            json::array(), {});
-      } else {
-        // This worker writes the result after the command exits: name it as the writer, so
-        // that a daemon adopting the try waits for the result rather than calling it lost.
-        long long pid_start = process_start_ticks(*pid);
-        write_pid_file(spec->try_dir, *pid, pid_start, self_pid, self_start);
-        write_line(out_fd,
-                   to_json_text(json{
-                       {"ev", "started"}, {"key", key}, {"pid", *pid}, {"pid_start", pid_start}}));
-        int status = 0;
-        while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
-        r = make_try_result(*spec, *blobs, code, "", started, json::object(), json::array(), {});
-      }
-      // The daemon hears the result first, then it is written to TRY_DIR/result.json for a
-      // daemon that adopts the try: this worker, named in TRY_DIR/pid as the writer, is
-      // alive until the file is there, and an adopting daemon waits for it.
-      ev["exit_code"] = r.code;
-      ev["result"] = r.result;
-      write_line(out_fd, to_json_text(ev));
-      if (auto s = write_try_result(*spec, r.result); !s)
-        std::fprintf(stderr, "drover worker: writing result of %s: %s\n", key.c_str(),
-                     s.message().c_str());
+      me.run_commands(prepare_command(std::move(*spec), key, !after.empty()));
       continue;
     }
+    me.last = {};
     (void)make_dirs(spec->work_dir());
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -174,6 +394,8 @@ int worker_main(int in_fd, int out_fd) {
     if (WIFEXITED(status)) ev["exit_code"] = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
     ev["result"] = read_try_result(spec->try_dir);
+    me.last = {key, WIFEXITED(status) && WEXITSTATUS(status) == 0 && ev["result"].is_object() &&
+                        ev["result"].value("exit_code", 1) == 0};
     write_line(out_fd, to_json_text(ev));
   }
   return 0;

@@ -57,6 +57,9 @@ struct TrySpec {
   // Secret values this try's templates used: masked in its log and its recorded command
   // (common/redact.hpp). Never written to disk.
   std::vector<std::string> redact;
+  // A chained start (Executor::start): the key of the try, started by the same executor,
+  // whose success starts this one; empty for a try to start now. Not part of to_json().
+  std::string after;
 
   std::filesystem::path work_dir() const { return layout::work(try_dir); }
   std::filesystem::path inputs_dir() const { return layout::inputs(try_dir); }

@@ -48,6 +48,7 @@ RunProgress::RunProgress(DagPtr dag, std::string run_id, RunState state,
   waiting_.assign(n, 0);
   failed_.assign(n, 0);
   in_ready_.assign(n, 0);
+  held_.assign(n, 0);
   ready_.resize(dag_->queues.size());
   worklist_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
@@ -77,6 +78,7 @@ std::optional<size_t> RunProgress::index_of(std::string_view task) const {
 }
 
 void RunProgress::set_ready(size_t i, bool ready) {
+  if (ready && held_[i]) return;
   if (static_cast<bool>(in_ready_[i]) == ready) return;
   auto& q = ready_[dag_->tasks[i].queue_index];
   if (ready) {
@@ -142,6 +144,43 @@ bool RunProgress::update(const TaskInstance& ti) {
 const TaskInstance& RunProgress::finish(size_t i, TryEnd end, TimePoint now) {
   if (!is_terminal(inst_[i].state)) change(i, after_try(dag_->tasks[i], inst_[i], end, now));
   return inst_[i];
+}
+
+std::vector<size_t> RunProgress::armable_after(size_t u) const {
+  std::vector<size_t> out;
+  if (u >= inst_.size() || (inst_[u].state != TaskState::Running && !held_[u])) return out;
+  for (uint32_t d : dag_->tasks[u].downstream) {
+    const TaskSpec& t = dag_->tasks[d];
+    // u is unfinished and an upstream of d: with one unfinished and none failed, every
+    // other upstream succeeded (or was skipped), and u's success makes d ready.
+    if (inst_[d].state == TaskState::Pending && !held_[d] && !in_ready_[d] &&
+        t.trigger_rule == TriggerRule::AllSuccess && waiting_[d] == 1 && failed_[d] == 0)
+      out.push_back(d);
+  }
+  return out;
+}
+
+void RunProgress::hold(size_t i, bool on) {
+  if (i >= inst_.size() || static_cast<bool>(held_[i]) == on) return;
+  held_[i] = on;
+  if (on) {
+    set_ready(i, false);
+  } else if (inst_[i].state == TaskState::Pending) {
+    worklist_.push_back(static_cast<uint32_t>(i));
+    dirty_ = true;
+  }
+}
+
+bool RunProgress::start_now(size_t i, int try_number) {
+  if (i >= inst_.size()) return false;
+  hold(i, false);
+  if (inst_[i].state != TaskState::Pending || evaluate(i) != kGo) return false;
+  TaskInstance t = inst_[i];
+  t.state = TaskState::Running;
+  t.try_number = try_number;
+  t.next_try_at.reset();
+  change(i, t);
+  return true;
 }
 
 bool RunProgress::has_changes(TimePoint now) const {

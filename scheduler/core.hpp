@@ -76,6 +76,18 @@ class RunProgress {
   // terminal already). Returns the instance as it is now.
   const TaskInstance& finish(size_t i, TryEnd end, TimePoint now);
 
+  // Chained starts (scheduler/engine_impl.hpp). armable_after(u): the Pending tasks whose
+  // one unfinished upstream is task `u`, running or held (armed itself), and that start the
+  // moment it succeeds
+  // (all_success, every other upstream succeeded), ascending. hold(i, true) keeps task `i`
+  // from being started by step() (it is armed elsewhere); hold(i, false) lets it be
+  // evaluated again. start_now(i, n): the held or ready task `i` starts try `n` now, if it
+  // may (Pending and ready by its upstreams); false and nothing changed (but the hold
+  // released) otherwise. O(out-edges of u) / O(1) / O(log tasks).
+  std::vector<size_t> armable_after(size_t u) const;
+  void hold(size_t i, bool on);
+  bool start_now(size_t i, int try_number);
+
   // Advances the run (see step_run). The instances changed and started are applied here
   // and returned in RunStep::updates; a run state returned is applied too.
   RunStep step(TimePoint now, Slots& slots, bool may_start);
@@ -104,6 +116,7 @@ class RunProgress {
   std::vector<uint32_t> waiting_;  // upstreams not terminal
   std::vector<uint32_t> failed_;   // upstreams Failed / UpstreamFailed / TimedOut / Cancelled
   std::vector<char> in_ready_;
+  std::vector<char> held_;                 // armed elsewhere: never made ready (hold())
   std::vector<std::set<uint32_t>> ready_;  // per DagSpec::queues index
   size_t n_ready_ = 0;
   using RetryAt = std::pair<TimePoint, uint32_t>;

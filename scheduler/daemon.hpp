@@ -54,6 +54,14 @@ struct EngineOptions {
   // recovery, which loads each unfinished run's stored DAG text again: a run made from a DAG
   // file only raised limits allow must stay recoverable after a restart.
   DagLimits dag_limits;
+  // Chained starts (scheduler/engine_impl.hpp): a command task whose one unfinished upstream
+  // is a running command that makes nothing it reads is armed on that upstream's executor,
+  // which starts it the moment the upstream succeeds (a chain then runs without a commit
+  // between one task's end and the next one's start). Only where the executor can_chain().
+  bool chain_starts = true;
+  // How many tries ahead a chain is armed: the executor runs that many back to back while
+  // the Engine commits their ends and starts in batches (one fsync for several).
+  int chain_depth = 8;
 };
 
 class Engine final : public Service {

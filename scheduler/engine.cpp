@@ -101,7 +101,13 @@ void Engine::Impl::pump_once() {
     Transaction txn(store);
     fx.writes(txn.status());
     if (fx.writes.ok()) {
-      for (auto& ev : fx.finishes) record_finish(ev, now, fx);
+      // In the order heard: a try's end before the chained start that followed it.
+      for (auto& ev : fx.finishes) {
+        if (armed.count(ev.key) && !running.count(ev.key))
+          record_armed(ev, now, fx);
+        else if (ev.kind == TryEvent::Kind::Finished)
+          record_finish(ev, now, fx);
+      }
       record_started(fx);
       fire_schedules(now, fx);
       expire_timeouts(now, fx);
@@ -117,6 +123,7 @@ void Engine::Impl::pump_once() {
       }
       core::Slots slots = free_slots();
       step_runs(now, slots, fx);
+      if (!armed.empty()) disarm_stale(fx);
     }
     if (!commit(fx, txn)) {
       undo(fx, now);
@@ -176,6 +183,16 @@ void Engine::Impl::act(Effects& fx) {
     spdlog::warn("try {}: the executor refused it: {}", ev.key, ev.error);
     on_event(ev);
   }
+  for (auto& spec : fx.arms) {
+    Status s = exec.start(spec);
+    if (s.ok()) continue;
+    TryEvent ev;  // not taken: it never starts, and its task starts the usual way
+    ev.kind = TryEvent::Kind::Finished;
+    ev.key = try_key(spec.run_id, spec.task, spec.try_number);
+    ev.not_started = true;
+    spdlog::debug("try {}: not armed: {}", ev.key, s.message());
+    on_event(ev);
+  }
   for (auto& [key, why] : fx.kills) exec.kill(key, why);
   if (opts.alerts)
     for (auto& [dag, a] : fx.alerts) {
@@ -201,6 +218,19 @@ void Engine::Impl::undo(Effects& fx, TimePoint now) {
     if (it != running.end()) running.erase(it);
   }
   for (auto& [key, rt] : fx.ended_tries) running[key] = rt;
+  // Chained starts: those armed by this pump were not; those it took off `armed` are on it
+  // again, and not running (their events are heard again).
+  for (auto& key : fx.armed_now) {
+    auto it = armed.find(key);
+    if (it == armed.end()) continue;
+    armed_after.erase(it->second.after);
+    armed.erase(it);
+  }
+  for (auto& key : fx.chain_started) running.erase(key);
+  for (auto& [key, a] : fx.disarmed) {
+    armed_after[a.after] = key;
+    armed[key] = a;
+  }
   for (auto& key : fx.timed_out) {
     auto it = running.find(key);
     if (it == running.end()) continue;
@@ -279,15 +309,16 @@ void Engine::Impl::arm_timer(std::optional<TimePoint> wake) {
 // A try that ends sooner has its facts written with its end: one write per try, not two.
 void Engine::Impl::on_event(const TryEvent& ev) {
   auto it = running.find(ev.key);
+  if (it == running.end() && armed.count(ev.key)) {
+    // A chained start started, or never will: the next pump records it, in order after the
+    // end of the try it followed.
+    pending_finishes.push_back(ev);
+    post_pump_once();
+    return;
+  }
   if (it == running.end()) return;  // not ours (or already recorded)
   if (ev.kind == TryEvent::Kind::Started) {
-    TryRecord& rec = it->second.rec;
-    rec.pid = ev.pid;
-    rec.pid_start = ev.pid_start;
-    rec.facts = ev.facts.is_object() ? ev.facts : json::object();
-    if (!ev.handle.empty()) rec.facts["handle"] = ev.handle;
-    if (auto h = rec.facts.find("hostname"); h != rec.facts.end() && h->is_string())
-      rec.host = h->get<std::string>();
+    note_where_it_runs(it->second.rec, ev);
     pending_started.insert(ev.key);
     arm_started_flush();
     return;
@@ -295,13 +326,27 @@ void Engine::Impl::on_event(const TryEvent& ev) {
   // Finishes are recorded in the same transaction as the decisions they enable (one
   // fsync for "A ended, B starts"), and finishes arriving together share it too.
   pending_finishes.push_back(ev);
-  if (!pump_posted) {
-    pump_posted = true;
-    asio::post(io, [this] {
-      pump_posted = false;
-      pump();
-    });
-  }
+  post_pump_once();
+}
+
+// One pump posted for every event heard before it runs.
+void Engine::Impl::post_pump_once() {
+  if (pump_posted) return;
+  pump_posted = true;
+  asio::post(io, [this] {
+    pump_posted = false;
+    pump();
+  });
+}
+
+// A Started's facts in the try's record: its process, where it runs, its handle.
+void Engine::Impl::note_where_it_runs(TryRecord& rec, const TryEvent& ev) {
+  rec.pid = ev.pid;
+  rec.pid_start = ev.pid_start;
+  rec.facts = ev.facts.is_object() ? ev.facts : json::object();
+  if (!ev.handle.empty()) rec.facts["handle"] = ev.handle;
+  if (auto h = rec.facts.find("hostname"); h != rec.facts.end() && h->is_string())
+    rec.host = h->get<std::string>();
 }
 
 void Engine::Impl::arm_started_flush() {

@@ -48,6 +48,17 @@ struct RunningTry {
   bool cancelled = false;
 };
 
+// A chained start: a try committed as Armed and handed to the executor to start the moment
+// the try it follows (`after`, its one unfinished upstream's) ends in success, without a
+// pump and a commit between the two. The downstream task stays Pending in the core, held
+// (RunProgress::hold) until the executor says the try started (then it is Running, its try
+// Running) or never will (then the Armed row is deleted: nothing ran). At most one per try.
+struct ArmedTry {
+  std::string run_id, task, after;
+  int try_number = 0;
+  TryRecord rec;
+  std::vector<FileEntry> inputs;
+};
 // Runs start in creation order (then seq, then id): oldest first across runs and DAGs.
 struct RunKey {
   TimePoint created_at;
@@ -119,6 +130,7 @@ class Writes {
 struct Effects {
   // Act, after the commit.
   std::vector<TrySpec> launches;
+  std::vector<TrySpec> arms;  // chained starts (TrySpec::after), after the launches
   std::vector<std::pair<std::string, std::string>> kills;  // (try key, why)
   std::vector<std::pair<DagPtr, Alert>> alerts;
   std::vector<TaskInstance> task_changes;                     // for the observers
@@ -133,6 +145,9 @@ struct Effects {
   std::vector<WakeAt> sla_alerted;                              // not alerted yet
   std::set<std::string> fired_dags;                             // schedule read again
   std::vector<std::string> owner_lock_runs;                     // their locks released
+  std::vector<std::string> armed_now;                           // not armed
+  std::vector<std::pair<std::string, ArmedTry>> disarmed;       // armed again
+  std::vector<std::string> chain_started;                       // not running
   Writes writes;
 };
 
@@ -161,6 +176,8 @@ struct Engine::Impl {
   std::map<std::string, std::vector<Diagnostic>> load_errors;  // by file
   std::map<std::string, ActiveRun> active;                     // unfinished runs
   std::map<std::string, RunningTry> running;                   // by try key
+  std::map<std::string, engine::ArmedTry> armed;               // by try key
+  std::map<std::string, std::string> armed_after;              // try key -> its armed successor
   // What the next pump steps (never a scan of `active`): runs with changes (created, a try
   // ended, a start failed, a retry due, max_active_runs freed), runs waiting for a slot,
   // and per DAG the runs waiting for max_active_runs; all ordered oldest first.
@@ -193,8 +210,10 @@ struct Engine::Impl {
   void reindex();
   void arm_timer(std::optional<TimePoint> wake);
   void post_pump();
+  void post_pump_once();
   void on_event(const TryEvent& ev);
   void arm_started_flush();
+  static void note_where_it_runs(TryRecord& rec, const TryEvent& ev);
   void reload_dags();
 
   // engine_runs.cpp: runs
@@ -218,6 +237,9 @@ struct Engine::Impl {
   // engine_tries.cpp: tries and time
   void record_finish(const TryEvent& ev, TimePoint now, Effects& fx);
   void record_started(Effects& fx);
+  void record_armed(const TryEvent& ev, TimePoint now, Effects& fx);
+  void disarm_stale(Effects& fx);
+  void arm_after(ActiveRun& v, const std::string& task, int try_number, TimePoint now, Effects& fx);
   void expire_timeouts(TimePoint now, Effects& fx);
   void check_slas(TimePoint now, Effects& fx);
 

@@ -181,8 +181,12 @@ void Engine::Impl::erase_running(std::map<std::string, RunningTry>::iterator it)
 }
 
 core::RunProgress& Engine::Impl::progress_of(ActiveRun& a) {
-  if (!a.progress)
+  if (!a.progress) {
     a.progress = std::make_unique<core::RunProgress>(a.dag, a.run.id, a.run.state, a.tasks);
+    for (auto& [key, t] : armed)  // armed elsewhere: the core must not start them too
+      if (t.run_id == a.run.id)
+        if (auto i = a.progress->index_of(t.task)) a.progress->hold(*i, true);
+  }
   return *a.progress;
 }
 
@@ -368,6 +372,7 @@ void Engine::Impl::apply_step(ActiveRun& v, const core::RunStep& step, TimePoint
     if (t->timeout) rt.deadline = now + *t->timeout;
     add_running(try_key(v.run.id, st.task, st.try_number), std::move(rt));
     fx.launches.push_back(std::move(*spec));
+    arm_after(v, st.task, st.try_number, now, fx);
   }
   for (auto& u : step.updates) fx.task_changes.push_back(v.tasks[u.task]);
   if (step.run_state && *step.run_state != v.run.state) {

@@ -78,6 +78,148 @@ void Engine::Impl::record_started(Effects& fx) {
   }
 }
 
+// Arms the successors of a try just started (or just chained), up to chain_depth tries
+// ahead: each one that may start the moment the try before it succeeds and reads nothing
+// that try makes (a command task following a command that declares no outputs; a command
+// publishes no values), in the same queue, its spec buildable now. Committed as Armed with
+// this pump; handed over after it.
+void Engine::Impl::arm_after(ActiveRun& v, const std::string& task, int try_number, TimePoint now,
+                             Effects& fx) {
+  if (!opts.chain_starts) return;
+  std::string after = try_key(v.run.id, task, try_number);
+  auto rit = running.find(after);
+  if (rit == running.end() || rit->second.cancelled || rit->second.timed_out) return;
+  std::string up_task = task;
+  int depth = 0;
+  for (auto a = armed_after.find(after); a != armed_after.end(); a = armed_after.find(after)) {
+    after = a->second;
+    up_task = armed[after].task;
+    ++depth;
+  }
+  core::RunProgress& p = progress_of(v);
+  for (; depth < opts.chain_depth; ++depth) {
+    const TaskSpec* up = v.dag->task(up_task);
+    if (!up || up->type != "command" || !up->outputs.empty()) return;
+    auto ui = p.index_of(up_task);
+    if (!ui) return;
+    std::optional<TrySpec> spec;
+    for (size_t d : p.armable_after(*ui)) {
+      const TaskSpec& t = v.dag->tasks[d];
+      if (t.type != "command" || t.queue != up->queue) continue;
+      auto built = build_spec(v, t, p.instance(d).try_number + 1);
+      if (!built) continue;  // it fails when it starts the usual way, with its reason
+      built->after = after;
+      if (!exec.can_chain(*built)) continue;
+      spec = std::move(*built);
+      p.hold(d, true);
+      break;
+    }
+    if (!spec) return;
+    ArmedTry a{v.run.id, spec->task, after, spec->try_number, {}, spec->inputs};
+    TryRecord& rec = a.rec;
+    rec.run_id = v.run.id;
+    rec.task = spec->task;
+    rec.try_number = spec->try_number;
+    rec.queue = spec->queue;
+    rec.started_at = now;  // when it was armed, until it starts
+    rec.try_dir = spec->try_dir;
+    rec.log_path = layout::log(rec.try_dir).string();
+    rec.command = spec->argv;
+    rec.state = TryState::Armed;
+    if (!fx.writes(store.insert_try(rec))) return;
+    std::string key = try_key(v.run.id, spec->task, spec->try_number);
+    up_task = spec->task;
+    armed[key] = std::move(a);
+    armed_after[after] = key;
+    fx.touched_runs.insert(v.run.id);
+    fx.armed_now.push_back(key);
+    fx.arms.push_back(std::move(*spec));
+    after = key;
+  }
+}
+
+// Armed tries whose task can no longer start (it ended without them: an upstream failed, the
+// run was cancelled) are taken back at once (inside the pump's transaction), so that nothing
+// waits for their verdicts; one whose worker has claimed it already is heard of as usual.
+void Engine::Impl::disarm_stale(Effects& fx) {
+  for (auto it = armed.begin(); it != armed.end();) {
+    const engine::ArmedTry& a = it->second;
+    auto v = active.find(a.run_id);
+    bool stale = v == active.end() || is_terminal(v->second.run.state);
+    if (!stale) {
+      auto t = v->second.tasks.find(a.task);
+      stale = t == v->second.tasks.end() || is_terminal(t->second.state);
+    }
+    if (!stale || !exec.disarm(it->first)) {
+      ++it;
+      continue;
+    }
+    fx.writes(store.delete_armed_try(a.run_id, a.task, a.try_number));
+    fx.disarmed.push_back({it->first, a});
+    armed_after.erase(a.after);
+    it = armed.erase(it);
+  }
+}
+
+// What the executor said of an armed try (inside the pump's transaction): it never started
+// (its row goes, its task is released to the core), or it started (Running, and its task,
+// when the core agrees it may run now; else it is killed at once, as cancelled), or it
+// failed to start (started and ended at once).
+void Engine::Impl::record_armed(const TryEvent& ev, TimePoint now, Effects& fx) {
+  auto it = armed.find(ev.key);
+  if (it == armed.end()) return;
+  ArmedTry a = it->second;
+  armed.erase(it);
+  armed_after.erase(a.after);
+  fx.disarmed.push_back({ev.key, a});
+  auto vit = active.find(a.run_id);
+  ActiveRun* v = vit == active.end() ? nullptr : &vit->second;
+  std::optional<size_t> idx;
+  if (v) {
+    fx.touched_runs.insert(v->run.id);
+    work.insert(v->key());
+    idx = progress_of(*v).index_of(a.task);
+  }
+  if (ev.kind == TryEvent::Kind::Finished && ev.not_started) {
+    fx.writes(store.delete_armed_try(a.run_id, a.task, a.try_number));
+    if (v && idx) v->progress->hold(*idx, false);
+    return;
+  }
+  TryRecord rec = a.rec;
+  rec.state = TryState::Running;
+  rec.started_at = now;
+  if (ev.kind == TryEvent::Kind::Started) note_where_it_runs(rec, ev);
+  RunningTry rt{a.run_id, a.task, a.try_number, rec, std::nullopt, false, false};
+  const TaskSpec* t = v ? v->dag->task(a.task) : nullptr;
+  if (t && t->timeout) rt.deadline = now + *t->timeout;
+  bool runs = v && idx && !is_terminal(v->run.state) && v->progress->start_now(*idx, a.try_number);
+  if (runs) {
+    TaskInstance ti = v->progress->instance(*idx);
+    v->tasks[a.task] = ti;
+    fx.writes(store.update_task(ti));
+    fx.task_changes.push_back(ti);
+  } else {
+    // The try it followed did not end as it seemed to the executor (cancelled, timed out):
+    // it is not this task's turn.
+    rt.cancelled = true;
+    if (ev.kind == TryEvent::Kind::Started)
+      fx.kills.push_back({ev.key, "cancelled: the try it followed did not succeed"});
+  }
+  fx.writes(store.update_try(rec));
+  if (!a.inputs.empty()) {
+    std::vector<FileRecord> inputs;
+    for (auto& f : a.inputs)
+      inputs.push_back(FileRecord{f.path, f.sha256, f.size, f.mode, f.from_task});
+    fx.writes(store.add_files(a.run_id, a.task, a.try_number, "input", inputs));
+  }
+  add_running(ev.key, std::move(rt));
+  fx.chain_started.push_back(ev.key);
+  if (ev.kind == TryEvent::Kind::Finished)
+    record_finish(ev, now, fx);  // it ended as it started (it could not be spawned)
+  else if (runs)
+    arm_after(*v, a.task, a.try_number, now, fx);
+}
+
 // Tries past their deadline are marked timed out (committed) and killed (after the commit);
 // their end, when the executor reports it, is recorded as timed_out.
 void Engine::Impl::expire_timeouts(TimePoint now, Effects& fx) {

@@ -2,6 +2,7 @@
 // the store and the tries an earlier daemon left running are handed to the executor to
 // adopt (it reports their end like any other). A run that belongs to a live `drover run`
 // is left to it.
+#include "executor/proc.hpp"
 #include "scheduler/dag_loader.hpp"
 #include "scheduler/engine_impl.hpp"
 
@@ -28,6 +29,10 @@ Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now, const std::
   if (!tx.status()) return tx.status();
   for (TryRecord& tr : *tries) {
     if (tr.ended_at) continue;
+    if (tr.state == TryState::Armed && disarm_pid_file(tr.try_dir)) {  // never started
+      if (auto s = store.delete_armed_try(tr.run_id, tr.task, tr.try_number); !s) return s;
+      continue;
+    }
     tr.state = TryState::Failed;
     tr.ended_at = now;
     tr.error = why;
@@ -44,6 +49,35 @@ Status fail_unrecovered(Store& store, RunRecord& run, TimePoint now, const std::
   run.error = why;
   if (auto s = store.update_run(run); !s) return s;
   return tx.commit();
+}
+
+// An Armed try found at recovery (TryState::Armed): disarmed (its row deleted: it never
+// started, and now never will) or, when its worker claimed it first, Running, and its task
+// instance with it. `tr` and `tasks` are updated to what is committed.
+Status take_over_armed(Store& store, TryRecord& tr, std::map<std::string, TaskInstance>& tasks) {
+  if (disarm_pid_file(tr.try_dir)) {
+    spdlog::info("try {} {} {} was armed and never started; dropped", tr.run_id, tr.task,
+                 tr.try_number);
+    return store.delete_armed_try(tr.run_id, tr.task, tr.try_number);
+  }
+  Transaction tx(store);
+  if (!tx.status()) return tx.status();
+  TryRecord running = tr;
+  running.state = TryState::Running;
+  if (auto s = store.update_try(running); !s) return s;
+  auto ti = tasks.find(tr.task);
+  std::optional<TaskInstance> now;
+  if (ti != tasks.end() && !is_terminal(ti->second.state)) {
+    now = ti->second;
+    now->state = TaskState::Running;
+    now->try_number = tr.try_number;
+    now->next_try_at.reset();
+    if (auto s = store.update_task(*now); !s) return s;
+  }
+  if (auto s = tx.commit(); !s) return s;
+  tr = running;
+  if (now) ti->second = *now;
+  return {};
 }
 
 }  // namespace
@@ -119,6 +153,12 @@ Status Engine::Impl::recover() {
     if (!tries) return tries.error();
     for (auto& tr : *tries) {
       if (tr.ended_at) continue;
+      if (tr.state == TryState::Armed) {
+        // A chained start of the daemon that died: disarmed now unless its worker claimed it
+        // first (then it runs, or is about to, and is adopted like any running try).
+        if (auto s = take_over_armed(store, tr, a.tasks); !s) return s;
+        if (tr.state == TryState::Armed) continue;  // deleted: it never started
+      }
       std::string key = try_key(tr.run_id, tr.task, tr.try_number);
       RunningTry rt{tr.run_id, tr.task, tr.try_number, tr, std::nullopt, false, false};
       rt.timed_out = tr.state == TryState::TimedOut;

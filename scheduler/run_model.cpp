@@ -62,6 +62,8 @@ const char* to_string(TryState s) {
       return "cancelled";
     case TryState::Lost:
       return "lost";
+    case TryState::Armed:
+      return "armed";
   }
   return "unknown";
 }
@@ -83,7 +85,8 @@ constexpr std::array kTaskStates = {
     TaskState::Failed,   TaskState::UpstreamFailed, TaskState::Cancelled,
     TaskState::TimedOut, TaskState::UpForRetry,     TaskState::Skipped};
 constexpr std::array kTryStates = {TryState::Running,  TryState::Success,   TryState::Failed,
-                                   TryState::TimedOut, TryState::Cancelled, TryState::Lost};
+                                   TryState::TimedOut, TryState::Cancelled, TryState::Lost,
+                                   TryState::Armed};
 
 }  // namespace
 

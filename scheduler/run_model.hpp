@@ -23,8 +23,11 @@ enum class TaskState {
   UpForRetry,
   Skipped
 };
-// A try's own state: Lost = its process vanished (daemon restart found it gone).
-enum class TryState { Running, Success, Failed, TimedOut, Cancelled, Lost };
+// A try's own state: Lost = its process vanished (daemon restart found it gone). Armed =
+// handed to the executor to start the moment the try it follows ends in success (a chained
+// start, scheduler/engine_impl.hpp); it becomes Running when it starts, and is deleted when
+// it never does (nothing ran, so nothing is recorded of it).
+enum class TryState { Running, Success, Failed, TimedOut, Cancelled, Lost, Armed };
 
 const char* to_string(RunState s);
 const char* to_string(TaskState s);

@@ -154,6 +154,11 @@ class Store {
 
   virtual Status insert_try(const TryRecord& t) = 0;
   virtual Status update_try(const TryRecord& t) = 0;
+  // Removes an Armed try that never started, with its files, values and metrics; a try in
+  // any other state is kept and the call is Errc::Invalid ("try RUN TASK try N is STATE, not
+  // armed"), an unknown one Errc::NotFound.
+  virtual Status delete_armed_try(const std::string& run_id, const std::string& task,
+                                  int try_number) = 0;
   // update_try replaces every field of the try named by (run_id, task, try_number); an
   // unknown one is "no such try: RUN TASK try N" (Errc::NotFound). tries_of orders by task (the
   // run's task order, as tasks_of), then try number; running_tries (state Running) by

@@ -543,6 +543,25 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  Status delete_armed_try(const std::string& run_id, const std::string& task,
+                          int try_number) override {
+    std::string name = run_id + " " + task + " try " + std::to_string(try_number);
+    auto q = prepare("SELECT state FROM tries WHERE run_id = ? AND task = ? AND try_number = ?");
+    if (!q.ok()) return q.error();
+    q->bind_all(run_id, task, try_number);
+    int rc = q->step();
+    if (rc == SQLITE_DONE) return make_error("no such try: " + name, Errc::NotFound);
+    if (rc != SQLITE_ROW) return err("delete_armed_try");
+    std::string state = q->text(0);
+    if (state != to_string(TryState::Armed))
+      return make_error("try " + name + " is " + state + ", not armed", Errc::Invalid);
+    // Its files, values and metrics go with it (ON DELETE CASCADE).
+    auto st = prepare("DELETE FROM tries WHERE run_id = ? AND task = ? AND try_number = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(run_id, task, try_number);
+    return done(*st, "delete_armed_try");
+  }
+
   Result<std::vector<TryRecord>> tries_of(const std::string& run_id) override {
     // Tasks in the order the run created them, then by try.
     auto st = prepare(std::string("SELECT ") + kTryColumns +

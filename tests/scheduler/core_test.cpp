@@ -323,6 +323,44 @@ TEST(CoreTest, AStepTouchesOnlyTheDownstreamOfWhatChanged) {
   EXPECT_EQ(s.run_state, RunState::Success);
 }
 
+TEST(CoreTest, ArmedTasksAreHeldAndStartOnlyWhenTheirUpstreamSucceeded) {
+  // a -> b -> c, and d needs a and x (x not finished): b is armable after a, c after the
+  // held b, d after nothing (two unfinished upstreams); a held task is never started by a
+  // step, and start_now starts it only once its upstream succeeded.
+  auto dag = load(
+      "dag: h\ntasks:\n  a: {run: [true]}\n  b: {run: [true], needs: [a]}\n"
+      "  c: {run: [true], needs: [b]}\n  x: {run: [sleep, '9']}\n"
+      "  d: {run: [true], needs: [a, x]}\n  e: {run: [true], needs: [a], trigger_rule: "
+      "all_done}\n");
+  RunView v = view_of(dag);
+  RunProgress p(dag, v.run.id, v.run.state, v.tasks);
+  Slots slots;
+  RunStep s = p.step(kNow, slots, true);
+  ASSERT_EQ(s.starts.size(), 2u);  // a and x
+  size_t a = *p.index_of("a"), b = *p.index_of("b"), c = *p.index_of("c");
+  EXPECT_EQ(p.armable_after(a), std::vector<size_t>{b});  // not d (x runs), not e (all_done)
+  EXPECT_TRUE(p.armable_after(b).empty());                // b is neither running nor held
+  p.hold(b, true);
+  EXPECT_EQ(p.armable_after(b), std::vector<size_t>{c});
+  EXPECT_TRUE(p.armable_after(a).empty());  // b is held already
+  EXPECT_FALSE(p.start_now(b, 1));          // a has not ended: released, still pending
+  EXPECT_EQ(p.instance(b).state, TaskState::Pending);
+  p.hold(b, true);
+  p.finish(a, TryEnd::Success, kNow);
+  s = p.step(kNow, slots, true);
+  for (auto& st : s.starts) EXPECT_NE(st.task, "b") << "a held task was started by a step";
+  EXPECT_TRUE(p.start_now(b, 1));
+  EXPECT_EQ(p.instance(b).state, TaskState::Running);
+  EXPECT_EQ(p.instance(b).try_number, 1);
+  EXPECT_FALSE(p.start_now(b, 2));  // running already
+  // A held task whose upstream failed is released to the cascade, never started.
+  p.hold(c, true);
+  p.finish(b, TryEnd::Failed, kNow);
+  EXPECT_FALSE(p.start_now(c, 1));
+  s = p.step(kNow, slots, true);
+  EXPECT_EQ(p.instance(c).state, TaskState::UpstreamFailed);
+}
+
 std::string describe(const RunStep& s) {
   std::string out;
   for (auto& u : s.updates)

@@ -356,6 +356,24 @@ Status FakeStore::update_try(const TryRecord& rec) {
   });
 }
 
+Status FakeStore::delete_armed_try(const std::string& run_id, const std::string& task,
+                                   int try_number) {
+  return write("delete_armed_try", [&](Tables& t) -> Status {
+    std::string name = run_id + " " + task + " try " + std::to_string(try_number);
+    TryRecord* have = t.find_try(run_id, task, try_number);
+    if (!have) return make_error("no such try: " + name, Errc::NotFound);
+    if (have->state != TryState::Armed)
+      return make_error("try " + name + " is " + to_string(have->state) + ", not armed",
+                        Errc::Invalid);
+    TryId id{run_id, task, try_number};
+    t.tries.erase(t.tries.begin() + (have - t.tries.data()));
+    std::erase_if(t.files, [&](const FileRow& f) { return f.of == id; });
+    t.values.erase(id);
+    std::erase_if(t.metrics, [&](const MetricRow& m) { return m.of == id; });
+    return Status::Ok();
+  });
+}
+
 Result<std::vector<TryRecord>> FakeStore::tries_of(const std::string& run_id) {
   return read([&](const Tables& t) {
     // Tasks in the order the run created them, then by try.

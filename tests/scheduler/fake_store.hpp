@@ -66,6 +66,8 @@ class FakeStore final : public Store {
   Result<std::vector<TaskInstance>> tasks_of(const std::string& run_id) override;
   Status insert_try(const TryRecord& t) override;
   Status update_try(const TryRecord& t) override;
+  Status delete_armed_try(const std::string& run_id, const std::string& task,
+                          int try_number) override;
   Result<std::vector<TryRecord>> tries_of(const std::string& run_id) override;
   Result<std::vector<TryRecord>> running_tries() override;
   Status add_files(const std::string& run_id, const std::string& task, int try_number,

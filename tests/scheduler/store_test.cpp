@@ -515,6 +515,35 @@ TEST_P(StoreTest, UpdatingAnUnknownTryIsNotFound) {
   EXPECT_EQ(s.error().code, Errc::NotFound);
 }
 
+TEST_P(StoreTest, OnlyAnArmedTryIsDeletedAndItsFilesGoWithIt) {
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a", "b"})).ok());
+  TryRecord armed = make_try("etl-1", "b", 1);
+  armed.state = TryState::Armed;
+  armed.ended_at.reset();
+  ASSERT_TRUE(store_->insert_try(armed).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
+  std::vector<FileRecord> in = {{"data/in.csv", "aa", 10, 0644, "a"}};
+  ASSERT_TRUE(store_->add_files("etl-1", "b", 1, "input", in).ok());
+  auto tries = store_->tries_of("etl-1");
+  ASSERT_TRUE(tries.ok());
+  ASSERT_EQ(tries->size(), 2u);
+  EXPECT_EQ((*tries)[1].state, TryState::Armed);
+
+  Status kept = store_->delete_armed_try("etl-1", "a", 1);
+  EXPECT_EQ(kept.error().code, Errc::Invalid);
+  EXPECT_EQ(kept.message(), "try etl-1 a try 1 is " +
+                                std::string(to_string(make_try("etl-1", "a", 1).state)) +
+                                ", not armed");
+  EXPECT_EQ(store_->delete_armed_try("etl-1", "b", 2).error().code, Errc::NotFound);
+  ASSERT_TRUE(store_->delete_armed_try("etl-1", "b", 1).ok());
+  tries = store_->tries_of("etl-1");
+  ASSERT_EQ(tries->size(), 1u);
+  EXPECT_EQ((*tries)[0].task, "a");
+  EXPECT_TRUE(store_->files_of("etl-1", "b", 1, "input")->empty());
+  // The number is free again: the task's next start may use it.
+  ASSERT_TRUE(store_->insert_try(make_try("etl-1", "b", 1)).ok());
+}
+
 TEST_P(StoreTest, FilesValuesAndMetricsRoundTrip) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), tasks({"a"})).ok());
   ASSERT_TRUE(store_->insert_try(make_try("etl-1", "a", 1)).ok());
