@@ -4,6 +4,10 @@
 // What must hold: order (nothing starts before what it needs has ended), each body once, no
 // start after a failure, a cancel or a retry it should not follow, and no `armed` try left
 // in any record, also across a kill -9 of the daemon restarted on the same port.
+#include <signal.h>
+
+#include <cstdio>
+
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
@@ -74,9 +78,11 @@ TEST_F(ChainRunTest, NothingStartsAfterAFailure) {
 tasks:
   a: {run: [true]}
   b: {needs: [a], run: 'exit 3'}
-  c: {needs: [b], run: 'touch )" + marker.string() +
+  c: {needs: [b], run: 'touch )" +
+                                marker.string() +
                                 R"('}
-  d: {needs: [c], run: 'touch )" + marker.string() +
+  d: {needs: [c], run: 'touch )" +
+                                marker.string() +
                                 R"('}
 )");
   auto r = run(f);
@@ -103,7 +109,8 @@ tasks:
     retry_delay: 0s
     run: 'test -e )" + once.string() +
                                  " || { touch " + once.string() + R"(; exit 1; }'
-  c: {needs: [b], run: 'echo c >> )" + ledger.string() +
+  c: {needs: [b], run: 'echo c >> )" +
+                                 ledger.string() +
                                  R"('}
 )");
   auto r = run(f);
@@ -170,6 +177,48 @@ TEST_F(ChainDaemonTest, AKilledDaemonRestartedOnTheSamePortRunsEachArmedTaskOnce
   json rec = daemon->run_record(id);
   for (int i = 0; i < 4; ++i) {
     auto tries = tries_of(rec, "t" + std::to_string(i));
+    ASSERT_EQ(tries.size(), 1u) << rec.dump(2);
+    EXPECT_EQ(tries[0]["state"], "success");
+  }
+  EXPECT_FALSE(any_armed(rec));
+}
+
+TEST_F(ChainDaemonTest, AKilledWorkerLeavesItsArmedTasksToTheDaemon) {
+  // kill -9 of the worker that holds `t1` running and its successors armed: `t1` lives on
+  // and is adopted, the armed tries are disarmed and started the usual way, each body once.
+  fs::path ledger = tmp / "ledger";
+  std::string text = chain_dag("wk", 4, ledger, "test $DROVER_TASK != t1 || sleep 2");
+  text.insert(text.find('\n') + 1, "defaults: {retries: 1, retry_delay: 0s}\n");
+  dag("wk.yaml", text);
+  start();
+  std::string id = trigger({"wk"});
+  ASSERT_TRUE(wait_until([&] { return read_all(ledger).find("s1") != std::string::npos; }));
+  ASSERT_TRUE(wait_until([&] { return any_armed(daemon->run_record(id)); }))
+      << daemon->run_record(id).dump(2);
+  fs::path pidfile;
+  for (auto& t : tries_of(daemon->run_record(id), "t1"))
+    pidfile = fs::path(t["log"].get<std::string>()).parent_path() / "pid";
+  ASSERT_TRUE(wait_until([&] { return read_all(pidfile).find('\n') != std::string::npos; }));
+  int pid = 0, writer = 0;
+  long long start = 0;
+  ASSERT_EQ(std::sscanf(read_all(pidfile).c_str(), "%d %lld %d", &pid, &start, &writer), 3);
+  ASSERT_GT(writer, 0);
+  ::kill(writer, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)))
+      << daemon->run_record(id).dump(2);
+  json rec = daemon->run_record(id);
+  // t1's end was the worker's to write: adopted without it, it is lost and runs again
+  // (issue 9); what was armed after it runs once, after it.
+  std::string got = read_all(ledger);
+  EXPECT_EQ(got.substr(0, 8), "s0\ne0\ns1") << got;
+  EXPECT_EQ(got.substr(got.size() - 12), "s2\ne2\ns3\ne3\n") << got;
+  EXPECT_EQ(got.find("s2"), got.rfind("s2")) << got;
+  auto t1 = tries_of(rec, "t1");
+  ASSERT_EQ(t1.size(), 2u) << rec.dump(2);
+  EXPECT_EQ(t1[0]["state"], "lost");
+  EXPECT_EQ(t1[1]["state"], "success");
+  for (const char* t : {"t2", "t3"}) {
+    auto tries = tries_of(rec, t);
     ASSERT_EQ(tries.size(), 1u) << rec.dump(2);
     EXPECT_EQ(tries[0]["state"], "success");
   }
