@@ -8,6 +8,9 @@
 //       result.json                     exit code, outputs, values, metrics, alerts
 //       pid                             "PID START [WRITER WRITER_START]" (executor/proc.hpp)
 //       dispatch                        "PID START" of the worker the try was handed to
+//                                       (written by drovers before session 6; still read)
+//   HOME/workers/PID                    "PID START", then the try folders that warm worker
+//                                       holds (running, or handed to it to start), one a line
 //
 // The engine builds try folders from it, executors and workers read and write inside one,
 // recovery reads them back. Pure functions of their arguments; thread-safe.
@@ -28,6 +31,16 @@ inline std::filesystem::path owner_lock(const std::filesystem::path& home, const
 inline std::filesystem::path try_dir(const std::filesystem::path& home, const std::string& run,
                                      const std::string& task, int try_number) {
   return run_dir(home, run) / task / std::to_string(try_number);
+}
+// The home a try folder made by try_dir() lies in.
+inline std::filesystem::path home_of_try_dir(const std::filesystem::path& try_dir) {
+  return try_dir.parent_path().parent_path().parent_path().parent_path();
+}
+inline std::filesystem::path workers_dir(const std::filesystem::path& home) {
+  return home / "workers";
+}
+inline std::filesystem::path worker_record(const std::filesystem::path& home, int pid) {
+  return workers_dir(home) / std::to_string(pid);
 }
 
 // Inside a try's folder.

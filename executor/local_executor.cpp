@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 
 #include "common/fs.hpp"
@@ -27,6 +28,7 @@ extern char** environ;
 namespace drover {
 
 namespace asio = boost::asio;
+namespace fs = std::filesystem;
 
 std::string try_key(const std::string& run_id, const std::string& task, int try_number) {
   return run_id + "/" + task + "/" + std::to_string(try_number);
@@ -104,7 +106,7 @@ std::optional<LocalHandle> parse_handle(const std::string& text) {
 
 struct Worker {
   int pid = 0;
-  long long pid_start = 0;  // its start time, read once (TRY_DIR/dispatch names it)
+  long long pid_start = 0;  // its start time, read once (its record names it)
   int to_fd = -1;
   std::unique_ptr<asio::posix::stream_descriptor> from;
   asio::streambuf buf;
@@ -117,7 +119,9 @@ struct Worker {
   int try_pid = 0;
   long long try_pid_start = 0;
   bool dead = false;
-  bool gone = false;  // its pipe reached EOF: no handler refers to it any more
+  bool gone = false;   // its pipe reached EOF: no handler refers to it any more
+  std::string record;  // HOME/workers/PID: the tries it holds (layout::worker_record)
+  int record_fd = -1;
 };
 
 class LocalExecutor final : public Executor {
@@ -150,13 +154,7 @@ class LocalExecutor final : public Executor {
     w->current_key = key;
     w->current_try_dir = spec.try_dir;
     w->try_pid = 0;
-    // Which worker holds the try, until it writes TRY_DIR/pid: a daemon adopting the try
-    // meanwhile waits for that worker instead of calling the try "never started".
-    // Written in place: cut short (no final newline) means this engine died writing it,
-    // before the worker was handed anything.
-    if (make_dirs(spec.try_dir))
-      (void)write_file_once(layout::dispatch(spec.try_dir),
-                            std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n");
+    write_record(*w, spec.home);
     std::string line =
         to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
     if (!write_all(w->to_fd, line)) {
@@ -179,18 +177,17 @@ class LocalExecutor final : public Executor {
     }
     if (!w || !can_chain(spec))
       return make_error("try " + spec.after + " does not run here", Errc::Invalid);
-    if (make_dirs(spec.try_dir))
-      (void)write_file_once(layout::dispatch(spec.try_dir),
-                            std::to_string(w->pid) + " " + std::to_string(w->pid_start) + "\n");
+    w->armed.emplace_back(key, spec.try_dir);
+    write_record(*w, spec.home);
     std::string line =
         to_json_text(
             json{{"op", "run"}, {"key", key}, {"after", spec.after}, {"spec", spec.to_json()}}) +
         "\n";
     if (!write_all(w->to_fd, line)) {
+      w->armed.pop_back();
       mark_dead(*w);
       return make_error("worker pipe closed");
     }
-    w->armed.emplace_back(key, spec.try_dir);
     return {};
   }
 
@@ -261,15 +258,48 @@ class LocalExecutor final : public Executor {
  private:
   using Adopted = LocalHandle;  // what it watches is what the handle names
 
-  // The worker named in TRY_DIR/dispatch is still alive (it may yet start the try, or
-  // refuse it and exit because its daemon is gone).
-  static bool dispatched_worker_alive(const std::string& try_dir) {
-    auto text = read_file(layout::dispatch(try_dir), 128);
-    if (!text || text->empty() || text->back() != '\n') return false;
+  // Which worker holds each try, until it writes TRY_DIR/pid: a daemon adopting the try
+  // meanwhile waits for that worker instead of calling the try "never started". One record
+  // per worker (HOME/workers/PID), rewritten in place before each hand-off: no new file per
+  // try. Its first line names the worker; a record cut short (no final newline: this engine
+  // died writing it) names nothing the worker was handed.
+  static void write_record(Worker& w, const std::string& home) {
+    if (w.record_fd < 0 && !home.empty()) {
+      (void)make_dirs(layout::workers_dir(home));
+      w.record = layout::worker_record(home, w.pid).string();
+      w.record_fd =
+          ::open(w.record.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    }
+    if (w.record_fd < 0) return;
+    std::string text = std::to_string(w.pid) + " " + std::to_string(w.pid_start) + "\n";
+    if (!w.current_key.empty()) text += w.current_try_dir + "\n";
+    for (auto& [key, dir] : w.armed) text += dir + "\n";
+    if (::pwrite(w.record_fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()))
+      (void)::ftruncate(w.record_fd, static_cast<off_t>(text.size()));
+  }
+
+  static bool names_live_worker(const std::string& text, const std::string& try_dir) {
+    if (text.empty() || text.back() != '\n') return false;
     int pid = 0;
     long long start = 0;
-    if (std::sscanf(text->c_str(), "%d %lld", &pid, &start) != 2 || pid <= 0) return false;
+    if (std::sscanf(text.c_str(), "%d %lld", &pid, &start) != 2 || pid <= 0) return false;
+    if (!try_dir.empty() && text.find("\n" + try_dir + "\n") == std::string::npos) return false;
     return process_alive(pid, start);
+  }
+
+  // A live worker holds the try (it may yet start it, or refuse it and exit because its
+  // daemon is gone): a worker record names it, or (from a drover before session 6) the
+  // try's own TRY_DIR/dispatch.
+  static bool dispatched_worker_alive(const std::string& try_dir) {
+    if (auto text = read_file(layout::dispatch(try_dir), 128); text)
+      return names_live_worker(*text, "");
+    std::error_code ec;
+    fs::path dir = layout::workers_dir(layout::home_of_try_dir(try_dir));
+    for (auto& e : fs::directory_iterator(dir, ec)) {
+      auto text = read_file(e.path(), 1 << 20);
+      if (text && names_live_worker(*text, try_dir)) return true;
+    }
+    return false;
   }
 
   // Appends "drover: WHY" to the try's log, so that `drover logs` says why it ended.
@@ -411,6 +441,7 @@ class LocalExecutor final : public Executor {
         w->current_key.clear();
         w->try_pid = 0;
       }
+      write_record(*w, "");  // it holds that try no more
       if (cb_) cb_(e);
     }
   }
@@ -434,6 +465,11 @@ class LocalExecutor final : public Executor {
     w->gone = true;
     mark_dead(*w);
     reap(w->pid);
+    if (w->record_fd >= 0) {
+      ::close(w->record_fd);
+      w->record_fd = -1;
+      ::unlink(w->record.c_str());
+    }
     if (!w->current_key.empty() && !stopping_) {
       // The worker died mid-try: its try process may live on; watch it like an adopted one.
       std::string key = w->current_key;

@@ -101,12 +101,11 @@ void write_claimed_pid_file(int fd, int pid, long long start, int writer, long l
 }
 
 bool disarm_pid_file(const std::string& try_dir) {
+  // The folder may not be there yet: the worker makes it when it prepares the try.
+  (void)make_dirs(try_dir);
   int fd = ::open(layout::pid(try_dir).c_str(),
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    // No folder: the try was never handed to a worker (the engine makes it first).
-    return errno == ENOENT;
-  }
+  if (fd < 0) return false;
   (void)write_all(fd, "disarmed\n");
   ::close(fd);
   return true;

@@ -160,36 +160,19 @@ struct Worker {
     return true;
   }
 
-  // Waits for `pid` to exit; meanwhile the successors armed after `key` that the daemon
-  // sends are read and prepared (pidfd + poll; where pidfds are missing, only those already
-  // sent when it exits are).
+  // Waits for `pid` to exit. First the successors armed after `key` that the daemon has sent
+  // already (it arms several tries ahead) are read and prepared, without waiting, while the
+  // try runs; then a blocking waitpid, whose wakeup is a synchronous one on the CPU the try
+  // exits on (a poll on a pidfd is woken where this process last ran, which may be busy).
+  // A successor sent since is prepared after the exit, only when none is ready.
   int wait_reading(pid_t pid, const std::string& key, std::deque<Prepared>& next) {
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    bool reading = true;
-    while (pidfd >= 0) {
-      if (reading && !take_successors(key, next)) reading = false;
-      pollfd fds[2] = {{pidfd, POLLIN, 0}, {in_fd, POLLIN, 0}};
-      int n = ::poll(fds, reading ? 2 : 1, -1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 || (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) break;
-      if (reading && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-        char tmp[65536];
-        ssize_t got = ::read(in_fd, tmp, sizeof tmp);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) {
-          reading = false;  // the daemon is gone: nothing more comes
-          continue;
-        }
-        buf.append(tmp, static_cast<size_t>(got));
-      }
-    }
-    if (pidfd >= 0) ::close(pidfd);
+    std::string line;
+    while (take_successors(key, next) && read_line_now(in_fd, buf, line))
+      buf.insert(0, line + "\n");
+    line.clear();
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    // Sent just as it exited, or no pidfd: a successor already here still chains. Only the
-    // one due now is prepared now (the others are, while it runs).
-    std::string line;
     if (next.empty() && (buf.find('\n') != std::string::npos || read_line_now(in_fd, buf, line))) {
       if (!line.empty()) buf.insert(0, line + "\n");
       if (auto p = successor_in_buf(key)) next.push_back(std::move(*p));
