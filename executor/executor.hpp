@@ -33,6 +33,9 @@ struct TryEvent {
   std::string key;  // see try_key()
   int pid = 0;      // informative: the try process where there is one on a host
   long long pid_start = 0;
+  // Started: when the executor started the try (µs since the epoch; 0: not said). The
+  // Engine records it for a chained start, which starts before any pump hears of it.
+  long long started_us = 0;
   // Started: where the try runs, recorded in TryRecord::facts. Keys: "executor" (its kind:
   // "local", ...), "hostname", "agent" (agent id, when there is one), "gpus" (the
   // CUDA_VISIBLE_DEVICES the executor gave it, only when it set one); executors may add
@@ -121,7 +124,7 @@ struct LocalExecutorOptions {
 // LocalExecutor's facts: {"executor": "local", "hostname": this host}. Its handle is JSON
 // text naming the try's folder and processes; local_try_handle(try_dir) is the handle of a
 // try recorded before handles were (TryRecord::facts without "handle"): the LocalExecutor
-// then reads TRY_DIR/pid and TRY_DIR/dispatch, as it always did.
+// then reads TRY_DIR/pid and the worker records (HOME/workers/), as it always did.
 std::unique_ptr<Executor> make_local_executor(boost::asio::io_context& io,
                                               LocalExecutorOptions opts);
 std::string local_try_handle(const std::string& try_dir);

@@ -414,6 +414,7 @@ class LocalExecutor final : public Executor {
       e.key = key;
       e.pid = w->try_pid;
       e.pid_start = w->try_pid_start;
+      e.started_us = ev.value("at", 0LL);
       e.facts = {{"executor", "local"}, {"hostname", host_}};
       // The worker waits for the try and may write its result: it is the writer to wait for.
       e.handle = to_json_text(json{{"try_dir", w->current_try_dir},

@@ -128,7 +128,7 @@ Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
 
 TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
                           long long started_us, const json& values, const json& metrics,
-                          std::vector<FileEntry> files, const json& alerts) {
+                          std::vector<FileEntry> files, const json& alerts, long long ended_us) {
   if (code == 0) {
     std::vector<FileEntry> outs;
     if (auto s = collect_outputs(spec, blobs, outs); !s) {
@@ -150,9 +150,10 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
   json outputs = json::array();
   for (auto& f : files)
     outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
-  json result = {{"started_at", started_us}, {"exit_code", code},   {"error", error},
-                 {"outputs", outputs},       {"values", values},    {"metrics", metrics},
-                 {"alerts", alerts},         {"ended_at", now_us()}};
+  json result = {{"started_at", started_us}, {"exit_code", code},
+                 {"error", error},           {"outputs", outputs},
+                 {"values", values},         {"metrics", metrics},
+                 {"alerts", alerts},         {"ended_at", ended_us ? ended_us : now_us()}};
   return TryResult{code, std::move(result)};
 }
 

@@ -37,7 +37,8 @@ struct TryResult {
 TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
                           long long started_us, const nlohmann::json& values,
                           const nlohmann::json& metrics, std::vector<FileEntry> files,
-                          const nlohmann::json& alerts = nlohmann::json::array());
+                          const nlohmann::json& alerts = nlohmann::json::array(),
+                          long long ended_us = 0);  // 0: now
 Status write_try_result(const TrySpec& spec, const nlohmann::json& result);
 // finish_try is both: it returns the final exit code (1 when result.json cannot be written).
 int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,

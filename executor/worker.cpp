@@ -203,14 +203,14 @@ struct Worker {
     struct Done {
       Prepared p;
       int status;
-      long long started;
+      long long started, ended;
     };
     std::optional<Done> before;
     std::deque<Prepared> next;  // armed successors, prepared, each after the one before
-    auto write_up = [&](Prepared& p, int status, long long started) {
+    auto write_up = [&](Prepared& p, int status, long long started, long long ended) {
       int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      TryResult r =
-          make_try_result(p.spec, *p.blobs, code, "", started, json::object(), json::array(), {});
+      TryResult r = make_try_result(p.spec, *p.blobs, code, "", started, json::object(),
+                                    json::array(), {}, json::array(), ended);
       json ev = {{"ev", "finished"},
                  {"key", p.key},
                  {"exit_code", r.code},
@@ -226,7 +226,7 @@ struct Worker {
       int claim = -1;
       if (cur.armed && cur.ready && (claim = claim_pid_file(cur.spec.try_dir)) < 0) {
         // Disarmed by a daemon that took over: it never starts.
-        if (before) write_up(before->p, before->status, before->started);
+        if (before) write_up(before->p, before->status, before->started, before->ended);
         unsent += not_started_line(cur.key);
         for (auto& n : next) unsent += not_started_line(n.key);
         flush();
@@ -234,7 +234,7 @@ struct Worker {
       }
       long long started = now_us();
       Result<pid_t> pid = cur.ready ? spawn_child(cur.opts) : Result<pid_t>(cur.ready.error());
-      if (before) write_up(before->p, before->status, before->started);
+      if (before) write_up(before->p, before->status, before->started, before->ended);
       before.reset();
       if (!pid) {
         if (claim >= 0) ::close(claim);
@@ -259,16 +259,20 @@ struct Worker {
         write_claimed_pid_file(claim, *pid, pid_start, self_pid, self_start);
       else
         write_pid_file(cur.spec.try_dir, *pid, pid_start, self_pid, self_start);
-      unsent += to_json_text(json{
-                    {"ev", "started"}, {"key", cur.key}, {"pid", *pid}, {"pid_start", pid_start}}) +
+      unsent += to_json_text(json{{"ev", "started"},
+                                  {"key", cur.key},
+                                  {"pid", *pid},
+                                  {"pid_start", pid_start},
+                                  {"at", started}}) +
                 "\n";
       flush();
       int status = wait_reading(*pid, cur.key, next);
+      long long ended = now_us();  // its end, before anything else is done
       bool exited_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
       bool daemon_here = ::getppid() == daemon_pid;
       if (!next.empty() && exited_ok && daemon_here && cur.spec.outputs.empty()) {
         // Succeeded (nothing to collect): the successor starts first, this is written after.
-        before = Done{std::move(cur), status, started};
+        before = Done{std::move(cur), status, started, ended};
         cur = std::move(next.front());
         next.pop_front();
         continue;
@@ -276,7 +280,7 @@ struct Worker {
       // The daemon hears the result first, then it is written to TRY_DIR/result.json for a
       // daemon that adopts the try: this worker, named in TRY_DIR/pid as the writer, is
       // alive until the file is there, and an adopting daemon waits for it.
-      bool ok = write_up(cur, status, started);
+      bool ok = write_up(cur, status, started, ended);
       if (!next.empty() && ok && daemon_here) {  // declared outputs, collected: the successor
         cur = std::move(next.front());
         next.pop_front();

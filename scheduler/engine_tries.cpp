@@ -16,6 +16,12 @@ void Engine::Impl::record_finish(const TryEvent& ev, TimePoint now, Effects& fx)
   erase_running(it);
   TryRecord& rec = rt.rec;
   rec.ended_at = now;
+  // A chained start may have followed it before this pump: its end is when it exited, as
+  // its worker says, so that the record never shows the next try starting before it ended.
+  if (armed_after.count(ev.key) && ev.result.is_object())
+    if (auto e = ev.result.find("ended_at"); e != ev.result.end() && e->is_number_integer())
+      if (TimePoint t{Micros(e->get<long long>())}; t < now && t >= rec.started_at)
+        rec.ended_at = t;
   rec.signal = ev.signal;
 
   auto parsed = core::parse_try_result(ev.result);
@@ -188,7 +194,12 @@ void Engine::Impl::record_armed(const TryEvent& ev, TimePoint now, Effects& fx) 
   TryRecord rec = a.rec;
   rec.state = TryState::Running;
   rec.started_at = now;
-  if (ev.kind == TryEvent::Kind::Started) note_where_it_runs(rec, ev);
+  if (ev.kind == TryEvent::Kind::Started) {
+    note_where_it_runs(rec, ev);
+    // It started before this pump heard of it: when the worker started it.
+    if (ev.started_us > 0 && TimePoint(Micros(ev.started_us)) < now)
+      rec.started_at = TimePoint(Micros(ev.started_us));
+  }
   RunningTry rt{a.run_id, a.task, a.try_number, rec, std::nullopt, false, false};
   const TaskSpec* t = v ? v->dag->task(a.task) : nullptr;
   if (t && t->timeout) rt.deadline = now + *t->timeout;

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "common/time.hpp"
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
@@ -62,12 +63,22 @@ TEST_F(ChainRunTest, EachTaskStartsAfterTheOneBeforeEndsAndRunsOnce) {
   std::string want;
   for (int i = 0; i < 12; ++i) want += "s" + std::to_string(i) + "\ne" + std::to_string(i) + "\n";
   EXPECT_EQ(read_all(ledger), want);
+  std::optional<TimePoint> ended_before;
   for (int i = 0; i < 12; ++i) {
     auto tries = tries_of(rec, "t" + std::to_string(i));
     ASSERT_EQ(tries.size(), 1u) << rec.dump(2);
     EXPECT_EQ(tries[0]["state"], "success");
     EXPECT_EQ(tries[0]["try"], 1);
     EXPECT_TRUE(fs::exists(tries[0]["log"].get<std::string>()));
+    // The record agrees with the ledger: each try started after the one before ended.
+    auto started = parse_iso(tries[0]["started_at"].get<std::string>());
+    auto ended = parse_iso(tries[0]["ended_at"].get<std::string>());
+    ASSERT_TRUE(started.ok() && ended.ok()) << tries[0].dump();
+    if (ended_before) {
+      EXPECT_GE(*started, *ended_before) << "t" << i << "\n" << rec.dump(2);
+    }
+    EXPECT_GE(*ended, *started);
+    ended_before = *ended;
   }
   EXPECT_FALSE(any_armed(rec));
 }
