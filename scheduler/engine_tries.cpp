@@ -92,6 +92,10 @@ void Engine::Impl::record_started(Effects& fx) {
 void Engine::Impl::arm_after(ActiveRun& v, const std::string& task, int try_number, TimePoint now,
                              Effects& fx) {
   if (!opts.chain_starts) return;
+  // A chained start keeps its upstream's slot: not while a run as old as this one (this one
+  // included: a task of its own is ready) waits for a slot, which admission gives oldest first.
+  if (!slot_waiters.empty() && !(v.key() < *slot_waiters.begin())) return;
+  if (progress_of(v).has_ready()) return;
   std::string after = try_key(v.run.id, task, try_number);
   auto rit = running.find(after);
   if (rit == running.end() || rit->second.cancelled || rit->second.timed_out) return;

@@ -43,9 +43,9 @@ std::string chain_dag(const std::string& id, int n, const fs::path& ledger,
 
 class ChainRunTest : public LocalFixture {
  protected:
-  ProcResult run(const fs::path& file) {
+  ProcResult run(const fs::path& file, const std::string& slots = "2") {
     return drover({"run", file.string(), "--home", home().string(), "--project-dir",
-                   tmp.path().string(), "--json", "--slots", "2"});
+                   tmp.path().string(), "--json", "--slots", slots});
   }
   static json record(const ProcResult& r) {
     json j = json::parse(r.out, nullptr, false);
@@ -136,6 +136,19 @@ tasks:
   EXPECT_EQ(c[0]["try"], 1);
   EXPECT_EQ(read_all(ledger), "c\n");
   EXPECT_FALSE(any_armed(rec));
+}
+
+TEST_F(ChainRunTest, AChainDoesNotKeepItsSlotFromATaskThatWaitsForOne) {
+  // One slot: `a` runs while `c` (earlier in the run's order than `b`) waits for the slot.
+  // Slots go in order, so `b` is not chained on `a`: `c` runs before it.
+  fs::path ledger = tmp / "ledger";
+  std::string l = ledger.string();
+  auto f = dag("slot.yaml", "dag: slot\ntasks:\n  a: {run: 'echo a >> " + l +
+                                "; sleep 0.2'}\n  c: {run: 'echo c >> " + l +
+                                "'}\n  b: {needs: [a], run: 'echo b >> " + l + "'}\n");
+  auto r = run(f, "1");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(read_all(ledger), "a\nc\nb\n");
 }
 
 class ChainDaemonTest : public DaemonFixture {};
