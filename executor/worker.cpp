@@ -94,21 +94,15 @@ Prepared prepare_command(TrySpec spec, std::string key, bool armed) {
   return p;
 }
 
-// A complete line already here (in `buf`, or readable from `fd` without waiting): the
-// daemon's message that was sent while a try ran. False when none is (yet).
-bool read_line_now(int fd, std::string& buf, std::string& line) {
-  if (buf.find('\n') == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return false;
-    char tmp[65536];
-    ssize_t n = ::read(fd, tmp, sizeof tmp);
-    if (n <= 0) return false;
-    buf.append(tmp, static_cast<size_t>(n));
-  }
-  auto nl = buf.find('\n');
-  if (nl == std::string::npos) return false;
-  line = buf.substr(0, nl);
-  buf.erase(0, nl + 1);
+// Appends to `buf` what `fd` holds now, without waiting (the daemon's messages sent while a
+// try ran). False when nothing was there.
+bool read_now(int fd, std::string& buf) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return false;
+  char tmp[65536];
+  ssize_t n = ::read(fd, tmp, sizeof tmp);
+  if (n <= 0) return false;
+  buf.append(tmp, static_cast<size_t>(n));
   return true;
 }
 
@@ -166,17 +160,13 @@ struct Worker {
   // exits on (a poll on a pidfd is woken where this process last ran, which may be busy).
   // A successor sent since is prepared after the exit, only when none is ready.
   int wait_reading(pid_t pid, const std::string& key, std::deque<Prepared>& next) {
-    std::string line;
-    while (take_successors(key, next) && read_line_now(in_fd, buf, line))
-      buf.insert(0, line + "\n");
-    line.clear();
+    while (take_successors(key, next) && read_now(in_fd, buf)) {
+    }
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (next.empty() && (buf.find('\n') != std::string::npos || read_line_now(in_fd, buf, line))) {
-      if (!line.empty()) buf.insert(0, line + "\n");
+    if (next.empty() && (buf.find('\n') != std::string::npos || read_now(in_fd, buf)))
       if (auto p = successor_in_buf(key)) next.push_back(std::move(*p));
-    }
     return status;
   }
 
