@@ -513,6 +513,19 @@ TEST_F(DagLoaderTest, SecondYamlDocumentIsAnError) {
             Errors{"d.yaml:4:1: a DAG file holds one YAML document; found another here"});
 }
 
+TEST_F(DagLoaderTest, WhatEndsTheFirstDocumentEarlyIsFound) {
+  // The documents are counted only when the first might end before the text does: after a
+  // document end marker, a directive, or a mapping indented under an anchor in column 0.
+  EXPECT_EQ(errors("dag: d\ntasks:\n  a: {run: x}\n...\ndag: e\n"),
+            Errors{"d.yaml:5:1: a DAG file holds one YAML document; found another here"});
+  EXPECT_EQ(errors("dag: d\n%YAML 1.2\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:1: a DAG file holds one YAML document; found another here"});
+  EXPECT_EQ(errors("&r\n  dag: d\ntasks:\n  a: {run: x}\n"),
+            Errors{"d.yaml:3:1: a DAG file holds one YAML document; found another here"});
+  EXPECT_EQ(errors("&r\ndag: d\ntasks:\n  a: {run: x}\n"), Errors{});
+  EXPECT_EQ(errors("---\ndag: d\ntasks:\n  a: {run: x}\n"), Errors{});
+}
+
 TEST_F(DagLoaderTest, StrayTopLevelCommaIsAnErrorNotAHang) {
   // yaml-cpp 0.7's LoadAll loops forever on these (jbeder/yaml-cpp#1040).
   Errors e;
