@@ -1,7 +1,9 @@
 // The folders of runs and tries under a drover home (DESIGN.md §5), named in one place:
 //
 //   HOME/runs/RUN/owner.lock            held by the `drover run` that owns RUN
-//   HOME/runs/RUN/TASK/TRY/             one try's folder (TrySpec::try_dir):
+//   HOME/runs/RUN/TASK.TRY/             one try's folder (TrySpec::try_dir), e.g. train.2
+//                                       (drovers before session 7 made RUN/TASK/TRY/; a
+//                                       record names its folder, so those are still read):
 //       work/                           the task's cwd; declared outputs are collected here
 //       inputs/UPSTREAM/...             upstream outputs, materialized read-only
 //       log                             stdout and stderr, and "drover: ..." notes
@@ -30,11 +32,17 @@ inline std::filesystem::path owner_lock(const std::filesystem::path& home, const
 }
 inline std::filesystem::path try_dir(const std::filesystem::path& home, const std::string& run,
                                      const std::string& task, int try_number) {
-  return run_dir(home, run) / task / std::to_string(try_number);
+  // One folder per try, not a task's folder with one per try in it: a new folder costs a
+  // disk file system an inode and a block, and a try is made in the path of a chain's start.
+  return run_dir(home, run) / (task + "." + std::to_string(try_number));
 }
-// The home a try folder made by try_dir() lies in.
+// The home a try folder lies in: HOME/runs/RUN/TASK.TRY, or HOME/runs/RUN/TASK/TRY (a try
+// number alone) as drovers before session 7 made them.
 inline std::filesystem::path home_of_try_dir(const std::filesystem::path& try_dir) {
-  return try_dir.parent_path().parent_path().parent_path().parent_path();
+  std::string name = try_dir.filename().string();
+  bool old = !name.empty() && name.find_first_not_of("0123456789") == std::string::npos;
+  std::filesystem::path run = old ? try_dir.parent_path().parent_path() : try_dir.parent_path();
+  return run.parent_path().parent_path();
 }
 inline std::filesystem::path workers_dir(const std::filesystem::path& home) {
   return home / "workers";

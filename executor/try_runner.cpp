@@ -118,6 +118,8 @@ std::vector<std::string> try_environment(const TrySpec& spec) {
 }
 
 Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
+  // The try's folder, then its work folder in it: two mkdir calls where one folder is new.
+  if (auto s = make_dirs(spec.try_dir); !s) return s;
   if (auto s = make_dirs(spec.work_dir()); !s) return s;
   if (!TaskTypeRegistry::instance().find(spec.type))
     return make_error("unknown task type '" + spec.type + "'");

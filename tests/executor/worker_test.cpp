@@ -56,7 +56,7 @@ class LocalExecutorTest : public ::testing::Test {
     s.type = "command";
     s.argv = {"/bin/sh", "-c", script};
     s.home = (dir_ / "home").string();
-    s.try_dir = (dir_ / "home" / "runs" / "r-1" / task / "1").string();
+    s.try_dir = (dir_ / "home" / "runs" / "r-1" / (task + ".1")).string();
     return s;
   }
 

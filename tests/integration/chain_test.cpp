@@ -165,7 +165,7 @@ tasks:
 )");
   start();
   std::string id = trigger({"cancel"});
-  fs::path pidfile = home() / "runs" / id / "hang" / "1" / "work" / "pid";
+  fs::path pidfile = home() / "runs" / id / "hang.1" / "work" / "pid";
   ASSERT_TRUE(wait_until([&] { return fs::exists(pidfile) && !read_all(pidfile).empty(); }));
   // While `hang` runs, `next` and `last` wait armed on its worker.
   ASSERT_TRUE(wait_until([&] { return any_armed(daemon->run_record(id)); }))

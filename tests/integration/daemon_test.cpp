@@ -96,7 +96,7 @@ tasks:
 )");
   start();
   std::string id = trigger({"slow"});
-  fs::path pidfile = home() / "runs" / id / "hang" / "1" / "work" / "pid";
+  fs::path pidfile = home() / "runs" / id / "hang.1" / "work" / "pid";
   ASSERT_TRUE(wait_until([&] { return fs::exists(pidfile) && !read_all(pidfile).empty(); }));
   pid_t pid = std::stoi(read_all(pidfile));
   auto r = daemon->cli({"cancel", id});
@@ -124,7 +124,7 @@ tasks:
 )");
   start();
   std::string id = trigger({"crash"});
-  fs::path started = home() / "runs" / id / "middle" / "1" / "work" / "started";
+  fs::path started = home() / "runs" / id / "middle.1" / "work" / "started";
   ASSERT_TRUE(wait_until([&] { return fs::exists(started); }));
   daemon->kill9();  // mid-run: `middle` is running, `first` is done, `last` waits
   ASSERT_TRUE(daemon->start());
@@ -157,7 +157,7 @@ tasks:
   start();
   std::string id = trigger({"big"});
   ASSERT_TRUE(wait_until(
-      [&] { return fs::exists(home() / "runs" / id / "middle" / "1" / "work" / "started"); }));
+      [&] { return fs::exists(home() / "runs" / id / "middle.1" / "work" / "started"); }));
   daemon->kill9();
   ASSERT_TRUE(daemon->start());
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)))
@@ -197,9 +197,8 @@ tasks:
     first_line = first_line.substr(0, first_line.find('\n'));
     ASSERT_EQ(first_line.rfind("run ", 0), 0u) << first_line;
     run_id = first_line.substr(4);
-    ASSERT_TRUE(wait_until([&] {
-      return fs::exists(home() / "runs" / run_id / "middle" / "1" / "work" / "started");
-    }));
+    ASSERT_TRUE(wait_until(
+        [&] { return fs::exists(home() / "runs" / run_id / "middle.1" / "work" / "started"); }));
   }
   int wait_run_exit() {
     int status = 0;
@@ -262,12 +261,12 @@ tasks:
 )");
   start();
   std::string id = trigger({"lost"});
-  fs::path pidfile = home() / "runs" / id / "work" / "1" / "work" / "pid";
+  fs::path pidfile = home() / "runs" / id / "work.1" / "work" / "pid";
   ASSERT_TRUE(wait_until([&] { return fs::exists(pidfile) && !read_all(pidfile).empty(); }));
   daemon->kill9();
   // The machine "loses" the try while the daemon is down.
   pid_t pid = std::stoi(read_all(pidfile));
-  ::kill(-std::stoi(read_all(home() / "runs" / id / "work" / "1" / "pid")), SIGKILL);
+  ::kill(-std::stoi(read_all(home() / "runs" / id / "work.1" / "pid")), SIGKILL);
   ASSERT_TRUE(wait_until([&] { return !pid_alive(pid); }));
   ASSERT_TRUE(daemon->start());
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)));

@@ -49,7 +49,7 @@ const std::map<std::string, std::string> kSecretEnv = {
     {"DROVER_SECRET_FD_TOKEN", "s3cr3t-value-for-fd-test"}};
 
 std::string log_of(const fs::path& home, const std::string& run, const std::string& task) {
-  return read_all(home / "runs" / run / task / "1" / "log");
+  return read_all(home / "runs" / run / (task + ".1") / "log");
 }
 
 void expect_only_stdio(const fs::path& home, const std::string& run) {
@@ -152,7 +152,7 @@ tasks:
     SCOPED_TRACE("kill point " + std::to_string(i) + " (" + points[i] + ")");
     fs::remove(ledger);
     std::string id = trigger({"long"});
-    fs::path work = home() / "runs" / id / "work" / "1" / "work";
+    fs::path work = home() / "runs" / id / "work.1" / "work";
     if (points[i] == "started")
       ASSERT_TRUE(wait_until([&] { return read_all(ledger) == "start\n"; }));
     else if (points[i] == "end")

@@ -73,7 +73,7 @@ tasks:
   ASSERT_EQ(r.code, 0) << r.err;
   json rec = record(r);
   std::string run_id = rec["id"];
-  fs::path work = home() / "runs" / run_id / "show" / "1" / "work";
+  fs::path work = home() / "runs" / run_id / "show.1" / "work";
   EXPECT_EQ(read_all(work / "env.txt"), run_id + " show 1\n");
   EXPECT_EQ(trim(read_all(work / "pwd.txt")), fs::canonical(work).string());
 }
@@ -136,7 +136,7 @@ tasks:
   json rec = record(r);
   EXPECT_EQ(rec["task_states"]["hang"], "timed_out");
   EXPECT_EQ(try_of(rec, "hang", 1)["state"], "timed_out");
-  fs::path bg = home() / "runs" / rec["id"].get<std::string>() / "hang" / "1" / "work" / "bg.pid";
+  fs::path bg = home() / "runs" / rec["id"].get<std::string>() / "hang.1" / "work" / "bg.pid";
   pid_t pid = std::stoi(read_all(bg));
   EXPECT_TRUE(wait_until([&] { return !pid_alive(pid); }, std::chrono::seconds(10)))
       << "the background child of the timed-out task survived";  // The log says why it ended.
@@ -160,8 +160,7 @@ tasks:
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(fs::exists(marker));
   json rec = record(r);
-  fs::path said =
-      home() / "runs" / rec["id"].get<std::string>() / "echo" / "1" / "work" / "said.txt";
+  fs::path said = home() / "runs" / rec["id"].get<std::string>() / "echo.1" / "work" / "said.txt";
   EXPECT_EQ(read_all(said), evil + "\n");
 }
 
@@ -185,11 +184,11 @@ tasks:
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   json rec = record(r);
   std::string id = rec["id"];
-  std::string log = read_all(home() / "runs" / id / "use" / "1" / "log");
+  std::string log = read_all(home() / "runs" / id / "use.1" / "log");
   // The task saw the real values: an 18-byte key, and the token's hash.
   EXPECT_EQ(log, "key=*** token=***\n18\n" + sha256_hex("hub-tok-from-env") + "  -\n");
-  EXPECT_EQ(read_all(home() / "runs" / id / "argv" / "1" / "log"), "***\n***\n");
-  EXPECT_EQ(read_all(home() / "runs" / id / "plain" / "1" / "log"), "no secrets here\n");
+  EXPECT_EQ(read_all(home() / "runs" / id / "argv.1" / "log"), "***\n***\n");
+  EXPECT_EQ(read_all(home() / "runs" / id / "plain.1" / "log"), "no secrets here\n");
   std::string whole = rec.dump();
   EXPECT_EQ(whole.find("s3cr3t-from-config"), std::string::npos) << whole;
   EXPECT_EQ(whole.find("hub-tok-from-env"), std::string::npos) << whole;
