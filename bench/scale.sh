@@ -9,11 +9,21 @@
 # scheduler can cost that commits every transition with synchronous=FULL before the action it
 # allows; the bound for a home on disk).
 #
+# Three homes: `disk` (a folder under WORK, on whatever file system holds it), `ext4` (a
+# journaled ext4, made for the run in an image under WORK and loop-mounted: the file system a
+# default Debian install puts a home on; only as root, skipped where mount -o loop fails) and
+# `tmpfs`. Why `ext4` besides `disk`: this machine's root file system is ext4 *without* a
+# journal, and there ext4 skips, for every new inode, each free inode of the group deleted in
+# the last 60 s (300 s more while its inode table block is dirty) (fs/ext4/ialloc.c,
+# find_inode_bit: check_recently_deleted = s_journal == NULL). A home there pays for every file
+# deleted nearby minutes before (a test suite's, an earlier benchmark's cleanup): the same
+# run measured 0.9 and 2.1 ms per task a minute apart. A journaled ext4 does not do this.
+#
 #   bench/scale.sh [RESULTS.tsv]            (default: bench/results/scale.tsv)
 #
 # Environment: DROVER (binary; default build-bench/drover, else build/drover), SIZES
 # ("1000 10000 100000"), SHAPES ("chain fanout"), REPS (1), WORK (scratch on disk), HOMES
-# ("disk tmpfs"). `drover run` gets a server config raising the loader's limits (dags:
+# ("disk ext4 tmpfs"). `drover run` gets a server config raising the loader's limits (dags:
 # max_file_bytes 64 MiB, max_yaml_nodes 4,000,000): by default a DAG file holds at most 1 MiB
 # and 100,000 YAML nodes, about 12,000 tasks of these shapes.
 # Prints one line per case on stdout (and appends it to RESULTS.tsv):
@@ -37,9 +47,14 @@ fi
 DROVER=$(readlink -f "$DROVER")
 WORK=${WORK:-$(mktemp -d /tmp/drover-scale.XXXXXX)}
 mkdir -p "$WORK"
-HOMES=${HOMES:-"disk tmpfs"}
+HOMES=${HOMES:-"disk ext4 tmpfs"}
 SHM=$(mktemp -d /dev/shm/drover-scale.XXXXXX)
-cleanup() { rm -rf "$SHM"; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; }
+EXT4=
+cleanup() {
+  [[ -z $EXT4 ]] || umount "$EXT4" 2>/dev/null || true
+  rm -rf "$SHM"
+  [[ -n ${KEEP:-} ]] || rm -rf "$WORK"
+}
 trap cleanup EXIT
 log() { echo "[scale $(date +%T)] $*" >&2; }
 
@@ -56,6 +71,19 @@ timed() {  # DIR CMD... : seconds, output to DIR/.last.log
 log "drover=$DROVER work=$WORK sizes=$SIZES load=$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $(date -Is) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)" \
      "load $(cut -d' ' -f1-3 /proc/loadavg) disk $(df -T "$WORK" | awk 'NR==2 {print $2}')" >> "$OUT"
+if [[ " $HOMES " == *" ext4 "* ]]; then
+  # Inodes for the largest run: 6 per try, and the graphs' own files.
+  max_n=0
+  for n in $SIZES; do ((n > max_n)) && max_n=$n; done
+  if [[ $(id -u) == 0 ]] && truncate -s 16G "$WORK/ext4.img" &&
+     mkfs.ext4 -q -F -N $((max_n * 8 + 100000)) "$WORK/ext4.img" &&
+     mkdir -p "$WORK/ext4" && mount -o loop "$WORK/ext4.img" "$WORK/ext4"; then
+    EXT4=$WORK/ext4
+  else
+    log "no journaled ext4 (needs root and mount -o loop): its rows are skipped"
+    HOMES=${HOMES//ext4/}
+  fi
+fi
 RES=$WORK/results.tsv
 : > "$RES"
 gcc -O2 -o "$WORK/floor" "$ROOT/bench/floor.c"
@@ -82,8 +110,16 @@ for shape in $SHAPES; do
       row "$shape" "$n" floor "$rep" "$("$WORK/floor" "$tasks" "$par")" "$tasks"
       row "$shape" "$n" floor_durable "$rep" "$("$WORK/floor" "$tasks" "$par" "$WORK/floor.log")" \
         "$tasks"
+      if [[ -n $EXT4 ]]; then
+        row "$shape" "$n" floor_durable_ext4 "$rep" \
+          "$("$WORK/floor" "$tasks" "$par" "$EXT4/floor.log")" "$tasks"
+      fi
       for where in $HOMES; do
-        if [[ $where == disk ]]; then h=$WORK/home-$shape-$n-$rep; else h=$SHM/home-$shape-$n-$rep; fi
+        case $where in
+          disk) h=$WORK/home-$shape-$n-$rep ;;
+          ext4) h=$EXT4/home-$shape-$n-$rep ;;
+          *) h=$SHM/home-$shape-$n-$rep ;;
+        esac
         log "$shape $n rep $rep: drover run (home on $where)"
         s=$(timed "$g" "$DROVER" run dag.yaml --home "$h" --slots 2 -q --config "$CONFIG") || continue
         row "$shape" "$n" "drover_$where" "$rep" "$s" "$tasks"
@@ -106,7 +142,8 @@ for (shape, tool), by_n in sorted(best.items()):
     row = "  ".join("%d: %.1f us" % (n, by_n[n]) for n in ns)
     ratio = by_n[ns[-1]] / by_n[ns[0]] if len(ns) > 1 else 1.0
     print("%-7s %-14s %s  (%d/%d per task: %.2fx)" % (shape, tool, row, ns[-1], ns[0], ratio))
-floors = {"drover_disk": "floor_durable", "drover_tmpfs": "floor"}
+floors = {"drover_disk": "floor_durable", "drover_ext4": "floor_durable_ext4",
+          "drover_tmpfs": "floor"}
 for (shape, tool), by_n in sorted(best.items()):
     if tool not in floors: continue
     for n in sorted(by_n):
