@@ -184,6 +184,15 @@ int run_try(const TrySpec& spec, BlobSource& blobs) {
   if (auto s = prepare_try(spec, blobs); !s)
     return finish_try(spec, blobs, 1, s.message(), started, json::object(), json::array(), {});
 
+  // Descriptors 0-2 are open before anything else is: run by `drover exec` from a shell or a
+  // batch system with one of them closed, the next open() would take its number, and a
+  // descriptor dup2'ed onto itself keeps FD_CLOEXEC, then is closed by close() below or by
+  // the exec: the task would start with no stdin (or no stdout).
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    int null = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);  // takes `fd`: lowest free
+    if (null >= 0 && null != fd) ::close(null);
+  }
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull >= 0) {
     ::dup2(devnull, 0);

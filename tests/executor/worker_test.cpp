@@ -5,6 +5,7 @@
 // real `drover serve` and its restart are tests/integration/isolation_test.cpp's.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -109,6 +110,30 @@ TEST_F(LocalExecutorTest, StartedCarriesTheFactsAndAHandleThatFindsTheLog) {
   ASSERT_TRUE(legacy.ok()) << legacy.message();
   EXPECT_EQ(legacy->bytes, "hello\nworld\n");
   x->shutdown();
+}
+
+TEST_F(LocalExecutorTest, ATryRunByDroverExecWithStdioClosedGetsDevNullAndItsLog) {
+  // `drover exec SPEC` as a shell or a batch system may start it: descriptors 0-2 closed.
+  TrySpec spec = command("a", "ls -l /proc/self/fd; cat; echo cat=$?");
+  fs::path file = dir_ / "spec.json";
+  ASSERT_TRUE(write_file_atomic(file, spec.to_json().dump(), 0600, false));
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    for (int fd = 0; fd <= 2; ++fd) ::close(fd);
+    ::execl(DROVER_BIN, DROVER_BIN, "exec", file.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  auto text = read_file(spec.log_path());
+  std::string log = text ? *text : std::string();
+  EXPECT_NE(log.find(" 0 -> /dev/null"), std::string::npos) << log;
+  EXPECT_NE(log.find(" 1 -> " + spec.log_path().string()), std::string::npos) << log;
+  EXPECT_NE(log.find(" 2 -> " + spec.log_path().string()), std::string::npos) << log;
+  EXPECT_NE(log.find("cat=0"), std::string::npos) << log;  // stdin readable: empty, not closed
 }
 
 TEST_F(LocalExecutorTest, AHandleItCannotReadIsAnErrorNotACrash) {
