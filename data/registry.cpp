@@ -86,6 +86,12 @@ std::string blob_key(const std::string& sha) {
   return "blobs/" + sha.substr(0, 2) + "/" + sha.substr(2);
 }
 
+// The mode a checked-out file gets from the one its manifest records (which may come from a
+// remote anyone could write): setuid, setgid and sticky dropped, and write for group and
+// others, so that a version cannot plant a setuid or world-writable file. What restricts is
+// kept (a 0600 file stays private); git keeps even less (0644 or 0755).
+int checkout_mode(int recorded) { return recorded & 0755; }
+
 // Copies blob `src` to `dest` (created with O_EXCL), hashing while copying; gives it `mode`.
 Status copy_verified(const fs::path& src, const std::string& sha, const fs::path& dest, int mode) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
@@ -496,7 +502,7 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest, const Chec
       }
       if (errno != EXDEV && errno != EPERM && errno != EMLINK) return errno_error(out, errno);
     }
-    if (auto c = copy_verified(blob, e.sha256, out, e.mode); !c) return c;
+    if (auto c = copy_verified(blob, e.sha256, out, checkout_mode(e.mode)); !c) return c;
     progress.add(1, e.size);
     return {};
   });

@@ -438,6 +438,28 @@ TEST(SnapshotTest, LocalRemotePushPullRoundTripSendsOnlyMissingBlobs) {
   EXPECT_TRUE(other.checkout(v1->version, tmp / "out3").ok());
 }
 
+TEST(SnapshotTest, CheckoutOfAPulledVersionPlantsNoSetuidOrWorldWritableFile) {
+  TempDir tmp;
+  write(tmp / "data/suid", "#!/bin/sh\n", 04777);
+  write(tmp / "data/sgid", "g", 02666);
+  write(tmp / "data/private", "p", 0600);
+  Registry reg(tmp / "home");
+  ASSERT_TRUE(reg.add(tmp / "data", "events", "", "").ok());
+  LocalRemote remote(tmp / "remote");
+  ASSERT_TRUE(reg.push("events@latest", remote).ok());
+  Registry other(tmp / "home2");
+  ASSERT_TRUE(other.pull("events@latest", remote).ok());
+  ASSERT_TRUE(other.checkout("events@latest", tmp / "out").ok());
+  auto mode = [&](const char* name) {
+    struct stat st {};
+    ::stat((tmp / "out" / name).c_str(), &st);
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode("suid"), 0755u);
+  EXPECT_EQ(mode("sgid"), 0644u);
+  EXPECT_EQ(mode("private"), 0600u);
+}
+
 TEST(SnapshotTest, PullErrorsNameTheMissingRef) {
   TempDir tmp;
   Registry reg(tmp / "home");
