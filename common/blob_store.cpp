@@ -127,8 +127,12 @@ bool copy_fd(int in, int out) {
 
 }  // namespace
 
-Result<BlobRef> BlobStore::put_file(const fs::path& src) {
-  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+Result<BlobRef> BlobStore::put_file(const fs::path& src, bool follow_links) {
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer (forever, for a FIFO a
+  // task left behind); regular files read the same with it.
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_links ? 0 : O_NOFOLLOW));
+  if (in < 0 && errno == ELOOP && !follow_links)
+    return make_error(src.string() + ": is a symbolic link");
   if (in < 0) return make_error(src.string() + ": " + std::strerror(errno));
   struct Closer {
     int fd;
@@ -136,6 +140,7 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src) {
   } closer{in};
   struct stat before;
   if (::fstat(in, &before) != 0) return make_error(src.string() + ": " + std::strerror(errno));
+  if (!S_ISREG(before.st_mode)) return make_error(src.string() + ": not a regular file");
   ::posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
   auto changed = [&] {
     return make_error(src.string() + ": changed while being stored", Errc::Changed);

@@ -29,7 +29,9 @@ class BlobStore {
   // reflink or an in-kernel copy), so storing known content writes nothing; a file that
   // changes meanwhile is refused ("SRC: changed while being stored") and nothing is stored.
   // A file changed in the last `racy_window` seconds is copied while hashed instead.
-  Result<BlobRef> put_file(const std::filesystem::path& src);
+  // A regular file only (a FIFO, device or socket is refused without being read: opened
+  // without waiting); `follow_links` false also refuses a symbolic link.
+  Result<BlobRef> put_file(const std::filesystem::path& src, bool follow_links = true);
   Result<BlobRef> put_bytes(std::string_view data);
   // A fresh name under root()/tmp for a writer that streams a blob in (an upload); gc
   // deletes such files once older than its grace period.

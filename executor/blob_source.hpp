@@ -35,7 +35,11 @@ class LocalBlobSource final : public BlobSource {
   Status fetch(std::string_view sha256, const std::filesystem::path& dest) override {
     return store_.materialize(sha256, dest);
   }
-  Result<BlobRef> store(const std::filesystem::path& src) override { return store_.put_file(src); }
+  // An output is read as what it is, never through a link (its target could be anything
+  // the worker may read: /etc/shadow, the API token).
+  Result<BlobRef> store(const std::filesystem::path& src) override {
+    return store_.put_file(src, /*follow_links=*/false);
+  }
   BlobStore& local() override { return store_; }
 
  private:

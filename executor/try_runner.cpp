@@ -66,36 +66,66 @@ Status materialize_inputs(const TrySpec& spec, BlobSource& blobs) {
   return {};
 }
 
-Status collect_one(BlobSource& blobs, const fs::path& work, const fs::path& file,
+// What a path that is not a regular file or a folder is, for the message that refuses it.
+std::string kind_of(const fs::path& p, mode_t m) {
+  if (S_ISLNK(m)) {
+    std::error_code ec;
+    fs::path to = fs::read_symlink(p, ec);
+    return "a symbolic link" + (ec ? std::string() : " (to '" + to.string() + "')");
+  }
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+Status refuse(const fs::path& work, const fs::path& p, mode_t m) {
+  return make_error("output '" + p.lexically_relative(work).generic_string() + "' is " +
+                    kind_of(p, m) + ": outputs are regular files and folders");
+}
+
+Status collect_one(BlobSource& blobs, const fs::path& work, const fs::path& file, mode_t mode,
                    std::vector<FileEntry>& out) {
   auto ref = blobs.store(file);
   if (!ref) return ref.error();
-  struct stat st;
-  int mode = ::stat(file.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : 0644;
-  out.push_back(
-      FileEntry{fs::relative(file, work).generic_string(), ref->sha256, ref->size, mode, ""});
+  out.push_back(FileEntry{file.lexically_relative(work).generic_string(), ref->sha256, ref->size,
+                          static_cast<int>(mode & 07777), ""});
   return {};
 }
 
+// The declared outputs, as what they are: regular files, and folders walked without following
+// a link. A symbolic link, FIFO, device or socket fails the try with a message naming it: a
+// link's target could be any file the worker may read (and would be served by the blob API),
+// and reading a FIFO or /dev/zero never ends.
 Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileEntry>& out) {
   fs::path work = spec.work_dir();
   for (auto& decl : spec.outputs) {
     if (!safe_relative(decl)) return make_error("output '" + decl + "' leaves the work dir");
     fs::path p = work / decl;
-    std::error_code ec;
-    auto st = fs::symlink_status(p, ec);
-    if (ec || !fs::exists(st)) return make_error("declared output '" + decl + "' was not produced");
-    if (fs::is_directory(st)) {
-      std::vector<fs::path> files;
-      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
-           it.increment(ec))
-        if (it->is_regular_file()) files.push_back(it->path());
-      std::sort(files.begin(), files.end());
-      for (auto& f : files)
-        if (auto s = collect_one(blobs, work, f, out); !s) return s;
-    } else {
-      if (auto s = collect_one(blobs, work, p, out); !s) return s;
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0)
+      return make_error("declared output '" + decl + "' was not produced");
+    if (S_ISREG(st.st_mode)) {
+      if (auto s = collect_one(blobs, work, p, st.st_mode, out); !s) return s;
+      continue;
     }
+    if (!S_ISDIR(st.st_mode)) return refuse(work, p, st.st_mode);
+    std::vector<std::pair<fs::path, mode_t>> files;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      struct stat e;
+      if (::lstat(it->path().c_str(), &e) != 0)
+        return make_error(it->path().string() + ": " + std::strerror(errno));
+      if (S_ISREG(e.st_mode))
+        files.emplace_back(it->path(), e.st_mode);
+      else if (!S_ISDIR(e.st_mode))
+        return refuse(work, it->path(), e.st_mode);
+    }
+    if (ec) return make_error("output '" + decl + "': " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (auto& [f, mode] : files)
+      if (auto s = collect_one(blobs, work, f, mode, out); !s) return s;
   }
   return {};
 }

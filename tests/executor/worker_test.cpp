@@ -136,6 +136,47 @@ TEST_F(LocalExecutorTest, ATryRunByDroverExecWithStdioClosedGetsDevNullAndItsLog
   EXPECT_NE(log.find("cat=0"), std::string::npos) << log;  // stdin readable: empty, not closed
 }
 
+TEST_F(LocalExecutorTest, AnOutputThatIsALinkFifoOrDeviceFailsTheTryAndNothingIsRead) {
+  // Each of these once hung the try for ever (a FIFO, /dev/zero), handed a file outside the
+  // work dir to the blob store (and so to GET /api/v1/blobs), or crashed the worker (a loop).
+  write_file_atomic(dir_ / "outside", "TOPSECRET-not-an-output\n", 0600, false);
+  struct Case {
+    std::string task, script, says;
+  };
+  std::vector<Case> cases = {
+      {"fifo", "mkfifo out", "output 'out' is a FIFO"},
+      {"zero", "ln -s /dev/zero out", "output 'out' is a symbolic link (to '/dev/zero')"},
+      {"secret", "ln -s " + (dir_ / "outside").string() + " out",
+       "output 'out' is a symbolic link (to '" + (dir_ / "outside").string() + "')"},
+      {"inside", "mkdir out && echo ok > out/a && ln -s " + (dir_ / "outside").string() + " out/b",
+       "output 'out/b' is a symbolic link"},
+      {"loop", "mkdir out && ln -s loop out/loop", "output 'out/loop' is a symbolic link"},
+  };
+  boost::asio::io_context io;
+  auto x = make(io);
+  for (auto& c : cases) {
+    TrySpec spec = command(c.task, c.script);
+    spec.outputs = {"out"};
+    ASSERT_TRUE(x->start(spec).ok());
+  }
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.task);
+    std::string key = "r-1/" + c.task + "/1";
+    ASSERT_TRUE(run_until(io, [&] { return event(TryEvent::Kind::Finished, key); }));
+    const TryEvent* end = event(TryEvent::Kind::Finished, key);
+    EXPECT_EQ(end->exit_code, 1);
+    EXPECT_NE(end->result.dump().find(c.says), std::string::npos)
+        << end->result.dump() << " error: " << end->error;
+  }
+  // No blob holds the file the links pointed at.
+  std::error_code ec;
+  for (auto& e : fs::recursive_directory_iterator(dir_ / "home" / "blobs", ec)) {
+    if (!e.is_regular_file()) continue;
+    auto text = read_file(e.path());
+    EXPECT_TRUE(!text || text->find("TOPSECRET") == std::string::npos) << e.path();
+  }
+}
+
 TEST_F(LocalExecutorTest, AHandleItCannotReadIsAnErrorNotACrash) {
   boost::asio::io_context io;
   auto x = make(io);
