@@ -91,6 +91,23 @@ std::optional<Error> not_utf8(const std::string& param, std::string_view text) {
                     Errc::Invalid);
 }
 
+// A control character other than tab and newline: a NUL would end the argv string that
+// runs while the record holds the whole value, and the others reach logs and terminals.
+std::optional<Error> has_control(const std::string& param, std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "U+%04X", c);
+      return make_error("param '" + param + "': value holds the control character " + hex +
+                            " at offset " + std::to_string(i) +
+                            " (only tab and newline are allowed)",
+                        Errc::Invalid);
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<json> ParamSpec::check(const json& value) const {
@@ -112,8 +129,10 @@ Result<json> ParamSpec::check(const json& value) const {
       type_ok = value.is_boolean();
       break;
   }
-  if (value.is_string())
+  if (value.is_string()) {
     if (auto e = not_utf8(name, value.get_ref<const std::string&>())) return *e;
+    if (auto e = has_control(name, value.get_ref<const std::string&>())) return *e;
+  }
   if (!type_ok)
     return fail(std::string("expected ") + type_name(type) + ", got '" + show(value) + "'");
   json out = value;

@@ -210,6 +210,22 @@ TEST_F(BlobApiTest, BlobsAreStoredOnceAndServedBack) {
   EXPECT_EQ(call("POST", "/api/v1/dags/x/trigger", &trigger_body).status, 413);
 }
 
+TEST_F(BlobApiTest, ATriggerWithANulInAParamIsRefusedWith422AndCreatesNoRun) {
+  write_text(tmp / "dags/echo.yaml",
+             "dag: echo\nparams:\n  msg: {type: string, default: hi}\n"
+             "tasks:\n  say: {run: [echo, '{{ params.msg }}']}\n");
+  ASSERT_TRUE(wait_until([&] { return call("GET", "/api/v1/dags/echo").status == 200; }));
+  std::string body = R"({"params": {"msg": "ok\u0000; rm -rf /"}})";
+  Http r = call("POST", "/api/v1/dags/echo/trigger", &body);
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(error_message(r),
+            "param 'msg': value holds the control character U+0000 at offset 2 (only tab and "
+            "newline are allowed)");
+  json runs = json::parse(call("GET", "/api/v1/runs").body, nullptr, false);
+  json list = runs.is_array() ? runs : runs["runs"];
+  EXPECT_EQ(list.size(), 0u) << runs.dump();
+}
+
 TEST_F(BlobApiTest, AHashMismatchIsRefusedAndNothingIsStored) {
   std::string body = "abd", claimed = sha256_hex("abc");
   Http put = call("PUT", "/api/v1/blobs/" + claimed, &body);

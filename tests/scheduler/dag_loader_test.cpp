@@ -985,6 +985,22 @@ TEST_F(ParamTest, TextThatIsNotUtf8IsRefusedWithoutBeingQuotedBack) {
             "param 'name': value is not valid UTF-8 (byte 0xc3 at offset 1)");
 }
 
+TEST_F(ParamTest, ControlCharactersOtherThanTabAndNewlineAreRefused) {
+  // A NUL ended the argv string that ran while the record showed the whole value.
+  auto r = dag_->resolve_params(json{{"name", std::string("ab\0rm", 5)}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(),
+            "param 'name': value holds the control character U+0000 at offset 2 (only tab and "
+            "newline are allowed)");
+  EXPECT_EQ(r.error().code, Errc::Invalid);
+  EXPECT_EQ(dag_->param("name")->parse_cli("a\x1b[2J").message(),
+            "param 'name': value holds the control character U+001B at offset 1 (only tab and "
+            "newline are allowed)");
+  EXPECT_EQ(dag_->param("name")->check(json("x\x7f")).message(),
+            "param 'name': value holds the control character U+007F at offset 1 (only tab and "
+            "newline are allowed)");
+}
+
 TEST_F(ParamTest, ResolveParamsFillsDefaultsAndChecksGivenValues) {
   auto r = dag_->resolve_params(json{{"name", "abc"}, {"window_days", 30}});
   ASSERT_TRUE(r.ok()) << r.message();
