@@ -548,7 +548,8 @@ Result<GcResult> Registry::gc(const GcOptions& opts) {
   auto cutoff = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() -
                 opts.grace_seconds;
   fs::path root = blobs_.root();
-  std::set<std::string> deleted;
+  std::set<std::string> doomed_shas;
+  std::vector<std::pair<fs::path, uint64_t>> doomed;
   for (auto& sub : list_dir(root)) {
     bool tmp = sub == "tmp";
     if (!tmp && (sub.size() != 2 || !is_hex(sub))) continue;
@@ -565,16 +566,28 @@ Result<GcResult> Registry::gc(const GcOptions& opts) {
         ++res.blobs_kept;
         continue;
       }
-      if (!opts.dry_run && ::unlink(p.c_str()) != 0) return errno_error(p, errno);
-      if (!tmp) deleted.insert(sha);
-      ++res.blobs_deleted;
-      res.bytes_freed += static_cast<uint64_t>(st.st_size);
+      if (!tmp) doomed_shas.insert(sha);
+      doomed.emplace_back(p, static_cast<uint64_t>(st.st_size));
     }
   }
-  if (!opts.dry_run && !deleted.empty()) {
+  if (opts.dry_run) {
+    res.blobs_deleted = doomed.size();
+    for (auto& [p, size] : doomed) res.bytes_freed += size;
+    return res;
+  }
+  // The stat cache forgets the doomed blobs before the first is deleted: a gc killed or
+  // failing halfway leaves rows only for blobs that are still there, so no later `snapshot
+  // add` takes a file as stored whose blob is gone.
+  if (!doomed_shas.empty()) {
     auto cache = StatCache::open(home_ / "cache" / "stat.db");
     if (!cache) return cache.error();
-    if (auto s = (*cache)->forget(deleted); !s) return s.error();
+    if (auto s = (*cache)->forget(doomed_shas); !s) return s.error();
+  }
+  if (before_delete_) before_delete_();
+  for (auto& [p, size] : doomed) {
+    if (::unlink(p.c_str()) != 0) return errno_error(p, errno);
+    ++res.blobs_deleted;
+    res.bytes_freed += size;
   }
   return res;
 }

@@ -152,6 +152,9 @@ class Registry {
   Status checkout(std::string_view ref, const std::filesystem::path& dest,
                   const CheckoutOptions& opts = {});
   Result<GcResult> gc(const GcOptions& opts);
+  // Tests: called by gc after it forgot the doomed blobs' stat-cache rows, before it deletes
+  // the first blob (where a gc killed halfway stops).
+  void set_before_delete(std::function<void()> f) { before_delete_ = std::move(f); }
 
   // Sends the version's missing blobs, then its manifest, then (for NAME@TAG / NAME@latest)
   // the ref, so a ref on the remote always names a complete version.
@@ -170,6 +173,7 @@ class Registry {
 
   std::filesystem::path home_;
   BlobStore blobs_;
+  std::function<void()> before_delete_;
 };
 
 }  // namespace drover::data

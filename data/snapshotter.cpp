@@ -179,9 +179,12 @@ Result<Manifest> build_manifest(const fs::path& src, const std::string& dataset,
     ent.size = fst.size;
     ent.mode = static_cast<int>(before.st_mode & 07777);
     if (cache) {
-      // A hit is trusted without looking for the blob: blobs leave the store only
-      // through gc, which forgets their stat-cache rows (Registry::gc).
-      if (auto h = cache->lookup(abs, fst)) {
+      // A hit vouches for the bytes, not for the blob: gc forgets a blob's rows before it
+      // deletes it, but a store copied without its blobs or a blob deleted by hand would
+      // still be taken as stored. One stat says it is there; if not, the file is stored again.
+      auto h = cache->lookup(abs, fst);
+      if (h && opts.store && !blobs.has(*h)) h.reset();
+      if (h) {
         ent.sha256 = std::move(*h);
         hits.fetch_add(1, std::memory_order_relaxed);
         progress.add(1, 0);

@@ -238,6 +238,61 @@ TEST(SnapshotTest, GcForgetsStatCacheRowsOfTheBlobsItDeletes) {
   EXPECT_EQ(testing::read(tmp / "out/x"), "stray bytes");
 }
 
+TEST(SnapshotTest, AStatCacheHitWhoseBlobIsGoneStoresTheFileAgain) {
+  // What a gc killed between deleting blobs and forgetting their rows left behind (issue 9):
+  // the next add called every file "unchanged", and its version could not be checked out.
+  TempDir tmp;
+  write(tmp / "data/a", "first bytes");
+  write(tmp / "data/b", "second bytes");
+  age_files(tmp / "data");
+  Registry reg(tmp / "home");
+  auto v1 = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v1.ok()) << v1.message();
+  for (auto& e : v1->manifest.files) fs::remove(reg.blobs().path_of(e.sha256));
+  auto v2 = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v2.ok()) << v2.message();
+  EXPECT_EQ(v2->stats.bytes_read, 23u);  // both read and stored again
+  ASSERT_TRUE(reg.checkout("events@latest", tmp / "out").ok());
+  EXPECT_EQ(testing::read(tmp / "out/a"), "first bytes");
+  EXPECT_EQ(testing::read(tmp / "out/b"), "second bytes");
+}
+
+TEST(SnapshotTest, GcForgetsTheRowsOfWhatItDeletesBeforeItDeletesAnything) {
+  // The state a gc killed at its first delete leaves: rows gone, blobs still there.
+  TempDir tmp;
+  write(tmp / "data/x", "stray bytes");
+  age_files(tmp / "data");
+  Registry reg(tmp / "home");
+  auto stray = reg.blobs().put_bytes("stray bytes");
+  ASSERT_TRUE(stray.ok());
+  fs::path x = fs::absolute(tmp / "data/x").lexically_normal();
+  struct stat st;
+  ASSERT_EQ(::stat(x.c_str(), &st), 0);
+  FileStat fst{static_cast<uint64_t>(st.st_size),
+               int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+               static_cast<uint64_t>(st.st_ino)};
+  {
+    auto cache = StatCache::open(tmp / "home/cache/stat.db");
+    ASSERT_TRUE(cache.ok());
+    ASSERT_TRUE((*cache)->record(x.string(), fst, stray->sha256, fst.mtime_ns + 3'600'000'000'000));
+    ASSERT_TRUE((*cache)->flush().ok());
+  }
+  bool row_at_first_delete = true, blob_at_first_delete = false;
+  reg.set_before_delete([&] {
+    auto cache = StatCache::open(tmp / "home/cache/stat.db");
+    row_at_first_delete = cache.ok() && (*cache)->load(x.parent_path().string()).ok() &&
+                          (*cache)->lookup(x.string(), fst).has_value();
+    blob_at_first_delete = reg.blobs().has(stray->sha256);
+  });
+  GcOptions opts;
+  opts.grace_seconds = -10;
+  auto res = reg.gc(opts);
+  ASSERT_TRUE(res.ok()) << res.message();
+  EXPECT_EQ(res->blobs_deleted, 1u);
+  EXPECT_FALSE(row_at_first_delete);
+  EXPECT_TRUE(blob_at_first_delete);
+}
+
 TEST(SnapshotTest, StatusListsWhatAnAddWouldChangeAndStoresNothing) {
   TempDir tmp;
   write(tmp / "data/keep", "same");
