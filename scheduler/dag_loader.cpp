@@ -14,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -1566,6 +1567,36 @@ static bool has_template(const YAML::Node& n, int depth) {
   return false;
 }
 
+// The first template ("{{") of shell command `cmd` that stands inside the author's own
+// quotes, and the quote: drover single-quotes every value it puts in a shell string, which is
+// safe where the template stands bare and breaks inside quotes: in "...", a value's quotes are
+// literal and the shell expands $(...) and `...` in it; in '...', its quotes end the author's.
+// A plain scan: backslash escapes (outside '...'), comments from a '#' that starts a word.
+std::optional<std::pair<size_t, char>> template_in_quotes(std::string_view cmd) {
+  char quote = 0;
+  for (size_t i = 0; i < cmd.size(); ++i) {
+    char c = cmd[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+    } else if (c == '\\') {
+      ++i;
+      continue;
+    } else if (quote == '"') {
+      if (c == '"') quote = 0;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      continue;
+    } else if (c == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(cmd[i - 1])))) {
+      size_t eol = cmd.find('\n', i);
+      if (eol == std::string_view::npos) break;
+      i = eol;
+      continue;
+    }
+    if (quote && c == '{' && i + 1 < cmd.size() && cmd[i + 1] == '{') return std::pair{i, quote};
+  }
+  return std::nullopt;
+}
+
 void Loader::check_templates() {
   // Index for ancestors() (the tasks may be unsorted when there is a cycle).
   dag_.task_index.clear();
@@ -1583,6 +1614,18 @@ void Loader::check_templates() {
     std::set<std::string> anc(list.begin(), list.end());
     const std::string where = " in task '" + t.id + "'";
     if (present(nodes.run)) check_templates_in(nodes.run, t.id, &anc, where, 0);
+    if (present(nodes.run) && nodes.run.IsScalar()) {
+      if (auto q = template_in_quotes(nodes.run.Scalar())) {
+        bool dq = q->second == '"';
+        error_in_scalar(nodes.run, q->first,
+                        std::string("a template inside ") + (dq ? "double" : "single") +
+                            " quotes in a shell command: drover quotes the value itself, and " +
+                            (dq ? "inside \"...\" the shell would still run $(...) and `...` in it"
+                                : "the value's own quotes would end yours") +
+                            "; drop the quotes around it (" + (dq ? "\"" : "'") + "{{ ... }}" +
+                            (dq ? "\"" : "'") + " -> {{ ... }})");
+      }
+    }
     if (present(nodes.with)) check_templates_in(nodes.with, t.id, &anc, where, 0);
     if (present(nodes.env) && !(have_defaults_ && nodes.env.is(defaults_nodes_.env)))
       check_templates_in(nodes.env, t.id, &anc, where, 0);

@@ -526,6 +526,23 @@ TEST_F(DagLoaderTest, WhatEndsTheFirstDocumentEarlyIsFound) {
   EXPECT_EQ(errors("---\ndag: d\ntasks:\n  a: {run: x}\n"), Errors{});
 }
 
+TEST_F(DagLoaderTest, ATemplateInsideTheAuthorsQuotesInAShellStringIsAnError) {
+  // Inside "...", 7 of 18 injection payloads ran: the value's quotes are literal there.
+  const std::string head = "dag: d\nparams:\n  x: {type: string, default: hi}\ntasks:\n";
+  EXPECT_EQ(errors(head + "  a: {run: 'printf %s \"{{ params.x }}\"'}\n"),
+            Errors{"d.yaml:5:24: a template inside double quotes in a shell command: drover "
+                   "quotes the value itself, and inside \"...\" the shell would still run $(...) "
+                   "and `...` in it; drop the quotes around it (\"{{ ... }}\" -> {{ ... }})"});
+  EXPECT_EQ(errors(head + "  a: {run: \"echo '{{ params.x }}'\"}\n"),
+            Errors{"d.yaml:5:19: a template inside single quotes in a shell command: drover "
+                   "quotes the value itself, and the value's own quotes would end yours; drop "
+                   "the quotes around it ('{{ ... }}' -> {{ ... }})"});
+  // Bare, escaped quotes, quotes that closed before it, an argv list: fine.
+  EXPECT_EQ(errors(head + "  a: {run: 'echo \"x\" {{ params.x }} \\\"{{ params.x }}'}\n"),
+            Errors{});
+  EXPECT_EQ(errors(head + "  a: {run: [printf, '%s', \"{{ params.x }}\"]}\n"), Errors{});
+}
+
 TEST_F(DagLoaderTest, StrayTopLevelCommaIsAnErrorNotAHang) {
   // yaml-cpp 0.7's LoadAll loops forever on these (jbeder/yaml-cpp#1040).
   Errors e;
