@@ -616,6 +616,16 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
   return found->handler(call);
 }
 
+// True when a request for `target` needs the token: every route but the open ones, and any
+// target that names no route (a caller without the token learns nothing of the routes).
+bool needs_token(std::string_view target) {
+  auto t = parse_target(target);
+  if (!t) return true;
+  for (auto& r : route_table())
+    if (match(r.pattern, t->segments)) return r.scope != ApiScope::none;
+  return true;
+}
+
 // A blob upload streamed to a file; runs on the blob thread, so it touches no Service.
 ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) {
   auto target = parse_target(req.target);
@@ -736,16 +746,18 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& req = header_parser_->get();
     std::string_view target(req.target().data(), req.target().size());
     bool blob = target.rfind("/api/v1/blobs/", 0) == 0;
-    if (blob) {
-      // Refuse a bad token before accepting a large body.
-      auto auth = req[http::field::authorization];
-      if (!token_matches(bearer_token(std::string_view(auth.data(), auth.size())),
-                         shared_->options.token_sha256))
-        return send_error(401, "missing or invalid bearer token");
-      body_limit_ = shared_->options.max_blob_body;
-    } else {
-      body_limit_ = shared_->options.max_body;
-    }
+    // The token is checked from the headers, before a byte of the body is read: a caller
+    // without it gets 401 at once and holds no buffer (1,000 token-less connections each
+    // trickling a 1 MiB body held 1 GB).
+    auto auth = req[http::field::authorization];
+    if (needs_token(target) &&
+        !token_matches(bearer_token(std::string_view(auth.data(), auth.size())),
+                       shared_->options.token_sha256))
+      return send_error(401, "missing or invalid bearer token");
+    // Only a blob upload (PUT, streamed to a file) may be large; any other method on any
+    // route is held to max_body (a POST to a blob was buffered in memory up to 64 GiB).
+    body_limit_ = blob && req.method() == http::verb::put ? shared_->options.max_blob_body
+                                                          : shared_->options.max_body;
     if (auto length = header_parser_->content_length(); length && *length > body_limit_)
       return on_read(http::error::body_limit, 0);
     bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");

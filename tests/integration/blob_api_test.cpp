@@ -2,9 +2,13 @@
 // (data/http_remote.hpp) — push from one home, pull into another through a real
 // `drover serve`, byte-equal checkout; refused tokens, hash mismatches and path traversal;
 // and `drover snapshot gc` keeping the blobs that recorded runs reference.
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -208,6 +212,54 @@ TEST_F(BlobApiTest, BlobsAreStoredOnceAndServedBack) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(25));
   std::string trigger_body = "{\"params\": {}, \"pad\": \"" + big + "\"}";
   EXPECT_EQ(call("POST", "/api/v1/dags/x/trigger", &trigger_body).status, 413);
+}
+
+// Sends `head` (a request's line and headers, no body) on a new connection and returns what
+// the server answers within `deadline` (empty when nothing came).
+std::string answer_to_headers(int port, const std::string& head, std::chrono::seconds deadline) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size())) {
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) break;
+      char buf[4096];
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return got;
+}
+
+TEST_F(BlobApiTest, ATokenlessRequestIsRefusedFromItsHeadersBeforeItsBodyIsRead) {
+  // The body is announced and never sent: only a server that answers from the headers
+  // answers at all before its 30 s read timeout.
+  for (std::string route : {"/api/v1/dags/x/trigger", "/api/v1/runs", "/api/v1/nothing-here"}) {
+    SCOPED_TRACE(route);
+    std::string got = answer_to_headers(
+        daemon.port(), "POST " + route + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+        std::chrono::seconds(10));
+    EXPECT_EQ(got.rfind("HTTP/1.1 401", 0), 0u) << got;
+  }
+  // With the token, a body over max_body on any method but a blob PUT is 413 from its
+  // Content-Length (a POST to a blob was buffered up to the 64 GiB blob limit, then 405).
+  std::string got = answer_to_headers(daemon.port(),
+                                      "POST /api/v1/blobs/" + std::string(64, 'a') +
+                                          " HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                          "Bearer " +
+                                          token + "\r\nContent-Length: 3000000\r\n\r\n",
+                                      std::chrono::seconds(10));
+  EXPECT_EQ(got.rfind("HTTP/1.1 413", 0), 0u) << got;
 }
 
 TEST_F(BlobApiTest, ATriggerWithANulInAParamIsRefusedWith422AndCreatesNoRun) {
