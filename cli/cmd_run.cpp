@@ -12,6 +12,7 @@
 #include "cli/engine_setup.hpp"
 #include "cli/record_print.hpp"
 #include "cli/usage_formatter.hpp"
+#include "common/process.hpp"
 #include "common/time.hpp"
 #include "scheduler/alerts.hpp"
 #include "scheduler/daemon.hpp"
@@ -51,6 +52,7 @@ int cmd_run(int argc, char** argv) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   spdlog::set_level(spdlog::level::warn);
+  raise_open_files_limit();  // workers and logs (systemd's default soft limit is 1024)
 
   // The server config first: its `dags:` limits bound the DAG file.
   auto server = load_server(home, config_file);

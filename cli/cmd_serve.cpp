@@ -12,6 +12,7 @@
 #include "cli/engine_setup.hpp"
 #include "cli/usage_formatter.hpp"
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "scheduler/alerts.hpp"
 #include "scheduler/config.hpp"
 #include "scheduler/daemon.hpp"
@@ -52,6 +53,8 @@ int cmd_serve(int argc, char** argv) {
   if (json_logs)
     spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})",
                         spdlog::pattern_time_type::utc);
+  // Descriptors for connections, workers and logs: systemd's default soft limit is 1024.
+  raise_open_files_limit();
   EngineOptions opts;
   opts.home = home;
   opts.dags_dir = dags;

@@ -59,6 +59,10 @@ struct SpawnOptions {
   bool default_signals = true;    // empty signal mask, SIGPIPE etc. back to default
 };
 
+// Raises this process's soft RLIMIT_NOFILE to its hard limit (systemd's default soft limit
+// is 1024) and returns the soft limit now in force.
+size_t raise_open_files_limit();
+
 // The file `name` runs as, found on PATH as execvp would find it (a name with a '/' as it is);
 // the error says "cannot start 'NAME': " and why (no such file, not executable).
 Result<std::string> resolve_program(const std::string& name);

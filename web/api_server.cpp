@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -694,17 +695,20 @@ struct Shared {
   net::thread_pool* blob_pool = nullptr;
   std::mutex mu;
   std::map<Session*, std::weak_ptr<Session>> sessions;
+  std::map<std::string, size_t> per_address;  // open sessions by client address
   bool stopped = false;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)) {}
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared, std::string address)
+      : stream_(std::move(socket)), shared_(std::move(shared)), address_(std::move(address)) {}
 
   ~Session() {
     std::lock_guard lock(shared_->mu);
     shared_->sessions.erase(this);
+    auto it = shared_->per_address.find(address_);
+    if (it != shared_->per_address.end() && --it->second == 0) shared_->per_address.erase(it);
   }
 
   void run() {
@@ -1002,10 +1006,26 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response_serializer<http::file_body>> file_sr_;
   size_t body_limit_ = 0;
   std::shared_ptr<Shared> shared_;
+  std::string address_;  // the client's, counted in Shared::per_address
   bool drain_after_write_ = false;
   std::vector<char> drain_buf_;
   size_t drained_ = 0;
 };
+
+// Fills in the connection caps left 0 from the descriptors this process may open.
+ApiOptions with_connection_limits(ApiOptions o) {
+  if (o.max_connections == 0) {
+    rlimit rl{};
+    size_t soft = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                      ? static_cast<size_t>(rl.rlim_cur)
+                      : size_t{1} << 20;
+    o.max_connections =
+        soft > ApiOptions::kDescriptorReserve + 32 ? soft - ApiOptions::kDescriptorReserve : 16;
+  }
+  if (o.max_connections_per_address == 0)
+    o.max_connections_per_address = std::max<size_t>(1, o.max_connections / 2);
+  return o;
+}
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
@@ -1035,7 +1055,42 @@ class Listener : public std::enable_shared_from_this<Listener> {
       });
       return;
     }
-    std::make_shared<Session>(std::move(socket), shared_)->run();
+    error_code aec;
+    auto peer = socket.remote_endpoint(aec);
+    std::string address = aec ? std::string() : peer.address().to_string();
+    bool admitted = false;
+    {
+      std::lock_guard lock(shared_->mu);
+      const ApiOptions& o = shared_->options;
+      size_t& mine = shared_->per_address[address];
+      if (shared_->sessions.size() < o.max_connections && mine < o.max_connections_per_address) {
+        ++mine;
+        admitted = true;
+      } else if (mine == 0) {
+        shared_->per_address.erase(address);
+      }
+    }
+    if (!admitted) {
+      // Over the cap: told so at once and closed, holding nothing (a best-effort write on
+      // a non-blocking socket; a client that does not read it loses only the message).
+      static const std::string busy = [] {
+        std::string body =
+            "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; try "
+            "again\"}}\n";
+        return "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: "
+               "application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+      }();
+      error_code ignored;
+      socket.non_blocking(true, ignored);
+      socket.write_some(net::buffer(busy), ignored);
+      socket.close(ignored);
+      if (!warned_) spdlog::warn("api: connection limit reached; refusing new connections");
+      warned_ = true;
+      return do_accept();
+    }
+    warned_ = false;
+    std::make_shared<Session>(std::move(socket), shared_, std::move(address))->run();
     do_accept();
   }
 
@@ -1043,6 +1098,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   tcp::acceptor acceptor_;
   net::steady_timer retry_;
   std::shared_ptr<Shared> shared_;
+  bool warned_ = false;
 };
 
 // "HOST:PORT" or "[V6]:PORT" -> host, port.
@@ -1062,7 +1118,7 @@ std::optional<std::pair<std::string, std::string>> split_host_port(const std::st
 
 struct ApiServer::Impl {
   Impl(net::io_context& i, Service& s, ApiOptions o)
-      : io(i), shared(std::make_shared<Shared>(s, std::move(o))) {
+      : io(i), shared(std::make_shared<Shared>(s, with_connection_limits(std::move(o)))) {
     shared->blob_pool = &blob_pool;
   }
   // Sessions may outlive the server (their handlers still queued on `io`): they find no

@@ -28,6 +28,13 @@ struct ApiOptions {
   std::string home;
   // The body limit of PUT /api/v1/blobs/{sha256}. Uploads stream to disk, never to memory.
   size_t max_blob_body = size_t{64} << 30;
+  // Connections open at once, in all and from one client address; beyond them a new one is
+  // answered 503 and closed. 0: derived from RLIMIT_NOFILE, keeping kDescriptorReserve
+  // descriptors for the scheduler (its store, workers, logs): a flood of connections never
+  // leaves a try without the descriptors it needs to start.
+  size_t max_connections = 0;
+  size_t max_connections_per_address = 0;  // 0: half of max_connections
+  static constexpr size_t kDescriptorReserve = 256;
 };
 
 // One request as the router sees it, free of any HTTP library: `target` is the raw

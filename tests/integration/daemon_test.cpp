@@ -1,5 +1,10 @@
 // End to end: the real `drover serve` on a loopback port in a temp home, driven by the
 // real CLI. Waits are on events with deadlines; nothing depends on wall-clock luck.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
@@ -86,6 +91,55 @@ tasks:
   auto r = daemon->cli({"trigger", "inject", "-p", "msg=" + evil, "--wait"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST_F(DaemonTest, AFloodOfConnectionsNeverLeavesATryWithoutDescriptors) {
+  // 1,100 idle connections to a daemon under systemd's default `ulimit -n 1024` took every
+  // descriptor: the next worker could not be started and the run failed (issue 9). The
+  // daemon now caps connections below its limit, keeping descriptors for the scheduler.
+  dag("fan.yaml", R"(dag: fan
+tasks:
+  gate: {run: 'while [ ! -e {{ project_dir }}/go ]; do sleep 0.05; done'}
+  p1: {run: 'touch {{ project_dir }}/done-1', needs: [gate]}
+  p2: {run: 'touch {{ project_dir }}/done-2', needs: [gate]}
+  p3: {run: 'touch {{ project_dir }}/done-3', needs: [gate]}
+  p4: {run: 'touch {{ project_dir }}/done-4', needs: [gate]}
+  p5: {run: 'touch {{ project_dir }}/done-5', needs: [gate]}
+  p6: {run: 'touch {{ project_dir }}/done-6', needs: [gate]}
+)");
+  start({"--slots", "8"}, {"prlimit", "--nofile=1024:1024"});
+  std::string id = trigger({"fan"});
+  ASSERT_TRUE(wait_until([&] { return fs::exists(home() / "runs" / id / "gate.1"); }));
+
+  std::vector<int> flood;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(daemon->port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 1100; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+      flood.push_back(fd);
+    else
+      ::close(fd);
+  }
+  // The last ones were over the cap: answered 503 and closed.
+  pollfd p{flood.back(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  char buf[64] = {};
+  ::recv(flood.back(), buf, sizeof buf - 1, 0);
+  EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 503", 0), 0u) << buf;
+
+  write_text(tmp / "go", "");  // the six tasks start now, under the flood
+  bool all = wait_until([&] {
+    for (int n = 1; n <= 6; ++n)
+      if (!fs::exists(tmp / ("done-" + std::to_string(n)))) return false;
+    return true;
+  });
+  for (int fd : flood) ::close(fd);
+  EXPECT_TRUE(all);
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; })) << state_of(id);
 }
 
 TEST_F(DaemonTest, CancelKillsTheRunningTaskAndEndsTheRun) {

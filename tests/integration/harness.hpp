@@ -144,8 +144,11 @@ class Daemon {
   bool start() {
     fs::create_directories(home_);
     fs::remove(home_ / "server.json");
-    std::vector<std::string> argv = {DROVER_BIN, "serve",        "--home",   home_.string(),
-                                     "--dags",   dags_.string(), "--listen", listen_};
+    std::vector<std::string> argv = prefix_;
+    for (std::string a :
+         {std::string(DROVER_BIN), std::string("serve"), std::string("--home"), home_.string(),
+          std::string("--dags"), dags_.string(), std::string("--listen"), listen_})
+      argv.push_back(a);
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     pid_ = spawn(argv, home_ / ("daemon-" + std::to_string(starts_) + ".out"),
                  home_ / ("daemon-" + std::to_string(starts_) + ".err"));
@@ -153,6 +156,9 @@ class Daemon {
     if (pid_ < 0) return false;
     return wait_until([&] { return fs::exists(home_ / "server.json"); }, std::chrono::seconds(30));
   }
+  // A command the next start() runs the daemon under, e.g. {"prlimit", "--nofile=1024:1024"}
+  // (it must exec the daemon, keeping its pid).
+  void run_under(std::vector<std::string> prefix) { prefix_ = std::move(prefix); }
   // The address the next start() listens on (default "127.0.0.1:0": any free port).
   void listen_on(std::string address) { listen_ = std::move(address); }
   // The port of url() (0 when there is none).
@@ -207,6 +213,7 @@ class Daemon {
   fs::path home_, dags_;
   std::vector<std::string> extra_;
   std::string listen_ = "127.0.0.1:0";
+  std::vector<std::string> prefix_;
   pid_t pid_ = -1;
   int starts_ = 0;
 };
@@ -244,10 +251,11 @@ class DaemonFixture : public ::testing::Test {
     write_text(part, text);
     fs::rename(part, dags() / name);
   }
-  void start(std::vector<std::string> extra = {}) {
+  void start(std::vector<std::string> extra = {}, std::vector<std::string> under = {}) {
     extra.push_back("--project-dir");
     extra.push_back(tmp.path().string());
     daemon = std::make_unique<Daemon>(home(), dags(), extra);
+    daemon->run_under(std::move(under));
     ASSERT_TRUE(daemon->start()) << "daemon did not start\n" << daemon->log();
   }
   // `drover trigger ARGS...`; returns the run id it printed.
