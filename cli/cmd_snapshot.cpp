@@ -17,6 +17,7 @@
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/time.hpp"
+#include "common/utf8.hpp"
 #include "data/http_remote.hpp"
 #include "data/progress.hpp"
 #include "data/registry.hpp"
@@ -149,7 +150,7 @@ int do_ls(const Options& o) {
       std::printf("%-27s  %-12s  %7zu  %10s  %-16s  %s\n", it->time.c_str(),
                   it->version.substr(0, 12).c_str(), files,
                   m ? human_bytes(size).c_str() : "(missing)", join(t).c_str(),
-                  it->message.c_str());
+                  printable(it->message).c_str());
     }
   }
   if (o.json) std::printf("%s\n", dump(list).c_str());
@@ -176,12 +177,13 @@ int do_show(const Options& o) {
     if (e.kind == ManifestEntry::Kind::File)
       std::printf("%s %12llu  %s  %s\n", mode_string(e).c_str(),
                   static_cast<unsigned long long>(e.size), e.sha256.substr(0, 12).c_str(),
-                  e.path.c_str());
+                  printable(e.path).c_str());
     else if (e.kind == ManifestEntry::Kind::Symlink)
-      std::printf("%s %12s  %-12s  %s -> %s\n", mode_string(e).c_str(), "-", "", e.path.c_str(),
-                  e.target.c_str());
+      std::printf("%s %12s  %-12s  %s -> %s\n", mode_string(e).c_str(), "-", "",
+                  printable(e.path).c_str(), printable(e.target).c_str());
     else
-      std::printf("%s %12s  %-12s  %s/\n", mode_string(e).c_str(), "-", "", e.path.c_str());
+      std::printf("%s %12s  %-12s  %s/\n", mode_string(e).c_str(), "-", "",
+                  printable(e.path).c_str());
   }
   return kExitOk;
 }
@@ -204,13 +206,13 @@ int print_diff(const Diff& d, json j, bool as_json) {
     return kExitOk;
   }
   for (auto& e : d.added)
-    std::printf("added    %s  (%llu bytes)\n", e.path.c_str(),
+    std::printf("added    %s  (%llu bytes)\n", printable(e.path).c_str(),
                 static_cast<unsigned long long>(e.new_size));
   for (auto& e : d.removed)
-    std::printf("removed  %s  (%llu bytes)\n", e.path.c_str(),
+    std::printf("removed  %s  (%llu bytes)\n", printable(e.path).c_str(),
                 static_cast<unsigned long long>(e.old_size));
   for (auto& e : d.changed)
-    std::printf("changed  %s  (%llu -> %llu bytes)\n", e.path.c_str(),
+    std::printf("changed  %s  (%llu -> %llu bytes)\n", printable(e.path).c_str(),
                 static_cast<unsigned long long>(e.old_size),
                 static_cast<unsigned long long>(e.new_size));
   std::printf("%zu added, %zu removed, %zu changed\n", d.added.size(), d.removed.size(),

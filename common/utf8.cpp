@@ -68,4 +68,45 @@ bool append_utf8(std::string& out, char32_t cp) {
   return true;
 }
 
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [&](unsigned char c) {
+    static const char* digits = "0123456789abcdef";
+    out += "\\x";
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  };
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      hex(c);
+      ++i;
+    } else if (c == '\\') {
+      out += "\\\\";
+      ++i;
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+    } else {
+      // One UTF-8 sequence: its length from the lead byte, valid or each byte escaped.
+      size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+      std::string_view seq = s.substr(i, n);
+      bool c1 = n == 2 && c == 0xc2 && seq.size() == 2 && static_cast<unsigned char>(seq[1]) < 0xa0;
+      if (n > 1 && seq.size() == n && is_valid_utf8(seq) && !c1) {
+        out += seq;
+        i += n;
+      } else if (c1) {
+        hex(c);
+        hex(static_cast<unsigned char>(seq[1]));
+        i += 2;
+      } else {
+        hex(c);
+        ++i;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace drover

@@ -24,4 +24,10 @@ std::string byte_hex(std::string_view s, size_t offset);
 // (U+D800..U+DFFF) or above U+10FFFF, which have no UTF-8 form.
 bool append_utf8(std::string& out, char32_t cp);
 
+// `s` as it may be printed to a terminal: control characters (C0, DEL, and C1 as UTF-8
+// U+0080..U+009F) and bytes that are not valid UTF-8 become \xNN, a backslash becomes \\;
+// the rest is kept. A file name or message holding ESC sequences cannot retitle, clear or
+// otherwise drive the terminal it is listed on.
+std::string printable(std::string_view s);
+
 }  // namespace drover

@@ -136,6 +136,27 @@ TEST_F(SnapshotCliTest, AddPrintsTheVersionIdAndCheckoutRecreatesTheFolder) {
   EXPECT_EQ(j["files"].size(), 5u);
 }
 
+TEST_F(SnapshotCliTest, ListingsEscapeControlCharactersInNamesAndMessages) {
+  // A file name that retitles the terminal (OSC 0) and one that clears it (CSI 2J).
+  write("data/a\x1b]0;pwned\x07.csv", "1");
+  write("data/b\x1b[2J\n.txt", "2");
+  auto add = snap({"add", (dir_ / "data").string(), "--dataset", "events", "-m", "m\x1b[31mred"});
+  ASSERT_EQ(add.rc, 0) << add.err;
+  write("data/c\x9b.txt", "3");  // a lone C1 byte (not UTF-8)
+  ASSERT_EQ(snap({"add", (dir_ / "data").string(), "--dataset", "events"}).rc, 0);
+  auto show = snap({"show", first_line(add.out)});
+  auto ls = snap({"ls", "events"});
+  auto diff = snap({"diff", first_line(add.out), "events@latest"});
+  for (auto* out : {&show.out, &ls.out, &diff.out}) {
+    EXPECT_EQ(out->find('\x1b'), std::string::npos) << *out;
+    EXPECT_EQ(out->find('\x07'), std::string::npos) << *out;
+  }
+  EXPECT_NE(show.out.find("a\\x1b]0;pwned\\x07.csv"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("b\\x1b[2J\\x0a.txt"), std::string::npos) << show.out;
+  EXPECT_NE(ls.out.find("m\\x1b[31mred"), std::string::npos) << ls.out;
+  EXPECT_NE(diff.out.find("added    c\\x9b.txt"), std::string::npos) << diff.out;
+}
+
 TEST_F(SnapshotCliTest, LsDiffAndTagWorkOnVersions) {
   write("data/keep", "same");
   write("data/edit", "ab");
