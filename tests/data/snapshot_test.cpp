@@ -200,31 +200,45 @@ TEST(SnapshotTest, GcKeepsTaggedLoggedAndKeptBlobsAndDeletesTheRest) {
   EXPECT_EQ(testing::read(tmp / "out2/a"), "version two");
 }
 
-TEST(SnapshotTest, GcForgetsStatCacheRowsOfTheBlobsItDeletes) {
-  TempDir tmp;
+// A stat-cache row for TMP/data/x naming a blob that no version references (say, from an
+// add that failed late): the file, its stat, the blob.
+struct StrayRow {
+  fs::path x;
+  FileStat fst;
+  std::string sha;
+};
+StrayRow stray_row(const TempDir& tmp, Registry& reg) {
   write(tmp / "data/x", "stray bytes");
   age_files(tmp / "data");
-  Registry reg(tmp / "home");
+  StrayRow r;
   auto stray = reg.blobs().put_bytes("stray bytes");
-  ASSERT_TRUE(stray.ok());
-  fs::path x = fs::absolute(tmp / "data/x").lexically_normal();
-  struct stat st;
-  ASSERT_EQ(::stat(x.c_str(), &st), 0);
-  FileStat fst{static_cast<uint64_t>(st.st_size),
-               int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
-               static_cast<uint64_t>(st.st_ino)};
-  {  // a row naming a blob that no version references (say, from an add that failed late)
-    auto cache = StatCache::open(tmp / "home/cache/stat.db");
-    ASSERT_TRUE(cache.ok());
-    ASSERT_TRUE((*cache)->record(x.string(), fst, stray->sha256, fst.mtime_ns + 3'600'000'000'000));
-    ASSERT_TRUE((*cache)->flush().ok());
+  EXPECT_TRUE(stray.ok());
+  if (stray.ok()) r.sha = stray->sha256;
+  r.x = fs::absolute(tmp / "data/x").lexically_normal();
+  struct stat st {};
+  EXPECT_EQ(::stat(r.x.c_str(), &st), 0);
+  r.fst = FileStat{static_cast<uint64_t>(st.st_size),
+                   int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+                   static_cast<uint64_t>(st.st_ino)};
+  auto cache = StatCache::open(tmp / "home/cache/stat.db");
+  EXPECT_TRUE(cache.ok());
+  if (cache.ok()) {
+    EXPECT_TRUE((*cache)->record(r.x.string(), r.fst, r.sha, r.fst.mtime_ns + 3'600'000'000'000));
+    EXPECT_TRUE((*cache)->flush().ok());
   }
+  return r;
+}
+
+TEST(SnapshotTest, GcForgetsStatCacheRowsOfTheBlobsItDeletes) {
+  TempDir tmp;
+  Registry reg(tmp / "home");
+  auto [x, fst, sha] = stray_row(tmp, reg);
   GcOptions opts;
   opts.grace_seconds = -10;
   auto res = reg.gc(opts);
   ASSERT_TRUE(res.ok()) << res.message();
   EXPECT_EQ(res->blobs_deleted, 1u);
-  ASSERT_FALSE(reg.blobs().has(stray->sha256));
+  ASSERT_FALSE(reg.blobs().has(sha));
   {
     auto cache = StatCache::open(tmp / "home/cache/stat.db");
     ASSERT_TRUE(cache.ok() && (*cache)->load(x.parent_path().string()).ok());
@@ -233,7 +247,7 @@ TEST(SnapshotTest, GcForgetsStatCacheRowsOfTheBlobsItDeletes) {
   auto v = reg.add(tmp / "data", "events", "", "");  // hashes x again and stores its blob
   ASSERT_TRUE(v.ok()) << v.message();
   EXPECT_EQ(v->stats.bytes_read, 11u);
-  EXPECT_TRUE(reg.blobs().has(stray->sha256));
+  EXPECT_TRUE(reg.blobs().has(sha));
   ASSERT_TRUE(reg.checkout("events@latest", tmp / "out").ok());
   EXPECT_EQ(testing::read(tmp / "out/x"), "stray bytes");
 }
@@ -260,29 +274,14 @@ TEST(SnapshotTest, AStatCacheHitWhoseBlobIsGoneStoresTheFileAgain) {
 TEST(SnapshotTest, GcForgetsTheRowsOfWhatItDeletesBeforeItDeletesAnything) {
   // The state a gc killed at its first delete leaves: rows gone, blobs still there.
   TempDir tmp;
-  write(tmp / "data/x", "stray bytes");
-  age_files(tmp / "data");
   Registry reg(tmp / "home");
-  auto stray = reg.blobs().put_bytes("stray bytes");
-  ASSERT_TRUE(stray.ok());
-  fs::path x = fs::absolute(tmp / "data/x").lexically_normal();
-  struct stat st;
-  ASSERT_EQ(::stat(x.c_str(), &st), 0);
-  FileStat fst{static_cast<uint64_t>(st.st_size),
-               int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
-               static_cast<uint64_t>(st.st_ino)};
-  {
-    auto cache = StatCache::open(tmp / "home/cache/stat.db");
-    ASSERT_TRUE(cache.ok());
-    ASSERT_TRUE((*cache)->record(x.string(), fst, stray->sha256, fst.mtime_ns + 3'600'000'000'000));
-    ASSERT_TRUE((*cache)->flush().ok());
-  }
+  auto [x, fst, sha] = stray_row(tmp, reg);
   bool row_at_first_delete = true, blob_at_first_delete = false;
   reg.set_before_delete([&] {
     auto cache = StatCache::open(tmp / "home/cache/stat.db");
     row_at_first_delete = cache.ok() && (*cache)->load(x.parent_path().string()).ok() &&
                           (*cache)->lookup(x.string(), fst).has_value();
-    blob_at_first_delete = reg.blobs().has(stray->sha256);
+    blob_at_first_delete = reg.blobs().has(sha);
   });
   GcOptions opts;
   opts.grace_seconds = -10;
