@@ -754,14 +754,16 @@ class Session : public std::enable_shared_from_this<Session> {
     // without it gets 401 at once and holds no buffer (1,000 token-less connections each
     // trickling a 1 MiB body held 1 GB).
     auto auth = req[http::field::authorization];
-    if (needs_token(target) &&
-        !token_matches(bearer_token(std::string_view(auth.data(), auth.size())),
-                       shared_->options.token_sha256))
+    bool open = !needs_token(target);
+    if (!open && !token_matches(bearer_token(std::string_view(auth.data(), auth.size())),
+                                shared_->options.token_sha256))
       return send_error(401, "missing or invalid bearer token");
     // Only a blob upload (PUT, streamed to a file) may be large; any other method on any
-    // route is held to max_body (a POST to a blob was buffered in memory up to 64 GiB).
-    body_limit_ = blob && req.method() == http::verb::put ? shared_->options.max_blob_body
-                                                          : shared_->options.max_body;
+    // route is held to max_body (a POST to a blob was buffered in memory up to 64 GiB), and
+    // an open route (the health check, which anyone may call) takes no body at all.
+    body_limit_ = open                                      ? 0
+                  : blob && req.method() == http::verb::put ? shared_->options.max_blob_body
+                                                            : shared_->options.max_body;
     if (auto length = header_parser_->content_length(); length && *length > body_limit_)
       return on_read(http::error::body_limit, 0);
     bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");

@@ -251,6 +251,12 @@ TEST_F(BlobApiTest, ATokenlessRequestIsRefusedFromItsHeadersBeforeItsBodyIsRead)
         std::chrono::seconds(10));
     EXPECT_EQ(got.rfind("HTTP/1.1 401", 0), 0u) << got;
   }
+  // The open health check takes no body: nobody without the token can make the daemon
+  // hold one.
+  std::string health = answer_to_headers(
+      daemon.port(), "POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+      std::chrono::seconds(10));
+  EXPECT_EQ(health.rfind("HTTP/1.1 413", 0), 0u) << health;
   // With the token, a body over max_body on any method but a blob PUT is 413 from its
   // Content-Length (a POST to a blob was buffered up to the 64 GiB blob limit, then 405).
   std::string got = answer_to_headers(daemon.port(),
