@@ -1,7 +1,5 @@
 // End to end: the real `drover serve` on a loopback port in a temp home, driven by the
 // real CLI. Waits are on events with deadlines; nothing depends on wall-clock luck.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -112,18 +110,8 @@ tasks:
   ASSERT_TRUE(wait_until([&] { return fs::exists(home() / "runs" / id / "gate.1"); }));
 
   std::vector<int> flood;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(daemon->port()));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  for (int i = 0; i < 1100; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
-      flood.push_back(fd);
-    else
-      ::close(fd);
-  }
+  for (int i = 0; i < 1100; ++i)
+    if (int fd = connect_loopback(daemon->port()); fd >= 0) flood.push_back(fd);
   // The last ones were over the cap: answered 503 and closed.
   pollfd p{flood.back(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 10000), 1);

@@ -3,10 +3,13 @@
 // wall-clock luck). Header-only; each test binary is single-threaded.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,6 +128,21 @@ bool wait_until(F pred, std::chrono::milliseconds deadline = std::chrono::second
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return pred();
+}
+
+// A TCP connection to 127.0.0.1:port: its descriptor, or -1 with errno set.
+inline int connect_loopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return -1;
 }
 
 inline bool pid_alive(pid_t pid) {

@@ -4,9 +4,6 @@
 // secret). A daemon killed -9 while its task runs restarts at once on the SAME port (no
 // orphan holds the listener), records the orphan's result, and the task runs once. A home
 // has one daemon.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <regex>
 #include <set>
@@ -115,15 +112,10 @@ TEST_F(DaemonIsolationTest, ASecondDaemonOnAHomeIsRefusedNamingThePidOfTheFirst)
 
 // connect() to 127.0.0.1:port: 0 when something accepts, else errno.
 int try_connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  int e = rc == 0 ? 0 : errno;
+  int fd = connect_loopback(port);
+  if (fd < 0) return errno;
   ::close(fd);
-  return e;
+  return 0;
 }
 
 // kill -9 of the daemon while a 6-second task runs, at five points of the task's life, then
