@@ -11,6 +11,7 @@
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
 #include "cli/usage_formatter.hpp"
+#include "common/redact.hpp"
 #include "common/time.hpp"
 #include "scheduler/alerts.hpp"
 #include "scheduler/config.hpp"
@@ -44,7 +45,7 @@ Result<ServerConfig> load(const Options& o) {
 std::string target_of(const AlertChannel& ch) {
   switch (ch.type) {
     case AlertChannel::Type::Webhook:
-      return ch.url;
+      return masked_url(ch.url);  // the URL is the webhook's credential
     case AlertChannel::Type::Email: {
       std::string to;
       for (const auto& r : ch.to) to += (to.empty() ? "" : ",") + r;

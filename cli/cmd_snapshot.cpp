@@ -405,12 +405,14 @@ int cmd_snapshot(int argc, char** argv) {
   status->add_flag("--json", o.json, "Print JSON");
 
   auto* co = sub("checkout", "Materialize a version into DEST (must not exist or be empty)",
-                 "Files are verified against their hashes. Files whose recorded mode is 0444 are\n"
-                 "hard-linked from the store, others copied with their mode; --link hard-links\n"
-                 "all (read-only).\n");
+                 "Files are copies (reflinks where the filesystem shares extents), verified\n"
+                 "against their hashes, with their recorded mode (only its x bits and 0644).\n"
+                 "--link hard-links them from the store instead: no copy, but the files are the\n"
+                 "store's own, and a write to one as root corrupts the store.\n");
   co->add_option("REF", o.ref, "Version")->required();
   co->add_option("DEST", o.dest, "Destination folder")->required();
-  co->add_flag("--link", o.link, "Hard-link every file from the store (read-only files)");
+  co->add_flag("--link", o.link,
+               "Hard-link every file from the store (read-only; root can still write them)");
 
   auto* tag = sub("tag", "Point tag T of the version's dataset at REF", kRefHelp);
   tag->add_option("REF", o.ref, "Version")->required();

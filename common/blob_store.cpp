@@ -253,12 +253,55 @@ Result<BlobRef> BlobStore::adopt_temp(const fs::path& tmp, std::string_view expe
 Status BlobStore::materialize(std::string_view sha, const fs::path& dest) const {
   if (!valid_hash(sha)) return make_error("invalid blob hash '" + std::string(sha) + "'");
   fs::path src = path_of(sha);
-  if (::link(src.c_str(), dest.c_str()) == 0) return {};
-  if (errno == EEXIST) return make_error(dest.string() + ": already exists");
-  std::error_code ec;
-  fs::copy_file(src, dest, ec);
-  if (ec) return make_error(dest.string() + ": " + ec.message());
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return make_error(src.string() + ": " + std::strerror(errno));
+  int out = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (out < 0) {
+    int e = errno;
+    ::close(in);
+    return make_error(dest.string() + ": " + (e == EEXIST ? "already exists" : std::strerror(e)));
+  }
+  bool ok = copy_fd(in, out);
+  int e = errno;
+  ::close(in);
+  if (::close(out) != 0 && ok) {
+    ok = false;
+    e = errno;
+  }
+  if (!ok) {
+    ::unlink(dest.c_str());
+    return make_error(dest.string() + ": " + std::strerror(e));
+  }
   return {};
+}
+
+Result<struct stat> BlobStore::link_to(std::string_view sha, const fs::path& dest) const {
+  if (!valid_hash(sha)) return make_error("invalid blob hash '" + std::string(sha) + "'");
+  fs::path src = path_of(sha);
+  if (::link(src.c_str(), dest.c_str()) != 0) {
+    if (errno == EEXIST) return make_error(dest.string() + ": already exists");
+    return make_error(dest.string() + ": " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) return make_error(src.string() + ": " + std::strerror(errno));
+  return st;
+}
+
+Status BlobStore::unchanged_since(std::string_view sha, const struct stat& before) const {
+  fs::path p = path_of(sha);
+  struct stat now;
+  if (::lstat(p.c_str(), &now) != 0) return make_error(p.string() + ": " + std::strerror(errno));
+  if (unchanged(now, before)) return {};
+  auto d = sha256_file(p);
+  if (!d) return d.error();
+  if (d->sha256 == sha) return {};
+  // Out of the store at once, under a temp name that gc deletes: a later run must not read
+  // forged bytes under the old name.
+  auto tmp = new_temp_path();
+  if (!tmp || ::rename(p.c_str(), tmp->c_str()) != 0) ::unlink(p.c_str());
+  return make_error("blob " + std::string(sha) + " was changed in place (its bytes now hash to " +
+                        d->sha256 + "); it is out of the store",
+                    Errc::Mismatch);
 }
 
 Status BlobStore::verify(std::string_view sha) const {

@@ -4,6 +4,8 @@
 // writers of the same blob race benignly to the same rename.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -43,9 +45,18 @@ class BlobStore {
   Result<BlobRef> adopt_temp(const std::filesystem::path& tmp, std::string_view expected);
   bool has(std::string_view sha256) const;
   std::filesystem::path path_of(std::string_view sha256) const;
-  // Places blob `sha256` at `dest` (hard link when possible, else a copy), with `mode`
-  // applied to a copy; hard links keep the blob's read-only mode.
+  // Places a copy of blob `sha256` at `dest` (created: it must not exist), mode 0444: a
+  // reflink where the filesystem shares extents, else an in-kernel copy. Never a hard link:
+  // nothing done to `dest`, by root either, reaches the blob.
   Status materialize(std::string_view sha256, const std::filesystem::path& dest) const;
+  // Hard-links blob `sha256` at `dest`, for a file too big to copy: whoever may write `dest`
+  // can change the blob, so the caller checks it afterwards with unchanged_since(). Returns
+  // the blob's status after the link.
+  Result<struct stat> link_to(std::string_view sha256, const std::filesystem::path& dest) const;
+  // Whether the blob is as `before` (from link_to) says; when its inode changed since (a
+  // write, a chmod, or only another link) it is hashed again, and a blob whose bytes no
+  // longer match its name is taken out of the store (Errc::Mismatch): nothing reads it again.
+  Status unchanged_since(std::string_view sha256, const struct stat& before) const;
   // Re-hashes a stored blob and compares (used when fetching from elsewhere).
   Status verify(std::string_view sha256) const;
 

@@ -185,24 +185,22 @@ CapturedOutput capture_child(const std::vector<std::string>& argv,
   return r;
 }
 
-std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
+bool plain_environment_passes(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"PATH", "HOME", "LANG",    "LANGUAGE",
+                                                "TZ",   "USER", "LOGNAME", "TMPDIR"};
+  for (auto n : kNames)
+    if (name == n) return true;
+  return name.size() > 3 && name.substr(0, 3) == "LC_";
+}
+
+std::vector<std::string> plain_environment(const std::map<std::string, std::string>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; *e; ++e) {
     std::string_view kv(*e);
     auto eq = kv.find('=');
     if (eq == std::string_view::npos) continue;
-    if (!extra.count(std::string(kv.substr(0, eq)))) out.emplace_back(kv);
-  }
-  for (auto& [k, v] : extra) out.push_back(k + "=" + v);
-  return out;
-}
-
-std::vector<std::string> environment_only(const std::vector<std::string>& names,
-                                          const std::map<std::string, std::string>& extra) {
-  std::vector<std::string> out;
-  for (auto& n : names) {
-    if (extra.count(n)) continue;
-    if (const char* v = ::getenv(n.c_str())) out.push_back(n + "=" + v);
+    std::string_view name = kv.substr(0, eq);
+    if (plain_environment_passes(name) && !extra.count(std::string(name))) out.emplace_back(kv);
   }
   for (auto& [k, v] : extra) out.push_back(k + "=" + v);
   return out;

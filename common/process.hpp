@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.hpp"
@@ -87,11 +88,13 @@ struct CapturedOutput {
 CapturedOutput capture_child(const std::vector<std::string>& argv,
                              const std::filesystem::path& cwd = {});
 
-// This process's environment with `extra` set on top, as "NAME=value" strings.
-std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra);
-// Only the named variables of this process's environment (those that are set), plus `extra`.
-std::vector<std::string> environment_only(const std::vector<std::string>& names,
-                                          const std::map<std::string, std::string>& extra = {});
+// The environment a process we do not trust gets (a task, an alert command): only this
+// process's variables that describe the host and the user — PATH, HOME, LANG, LANGUAGE,
+// LC_*, TZ, USER, LOGNAME, TMPDIR — plus `extra` (which wins), as "NAME=value" strings.
+// Nothing else passes: not DROVER_TOKEN, DROVER_SECRET_*, AWS_*, SMTP passwords.
+std::vector<std::string> plain_environment(const std::map<std::string, std::string>& extra = {});
+// Whether plain_environment passes NAME on.
+bool plain_environment_passes(std::string_view name);
 
 // Marks every descriptor above 2 of this process close-on-exec (at start-up, for
 // descriptors inherited from the shell or opened by libraries without O_CLOEXEC).

@@ -4,6 +4,26 @@
 
 namespace drover {
 
+std::string masked_url(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(Redactor::kMask);
+  std::string_view rest = url.substr(scheme + 3);
+  auto end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, end);
+  std::string out(url.substr(0, scheme + 3));
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    out += Redactor::kMask;
+    out += '@';
+    authority = authority.substr(at + 1);
+  }
+  out += authority;
+  if (end != std::string_view::npos && rest.substr(end) != "/") {
+    out += '/';
+    out += Redactor::kMask;
+  }
+  return out;
+}
+
 Redactor::Redactor(const std::vector<std::string>& secrets) {
   for (const auto& s : secrets)
     if (s.size() >= kMinLength) secrets_.push_back(s);

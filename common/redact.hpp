@@ -12,6 +12,12 @@
 
 namespace drover {
 
+// A URL as it may be shown (listings, warnings, errors): scheme, host and port, with any
+// user:password@ and everything after the host replaced by "***" — webhook URLs carry their
+// credential in the path (https://hooks.slack.com/services/T0/B0/SECRET) or the query.
+// "https://hooks.example.com/services/T/B/x" -> "https://hooks.example.com/***".
+std::string masked_url(std::string_view url);
+
 class Redactor {
  public:
   static constexpr size_t kMinLength = 5;

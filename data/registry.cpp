@@ -494,7 +494,7 @@ Status Registry::checkout(std::string_view ref, const fs::path& dest, const Chec
     const ManifestEntry& e = *files[i];
     fs::path out = dest / e.path;
     fs::path blob = blobs_.path_of(e.sha256);
-    if (opts.link_always || e.mode == kBlobMode) {
+    if (opts.link_always) {
       if (auto v = blobs_.verify(e.sha256); !v) return v;
       if (::link(blob.c_str(), out.c_str()) == 0) {
         progress.add(1, e.size);
@@ -619,6 +619,10 @@ Result<TransferResult> Registry::push(std::string_view ref, Remote& remote, bool
       bar.add(1, 0);
       return {};
     }
+    // Verified on the way out: a blob whose bytes no longer match its name (changed in place
+    // on disk) must not reach a remote, where every pull would trust it.
+    if (auto ok = blobs_.verify(h); !ok)
+      return make_error(ok.message() + " in the local store; not pushed", Errc::Mismatch);
     if (auto p = remote.put_file(blob_key(h), blobs_.path_of(h)); !p) return p;
     sent.fetch_add(1);
     bytes.fetch_add(size);
@@ -629,6 +633,7 @@ Result<TransferResult> Registry::push(std::string_view ref, Remote& remote, bool
   auto has_manifest = remote.exists(blob_key(*v));
   if (!has_manifest) return has_manifest.error();
   if (!*has_manifest) {
+    if (auto s = blobs_.verify(*v); !s) return make_error(s.message() + " in the local store");
     if (auto p = remote.put_file(blob_key(*v), blobs_.path_of(*v)); !p) return p.error();
   }
   size_t at = ref.find('@');

@@ -64,9 +64,9 @@ struct StatusResult {
 struct CheckoutOptions {
   unsigned threads = 0;
   bool progress = false;
-  // Hard-link every file from the store (files then carry the store's read-only mode).
-  // By default only files whose recorded mode is the store's 0444 are linked; others are
-  // copied and given their recorded mode.
+  // Hard-link every file from the store (files then carry the store's read-only mode, and a
+  // write to one as root changes the blob). By default every file is a verified copy with
+  // its recorded mode.
   bool link_always = false;
 };
 

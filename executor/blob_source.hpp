@@ -6,9 +6,13 @@
 // (LocalBlobSource is, as BlobStore is).
 #pragma once
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <tuple>
+#include <vector>
 
 #include "common/blob_store.hpp"
 #include "common/result.hpp"
@@ -21,6 +25,9 @@ class BlobSource {
   // Places blob `sha256` at `dest` (read-only; the folder exists). An error when the blob
   // is not to be had (its message names it) or cannot be placed.
   virtual Status fetch(std::string_view sha256, const std::filesystem::path& dest) = 0;
+  // After the try: an error when an input it was given could reach the store and was
+  // changed there (the blob is then out of the store).
+  virtual Status check_fetched() { return {}; }
   // Stores the content of the file `src` (an output of the try); its hash and size.
   virtual Result<BlobRef> store(const std::filesystem::path& src) = 0;
   // The blob store on this host, for task types that read or write blobs themselves
@@ -28,12 +35,30 @@ class BlobSource {
   virtual BlobStore& local() = 0;
 };
 
-// The blob store at `root` (HOME/blobs) on this host.
+// The blob store at `root` (HOME/blobs) on this host. An input is a copy of its blob (a
+// reflink where the filesystem shares extents), so a task that writes it — as root too —
+// changes its copy only. One bigger than kLinkAbove is hard-linked instead (copying
+// gigabytes for each try costs what the try does) and checked after the try: a blob
+// changed through it is taken out of the store and the try fails.
 class LocalBlobSource final : public BlobSource {
  public:
+  static constexpr off_t kLinkAbove = off_t{64} << 20;
+
   explicit LocalBlobSource(std::filesystem::path root) : store_(std::move(root)) {}
   Status fetch(std::string_view sha256, const std::filesystem::path& dest) override {
-    return store_.materialize(sha256, dest);
+    struct stat st;
+    if (::stat(store_.path_of(sha256).c_str(), &st) != 0 || st.st_size <= kLinkAbove)
+      return store_.materialize(sha256, dest);
+    auto linked = store_.link_to(sha256, dest);
+    if (!linked) return linked.error();
+    linked_.emplace_back(std::string(sha256), dest, *linked);
+    return {};
+  }
+  Status check_fetched() override {
+    for (auto& [sha, dest, before] : linked_)
+      if (auto s = store_.unchanged_since(sha, before); !s)
+        return make_error("input " + dest.string() + ": " + s.message(), s.error().code);
+    return {};
   }
   // An output is read as what it is, never through a link (its target could be anything
   // the worker may read: /etc/shadow, the API token).
@@ -44,6 +69,7 @@ class LocalBlobSource final : public BlobSource {
 
  private:
   BlobStore store_;
+  std::vector<std::tuple<std::string, std::filesystem::path, struct stat>> linked_;
 };
 
 }  // namespace drover

@@ -1,14 +1,17 @@
 #include "executor/try_runner.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "common/fs.hpp"
@@ -23,6 +26,10 @@ namespace drover {
 namespace fs = std::filesystem;
 
 namespace {
+
+// How long a masked try's log is still copied after its task ended, for output that its
+// background processes write on their way out.
+constexpr std::chrono::seconds kDrainGrace{2};
 
 long long now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -144,7 +151,7 @@ std::vector<std::string> try_environment(const TrySpec& spec) {
   extra["DROVER_WORK_DIR"] = spec.work_dir().string();
   extra["DROVER_HOME"] = spec.home;
   extra["DROVER_BIN"] = self_exe_path();  // so a task can call `"$DROVER_BIN" snapshot ...`
-  return environment_with(extra);
+  return plain_environment(extra);
 }
 
 Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
@@ -161,6 +168,12 @@ Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
 TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
                           long long started_us, const json& values, const json& metrics,
                           std::vector<FileEntry> files, const json& alerts, long long ended_us) {
+  // An input the task could reach the store through (a big one, hard-linked) and changed
+  // fails the try, whatever it exited with: what it computed read forged bytes.
+  if (auto s = blobs.check_fetched(); !s) {
+    error = s.message();
+    if (code == 0) code = 1;
+  }
   if (code == 0) {
     std::vector<FileEntry> outs;
     if (auto s = collect_outputs(spec, blobs, outs); !s) {
@@ -232,6 +245,7 @@ int run_try(const TrySpec& spec, BlobSource& blobs) {
   // With secrets to mask, stdout and stderr (this process's and its children's) go through
   // a pipe that a thread copies into the log, masking as it goes.
   std::thread masker;
+  int stop[2] = {-1, -1};  // written to when the task has ended
   if (log >= 0 && !spec.redact.empty()) {
     // None of these may be 0-2, which are about to be replaced (a worker may run with
     // stdio closed).
@@ -249,16 +263,45 @@ int run_try(const TrySpec& spec, BlobSource& blobs) {
       ::dup2(p[1], 1);
       ::dup2(p[1], 2);
       ::close(p[1]);
-      masker = std::thread([in = p[0], log, redact = spec.redact] {
+      // The masker copies until the pipe's end, or for at most kDrainGrace once the task has
+      // ended: a process the task left in the background may hold the pipe for ever, and the
+      // try must end when the task does.
+      if (::pipe2(stop, O_CLOEXEC) == 0) {
+        above_stdio(stop[0]);
+        above_stdio(stop[1]);
+      }
+      masker = std::thread([in = p[0], log, stop_in = stop[0], redact = spec.redact] {
         Redactor r(redact);
         char buf[16384];
+        std::optional<std::chrono::steady_clock::time_point> deadline;
         for (;;) {
-          ssize_t n = ::read(in, buf, sizeof buf);
+          int wait_ms = -1;
+          if (deadline) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                *deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+              (void)write_all(log, r.finish());
+              (void)write_all(log,
+                              "\ndrover: the task ended, but a process it started still holds "
+                              "its output; nothing more of it is logged\n");
+              break;
+            }
+            wait_ms = static_cast<int>(left.count());
+          }
+          pollfd fds[2] = {{in, POLLIN, 0}, {deadline ? -1 : stop_in, POLLIN, 0}};
+          int n = ::poll(fds, 2, wait_ms);
           if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) break;
-          (void)write_all(log, r.feed(std::string_view(buf, static_cast<size_t>(n))));
+          if (n < 0) break;
+          if (fds[1].revents) deadline = std::chrono::steady_clock::now() + kDrainGrace;
+          if (!fds[0].revents) continue;
+          ssize_t got = ::read(in, buf, sizeof buf);
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            (void)write_all(log, r.finish());
+            break;
+          }
+          (void)write_all(log, r.feed(std::string_view(buf, static_cast<size_t>(got))));
         }
-        (void)write_all(log, r.finish());
         ::close(in);
         ::close(log);
       });
@@ -276,18 +319,29 @@ int run_try(const TrySpec& spec, BlobSource& blobs) {
     if (!masker.joinable()) return;
     std::fflush(stdout);
     std::fflush(stderr);
+    // Told while this process still holds the pipe (the masker cannot have ended yet), and
+    // both ends closed after it has: no write to a pipe nobody reads.
+    if (stop[1] >= 0) (void)write_all(stop[1], "x");
     int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     ::dup2(null, 1);
     ::dup2(null, 2);
     ::close(null);
     masker.join();
+    for (int fd : stop)
+      if (fd >= 0) ::close(fd);
   };
   if (::chdir(spec.work_dir().c_str()) != 0) {
     std::string error = spec.work_dir().string() + ": " + std::strerror(errno);
     end_masking();
     return finish_try(spec, blobs, 1, error, started, json::object(), json::array(), {});
   }
-  for (auto& kv : try_environment(spec)) {
+  // A command (code we do not trust) inherits this process's environment: it becomes the
+  // try's environment alone, not the worker's with the try's on top (no DROVER_TOKEN, no
+  // secret the task was not given). Drover's own types keep the worker's (an S3 remote's
+  // credentials).
+  std::vector<std::string> env = try_environment(spec);
+  if (spec.type == "command") ::clearenv();
+  for (auto& kv : env) {
     auto eq = kv.find('=');
     ::setenv(kv.substr(0, eq).c_str(), kv.c_str() + eq + 1, 1);
   }

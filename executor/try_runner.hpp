@@ -25,7 +25,8 @@ std::unique_ptr<BlobSource> blob_source_for(const TrySpec& spec);
 // `command` try's argv directly, with no try process in between):
 // prepare_try makes the work dir and materializes the inputs;
 Status prepare_try(const TrySpec& spec, BlobSource& blobs);
-// try_environment is the task's full environment (inherited + DROVER_* + `env:`);
+// try_environment is the task's whole environment: plain_environment (common/process.hpp)
+// with the try's DROVER_* variables and its `env:` on top;
 std::vector<std::string> try_environment(const TrySpec& spec);
 // make_try_result collects declared outputs (when code == 0) and builds result.json's
 // content with the final exit code (a declared output missing turns 0 into 1); it writes

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/redact.hpp"
 #include "data/progress.hpp"
 #include "data/registry.hpp"
 #include "plugins/task_type.hpp"
@@ -65,7 +66,8 @@ class SnapshotTaskType final : public TaskType {
     std::string path = w.value("path", std::string());
     std::string dataset = w.value("dataset", std::string());
     std::string tag = w.value("tag", std::string());
-    std::string message = w.value("message", std::string());
+    // A message rendered from a secret reaches the dataset's log masked, as the task's log does.
+    std::string message = Redactor::redact(w.value("message", std::string()), ctx.spec.redact);
     if (message.empty())
       message = "run " + ctx.spec.run_id + " task " + ctx.spec.task + " try " +
                 std::to_string(ctx.spec.try_number);

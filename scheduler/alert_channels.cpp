@@ -19,6 +19,7 @@
 #include "common/fs.hpp"
 #include "common/json_text.hpp"
 #include "common/process.hpp"
+#include "common/redact.hpp"
 #include "common/time.hpp"
 #include "scheduler/alerts.hpp"
 
@@ -52,12 +53,12 @@ Status deliver_webhook(const AlertChannel& ch, const Alert& alert,
   c.body = &upload;
   c.max_body = 512;  // enough of an error page for the message
   auto r = curl_perform(c);
-  if (!r) return make_error("webhook " + ch.url + ": " + r.message());
+  if (!r) return make_error("webhook " + masked_url(ch.url) + ": " + r.message());
   if (r->status < 200 || r->status >= 300) {
     std::string snippet = r->body.substr(0, 200);
     for (char& x : snippet)
       if (x == '\n' || x == '\r') x = ' ';
-    return make_error("webhook " + ch.url + ": HTTP " + std::to_string(r->status) +
+    return make_error("webhook " + masked_url(ch.url) + ": HTTP " + std::to_string(r->status) +
                       (snippet.empty() ? "" : ": " + snippet));
   }
   return Status::Ok();
@@ -168,7 +169,7 @@ Status deliver_command(const AlertChannel& ch, const Alert& alert,
   // (the API's listener, client connections, the store) and none of its secrets.
   SpawnOptions o;
   o.argv = ch.run;
-  o.env = environment_only({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"});
+  o.env = plain_environment();
   o.in = ChildFd::from(in[1]);
   o.out = ChildFd::null();
   o.err = ChildFd::from(err[1]);

@@ -1,4 +1,5 @@
 // The Engine's loop: plan, commit, act (scheduler/engine_impl.hpp).
+#include "common/time.hpp"
 #include "scheduler/engine_impl.hpp"
 
 namespace drover {
@@ -12,6 +13,7 @@ Engine::Impl::Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, E
     : self(e),
       io(io_),
       clock(c),
+      steady(c),
       store(s),
       exec(x),
       opts(std::move(o)),
@@ -93,7 +95,15 @@ void Engine::Impl::pump() {
 // in one transaction. Commit. Act on it — or, when any write or the commit failed, undo it
 // in memory and act on nothing; the next pump tries again.
 void Engine::Impl::pump_once() {
-  TimePoint now = clock.now();
+  TimePoint now = steady.now();
+  if (Micros skew = steady.skew(); std::chrono::abs(skew - told_skew) > std::chrono::seconds(2)) {
+    Micros moved = skew - told_skew;
+    spdlog::warn(
+        "the wall clock moved {}{} against the monotonic clock: timeouts, retries and "
+        "SLA waits go on counting on the monotonic clock; cron follows the wall clock",
+        moved < Micros(0) ? "back " : "forward ", format_duration(std::chrono::abs(moved)));
+    told_skew = skew;
+  }
   Effects fx;
   fx.finishes.swap(pending_finishes);
   fx.started.swap(pending_started);
@@ -109,7 +119,7 @@ void Engine::Impl::pump_once() {
           record_finish(ev, now, fx);
       }
       record_started(fx);
-      fire_schedules(now, fx);
+      fire_schedules(clock.now(), fx);
       expire_timeouts(now, fx);
       check_slas(now, fx);
       // Retries now due: their runs have work.
@@ -150,7 +160,8 @@ void Engine::Impl::pump_once() {
     active.erase(it);
   }
   retire.clear();
-  std::optional<TimePoint> wake = earliest_fire;
+  std::optional<TimePoint> wake;
+  if (earliest_fire) wake = steady.from_wall(*earliest_fire);
   // Tries running are bounded by the slots: their deadlines are scanned, not the runs.
   for (auto& [k, rt] : running)
     if (rt.deadline && !rt.timed_out && (!wake || *rt.deadline < *wake)) wake = rt.deadline;
@@ -293,9 +304,9 @@ void Engine::Impl::arm_timer(std::optional<TimePoint> wake) {
     timer.cancel();
     return;
   }
-  auto delay = *wake - clock.now();
+  auto delay = *wake - steady.now();
   if (delay < Micros(0)) delay = Micros(0);
-  // Cap long sleeps so a wall-clock jump is noticed within a minute.
+  // Cap long sleeps so that a cron fire is on time within a minute of a wall-clock jump.
   if (delay > std::chrono::minutes(1)) delay = std::chrono::minutes(1);
   timer.expires_after(delay + Micros(500));
   timer.async_wait([this](const boost::system::error_code& ec) {

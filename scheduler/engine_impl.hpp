@@ -163,6 +163,10 @@ struct Engine::Impl {
   Engine& self;
   boost::asio::io_context& io;
   const Clock& clock;
+  // What durations are measured on (common/clock.hpp): every `now` of a pump, and the times
+  // it records. Cron fires by the wall clock itself.
+  SteadyWall steady;
+  Micros told_skew{0};  // the wall clock's jumps, as last logged
   Store& store;
   Executor& exec;
   EngineOptions opts;

@@ -55,7 +55,7 @@ Result<std::string> Engine::Impl::create_run(const DagPtr& dag, const json& give
   run.params = *params;
   run.trigger_kind = kind;
   run.trigger_user = user;
-  run.created_at = clock.now();
+  run.created_at = steady.now();
   if (interval) {
     run.logical_date = interval->interval_start;
     run.interval_start = interval->interval_start;
@@ -158,8 +158,10 @@ core::Slots Engine::Impl::free_slots() const {
 // the next pump.
 void Engine::Impl::track(ActiveRun& a) {
   if (a.run.state == RunState::Running) dag_runs[a.run.dag].running++;
+  // A scheduled run's SLA counts from its interval's end, a wall-clock instant: it becomes a
+  // wait on the monotonic clock now, which no later jump moves.
   if (auto due = core::sla_deadline(a.run, *a.dag); due && !is_terminal(a.run.state))
-    sla_wakes.push({*due, a.run.id});
+    sla_wakes.push({a.run.interval_end ? steady.from_wall(*due) : *due, a.run.id});
   work.insert(a.key());
 }
 

@@ -134,7 +134,7 @@ Status Engine::cancel(const std::string& run_id, const std::string& user) {
   {
     Transaction txn(impl_->store);
     fx.writes(txn.status());
-    if (fx.writes.ok()) impl_->apply_step(v, step, impl_->clock.now(), fx);
+    if (fx.writes.ok()) impl_->apply_step(v, step, impl_->steady.now(), fx);
     if (!impl_->commit(fx, txn)) {
       // Nothing was cancelled: the run is as the store has it, and the caller hears why.
       if (auto s = impl_->reload_run(v); !s)

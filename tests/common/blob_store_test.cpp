@@ -76,6 +76,45 @@ TEST_F(BlobStoreTest, MaterializePlacesTheBytesAtTheDestination) {
   EXPECT_EQ(again.message(), (dir / "out.txt").string() + ": already exists");
 }
 
+// A materialized blob is a copy: root writes a 0444 file as it likes, and the blob must not
+// change with it.
+TEST_F(BlobStoreTest, AMaterializedBlobIsACopyThatAWriteDoesNotReachTheStoreThrough) {
+  BlobStore store(dir / "blobs");
+  auto a = store.put_bytes("payload");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(store.materialize(a->sha256, dir / "out.txt").ok());
+  struct stat out, blob;
+  ASSERT_EQ(::stat((dir / "out.txt").c_str(), &out), 0);
+  ASSERT_EQ(::stat(store.path_of(a->sha256).c_str(), &blob), 0);
+  EXPECT_NE(out.st_ino, blob.st_ino);
+  EXPECT_EQ(out.st_mode & 0777, 0444u);
+  ::chmod((dir / "out.txt").c_str(), 0644);
+  std::ofstream(dir / "out.txt", std::ios::app) << "forged";
+  EXPECT_EQ(read(store.path_of(a->sha256)), "payload");
+  EXPECT_TRUE(store.verify(a->sha256).ok());
+}
+
+// A hard-linked blob is checked after use: another link (its ctime moves) is no change,
+// a write through the link is, and takes the blob out of the store.
+TEST_F(BlobStoreTest, ABlobChangedThroughAHardLinkIsFoundAndTakenOutOfTheStore) {
+  BlobStore store(dir / "blobs");
+  auto a = store.put_bytes("payload");
+  ASSERT_TRUE(a.ok());
+  auto before = store.link_to(a->sha256, dir / "in.txt");
+  ASSERT_TRUE(before.ok()) << before.message();
+  ASSERT_TRUE(store.link_to(a->sha256, dir / "other.txt").ok());
+  EXPECT_TRUE(store.unchanged_since(a->sha256, *before).ok());
+
+  ::chmod((dir / "in.txt").c_str(), 0644);
+  std::ofstream(dir / "in.txt", std::ios::app) << "forged";
+  auto s = store.unchanged_since(a->sha256, *before);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::Mismatch);
+  EXPECT_EQ(s.message(), "blob " + a->sha256 + " was changed in place (its bytes now hash to " +
+                             sha256_hex("payloadforged") + "); it is out of the store");
+  EXPECT_FALSE(store.has(a->sha256));
+}
+
 TEST_F(BlobStoreTest, InvalidHashesAreRefusedNotLookedUp) {
   BlobStore store(dir / "blobs");
   EXPECT_FALSE(BlobStore::valid_hash("../../etc/passwd"));

@@ -45,5 +45,15 @@ TEST(RedactTest, AHeldBackPrefixIsWrittenWhenItTurnsOutNotToBeASecret) {
   EXPECT_EQ(r.finish(), "passw");  // the stream ended: it was not the secret
 }
 
+TEST(RedactTest, AMaskedUrlKeepsSchemeHostAndPortAndHidesCredentialPathAndQuery) {
+  EXPECT_EQ(masked_url("https://hooks.slack.com/services/T0/B0/XXXXsecret"),
+            "https://hooks.slack.com/***");
+  EXPECT_EQ(masked_url("http://127.0.0.1:9000/hook?token=abc"), "http://127.0.0.1:9000/***");
+  EXPECT_EQ(masked_url("https://user:pa55@example.com:8443"), "https://***@example.com:8443");
+  EXPECT_EQ(masked_url("https://example.com?key=1"), "https://example.com/***");
+  EXPECT_EQ(masked_url("https://example.com/"), "https://example.com");
+  EXPECT_EQ(masked_url("not a url with a secret"), "***");
+}
+
 }  // namespace
 }  // namespace drover

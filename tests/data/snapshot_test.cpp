@@ -62,6 +62,46 @@ TEST(SnapshotTest, CheckoutWithLinksHardLinksEveryFileFromTheStore) {
   EXPECT_EQ(a.st_ino, b.st_ino);
 }
 
+// A checkout is the user's own files: one written to (as root, whatever its mode) leaves the
+// store's blob as it was, also for files recorded with the store's own 0444 mode.
+TEST(SnapshotTest, ACheckedOutFileIsACopyAWriteToItLeavesTheBlob) {
+  TempDir tmp;
+  write(tmp / "data/a", "aaa", 0444);
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "", "");
+  ASSERT_TRUE(v.ok()) << v.message();
+  ASSERT_TRUE(reg.checkout("events@latest", tmp / "out").ok());
+  fs::path blob = reg.blobs().path_of(v->manifest.files[0].sha256);
+  struct stat a, b;
+  ASSERT_EQ(::stat((tmp / "out/a").c_str(), &a), 0);
+  ASSERT_EQ(::stat(blob.c_str(), &b), 0);
+  EXPECT_NE(a.st_ino, b.st_ino);
+  ::chmod((tmp / "out/a").c_str(), 0644);
+  write(tmp / "out/a", "forged");
+  EXPECT_TRUE(reg.blobs().verify(v->manifest.files[0].sha256).ok());
+}
+
+// A blob changed in place on disk never leaves for a remote: the push fails naming it and
+// the remote gets no ref to a version it could not serve whole.
+TEST(SnapshotTest, APushOfABlobChangedInPlaceIsRefusedAndMovesNoRef) {
+  TempDir tmp;
+  write(tmp / "data/a", "good");
+  Registry reg(tmp / "home");
+  auto v = reg.add(tmp / "data", "events", "v1", "");
+  ASSERT_TRUE(v.ok()) << v.message();
+  std::string sha = v->manifest.files[0].sha256;
+  fs::path blob = reg.blobs().path_of(sha);
+  ::chmod(blob.c_str(), 0644);
+  write(blob, "evil");
+  auto remote = open_remote("file://" + (tmp / "remote").string());
+  ASSERT_TRUE(remote.ok());
+  auto p = reg.push("events@v1", **remote);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.message(), "blob " + sha + " is corrupt in the local store; not pushed");
+  EXPECT_FALSE(fs::exists(tmp / "remote/blobs" / sha.substr(0, 2) / sha.substr(2)));
+  EXPECT_FALSE(fs::exists(tmp / "remote/refs/events/v1"));
+}
+
 TEST(SnapshotTest, SameContentGivesTheSameVersionId) {
   TempDir tmp;
   make_odd_tree(tmp / "data");

@@ -139,7 +139,7 @@ TEST_F(LocalExecutorTest, ATryRunByDroverExecWithStdioClosedGetsDevNullAndItsLog
 TEST_F(LocalExecutorTest, AnOutputThatIsALinkFifoOrDeviceFailsTheTryAndNothingIsRead) {
   // Each of these once hung the try for ever (a FIFO, /dev/zero), handed a file outside the
   // work dir to the blob store (and so to GET /api/v1/blobs), or crashed the worker (a loop).
-  write_file_atomic(dir_ / "outside", "TOPSECRET-not-an-output\n", 0600, false);
+  (void)write_file_atomic(dir_ / "outside", "TOPSECRET-not-an-output\n", 0600, false);
   struct Case {
     std::string task, script, says;
   };

@@ -57,16 +57,92 @@ void expect_only_stdio(const fs::path& home, const std::string& run) {
   }
 }
 
+// `drover run` of the DAG `text` with `env` set, home tmp/home; the run's id ("" when it
+// did not succeed, with a test failure).
+std::string run_ok(const TempDir& tmp, const std::string& text,
+                   const std::map<std::string, std::string>& env) {
+  write_text(tmp / "dag.yaml", text);
+  auto r = drover({"run", (tmp / "dag.yaml").string(), "--home", (tmp / "home").string(),
+                   "--project-dir", tmp.path().string()},
+                  env);
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::string first = r.out.substr(0, r.out.find('\n'));
+  EXPECT_EQ(first.rfind("run ", 0), 0u) << r.out;
+  return r.code == 0 && first.rfind("run ", 0) == 0 ? first.substr(4) : "";
+}
+
 TEST(IsolationTest, ATaskUnderDroverRunSeesOnlyDescriptors0To2) {
   TempDir tmp;
-  write_text(tmp / "fds.yaml", fd_dag("fds"));
-  auto r = drover({"run", (tmp / "fds.yaml").string(), "--home", (tmp / "home").string(),
-                   "--project-dir", tmp.path().string()},
-                  kSecretEnv);
+  std::string id = run_ok(tmp, fd_dag("fds"), kSecretEnv);
+  ASSERT_FALSE(id.empty());
+  expect_only_stdio(tmp / "home", id);
+}
+
+// What the daemon's (or `drover run`'s) environment holds that no task may see: the API
+// token, the secret store's fallbacks, a cloud key, an SMTP password.
+const std::map<std::string, std::string> kPrivateEnv = {
+    {"DROVER_TOKEN", "tok-private-0001"},
+    {"DROVER_SECRET_USED", "used-secret-0002"},
+    {"DROVER_SECRET_UNUSED", "unused-secret-0003"},
+    {"AWS_SECRET_ACCESS_KEY", "aws-private-0004"},
+    {"SMTP_PASSWORD", "smtp-private-0005"}};
+
+// Tasks that print their environment: on the direct spawn (argv, shell) and on the forked,
+// masked path (a task that names a secret), which also sets `env:` from it.
+std::string env_dag(const std::string& id) {
+  return "dag: " + id + R"(
+defaults:
+  env: {FROM_DEFAULTS: d1}
+tasks:
+  argv: {run: [/usr/bin/env], env: {FROM_TASK: t1}}
+  shell: {run: "env"}
+  masked: {run: "env", env: {GIVEN: "{{ secrets.USED }}"}}
+)";
+}
+
+void expect_plain_environment(const fs::path& home, const std::string& run) {
+  for (const char* task : {"argv", "shell", "masked"}) {
+    std::string log = log_of(home, run, task);
+    for (auto& [name, value] : kPrivateEnv) {
+      EXPECT_EQ(log.find(name + "="), std::string::npos) << task << " saw " << name << ":\n" << log;
+      EXPECT_EQ(log.find(value), std::string::npos) << task << " saw " << value << ":\n" << log;
+    }
+    EXPECT_NE(log.find("\nPATH="), std::string::npos) << task << ":\n" << log;
+    EXPECT_NE(log.find("DROVER_RUN_ID=" + run), std::string::npos) << task << ":\n" << log;
+    EXPECT_NE(log.find("FROM_DEFAULTS=d1"), std::string::npos) << task << ":\n" << log;
+  }
+  EXPECT_NE(log_of(home, run, "argv").find("FROM_TASK=t1"), std::string::npos);
+  // The secret it names reaches it (masked in its log), and nothing else of the store does.
+  EXPECT_NE(log_of(home, run, "masked").find("GIVEN=***"), std::string::npos)
+      << log_of(home, run, "masked");
+}
+
+TEST(IsolationTest, ATaskUnderDroverRunGetsAPlainEnvironmentAndOnlyTheSecretsItNames) {
+  TempDir tmp;
+  std::string id = run_ok(tmp, env_dag("envs"), kPrivateEnv);
+  ASSERT_FALSE(id.empty());
+  expect_plain_environment(tmp / "home", id);
+}
+
+// A task that names a secret has its output masked through a pipe: a process it leaves in
+// the background holds that pipe, and must not hold the try (or the slot) with it.
+TEST(IsolationTest, ABackgroundProcessHoldingAMaskedTrysOutputDoesNotHoldTheTry) {
+  TempDir tmp;
+  write_text(tmp / "bg.yaml", R"(dag: bg
+tasks:
+  left: {run: "(sleep 60; echo late) & echo {{ secrets.USED }} started"}
+  next: {run: [/bin/true], needs: [left]}
+)");
+  auto before = std::chrono::steady_clock::now();
+  auto r = drover({"run", (tmp / "bg.yaml").string(), "--home", (tmp / "home").string()},
+                  kPrivateEnv, std::chrono::seconds(50));
+  auto took = std::chrono::steady_clock::now() - before;
   ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_LT(took, std::chrono::seconds(50));
   std::string first = r.out.substr(0, r.out.find('\n'));
-  ASSERT_EQ(first.rfind("run ", 0), 0u) << r.out;
-  expect_only_stdio(tmp / "home", first.substr(4));
+  std::string log = log_of(tmp / "home", first.substr(4), "left");
+  EXPECT_NE(log.find("*** started"), std::string::npos) << log;
+  EXPECT_NE(log.find("still holds its output"), std::string::npos) << log;
 }
 
 class DaemonIsolationTest : public DaemonFixture {};
@@ -88,6 +164,17 @@ TEST_F(DaemonIsolationTest, ATaskUnderServeSeesOnlyDescriptors0To2) {
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(60)))
       << daemon->run_record(id).dump(2);
   expect_only_stdio(home(), id);
+}
+
+TEST_F(DaemonIsolationTest, ATaskUnderServeGetsAPlainEnvironmentAndOnlyTheSecretsItNames) {
+  dag("env.yaml", env_dag("envs"));
+  std::vector<std::string> under = {"/usr/bin/env"};
+  for (auto& [name, value] : kPrivateEnv) under.push_back(name + "=" + value);
+  start({}, under);
+  std::string id = trigger({"envs"});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(60)))
+      << daemon->run_record(id).dump(2);
+  expect_plain_environment(home(), id);
 }
 
 TEST_F(DaemonIsolationTest, ASecondDaemonOnAHomeIsRefusedNamingThePidOfTheFirst) {

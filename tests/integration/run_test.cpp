@@ -62,6 +62,57 @@ tasks:
   EXPECT_TRUE(fs::exists(use["log"].get<std::string>()));
 }
 
+// An input is the task's own copy of its blob: a task that makes it writable and appends
+// to it (root needs neither) changes its copy, never the store, and a later reader gets
+// the bytes the hash names.
+TEST_F(RunTest, ATaskThatWritesItsInputChangesItsCopyNeverTheBlob) {
+  auto f = dag("forge.yaml", R"(dag: forge
+tasks:
+  make: {run: "echo genuine > data.txt", outputs: [data.txt]}
+  forge:
+    needs: [make]
+    run: [sh, -c, 'chmod u+w "$1"/data.txt; echo forged >> "$1"/data.txt', sh, "{{ inputs.make.path }}"]
+  read:
+    needs: [make, forge]
+    run: [sh, -c, 'cat "$1"/data.txt > got.txt', sh, "{{ inputs.make.path }}"]
+    outputs: [got.txt]
+)");
+  auto r = run(f);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json rec = record(r);
+  std::string genuine = sha256_hex("genuine\n");
+  EXPECT_EQ(try_of(rec, "read", 1)["outputs"][0]["sha256"], genuine);
+  fs::path blob = home() / "blobs" / genuine.substr(0, 2) / genuine.substr(2);
+  EXPECT_EQ(read_all(blob), "genuine\n");
+}
+
+// An input over LocalBlobSource::kLinkAbove (64 MiB) is hard-linked, not copied: readers
+// of it pass (two at once as well), and a task that changes it fails, with the forged blob
+// taken out of the store so that nothing reads it under its old name.
+TEST_F(RunTest, ABigInputThatTheTaskChangesFailsItsTryAndLeavesTheStore) {
+  auto f = dag("big.yaml", R"(dag: big
+tasks:
+  make: {run: "head -c 67108865 /dev/zero > big.bin", outputs: [big.bin]}
+  read1: {needs: [make], run: [sh, -c, 'test -s "$1"/big.bin', sh, "{{ inputs.make.path }}"]}
+  read2: {needs: [make], run: [sh, -c, 'test -s "$1"/big.bin', sh, "{{ inputs.make.path }}"]}
+  forge:
+    needs: [make, read1, read2]
+    run: [sh, -c, 'chmod u+w "$1"/big.bin; printf x >> "$1"/big.bin', sh, "{{ inputs.make.path }}"]
+)");
+  auto r = run(f);
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  json rec = record(r);
+  EXPECT_EQ(try_of(rec, "read1", 1)["state"], "success") << rec.dump(2);
+  EXPECT_EQ(try_of(rec, "read2", 1)["state"], "success") << rec.dump(2);
+  json forge = try_of(rec, "forge", 1);
+  EXPECT_EQ(forge["state"], "failed");
+  std::string sha = try_of(rec, "make", 1)["outputs"][0]["sha256"];
+  std::string error = forge["error"];
+  EXPECT_NE(error.find("blob " + sha + " was changed in place"), std::string::npos) << error;
+  EXPECT_NE(error.find("it is out of the store"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(home() / "blobs" / sha.substr(0, 2) / sha.substr(2)));
+}
+
 TEST_F(RunTest, TaskEnvironmentNamesTheTry) {
   auto f = dag("env.yaml", R"(dag: envs
 tasks:

@@ -423,6 +423,67 @@ TEST_F(EngineTest, ARunFinishedWithinItsSlaRaisesNothing) {
   EXPECT_EQ(alerts_->deliveries().size(), 0u);
 }
 
+// --- A wall clock that jumps -----------------------------------------------------------------
+
+// Durations count on the monotonic clock: a wall clock set hours forward ends no timeout,
+// starts no retry and raises no SLA miss before its time, and one set back stretches none.
+TEST_F(EngineTest, AWallClockJumpNeitherEndsNorStretchesTimeoutsRetriesOrSlas) {
+  fs::path out = dir_ / "alerts.jsonl";
+  alerts_to(alerts_, clock_, {"/bin/sh", "-c", "cat >> \"$0\"", out.string()});
+  start_engine();
+  std::string id = trigger(dag(R"(dag: jumpy
+sla: 1h
+alerts: {on_sla_miss: [file]}
+tasks:
+  slow: {type: mock, timeout: 30m}
+  flaky: {type: mock, retries: 1, retry_delay: 10m}
+)"));
+  ASSERT_EQ(exec_.starts().size(), 2u);
+  exec_.finish("jumpy-1/flaky/1", 1, FakeExecutor::result_json(1));
+  poll();
+  ASSERT_EQ(task(id, "flaky").state, TaskState::UpForRetry);
+
+  // Forward by three hours: past the timeout, the retry and the SLA on the wall clock.
+  clock_.jump(hours(3));
+  engine_->pump();
+  poll();
+  EXPECT_TRUE(exec_.kills().empty());
+  EXPECT_EQ(exec_.starts().size(), 2u);
+  EXPECT_EQ(alerts_->pending() + alerts_->deliveries().size(), 0u);
+
+  // Back by five hours, then the retry's ten minutes pass: it starts on time.
+  clock_.jump(-hours(5));
+  clock_.advance(minutes(10));
+  engine_->pump();
+  poll();
+  ASSERT_EQ(exec_.starts().size(), 3u);
+  EXPECT_EQ(exec_.starts().back().try_number, 2);
+
+  // Twenty more minutes: the timeout's thirty have passed, not one more.
+  clock_.advance(minutes(20) - Micros(1));
+  engine_->pump();
+  poll();
+  EXPECT_TRUE(exec_.kills().empty());
+  clock_.advance(Micros(1));
+  engine_->pump();
+  poll();
+  ASSERT_EQ(exec_.kills().size(), 1u);
+  EXPECT_EQ(exec_.kills()[0].why, "timed out after 30m; killing its process group");
+
+  // The SLA's hour: due after sixty minutes of time, whatever the wall clock says.
+  clock_.advance(minutes(30) - Micros(1));
+  engine_->pump();
+  poll();
+  EXPECT_EQ(alerts_->pending() + alerts_->deliveries().size(), 0u);
+  clock_.advance(Micros(1));
+  engine_->pump();
+  poll();
+  alerts_->shutdown(std::chrono::seconds(10));
+  json d = alerts_->deliveries();
+  ASSERT_EQ(d.size(), 1u) << d.dump(2);
+  EXPECT_EQ(d[0]["kind"], "sla_miss");
+}
+
 // --- max_active_runs -------------------------------------------------------------------------
 
 TEST_F(EngineTest, AQueuedRunStartsInThePumpThatEndsTheActiveOne) {
