@@ -118,6 +118,8 @@ class Store {
   // stores the run and its tasks all or nothing; update_run "no such run: ID" (Errc::NotFound).
   // Listing order is insertion order (not created_at): list_runs newest inserted first,
   // at most `limit` runs (0: none; negative: all); unfinished_runs oldest first.
+  // list_runs gives summaries: every field but `params`, which is left empty ({}) — a
+  // listing must not cost what its runs' params weigh (get_run reads them).
   virtual Result<int64_t> next_run_seq(const std::string& dag) = 0;
   virtual Status insert_run(const RunRecord& run, const std::vector<TaskInstance>& tasks) = 0;
   virtual Status update_run(const RunRecord& run) = 0;  // state, timestamps and error

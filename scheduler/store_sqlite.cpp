@@ -249,6 +249,12 @@ constexpr const char* kRunReadColumns =
     "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
     "error, owner, lease_until, recoveries";
 
+// A listing's columns: the same, with params not read.
+constexpr const char* kRunListColumns =
+    "id, dag, seq, dag_hash, state, '{}', trigger_kind, trigger_user, logical_date, "
+    "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
+    "error, owner, lease_until, recoveries";
+
 constexpr const char* kTryColumns =
     "tries.run_id, tries.task, tries.try_number, tries.state, queue, host, worker_pid, pid, "
     "pid_start, started_at, ended_at, exit_code, signal, try_dir, log_path, command, error, "
@@ -397,7 +403,7 @@ class SqliteStore final : public Store {
   Result<std::vector<RunRecord>> list_runs(const RunFilter& f) override {
     // The SQL varies with the filters so that each shape uses its index; each shape is a
     // separate cached statement.
-    std::string sql = std::string("SELECT ") + kRunReadColumns + " FROM runs WHERE 1";
+    std::string sql = std::string("SELECT ") + kRunListColumns + " FROM runs WHERE 1";
     if (!f.dag.empty()) sql += " AND dag = :dag";
     if (f.state) sql += " AND state = :state";
     if (!f.before_run.empty()) sql += " AND pk < (SELECT pk FROM runs WHERE id = :before)";

@@ -380,6 +380,22 @@ TEST_P(StoreTest, UnknownRunIsAbsentOrNotFound) {
   EXPECT_EQ(listed.error().code, Errc::NotFound);
 }
 
+// A listing is of summaries: a run's params (900 KB of them here) are read by get_run only.
+TEST_P(StoreTest, AListingCarriesSummariesWithoutParams) {
+  RunRecord r = make_run("etl", 1);
+  r.params = {{"blob", std::string(900 << 10, 'x')}};
+  ASSERT_TRUE(store_->insert_run(r, {}).ok());
+  auto listed = store_->list_runs(filter("etl"));
+  ASSERT_TRUE(listed.ok()) << listed.message();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, r.id);
+  EXPECT_EQ((*listed)[0].params, json::object());
+  EXPECT_EQ((*listed)[0].dag_hash, r.dag_hash);
+  auto got = store_->get_run(r.id);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->params, r.params);
+}
+
 TEST_P(StoreTest, DuplicateRunIdIsAConflict) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), {}).ok());
   Status s = store_->insert_run(make_run("etl", 1), {});
