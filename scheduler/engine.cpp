@@ -18,7 +18,8 @@ Engine::Impl::Impl(Engine& e, asio::io_context& io_, const Clock& c, Store& s, E
       exec(x),
       opts(std::move(o)),
       timer(io_),
-      started_timer(io_) {
+      started_timer(io_),
+      foreign_timer(io_) {
   // Try folders and log paths in the records are absolute whatever the caller's --home.
   if (!opts.home.empty()) opts.home = fs::absolute(opts.home);
   if (opts.dags_dir) dag_source = make_dag_folder(io, *opts.dags_dir, opts.dag_limits);
@@ -397,6 +398,7 @@ Status Engine::start() {
       impl_->reload_dags();
       impl_->pump();
     });
+  if (!impl_->opts.own_runs) impl_->watch_foreign();
   impl_->post_pump();
   return {};
 }
@@ -406,6 +408,7 @@ void Engine::stop() {
   impl_->stopped = true;
   impl_->timer.cancel();
   impl_->started_timer.cancel();
+  impl_->foreign_timer.cancel();
   if (impl_->dag_source) impl_->dag_source->stop();
 }
 

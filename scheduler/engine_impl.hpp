@@ -96,6 +96,9 @@ struct DagRuns {
   std::set<RunKey> queued;
 };
 
+// How often a daemon looks for runs whose `drover run` died (real time).
+constexpr auto kForeignPoll = std::chrono::seconds(2);
+
 // The latest a try's Started facts wait for a pump to write them (real time).
 constexpr auto kStartedFlush = std::chrono::seconds(1);
 
@@ -201,6 +204,11 @@ struct Engine::Impl {
   std::vector<TryEvent> pending_finishes;       // recorded by the next pump
   std::set<std::string> pending_started;        // tries whose Started facts it writes
   std::map<std::string, FileLock> owner_locks;  // own_runs: the owner.lock of each run created
+  // A daemon's view of the runs a live `drover run` owns (owner.lock held): per DAG, how many
+  // of them run, counted against its max_active_runs. Looked at every kForeignPoll, when it
+  // also takes over those whose owner is gone.
+  std::map<std::string, int> foreign_running;
+  boost::asio::steady_timer foreign_timer;
 
   Impl(Engine& e, boost::asio::io_context& io_, const Clock& c, Store& s, Executor& x,
        EngineOptions o);
@@ -249,6 +257,15 @@ struct Engine::Impl {
 
   // recovery.cpp
   Status recover();
+  // Takes over an unfinished run that this engine does not hold: false (and nothing done)
+  // while a live `drover run` owns it.
+  Result<bool> take_over(RunRecord run);
+  // The running runs of `dag` that a live `drover run` owns (refreshes foreign_running).
+  int foreign_of(const std::string& dag);
+  // Every kForeignPoll: takes over runs whose `drover run` is gone, and wakes runs queued
+  // behind ones that ended.
+  void watch_foreign();
+  void check_foreign();
   // The handle of a try to give the executor (adopt, read_log): the one its Started gave,
   // else (recorded before handles; every such try was local) its folder's.
   static std::string handle_of(const TryRecord& rec);

@@ -272,7 +272,12 @@ void Engine::Impl::step_runs(TimePoint now, core::Slots& slots, Effects& fx) {
     ActiveRun& v = it->second;
     core::RunProgress& p = progress_of(v);
     engine::DagRuns& dr = dag_runs[v.run.dag];
+    // A queued run about to be admitted counts the runs of its DAG that `drover run`s own
+    // (asked of the store now: they are not in `active`).
     bool may_start = core::may_start(v.run.state, dr.running, v.dag->max_active_runs);
+    if (may_start && v.run.state == RunState::Queued && !opts.own_runs)
+      may_start =
+          core::may_start(v.run.state, dr.running + foreign_of(v.run.dag), v.dag->max_active_runs);
     if (!p.has_changes(now) && !(may_start && p.wants_slot(slots))) {
       file(v, may_start);
       continue;

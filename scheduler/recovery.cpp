@@ -92,13 +92,22 @@ Status Engine::Impl::recover() {
   auto runs = store.unfinished_runs();
   if (!runs) return runs.error();
   for (auto& run : *runs) {
+    auto took = take_over(run);
+    if (!took) return took.error();
+    if (!*took) {
+      spdlog::info("run {} belongs to a live `drover run`; leaving it alone", run.id);
+      if (run.state == RunState::Running) foreign_running[run.dag]++;
+    }
+  }
+  return {};
+}
+
+Result<bool> Engine::Impl::take_over(RunRecord run) {
+  {
     fs::path owner = layout::owner_lock(opts.home, run.id);
     if (fs::exists(owner)) {  // made by `drover run`
       auto lock = FileLock::acquire(owner, true, /*wait=*/false);
-      if (!lock && lock.error().code == Errc::Busy) {
-        spdlog::info("run {} belongs to a live `drover run`; leaving it alone", run.id);
-        continue;
-      }
+      if (!lock && lock.error().code == Errc::Busy) return false;
       if (!lock) return lock.error();
       // Its owner is gone (the lock is released again here): this daemon takes it over.
       spdlog::info("run {}: its `drover run` is gone; taking it over", run.id);
@@ -112,8 +121,8 @@ Status Engine::Impl::recover() {
       if (run.recoveries >= kMaxRecoveriesWithoutProgress) {
         std::string why = "recovered " + std::to_string(run.recoveries) +
                           " times without progress; the runner may crash on it";
-        if (auto s = fail_unrecovered(store, run, clock.now(), why); !s) return s;
-        continue;
+        if (auto s = fail_unrecovered(store, run, clock.now(), why); !s) return s.error();
+        return true;
       }
       if (auto n = store.count_recovery(run.id); !n) return n.error();
     }
@@ -129,8 +138,8 @@ Status Engine::Impl::recover() {
         unloadable = "its DAG version cannot be loaded: " + r.diagnostics.front().str();
     }
     if (!dag) {
-      if (auto s = fail_unrecovered(store, run, clock.now(), unloadable); !s) return s;
-      continue;
+      if (auto s = fail_unrecovered(store, run, clock.now(), unloadable); !s) return s.error();
+      return true;
     }
     ActiveRun a;
     a.run = run;
@@ -156,7 +165,7 @@ Status Engine::Impl::recover() {
       if (tr.state == TryState::Armed) {
         // A chained start of the daemon that died: disarmed now unless its worker claimed it
         // first (then it runs, or is about to, and is adopted like any running try).
-        if (auto s = take_over_armed(store, tr, a.tasks); !s) return s;
+        if (auto s = take_over_armed(store, tr, a.tasks); !s) return s.error();
         if (tr.state == TryState::Armed) continue;  // deleted: it never started
       }
       std::string key = try_key(tr.run_id, tr.task, tr.try_number);
@@ -170,7 +179,75 @@ Status Engine::Impl::recover() {
     }
     active[run.id] = std::move(a);
   }
-  return {};
+  return true;
+}
+
+int Engine::Impl::foreign_of(const std::string& dag) {
+  RunFilter f;
+  f.dag = dag;
+  f.state = RunState::Running;
+  f.limit = -1;
+  auto runs = store.list_runs(f);
+  if (!runs) return foreign_running[dag];  // as last seen
+  int n = 0;
+  for (auto& r : *runs) {
+    if (active.count(r.id)) continue;
+    auto lock = FileLock::acquire(layout::owner_lock(opts.home, r.id), true, /*wait=*/false);
+    n += !lock && lock.error().code == Errc::Busy;
+  }
+  return foreign_running[dag] = n;
+}
+
+void Engine::Impl::watch_foreign() {
+  if (stopped) return;
+  foreign_timer.expires_after(kForeignPoll);
+  foreign_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped) return;
+    check_foreign();
+    watch_foreign();
+  });
+}
+
+// A run whose `drover run` died (kill -9, a lost ssh session) is taken over here within
+// kForeignPoll, with its tries adopted as at a start; the runs a live one owns are counted
+// again, and runs queued behind ones that ended are stepped.
+void Engine::Impl::check_foreign() {
+  auto runs = store.unfinished_runs();
+  if (!runs) return;
+  std::map<std::string, int> now_running;
+  bool took_any = false;
+  for (auto& run : *runs) {
+    if (active.count(run.id)) continue;
+    auto took = take_over(run);
+    if (!took) {
+      spdlog::error("run {}: taking it over: {}", run.id, took.message());
+      continue;
+    }
+    if (!*took) {
+      if (run.state == RunState::Running) now_running[run.dag]++;
+      continue;
+    }
+    took_any = true;
+    auto a = active.find(run.id);
+    if (a == active.end()) continue;  // failed as unrecoverable
+    for (auto& [key, rt] : running) {
+      if (rt.run_id != run.id) continue;
+      running_by_queue[rt.rec.queue]++;
+      a->second.running_tries++;
+    }
+    track(a->second);
+  }
+  for (auto& [dag, n] : foreign_running) {
+    if (now_running[dag] >= n) continue;
+    // Fewer of them run: the runs queued behind them may start.
+    auto d = dag_runs.find(dag);
+    if (d == dag_runs.end()) continue;
+    for (auto& k : d->second.queued) work.insert(k);
+    d->second.queued.clear();
+    took_any = true;
+  }
+  foreign_running = std::move(now_running);
+  if (took_any) pump();
 }
 
 }  // namespace drover

@@ -146,6 +146,11 @@ CREATE TRIGGER tries_ended_insert AFTER INSERT ON tries
   WHEN NEW.ended_at IS NOT NULL
   BEGIN UPDATE runs SET recoveries = 0 WHERE id = NEW.run_id AND recoveries != 0; END;
 )sql",
+    // 3: the runs of one DAG in one state, newest first, without a scan of the DAG's history
+    // (a daemon counts the running runs `drover run`s own each time it admits a queued run).
+    R"sql(
+CREATE INDEX runs_dag_state ON runs(dag, state, pk);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));

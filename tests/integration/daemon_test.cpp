@@ -250,6 +250,26 @@ tasks:
     run_pid = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+  // kill -9 of `drover run` only: its try of `middle` lives on.
+  void kill_drover_run() {
+    ::kill(run_pid, SIGKILL);
+    ::waitpid(run_pid, nullptr, 0);
+    run_pid = -1;
+  }
+  // The daemon says it took the run over; once GO is there the run succeeds with one try
+  // of each task (the ledger has each once).
+  void expect_taken_over_and_run_once() {
+    ASSERT_TRUE(wait_until([&] {
+      return daemon->log().find("run " + run_id + ": its `drover run` is gone; taking it over") !=
+             std::string::npos;
+    })) << daemon->log();
+    write_text(go, "");
+    ASSERT_TRUE(wait_until([&] { return state_of(run_id) == "success"; }, std::chrono::seconds(30)))
+        << daemon->run_record(run_id).dump(2);
+    EXPECT_EQ(read_all(ledger), "first\nmiddle\nlast\n");
+    json rec = daemon->run_record(run_id);
+    EXPECT_EQ(rec["tasks"].size(), 3u) << rec.dump(2);  // one try each
+  }
   void TearDown() override {
     if (run_pid > 0) {
       ::kill(-run_pid, SIGKILL);
@@ -277,20 +297,40 @@ TEST_F(DroverRunBesideDaemonTest, ADaemonStartedMeanwhileLeavesTheRunToDroverRun
 
 TEST_F(DroverRunBesideDaemonTest, ADaemonTakesOverTheRunOfAKilledDroverRun) {
   ASSERT_NO_FATAL_FAILURE(start_drover_run());
-  ::kill(run_pid, SIGKILL);  // `drover run` only: its try of `middle` lives on
-  ::waitpid(run_pid, nullptr, 0);
-  run_pid = -1;
+  kill_drover_run();
   start();
-  ASSERT_TRUE(wait_until([&] {
-    return daemon->log().find("run " + run_id + ": its `drover run` is gone; taking it over") !=
-           std::string::npos;
-  })) << daemon->log();
+  ASSERT_NO_FATAL_FAILURE(expect_taken_over_and_run_once());
+}
+
+// The daemon was there first: it sees the `drover run` die while it runs, and takes its run
+// over within seconds, not at its next start. The task running meanwhile is adopted, its
+// end recorded, and nothing runs twice.
+TEST_F(DroverRunBesideDaemonTest, ARunningDaemonTakesOverTheRunOfADroverRunKilledMeanwhile) {
+  fs::create_directories(dags());
+  start();
+  ASSERT_NO_FATAL_FAILURE(start_drover_run());
+  kill_drover_run();
+  ASSERT_NO_FATAL_FAILURE(expect_taken_over_and_run_once());
+}
+
+// A run of a `drover run` counts toward its DAG's max_active_runs in the daemon: a run
+// triggered meanwhile waits queued, and starts once the other has ended.
+TEST_F(DroverRunBesideDaemonTest, ADroverRunsRunCountsTowardTheDagsMaxActiveRuns) {
+  ASSERT_NO_FATAL_FAILURE(start_drover_run());
+  // The daemon knows the DAG (max_active_runs 1 by default) from its own folder.
+  dag("local.yaml",
+      "dag: local\ntasks:\n  only: {run: 'echo daemon >> " + ledger.string() + "'}\n");
+  start();
+  std::string id = trigger({"local"});
+  EXPECT_EQ(state_of(id), "queued");
   write_text(go, "");
-  ASSERT_TRUE(wait_until([&] { return state_of(run_id) == "success"; }, std::chrono::seconds(30)))
-      << daemon->run_record(run_id).dump(2);
-  EXPECT_EQ(read_all(ledger), "first\nmiddle\nlast\n");
-  json rec = daemon->run_record(run_id);
-  EXPECT_EQ(rec["tasks"].size(), 3u) << rec.dump(2);
+  ASSERT_EQ(wait_run_exit(), 0) << read_all(tmp / "run.out") << read_all(tmp / "run.err");
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)))
+      << daemon->run_record(id).dump(2);
+  EXPECT_EQ(read_all(ledger), "first\nmiddle\nlast\ndaemon\n");
+  json other = daemon->run_record(run_id), mine = daemon->run_record(id);
+  EXPECT_GE(mine["started_at"].get<std::string>(), other["ended_at"].get<std::string>())
+      << mine.dump(2) << other.dump(2);
 }
 
 TEST_F(DaemonTest, KilledDaemonRetriesATaskWhoseProcessIsGone) {

@@ -214,8 +214,8 @@ TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
 
 TEST_P(SqliteStoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 2);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 2);
+  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 3);
   EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
 }
 
@@ -227,8 +227,8 @@ TEST_P(SqliteStoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
 
   store_ = open();
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 2);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 2);
+  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 3);
   EXPECT_EQ(raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
   auto run = store_->get_run("etl-1");
   ASSERT_TRUE(run.ok());
@@ -248,7 +248,7 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "store: " + path_.string() +
                              ": store: the database has schema version 99, newer than this "
-                             "drover understands (2)");
+                             "drover understands (3)");
 }
 
 TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
