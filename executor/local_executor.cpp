@@ -311,6 +311,10 @@ class LocalExecutor final : public Executor {
     ::close(fd);
   }
 
+  // Whether any process is left in process group `pgid` (its leader may be gone: the group's
+  // number is not reused while it has members).
+  static bool group_alive(int pgid) { return ::kill(-pgid, 0) == 0 || errno == EPERM; }
+
   void signal_group(int pid, long long start) {
     if (pid <= 0 || !process_alive(pid, start)) return;
     ::kill(-pid, SIGTERM);
@@ -527,6 +531,10 @@ class LocalExecutor final : public Executor {
       if (a.pid > 0 && process_alive(a.pid, a.pid_start)) continue;
       // The command is gone; its result comes from the writer, which may still be at it.
       if (a.writer > 0 && process_alive(a.writer, a.writer_start)) continue;
+      // No result, and a process of the try's group lives on (the shell was killed, its
+      // child trains on): the try may still be at work, and a retry now would run beside it.
+      // It ends when its group does (or its timeout kills the group).
+      if (a.pid > 0 && group_alive(a.pid) && !read_try_result(a.try_dir).is_object()) continue;
       done.push_back(key);
     }
     for (auto& key : done) {

@@ -358,6 +358,42 @@ tasks:
   EXPECT_EQ(rec["tasks"][1]["state"], "success");
 }
 
+// A try left without a result (daemon, worker and the task's shell all killed -9) whose
+// child lives on is not lost yet: the restarted daemon retries it only once its process
+// group is gone, so two tries of one task never run at once.
+TEST_F(DaemonTest, ALostTryIsRetriedOnlyOnceNoProcessOfItsGroupLives) {
+  fs::path ledger = tmp / "ledger";
+  dag("group.yaml", R"(dag: group
+tasks:
+  work:
+    retries: 1
+    retry_delay: 1s
+    run: 'if [ "$DROVER_TRY" = 1 ]; then echo start.1 >> )" +
+                        ledger.string() + R"(; (sleep 3; echo end.1 >> )" + ledger.string() +
+                        R"() & echo $! > child; wait; else echo start.2 >> )" + ledger.string() +
+                        R"(; fi'
+)");
+  start();
+  std::string id = trigger({"group"});
+  fs::path try_dir = home() / "runs" / id / "work.1";
+  ASSERT_TRUE(wait_until([&] {
+    return fs::exists(try_dir / "work" / "child") && !read_all(try_dir / "work" / "child").empty();
+  }));
+  daemon->kill9();
+  for (auto& e : fs::directory_iterator(home() / "workers"))  // writers of result.json
+    ::kill(std::stoi(read_all(e.path())), SIGKILL);
+  pid_t shell = std::stoi(read_all(try_dir / "pid"));
+  ::kill(shell, SIGKILL);  // the leader only: its child stays in the group
+  ASSERT_TRUE(wait_until([&] { return !pid_alive(shell); }));
+  ASSERT_TRUE(daemon->start());
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }, std::chrono::seconds(30)))
+      << daemon->run_record(id).dump(2);
+  EXPECT_EQ(read_all(ledger), "start.1\nend.1\nstart.2\n");
+  json rec = daemon->run_record(id);
+  ASSERT_EQ(rec["tasks"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["tasks"][0]["state"], "lost") << rec.dump(2);
+}
+
 TEST_F(DaemonTest, HotReloadPicksUpChangesAndKeepsTheLastGoodVersion) {
   dag("live.yaml", "dag: live\ntasks:\n  a: {run: [true]}\n");
   start();
