@@ -1,7 +1,9 @@
 // DagSource: where the daemon's DAGs come from, behind an interface the Engine owns.
 // DagFolder (make_dag_folder) is the folder of YAML files of `drover serve`: a scan loads
 // every *.yaml / *.yml under it (within the DagLimits it is made with), and an inotify watch tells
-// the Engine when files change (after a burst of changes settles, 150 ms). The Engine decides what
+// the Engine when files change (after a burst of changes settles, 150 ms). The watch follows the
+// tree: a folder made or moved in later is watched with all under it, one removed or moved out is
+// dropped, and a queue overflow re-watches the tree as it is. The Engine decides what
 // a scan means (new DAG versions, removed DAGs, a broken file keeping its last good version). Runs
 // on the Engine's io_context thread; not thread-safe.
 #pragma once

@@ -15,6 +15,26 @@ class DaemonTest : public DaemonFixture {
     if (!rec.contains("task_states")) return "";
     return rec["task_states"].value(task, "");
   }
+  // Whether `drover dags ls` lists DAG `id`.
+  bool listed(const std::string& id) {
+    json j = json::parse(daemon->cli({"dags", "ls", "--json"}).out, nullptr, false);
+    if (j.is_discarded()) return false;
+    for (auto& d : j.value("dags", json::array()))
+      if (d.value("dag", "") == id) return true;
+    return false;
+  }
+  // The inotify watches the daemon holds, from /proc/PID/fdinfo.
+  int inotify_watches() {
+    fs::path proc = "/proc/" + std::to_string(daemon->pid());
+    int n = 0;
+    std::error_code ec;
+    for (auto& fd : fs::directory_iterator(proc / "fd", ec)) {
+      if (fs::read_symlink(fd.path(), ec).string() != "anon_inode:inotify") continue;
+      std::istringstream info(read_all(proc / "fdinfo" / fd.path().filename()));
+      for (std::string line; std::getline(info, line);) n += line.rfind("inotify wd:", 0) == 0;
+    }
+    return n;
+  }
 };
 
 TEST_F(DaemonTest, TriggerWithWaitSucceedsAndRecordsParams) {
@@ -418,6 +438,52 @@ TEST_F(DaemonTest, HotReloadPicksUpChangesAndKeepsTheLastGoodVersion) {
   EXPECT_EQ(tasks_of().size(), 2u);  // the last good version stays loaded
   auto r = daemon->cli({"trigger", "live", "--wait"});
   EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(DaemonTest, ADagFileInASubfolderMadeAfterStartIsLoadedWithoutAnyOtherChange) {
+  fs::create_directories(dags());
+  start();
+  fs::create_directories(dags() / "a" / "b" / "c");
+  // Once a file beside it has loaded, the daemon has seen the new folder and scanned since:
+  // only a watch on a/b/c can tell it about the next file.
+  dag("beside.yaml", "dag: beside\ntasks:\n  a: {run: [true]}\n");
+  ASSERT_TRUE(wait_until([&] { return listed("beside"); }));
+  dag("a/b/c/deep.yaml", "dag: deep\ntasks:\n  a: {run: [true]}\n");
+  EXPECT_TRUE(wait_until([&] { return listed("deep"); }, std::chrono::seconds(10)))
+      << daemon->cli({"dags", "ls"}).out;
+}
+
+TEST_F(DaemonTest, AFolderMovedInIsLoadedWithItsDagsAndWatched) {
+  fs::create_directories(dags());
+  start();
+  write_text(tmp / "incoming" / "x" / "one.yaml", "dag: one\ntasks:\n  a: {run: [true]}\n");
+  fs::create_directories(tmp / "incoming" / "x" / "y");
+  fs::rename(tmp / "incoming", dags() / "incoming");
+  ASSERT_TRUE(wait_until([&] { return listed("one"); }));
+  dag("incoming/x/y/two.yaml", "dag: two\ntasks:\n  a: {run: [true]}\n");
+  EXPECT_TRUE(wait_until([&] { return listed("two"); }, std::chrono::seconds(10)))
+      << daemon->cli({"dags", "ls"}).out;
+}
+
+TEST_F(DaemonTest, FoldersThatGoLeaveNoWatchBehind) {
+  write_text(dags() / "old" / "kept.yaml", "dag: kept\ntasks:\n  a: {run: [true]}\n");
+  start();
+  ASSERT_TRUE(listed("kept"));
+  const int at_start = inotify_watches();  // the folder and old/
+  ASSERT_GE(at_start, 2);
+  fs::rename(dags() / "old", tmp / "moved-out");  // moved out: its watch must go
+  ASSERT_TRUE(wait_until([&] { return !listed("kept"); }));
+  EXPECT_TRUE(
+      wait_until([&] { return inotify_watches() == at_start - 1; }, std::chrono::seconds(10)))
+      << inotify_watches();
+  fs::create_directories(dags() / "new" / "sub");
+  EXPECT_TRUE(
+      wait_until([&] { return inotify_watches() == at_start + 1; }, std::chrono::seconds(10)))
+      << inotify_watches();
+  fs::remove_all(dags() / "new");  // removed: the kernel drops its watches
+  EXPECT_TRUE(
+      wait_until([&] { return inotify_watches() == at_start - 1; }, std::chrono::seconds(10)))
+      << inotify_watches();
 }
 
 TEST_F(DaemonTest, ScheduleFiresWithinItsMinute) {
