@@ -212,20 +212,28 @@ Status write_try_result(const TrySpec& spec, const json& result) {
 
 int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
                long long started_us, const json& values, const json& metrics,
-               std::vector<FileEntry> files, const json& alerts) {
+               std::vector<FileEntry> files, const json& alerts, int result_fd) {
   TryResult r = make_try_result(spec, blobs, code, std::move(error), started_us, values, metrics,
                                 std::move(files), alerts);
   if (auto s = write_try_result(spec, r.result); !s) {
-    std::fprintf(stderr, "drover: writing result: %s\n", s.message().c_str());
-    return r.code == 0 ? 1 : r.code;
+    // The try's end is not durable (a full disk, most often): it fails, saying why, and the
+    // worker still hears of it through result_fd.
+    std::string why = "writing result.json: " + s.message();
+    std::fprintf(stderr, "drover: %s\n", why.c_str());
+    if (r.code == 0) r.code = 1;
+    std::string before = r.result.value("error", std::string());
+    r.result["exit_code"] = r.code;
+    r.result["error"] = before.empty() ? why : before + "; " + why;
   }
+  if (result_fd >= 0) (void)write_all(result_fd, to_json_text(r.result));
   return r.code;
 }
 
-int run_try(const TrySpec& spec, BlobSource& blobs) {
+int run_try(const TrySpec& spec, BlobSource& blobs, int result_fd) {
   long long started = now_us();
   if (auto s = prepare_try(spec, blobs); !s)
-    return finish_try(spec, blobs, 1, s.message(), started, json::object(), json::array(), {});
+    return finish_try(spec, blobs, 1, s.message(), started, json::object(), json::array(), {},
+                      json::array(), result_fd);
 
   // Descriptors 0-2 are open before anything else is: run by `drover exec` from a shell or a
   // batch system with one of them closed, the next open() would take its number, and a
@@ -333,7 +341,8 @@ int run_try(const TrySpec& spec, BlobSource& blobs) {
   if (::chdir(spec.work_dir().c_str()) != 0) {
     std::string error = spec.work_dir().string() + ": " + std::strerror(errno);
     end_masking();
-    return finish_try(spec, blobs, 1, error, started, json::object(), json::array(), {});
+    return finish_try(spec, blobs, 1, error, started, json::object(), json::array(), {},
+                      json::array(), result_fd);
   }
   // A command (code we do not trust) inherits this process's environment: it becomes the
   // try's environment alone, not the worker's with the try's on top (no DROVER_TOKEN, no
@@ -355,7 +364,8 @@ int run_try(const TrySpec& spec, BlobSource& blobs) {
   std::fflush(stdout);
   std::fflush(stderr);
   end_masking();
-  return finish_try(spec, blobs, code, "", started, pub.values, pub.metrics, pub.files, pub.alerts);
+  return finish_try(spec, blobs, code, "", started, pub.values, pub.metrics, pub.files, pub.alerts,
+                    result_fd);
 }
 
 json read_try_result(const std::string& try_dir) {

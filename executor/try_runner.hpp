@@ -16,7 +16,9 @@ namespace drover {
 // Exit code of the task (0 success). result.json holds:
 // {"exit_code", "error", "outputs":[FileEntry], "values":{}, "metrics":[{name,value,step}],
 //  "started_at","ended_at" (µs since epoch)}
-int run_try(const TrySpec& spec, BlobSource& blobs);
+// The same JSON is written to `result_fd` (when >= 0) at the end, also when result.json
+// cannot be written (then with exit_code 1 at least and the error saying so).
+int run_try(const TrySpec& spec, BlobSource& blobs, int result_fd = -1);
 
 // The blobs of a try on this host: HOME/blobs of spec.home (LocalBlobSource).
 std::unique_ptr<BlobSource> blob_source_for(const TrySpec& spec);
@@ -41,11 +43,12 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
                           const nlohmann::json& alerts = nlohmann::json::array(),
                           long long ended_us = 0);  // 0: now
 Status write_try_result(const TrySpec& spec, const nlohmann::json& result);
-// finish_try is both: it returns the final exit code (1 when result.json cannot be written).
+// finish_try is both: it returns the final exit code (at least 1 when result.json cannot be
+// written), and writes the result to `result_fd` as run_try does.
 int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
                long long started_us, const nlohmann::json& values, const nlohmann::json& metrics,
-               std::vector<FileEntry> files,
-               const nlohmann::json& alerts = nlohmann::json::array());
+               std::vector<FileEntry> files, const nlohmann::json& alerts = nlohmann::json::array(),
+               int result_fd = -1);
 
 // Reads a finished try's result.json; null json when absent or unreadable.
 nlohmann::json read_try_result(const std::string& try_dir);

@@ -328,15 +328,21 @@ int worker_main(int in_fd, int out_fd) {
     }
     me.last = {};
     (void)make_dirs(spec->work_dir());
+    // The try process hands its result over this pipe too: what it could not write to
+    // result.json (a full disk) still reaches the daemon, with the cause.
+    int rp[2] = {-1, -1};
+    if (::pipe2(rp, O_CLOEXEC) != 0) rp[0] = rp[1] = -1;
     pid_t pid = ::fork();
     if (pid < 0) {
-      write_line(out_fd,
-                 to_json_text(json{{"ev", "finished"},
-                                   {"key", key},
-                                   {"exit_code", nullptr},
-                                   {"signal", nullptr},
-                                   {"result", nullptr},
-                                   {"error", std::string("fork: ") + std::strerror(errno)}}));
+      std::string why = std::string("fork: ") + std::strerror(errno);
+      for (int fd : rp)
+        if (fd >= 0) ::close(fd);
+      write_line(out_fd, to_json_text(json{{"ev", "finished"},
+                                           {"key", key},
+                                           {"exit_code", nullptr},
+                                           {"signal", nullptr},
+                                           {"result", nullptr},
+                                           {"error", why}}));
       continue;
     }
     if (pid == 0) {
@@ -353,24 +359,43 @@ int worker_main(int in_fd, int out_fd) {
           ::close(null);
         }
       }
-      ::syscall(SYS_close_range, 3U, ~0U, 0U);
+      // The result pipe becomes descriptor 3 (close-on-exec: the task never sees it).
+      int result_fd = -1;
+      if (rp[1] >= 0 &&
+          (rp[1] == 3 ? ::fcntl(3, F_SETFD, FD_CLOEXEC) : ::dup3(rp[1], 3, O_CLOEXEC)) >= 0)
+        result_fd = 3;
+      ::syscall(SYS_close_range, result_fd == 3 ? 4U : 3U, ~0U, 0U);
       write_pid_file(spec->try_dir, ::getpid(), process_start_ticks(::getpid()));
-      int code = run_try(*spec, *blob_source_for(*spec));
+      int code = run_try(*spec, *blob_source_for(*spec), result_fd);
       std::fflush(nullptr);
       ::_exit(code & 0xff);
     }
     ::setpgid(pid, pid);
+    if (rp[1] >= 0) ::close(rp[1]);
     write_line(out_fd, to_json_text(json{{"ev", "started"},
                                          {"key", key},
                                          {"pid", pid},
                                          {"pid_start", process_start_ticks(pid)}}));
+    // Read to the end before the wait: a big result fills the pipe before the try exits.
+    std::string piped;
+    if (rp[0] >= 0) {
+      char chunk[16384];
+      for (;;) {
+        ssize_t n = ::read(rp[0], chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        piped.append(chunk, static_cast<size_t>(n));
+      }
+      ::close(rp[0]);
+    }
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     json ev = {{"ev", "finished"}, {"key", key}, {"exit_code", nullptr}, {"signal", nullptr}};
     if (WIFEXITED(status)) ev["exit_code"] = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) ev["signal"] = WTERMSIG(status);
-    ev["result"] = read_try_result(spec->try_dir);
+    json result = json::parse(piped, nullptr, false);
+    ev["result"] = result.is_object() ? result : read_try_result(spec->try_dir);
     me.last = {key, WIFEXITED(status) && WEXITSTATUS(status) == 0 && ev["result"].is_object() &&
                         ev["result"].value("exit_code", 1) == 0};
     write_line(out_fd, to_json_text(ev));

@@ -1,5 +1,9 @@
 // End to end: `drover run FILE` with the real binary, real worker processes, real store.
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstring>
 
 #include "common/sha256.hpp"
 #include "common/time.hpp"
@@ -111,6 +115,45 @@ tasks:
   EXPECT_NE(error.find("blob " + sha + " was changed in place"), std::string::npos) << error;
   EXPECT_NE(error.find("it is out of the store"), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(home() / "blobs" / sha.substr(0, 2) / sha.substr(2)));
+}
+
+// A task that fills the disk: its result.json and the commits after it fail. The commit is
+// retried (nothing is lost, no restart needed); once space is freed the run ends, and the
+// try's record says why it failed instead of "lost" or "without a result".
+TEST_F(RunTest, ATaskThatFillsTheDiskEndsWithTheCauseInItsRecordOnceThereIsSpace) {
+  fs::path small = tmp / "small";
+  fs::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=4m") != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here: " << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{small};
+  auto f = dag("full.yaml", R"(dag: full
+tasks:
+  fill: {run: "head -c 20M /dev/zero > fill; echo {{ secrets.FILL }} filled; exit 0"}
+)");
+  fs::path home = small / "home";
+  pid_t pid = spawn({DROVER_BIN, "run", f.string(), "--home", home.string(), "--json"}, tmp / "out",
+                    tmp / "err", {{"DROVER_SECRET_FILL", "fill-secret-value"}});
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(wait_until([&] {
+    return read_all(tmp / "err").find("store commit failed") != std::string::npos;
+  })) << read_all(tmp / "err");
+  std::error_code ec;
+  for (auto& e : fs::recursive_directory_iterator(home / "runs", ec))
+    if (e.path().filename() == "fill" && e.is_regular_file()) fs::remove(e.path());
+  int status = 0;
+  ASSERT_TRUE(
+      wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(60)))
+      << read_all(tmp / "err");
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  json rec = json::parse(read_all(tmp / "out"), nullptr, false);
+  json fill = try_of(rec, "fill", 1);
+  EXPECT_EQ(fill["state"], "failed") << rec.dump(2);
+  std::string error = fill.value("error", "");
+  EXPECT_NE(error.find("writing result.json"), std::string::npos) << error;
+  EXPECT_NE(error.find("No space left on device"), std::string::npos) << error;
 }
 
 TEST_F(RunTest, TaskEnvironmentNamesTheTry) {
