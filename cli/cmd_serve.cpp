@@ -130,7 +130,15 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "drover serve: %s\n", s.message().c_str());
     return kExitFailure;
   }
-  ApiServer api(io, engine, ApiOptions{token_hash(*token), 1 << 20, home});
+  // Listings and run records are read on a connection of their own, off the scheduler's loop.
+  auto reader = (*store)->open_reader();
+  if (!reader) {
+    std::fprintf(stderr, "drover serve: %s\n", reader.message().c_str());
+    return kExitFailure;
+  }
+  std::unique_ptr<StoreRunReads> reads;
+  if (*reader) reads = std::make_unique<StoreRunReads>(std::move(*reader));
+  ApiServer api(io, engine, ApiOptions{token_hash(*token), 1 << 20, home}, reads.get());
   auto url = api.listen(listen);
   if (!url) {
     std::fprintf(stderr, "drover serve: %s\n", url.message().c_str());

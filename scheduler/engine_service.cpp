@@ -108,15 +108,19 @@ Result<std::string> Engine::trigger(const std::string& dag, const json& body,
 }
 
 Result<json> Engine::list_runs(const RunFilter& given) {
-  auto runs = impl_->store.list_runs(given);
-  if (!runs) return runs.error();
-  json out = {{"runs", json::array()}};
-  for (auto& r : *runs) out["runs"].push_back(run_summary_json(r));
-  return out;
+  return run_listing_json(impl_->store, given);
 }
 
 Result<json> Engine::get_run(const std::string& run_id) {
   return run_record_json(impl_->store, run_id);
+}
+
+Result<json> StoreRunReads::list_runs(const RunFilter& filter) {
+  return run_listing_json(*store_, filter);
+}
+
+Result<json> StoreRunReads::get_run(const std::string& run_id) {
+  return run_record_json(*store_, run_id);
 }
 
 Status Engine::cancel(const std::string& run_id, const std::string& user) {

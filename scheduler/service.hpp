@@ -1,9 +1,13 @@
 // Service: what the daemon offers to the API (web/) — list and show DAGs and runs,
 // trigger, cancel, find logs. Implemented by the daemon (scheduler/daemon.cpp). Not
 // thread-safe: call it on the daemon's io thread (the HTTP server shares that thread).
-// Errors carry a code (see common/result.hpp) that the API maps to an HTTP status.
+// RunReads is the part that only reads the record: StoreRunReads answers it on a store
+// connection of its own, so that the API's listings run on a thread of their own and never
+// hold the scheduler's loop. Errors carry a code (see common/result.hpp) that the API maps to
+// an HTTP status.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -14,9 +18,28 @@
 
 namespace drover {
 
-class Service {
+// Run listings and records, as the API serves them.
+class RunReads {
  public:
-  virtual ~Service() = default;
+  virtual ~RunReads() = default;
+  virtual Result<json> list_runs(const RunFilter& filter) = 0;  // {"runs":[summary...]}
+  virtual Result<json> get_run(const std::string& run_id) = 0;  // the §5 record
+};
+
+// RunReads on a store of its own (Store::open_reader): it sees what the scheduler has
+// committed and nothing it has not. Use it from one thread at a time.
+class StoreRunReads final : public RunReads {
+ public:
+  explicit StoreRunReads(std::unique_ptr<Store> store) : store_(std::move(store)) {}
+  Result<json> list_runs(const RunFilter& filter) override;
+  Result<json> get_run(const std::string& run_id) override;
+
+ private:
+  std::unique_ptr<Store> store_;
+};
+
+class Service : public RunReads {
+ public:
   // {"dags": [{"dag","file","description","owner","tags","schedule","timezone",
   //            "next_fire" (ISO or null),"paused","params":{...},"tasks":[ids]}],
   //  "errors": [{"file","line","col","message"}]}   (load errors of broken files)
@@ -27,8 +50,6 @@ class Service {
   // is created). Returns the run id. Unknown DAG: Errc::NotFound.
   virtual Result<std::string> trigger(const std::string& dag, const json& params,
                                       const std::string& user) = 0;
-  virtual Result<json> list_runs(const RunFilter& filter) = 0;  // {"runs":[summary...]}
-  virtual Result<json> get_run(const std::string& run_id) = 0;  // the §5 record
   // Cancels a run's unfinished tasks. Errc::NotFound, or Errc::Conflict when already finished.
   virtual Status cancel(const std::string& run_id, const std::string& user) = 0;
   // A try's log (the latest try when nullopt) from `offset`, at most `max` bytes, read

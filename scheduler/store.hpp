@@ -100,6 +100,12 @@ class Store {
 
   virtual int schema_version() = 0;
 
+  // Another connection to this store, for reads on another thread (the API's listings): it
+  // sees every committed write and never blocks the writer. Null where the backend has one
+  // connection only (the memory store of the tests: the API then reads on the scheduler's
+  // thread). Its writes fail.
+  virtual Result<std::unique_ptr<Store>> open_reader() { return std::unique_ptr<Store>(); }
+
   // Groups calls into one atomic commit. Nested use is an error (Errc::Conflict), as is
   // commit() without begin(); rollback() without begin() does nothing. A failed commit()
   // keeps nothing of the transaction.

@@ -113,4 +113,12 @@ Result<json> run_record_json(Store& store, const std::string& run_id) {
   return out;
 }
 
+Result<json> run_listing_json(Store& store, const RunFilter& filter) {
+  auto runs = store.list_runs(filter);
+  if (!runs) return runs.error();
+  json out = {{"runs", json::array()}};
+  for (auto& r : *runs) out["runs"].push_back(run_summary_json(r));
+  return out;
+}
+
 }  // namespace drover

@@ -21,4 +21,7 @@ Result<json> run_record_json(Store& store, const std::string& run_id);
 // created_at, started_at, ended_at.
 json run_summary_json(const RunRecord& run);
 
+// A listing: {"runs": [summary...]}, newest first, as Store::list_runs filters it.
+Result<json> run_listing_json(Store& store, const RunFilter& filter);
+
 }  // namespace drover

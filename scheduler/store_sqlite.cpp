@@ -267,7 +267,7 @@ constexpr const char* kTryColumns =
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
   ~SqliteStore() override {
     if (in_tx_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
@@ -290,6 +290,24 @@ class SqliteStore final : public Store {
       if (Status s = exec_raw(pragma); !s.ok()) return s;
     }
     return migrate();
+  }
+
+  // A reader on the same file: WAL lets it read beside the writer, each read seeing the last
+  // commit, and query_only makes any write it tried fail. The schema is the writer's to
+  // migrate.
+  Result<std::unique_ptr<Store>> open_reader() override {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+      sqlite3_close(db);
+      return make_error("store: cannot open " + path_.string() + " to read: " + msg);
+    }
+    auto reader = std::make_unique<SqliteStore>(db, path_);
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 1);
+    if (Status s = reader->exec_raw("PRAGMA query_only=ON"); !s.ok()) return s.error();
+    return std::unique_ptr<Store>(std::move(reader));
   }
 
   int schema_version() override {
@@ -979,6 +997,7 @@ class SqliteStore final : public Store {
   }
 
   sqlite3* db_;
+  std::filesystem::path path_;
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
   bool in_tx_ = false;
 };
@@ -1001,7 +1020,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& pa
     sqlite3_close(db);
     return make_error("store: cannot open " + path.string() + ": " + msg);
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, path);
   if (Status s = store->init(); !s.ok()) {
     return make_error("store: " + path.string() + ": " + s.message(), s.error().code);
   }

@@ -318,7 +318,7 @@ ApiResponse trigger(Service& service, const std::string& dag, const std::string&
   return r;
 }
 
-ApiResponse list_runs(Service& service, const std::map<std::string, std::string>& query) {
+ApiResponse list_runs(RunReads& reads, const std::map<std::string, std::string>& query) {
   RunFilter filter;
   if (auto it = query.find("dag"); it != query.end() && !it->second.empty()) {
     if (!valid_id(it->second)) return error_response(422, "invalid dag id '" + it->second + "'");
@@ -338,7 +338,7 @@ ApiResponse list_runs(Service& service, const std::map<std::string, std::string>
   }
   if (auto it = query.find("before"); it != query.end() && !it->second.empty())
     filter.before_run = it->second;  // a run id: runs created before it (paging)
-  auto runs = service.list_runs(filter);
+  auto runs = reads.list_runs(filter);
   if (!runs) return service_error(runs.error());
   return json_response(200, *runs);
 }
@@ -447,7 +447,8 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
 
 // What a handler gets: the request, the named segments of its path, its query.
 struct Call {
-  Service* service;  // null on the blob thread (routes that run there never use it)
+  Service* service;  // null on the blob and read threads (routes that run there never use it)
+  RunReads* reads;   // the store's reader on the read thread, else the service
   const ApiOptions& options;
   const ApiRequest& req;
   const Target& target;
@@ -464,6 +465,9 @@ struct Route {
   std::string pattern;
   ApiScope scope;
   bool needs_home;  // a blob-store route: 404 where the server has no home
+  // A read of the record only (Call::reads): answered on the server's read thread when it has
+  // one, so that a listing never holds the scheduler's loop.
+  bool reads_only;
   ApiResponse (*handler)(const Call&);
 };
 
@@ -473,6 +477,7 @@ const std::vector<Route>& route_table() {
        "/api/v1/health",
        ApiScope::none,
        false,
+       false,
        [](const Call&) {
          return json_response(200, {{"status", "ok"}});
        }},
@@ -480,10 +485,12 @@ const std::vector<Route>& route_table() {
        "/api/v1/dags",
        ApiScope::user,
        false,
+       false,
        [](const Call& c) { return json_response(200, c.service->list_dags()); }},
       {{"GET"},
        "/api/v1/dags/{dag}",
        ApiScope::user,
+       false,
        false,
        [](const Call& c) {
          auto dag = c.service->get_dag(c["dag"]);
@@ -494,15 +501,18 @@ const std::vector<Route>& route_table() {
        "/api/v1/dags/{dag}/trigger",
        ApiScope::user,
        false,
+       false,
        [](const Call& c) { return trigger(*c.service, c["dag"], c.req.body); }},
       {{"GET"},
        "/api/v1/runs",
        ApiScope::user,
        false,
-       [](const Call& c) { return list_runs(*c.service, c.target.query); }},
+       true,
+       [](const Call& c) { return list_runs(*c.reads, c.target.query); }},
       {{"GET"},
        "/api/v1/alerts",
        ApiScope::user,
+       false,
        false,
        [](const Call& c) {
          return json_response(200, {{"deliveries", c.service->alert_deliveries()}});
@@ -511,14 +521,16 @@ const std::vector<Route>& route_table() {
        "/api/v1/runs/{run}",
        ApiScope::user,
        false,
+       true,
        [](const Call& c) {
-         auto run = c.service->get_run(c["run"]);
+         auto run = c.reads->get_run(c["run"]);
          if (!run) return service_error(run.error());
          return json_response(200, *run);
        }},
       {{"POST"},
        "/api/v1/runs/{run}/cancel",
        ApiScope::user,
+       false,
        false,
        [](const Call& c) {
          if (auto s = c.service->cancel(c["run"], "api"); !s) return service_error(s.error());
@@ -528,16 +540,19 @@ const std::vector<Route>& route_table() {
        "/api/v1/runs/{run}/tasks/{task}/logs",
        ApiScope::user,
        false,
+       false,
        [](const Call& c) { return task_log(*c.service, c["run"], c["task"], c.target.query); }},
       {{"HEAD", "GET", "PUT"},
        "/api/v1/blobs/{sha256}",
        ApiScope::user,
        true,
+       false,
        [](const Call& c) { return blob_route(c.options, c.req.method, c["sha256"], c.req); }},
       {{"GET", "PUT"},
        "/api/v1/datasets/{name}/refs/{tag}",
        ApiScope::user,
        true,
+       false,
        [](const Call& c) {
          return dataset_ref_route(c.options, c.req.method, c["name"], c["tag"], c.req.body);
        }},
@@ -596,7 +611,9 @@ std::optional<ApiResponse> precheck(const Route& r, const Call& call) {
   return std::nullopt;
 }
 
-ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest& req) {
+// `service` is null on the read thread, where only routes that are reads_only are sent.
+ApiResponse route(Service* service, RunReads& reads, const ApiOptions& options,
+                  const ApiRequest& req) {
   auto target = parse_target(req.target);
   if (!target) return error_response(400, "malformed request target");
   const Route* found = nullptr;
@@ -612,7 +629,9 @@ ApiResponse route(Service& service, const ApiOptions& options, const ApiRequest&
       !token_matches(bearer_token(req.authorization), options.token_sha256))
     return unauthorized();
   if (!found) return error_response(404, "no route for " + req.method + " " + req.target);
-  Call call{&service, options, req, *target, std::move(params)};
+  if (!service && !found->reads_only)
+    return error_response(500, "internal error: " + found->pattern + " sent to the read thread");
+  Call call{service, &reads, options, req, *target, std::move(params)};
   if (auto bad = precheck(*found, call)) return *bad;
   return found->handler(call);
 }
@@ -627,6 +646,15 @@ bool needs_token(std::string_view target) {
   return true;
 }
 
+// True when the route `target` names only reads the record (answered on the read thread).
+bool reads_only(std::string_view target) {
+  auto t = parse_target(target);
+  if (!t) return false;
+  for (auto& r : route_table())
+    if (match(r.pattern, t->segments)) return r.reads_only;
+  return false;
+}
+
 // A blob upload streamed to a file; runs on the blob thread, so it touches no Service.
 ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) {
   auto target = parse_target(req.target);
@@ -637,7 +665,7 @@ ApiResponse route_blob_upload(const ApiOptions& options, const ApiRequest& req) 
     if (r.pattern == "/api/v1/blobs/{sha256}") blobs = &r;
   auto params = match(blobs->pattern, target->segments);
   if (!params) return error_response(404, "no route for " + req.method + " " + req.target);
-  Call call{nullptr, options, req, *target, std::move(*params)};
+  Call call{nullptr, nullptr, options, req, *target, std::move(*params)};
   if (auto bad = precheck(*blobs, call)) return *bad;
   // Not beside a gc (which could delete the blob right after it was found already there);
   // waiting is fine on the blob thread.
@@ -666,7 +694,16 @@ ApiResponse handle_blob_upload(const ApiOptions& options, const ApiRequest& requ
 ApiResponse handle_api_request(Service& service, const ApiOptions& options,
                                const ApiRequest& request) {
   try {
-    return route(service, options, request);
+    return route(&service, service, options, request);
+  } catch (const std::exception& e) {
+    spdlog::warn("api: {} {}: {}", request.method, request.target, e.what());
+    return error_response(500, std::string("internal error: ") + e.what());
+  }
+}
+
+ApiResponse handle_run_read(RunReads& reads, const ApiOptions& options, const ApiRequest& request) {
+  try {
+    return route(nullptr, reads, options, request);
   } catch (const std::exception& e) {
     spdlog::warn("api: {} {}: {}", request.method, request.target, e.what());
     return error_response(500, std::string("internal error: ") + e.what());
@@ -693,6 +730,10 @@ struct Shared {
   // Hashes and stores uploaded blobs off the event loop (owned by ApiServer::Impl, so it is
   // never destroyed on its own thread).
   net::thread_pool* blob_pool = nullptr;
+  // Answers the reads_only routes through `reads` off the event loop, when the server was
+  // given a reader (owned by ApiServer::Impl too).
+  RunReads* reads = nullptr;
+  net::thread_pool* read_pool = nullptr;
   std::mutex mu;
   std::map<Session*, std::weak_ptr<Session>> sessions;
   std::map<std::string, size_t> per_address;  // open sessions by client address
@@ -846,8 +887,22 @@ class Session : public std::enable_shared_from_this<Session> {
                        std::string(req[http::field::authorization]),
                        std::move(req.body()),
                        {}};
+    if (shared_->read_pool && reads_only(request.target))
+      return on_run_read(std::move(request), req.version(), req.keep_alive());
     ApiResponse r = handle_api_request(shared_->service, shared_->options, request);
     respond(request, r, req.version(), req.keep_alive());
+  }
+
+  // A listing or a run record: read on the read thread (its own store connection), then
+  // answered back on this session's strand. The scheduler's loop only parses and writes.
+  void on_run_read(ApiRequest request, unsigned version, bool keep_alive) {
+    net::post(*shared_->read_pool, [self = shared_from_this(), request = std::move(request),
+                                    version, keep_alive]() mutable {
+      ApiResponse r = handle_run_read(*self->shared_->reads, self->shared_->options, request);
+      net::post(self->stream_.get_executor(),
+                [self, request = std::move(request), r = std::move(r), version,
+                 keep_alive]() mutable { self->respond(request, r, version, keep_alive); });
+    });
   }
 
   // A blob upload is complete in its temp file: hash and store it on the blob thread, then
@@ -1119,26 +1174,34 @@ std::optional<std::pair<std::string, std::string>> split_host_port(const std::st
 }  // namespace
 
 struct ApiServer::Impl {
-  Impl(net::io_context& i, Service& s, ApiOptions o)
+  Impl(net::io_context& i, Service& s, ApiOptions o, RunReads* reads)
       : io(i), shared(std::make_shared<Shared>(s, with_connection_limits(std::move(o)))) {
     shared->blob_pool = &blob_pool;
+    if (reads) {
+      shared->reads = reads;
+      shared->read_pool = &read_pool;
+    }
   }
   // Sessions may outlive the server (their handlers still queued on `io`): they find no
   // pool and drop an upload instead of posting to a destroyed one.
   ~Impl() {
     shared->blob_pool = nullptr;
+    shared->read_pool = nullptr;
+    read_pool.join();
     blob_pool.join();
   }
   net::io_context& io;
   std::shared_ptr<Shared> shared;
   std::shared_ptr<Listener> listener;
+  // The pools are declared last, so they are joined first when the server goes.
   // One thread: uploads are disk- and hash-bound, and the event loop keeps the other core.
-  // Declared last, so it is joined first when the server goes.
   net::thread_pool blob_pool{1};
+  // One thread, for the one reader connection (a Store is used by one thread at a time).
+  net::thread_pool read_pool{1};
 };
 
-ApiServer::ApiServer(net::io_context& io, Service& service, ApiOptions options)
-    : impl_(std::make_unique<Impl>(io, service, std::move(options))) {}
+ApiServer::ApiServer(net::io_context& io, Service& service, ApiOptions options, RunReads* reads)
+    : impl_(std::make_unique<Impl>(io, service, std::move(options), reads)) {}
 
 ApiServer::~ApiServer() { stop(); }
 

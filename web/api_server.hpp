@@ -2,7 +2,9 @@
 // server (Boost.Beast, keep-alive, 30 s read timeouts) that authenticates every call with
 // the bearer token and answers it through the scheduler's Service. Runs on the io_context
 // it is given, which must be run by ONE thread (the daemon's): all Service calls happen
-// there. Not thread-safe: call listen() and stop() on that thread, or before it runs.
+// there, except run listings and records when the server is given a RunReads of their own
+// (then answered on a thread of the server's). Not thread-safe: call listen() and stop() on
+// that thread, or before it runs.
 #pragma once
 
 #include <memory>
@@ -18,6 +20,7 @@ class io_context;
 
 namespace drover {
 
+class RunReads;
 class Service;
 
 struct ApiOptions {
@@ -93,7 +96,11 @@ ApiResponse handle_blob_upload(const ApiOptions& options, const ApiRequest& requ
 class ApiServer {
  public:
   // `io` and `service` must outlive the server and every handler it leaves queued on `io`.
-  ApiServer(boost::asio::io_context& io, Service& service, ApiOptions options);
+  // `reads` (optional; it must outlive the server) answers GET /api/v1/runs and
+  // GET /api/v1/runs/{run} on a thread of the server's own, so that a heavy listing never
+  // holds the scheduler; without it they go to `service` on the loop.
+  ApiServer(boost::asio::io_context& io, Service& service, ApiOptions options,
+            RunReads* reads = nullptr);
   ~ApiServer();  // stops
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

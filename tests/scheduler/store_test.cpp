@@ -396,6 +396,35 @@ TEST_P(StoreTest, AListingCarriesSummariesWithoutParams) {
   EXPECT_EQ((*got)->params, r.params);
 }
 
+// The API's listings read on a connection of their own: it sees a commit and nothing before
+// it, and cannot write. A backend of one connection says so with a null reader.
+TEST_P(StoreTest, AReaderSeesWhatIsCommittedAndNothingElseAndCannotWrite) {
+  auto reader = store_->open_reader();
+  ASSERT_TRUE(reader.ok()) << reader.message();
+  if (GetParam() == "memory") {
+    EXPECT_EQ(*reader, nullptr);
+    return;
+  }
+  ASSERT_NE(*reader, nullptr);
+  Store& other = **reader;
+  ASSERT_TRUE(store_->begin().ok());
+  ASSERT_TRUE(store_->insert_run(make_run("etl", 1), {}).ok());
+  auto before = other.list_runs(filter("etl"));
+  ASSERT_TRUE(before.ok()) << before.message();
+  EXPECT_TRUE(before->empty());
+  ASSERT_TRUE(store_->commit().ok());
+  auto after = other.list_runs(filter("etl"));
+  ASSERT_TRUE(after.ok()) << after.message();
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].id, "etl-1");
+  Status write = other.insert_run(make_run("etl", 2), {});
+  EXPECT_FALSE(write.ok());
+  EXPECT_NE(write.message().find("readonly"), std::string::npos) << write.message();
+  auto listed = store_->list_runs(filter("etl"));
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+}
+
 TEST_P(StoreTest, DuplicateRunIdIsAConflict) {
   ASSERT_TRUE(store_->insert_run(make_run("etl", 1), {}).ok());
   Status s = store_->insert_run(make_run("etl", 1), {});

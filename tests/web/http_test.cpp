@@ -6,6 +6,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -101,7 +102,7 @@ class HttpTest : public ::testing::Test {
     ApiOptions options;
     options.token_sha256 = token_hash(kToken);
     if (with_home_) options.home = (dir_ / "home").string();
-    server_ = std::make_unique<ApiServer>(io_, service_, options);
+    server_ = std::make_unique<ApiServer>(io_, service_, options, reads_);
     auto url = server_->listen("127.0.0.1:0");
     ASSERT_TRUE(url.ok()) << url.message();
     url_ = *url;
@@ -130,7 +131,8 @@ class HttpTest : public ::testing::Test {
     return json::parse(r.body, nullptr, false).value("error", json());
   }
 
-  bool with_home_ = false;  // serve the blob and dataset-ref routes from dir_/home
+  bool with_home_ = false;     // serve the blob and dataset-ref routes from dir_/home
+  RunReads* reads_ = nullptr;  // the server's reader of runs (none: the service answers)
   boost::asio::io_context io_;
   FakeService service_;
   std::unique_ptr<ApiServer> server_;
@@ -357,6 +359,78 @@ TEST_F(HttpTest, ClientReportsAnUnreachableServer) {
 }
 
 // --- auth and client discovery, no server needed
+
+// A reader of runs that holds each listing until the test lets it go, and notes the thread
+// it ran on.
+class HeldReads : public RunReads {
+ public:
+  Result<json> list_runs(const RunFilter&) override {
+    std::unique_lock lock(mu);
+    ++entered;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+    thread = std::this_thread::get_id();
+    return json{{"runs", json::array({{{"id", "from-reader"}}})}};
+  }
+  Result<json> get_run(const std::string& run_id) override {
+    std::lock_guard lock(mu);
+    thread = std::this_thread::get_id();
+    return json{{"id", run_id}, {"read_by", "reader"}};
+  }
+  bool wait_entered(std::chrono::seconds deadline) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, deadline, [&] { return entered > 0; });
+  }
+  void release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int entered = 0;
+  bool released = false;
+  std::thread::id thread;
+};
+
+class HttpReadThreadTest : public HttpTest {
+ protected:
+  void SetUp() override {
+    reads_ = &held_;
+    HttpTest::SetUp();
+  }
+  void TearDown() override {
+    held_.release();
+    HttpTest::TearDown();
+  }
+  HeldReads held_;
+};
+
+// A listing is read on the server's read thread: while one is held there, the loop (the
+// scheduler's, in the daemon) answers other calls, and neither listings nor run records reach
+// the service.
+TEST_F(HttpReadThreadTest, AListingInProgressLeavesTheLoopFreeAndRunsOnTheReadThread) {
+  auto listing = std::async(std::launch::async, [&] { return get("/api/v1/runs?limit=1"); });
+  ASSERT_TRUE(held_.wait_entered(std::chrono::seconds(30)))
+      << "the listing never reached the reader";
+  auto dags = std::async(std::launch::async, [&] { return get("/api/v1/dags"); });
+  ASSERT_EQ(dags.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the loop did not answer while a listing was held";
+  EXPECT_EQ(dags.get().status, 200);
+  held_.release();
+  auto runs = listing.get();
+  EXPECT_EQ(runs.status, 200);
+  EXPECT_EQ(json::parse(runs.body)["runs"][0]["id"], "from-reader");
+  auto run = get("/api/v1/runs/etl-7");
+  EXPECT_EQ(run.status, 200);
+  EXPECT_EQ(json::parse(run.body).value("read_by", ""), "reader");
+  std::lock_guard lock(held_.mu);
+  EXPECT_NE(held_.thread, std::thread::id());
+  EXPECT_NE(held_.thread, thread_.get_id());
+  std::lock_guard service_lock(service_.mu);
+  EXPECT_FALSE(service_.last_filter.limit == 1) << "the service was asked for the listing";
+}
 
 class AuthTest : public ::testing::Test {
  protected:
