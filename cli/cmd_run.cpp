@@ -81,7 +81,7 @@ int cmd_run(int argc, char** argv) {
   }
   boost::asio::io_context io;
   SystemClock clock;
-  auto exec = make_local_executor(io, LocalExecutorOptions{self_exe(), slots, 2000});
+  auto exec = make_local_executor(io, LocalExecutorOptions{self_exe(), slots, 2000, true});
   EngineOptions opts;
   opts.home = home;
   opts.project_dir = project_dir;

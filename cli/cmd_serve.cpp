@@ -124,7 +124,7 @@ int cmd_serve(int argc, char** argv) {
   }
   boost::asio::io_context io;
   SystemClock clock;
-  auto exec = make_local_executor(io, LocalExecutorOptions{self_exe(), slots, 2000});
+  auto exec = make_local_executor(io, LocalExecutorOptions{self_exe(), slots, 2000, true});
   Engine engine(io, clock, **store, *exec, opts);
   if (auto s = engine.start(); !s) {
     std::fprintf(stderr, "drover serve: %s\n", s.message().c_str());

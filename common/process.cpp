@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -10,6 +11,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <set>
 
 extern char** environ;
@@ -87,7 +91,9 @@ Result<std::string> resolve_program(const std::string& name) {
   return program;
 }
 
-Result<pid_t> spawn_child(const SpawnOptions& o) {
+namespace {
+
+Result<pid_t> spawn_unlisted(const SpawnOptions& o) {
   if (o.argv.empty()) return make_error("empty command");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -139,11 +145,76 @@ Result<pid_t> spawn_child(const SpawnOptions& o) {
   return pid;
 }
 
+// The children spawn_child started and nobody has reaped yet, kept once this process is a
+// subreaper (the lock is held across the spawn, so reap_orphans never sees one unlisted).
+struct OwnChildren {
+  std::mutex mu;
+  bool tracking = false;
+  std::set<pid_t> pids;
+};
+
+OwnChildren& own_children() {
+  static OwnChildren* c = new OwnChildren;  // never destroyed: used until the last exit
+  return *c;
+}
+
+void forget_child(pid_t pid) {
+  auto& c = own_children();
+  std::lock_guard lock(c.mu);
+  c.pids.erase(pid);
+}
+
+}  // namespace
+
+Result<pid_t> spawn_child(const SpawnOptions& o) {
+  auto& own = own_children();
+  std::unique_lock lock(own.mu);
+  auto spawned = spawn_unlisted(o);
+  if (spawned && own.tracking) own.pids.insert(*spawned);
+  return spawned;
+}
+
+pid_t reap_child(pid_t pid, int* status, bool block) {
+  pid_t r;
+  while ((r = ::waitpid(pid, status, block ? 0 : WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (r == pid) forget_child(pid);
+  return r;
+}
+
+Status become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) != 0)
+    return make_error(std::string("prctl(PR_SET_CHILD_SUBREAPER): ") + std::strerror(errno));
+  auto& own = own_children();
+  std::lock_guard lock(own.mu);
+  own.tracking = true;
+  return {};
+}
+
+std::vector<std::pair<pid_t, int>> reap_orphans() {
+  std::vector<std::pair<pid_t, int>> out;
+  auto& own = own_children();
+  std::lock_guard lock(own.mu);
+  if (!own.tracking) return out;
+  // Each thread's children: an orphan is handed to one thread of the subreaper.
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::ifstream in(it->path() / "children");
+    pid_t pid;
+    while (in >> pid) {
+      if (own.pids.count(pid)) continue;
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) out.emplace_back(pid, status);
+    }
+  }
+  return out;
+}
+
 Result<int> wait_child(pid_t pid) {
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return make_error(std::string("waitpid: ") + std::strerror(errno));
-  }
+  if (reap_child(pid, &status, true) != pid)
+    return make_error(std::string("waitpid: ") + std::strerror(errno));
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;

@@ -79,6 +79,19 @@ Result<int> wait_child(pid_t pid);
 // spawn_child, then wait_child.
 Result<int> run_child(const SpawnOptions& opts);
 
+// waitpid(pid) for a child of spawn_child, without blocking unless `block`, retrying on
+// EINTR: pid when it was reaped (its status in *status), 0 while it runs, -1 on an error.
+pid_t reap_child(pid_t pid, int* status, bool block);
+
+// Orphans. A process that made itself a child subreaper receives the orphaned descendants of
+// its children — a task's command whose `drover worker` was killed, a process a task left
+// behind — instead of init, so that it can learn how a command it did not start ended. It
+// must reap them: reap_orphans() reaps those that have exited and returns (pid, wait status)
+// for each, never touching a child of spawn_child (its caller waits for that one, with
+// wait_child or reap_child). Linux only; become_subreaper fails elsewhere.
+Status become_subreaper();
+std::vector<std::pair<pid_t, int>> reap_orphans();
+
 // Runs argv with stdout captured (stderr to /dev/null, stdin /dev/null) and waits; the
 // output has trailing newlines removed. `code` is -1 when it could not be started.
 struct CapturedOutput {

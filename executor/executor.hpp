@@ -119,6 +119,11 @@ struct LocalExecutorOptions {
   std::string self_exe;      // path of the drover binary (for `drover worker`)
   int max_workers = 0;       // tries at once (capacity().total); 0: no limit of its own
   int kill_grace_ms = 2000;  // SIGTERM -> SIGKILL
+  // Make this process the subreaper of its tries' processes (one executor per process: the
+  // daemon's, `drover run`'s): a command whose `drover worker` is killed -9 becomes its
+  // child, and its exit, once reaped, ends the try with its outputs collected — not "lost"
+  // and run again. What tasks leave behind is reaped every second, no zombie stays.
+  bool reap_orphans = false;
 };
 
 // LocalExecutor's facts: {"executor": "local", "hostname": this host}. Its handle is JSON

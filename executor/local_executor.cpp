@@ -130,6 +130,14 @@ class LocalExecutor final : public Executor {
       : io_(io), opts_(std::move(opts)), host_(this_hostname()) {
     // A task writing to a closed pipe must not kill the daemon.
     ::signal(SIGPIPE, SIG_IGN);
+    if (opts_.reap_orphans) {
+      if (auto s = become_subreaper(); !s) {
+        spdlog::warn("{}: the commands of killed workers will be lost", s.message());
+      } else {
+        reap_timer_ = std::make_unique<asio::steady_timer>(io_);
+        reap_every_second();
+      }
+    }
   }
 
   ~LocalExecutor() override { shutdown(); }
@@ -154,6 +162,7 @@ class LocalExecutor final : public Executor {
     w->current_key = key;
     w->current_try_dir = spec.try_dir;
     w->try_pid = 0;
+    if (opts_.reap_orphans) dispatched_[key] = Dispatched{spec, 0};
     write_record(*w, spec.home);
     std::string line =
         to_json_text(json{{"op", "run"}, {"key", key}, {"spec", spec.to_json()}}) + "\n";
@@ -178,6 +187,7 @@ class LocalExecutor final : public Executor {
     if (!w || !can_chain(spec))
       return make_error("try " + spec.after + " does not run here", Errc::Invalid);
     w->armed.emplace_back(key, spec.try_dir);
+    if (opts_.reap_orphans) dispatched_[key] = Dispatched{spec, 0};
     write_record(*w, spec.home);
     std::string line =
         to_json_text(
@@ -253,9 +263,65 @@ class LocalExecutor final : public Executor {
       w->to_fd = -1;
     }
     if (poll_timer_) poll_timer_->cancel();
+    if (reap_timer_) reap_timer_->cancel();
   }
 
  private:
+  // A try handed to a worker, kept until the worker reports its end: what the daemon needs
+  // to write the try's result itself when the worker dies and its command ends as our orphan.
+  struct Dispatched {
+    TrySpec spec;
+    long long started_us = 0;
+  };
+  // An orphan reaped (a command whose worker died, or anything a task left): its wait status
+  // and when it was seen ended, kept a minute for an adopted try to claim.
+  struct OrphanExit {
+    int status = 0;
+    long long ended_us = 0;
+    std::chrono::steady_clock::time_point seen;
+  };
+
+  static long long now_micros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void collect_orphans() {
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [pid, status] : reap_orphans()) orphan_exits_[pid] = {status, now_micros(), now};
+    for (auto it = orphan_exits_.begin(); it != orphan_exits_.end();)
+      it = now - it->second.seen > std::chrono::minutes(1) ? orphan_exits_.erase(it) : ++it;
+  }
+
+  void reap_every_second() {
+    collect_orphans();
+    reap_timer_->expires_after(std::chrono::seconds(1));
+    reap_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) reap_every_second();
+    });
+  }
+
+  // The result of a try whose worker died while its command ran, from the command's exit
+  // (reaped here, as its subreaper): written to TRY_DIR/result.json as the worker would
+  // have, outputs collected. Null when this executor did not dispatch it.
+  json write_up_orphan(const std::string& key, const LocalHandle& a, const OrphanExit& exit) {
+    auto d = dispatched_.find(key);
+    if (d == dispatched_.end()) return nullptr;
+    const TrySpec& spec = d->second.spec;
+    int status = exit.status;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    note_in_log(a.try_dir, "the worker of this try died; its command's end (exit " +
+                               std::to_string(code) +
+                               ") was collected by the process that started the worker");
+    auto blobs = blob_source_for(spec);
+    TryResult r = make_try_result(spec, *blobs, code, "", d->second.started_us, json::object(),
+                                  json::array(), {}, json::array(), exit.ended_us);
+    if (auto s = write_try_result(spec, r.result); !s)
+      spdlog::warn("try {}: writing its result: {}", key, s.message());
+    return r.result;
+  }
+
   using Adopted = LocalHandle;  // what it watches is what the handle names
 
   // Which worker holds each try, until it writes TRY_DIR/pid: a daemon adopting the try
@@ -419,6 +485,8 @@ class LocalExecutor final : public Executor {
       e.pid = w->try_pid;
       e.pid_start = w->try_pid_start;
       e.started_us = ev.value("at", 0LL);
+      if (auto d = dispatched_.find(key); d != dispatched_.end())
+        d->second.started_us = e.started_us ? e.started_us : now_micros();
       e.facts = {{"executor", "local"}, {"hostname", host_}};
       // The worker waits for the try and may write its result: it is the writer to wait for.
       e.handle = to_json_text(json{{"try_dir", w->current_try_dir},
@@ -437,6 +505,7 @@ class LocalExecutor final : public Executor {
       e.result = ev.value("result", json());
       e.error = ev.value("error", "");
       e.not_started = ev.value("not_started", false);
+      dispatched_.erase(key);
       auto a = std::find_if(w->armed.begin(), w->armed.end(),
                             [&](const auto& x) { return x.first == key; });
       if (a != w->armed.end()) {  // dropped, or it failed to start
@@ -459,7 +528,8 @@ class LocalExecutor final : public Executor {
 
   // Collects an exited worker's status so it leaves no zombie (events came by pipe).
   void reap(int pid, int attempts = 100) {
-    if (pid <= 0 || ::waitpid(pid, nullptr, WNOHANG) != 0 || attempts == 0) return;
+    int status = 0;
+    if (pid <= 0 || reap_child(pid, &status, false) != 0 || attempts == 0) return;
     auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
     t->async_wait([this, t, pid, attempts](const boost::system::error_code& ec) {
       if (!ec) reap(pid, attempts - 1);
@@ -504,6 +574,7 @@ class LocalExecutor final : public Executor {
 
   // Reports asynchronously, like every other event, never from inside the caller.
   void post_event(const TryEvent& e) {
+    if (e.kind == TryEvent::Kind::Finished) dispatched_.erase(e.key);
     asio::post(io_, [this, e] {
       if (cb_) cb_(e);
     });
@@ -518,6 +589,7 @@ class LocalExecutor final : public Executor {
   }
 
   void poll_adopted() {
+    collect_orphans();
     std::vector<std::string> done;
     for (auto& [key, a] : adopted_) {
       if (a.pid == 0) {
@@ -528,6 +600,7 @@ class LocalExecutor final : public Executor {
         a.writer_start = p.writer_start;
       }
       if (a.pid == 0 && dispatched_worker_alive(a.try_dir)) continue;  // not started yet
+      // (A command that is our orphan stays a zombie, "alive", until collect_orphans reaps it.)
       if (a.pid > 0 && process_alive(a.pid, a.pid_start)) continue;
       // The command is gone; its result comes from the writer, which may still be at it.
       if (a.writer > 0 && process_alive(a.writer, a.writer_start)) continue;
@@ -545,6 +618,12 @@ class LocalExecutor final : public Executor {
       e.key = key;
       e.pid = a.pid;
       e.result = read_try_result(a.try_dir);
+      if (auto exit = orphan_exits_.find(a.pid);
+          !e.result.is_object() && a.pid > 0 && exit != orphan_exits_.end()) {
+        e.result = write_up_orphan(key, a, exit->second);
+        orphan_exits_.erase(exit);
+      }
+      dispatched_.erase(key);
       if (e.result.is_object()) {
         e.exit_code = e.result.value("exit_code", 1);
       } else {
@@ -569,6 +648,9 @@ class LocalExecutor final : public Executor {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, Adopted> adopted_;
   std::unique_ptr<asio::steady_timer> poll_timer_;
+  std::map<std::string, Dispatched> dispatched_;  // with reap_orphans only
+  std::map<pid_t, OrphanExit> orphan_exits_;
+  std::unique_ptr<asio::steady_timer> reap_timer_;
 };
 
 }  // namespace

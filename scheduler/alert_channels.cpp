@@ -213,7 +213,7 @@ Status deliver_command(const AlertChannel& ch, const Alert& alert,
       stderr_tail.append(buf, static_cast<size_t>(n));
       if (stderr_tail.size() > 1024) stderr_tail.erase(0, stderr_tail.size() - 1024);
     }
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
+    if (reap_child(pid, &status, false) == pid) {
       exited = true;
       break;
     }
@@ -221,7 +221,7 @@ Status deliver_command(const AlertChannel& ch, const Alert& alert,
     if (Steady::now() >= deadline) timed_out = true;
     if (timed_out || cancelled) {
       ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+      reap_child(pid, &status, true);
       break;
     }
   }

@@ -414,6 +414,80 @@ tasks:
   EXPECT_EQ(rec["tasks"][0]["state"], "lost") << rec.dump(2);
 }
 
+// The worker that spawned a command is killed -9 while the command runs. The command becomes
+// the daemon's orphan (the daemon is its subreaper): its exit ends the try, its output is
+// collected and handed downstream, and its body ran once (the ledger), not "lost" and again.
+TEST_F(DaemonTest, AWorkerKilledWhileItsCommandRunsEndsTheTryByTheCommandsExitNotARerun) {
+  fs::path ledger = tmp / "ledger", go = tmp / "go";
+  dag("orphan.yaml", R"(dag: orphan
+tasks:
+  work:
+    retries: 2
+    retry_delay: 1s
+    outputs: [out.txt]
+    run: 'echo body >> )" +
+                         ledger.string() + R"(; while [ ! -e )" + go.string() +
+                         R"( ]; do sleep 0.05; done; echo made > out.txt'
+  use:
+    needs: [work]
+    run: [sh, -c, 'cat "$1"/out.txt > got.txt', sh, "{{ inputs.work.path }}"]
+)");
+  start();
+  std::string id = trigger({"orphan"});
+  ASSERT_TRUE(wait_until([&] { return read_all(ledger) == "body\n"; }));
+  fs::path try_dir = home() / "runs" / id / "work.1";
+  pid_t worker = 0;
+  ASSERT_TRUE(wait_until([&] {
+    for (auto& e : fs::directory_iterator(home() / "workers"))
+      if (read_all(e.path()).find(try_dir.string() + "\n") != std::string::npos)
+        worker = std::stoi(read_all(e.path()));
+    return worker > 0;
+  }));
+  pid_t command = std::stoi(read_all(try_dir / "pid"));
+  ASSERT_NE(command, worker);
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return !pid_alive(worker); }));
+  std::ofstream(go).put('\n');
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::string st = state_of(id);
+        return st == "success" || st == "failed";
+      },
+      std::chrono::seconds(30)))
+      << daemon->run_record(id).dump(2);
+  json rec = daemon->run_record(id);
+  EXPECT_EQ(state_of(id), "success") << rec.dump(2);
+  EXPECT_EQ(read_all(ledger), "body\n") << "the body of work ran again";
+  ASSERT_EQ(rec["tasks"].size(), 2u) << rec.dump(2);
+  EXPECT_EQ(rec["tasks"][0]["task"], "work");
+  EXPECT_EQ(rec["tasks"][0]["try"], 1);
+  EXPECT_EQ(rec["tasks"][0]["state"], "success") << rec.dump(2);
+  EXPECT_EQ(read_all(home() / "runs" / id / "use.1" / "work" / "got.txt"), "made\n");
+  EXPECT_NE(read_all(try_dir / "log").find("the worker of this try died"), std::string::npos)
+      << read_all(try_dir / "log");
+}
+
+// A process a task leaves behind outlives the task and becomes the daemon's (its subreaper):
+// when it ends, the daemon reaps it; no zombie stays in the daemon's process table.
+TEST_F(DaemonTest, AProcessATaskLeavesBehindIsReapedWhenItEndsNoZombieStays) {
+  fs::path done = tmp / "done", pidfile = tmp / "left.pid";
+  dag("leave.yaml", R"(dag: leave
+tasks:
+  a:
+    run: '(sleep 0.3; touch )" +
+                        done.string() + R"() & echo $! > )" + pidfile.string() + R"('
+)");
+  start();
+  std::string id = trigger({"leave"});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; }));
+  ASSERT_TRUE(wait_until([&] { return fs::exists(done); }));
+  pid_t left = std::stoi(read_all(pidfile));
+  std::string stat = "/proc/" + std::to_string(left) + "/stat";
+  // Gone from the process table: reaped (a zombie still has its /proc entry).
+  EXPECT_TRUE(wait_until([&] { return !fs::exists(stat); }, std::chrono::seconds(10)))
+      << read_all(stat);
+}
+
 TEST_F(DaemonTest, HotReloadPicksUpChangesAndKeepsTheLastGoodVersion) {
   dag("live.yaml", "dag: live\ntasks:\n  a: {run: [true]}\n");
   start();
