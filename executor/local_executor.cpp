@@ -281,15 +281,9 @@ class LocalExecutor final : public Executor {
     std::chrono::steady_clock::time_point seen;
   };
 
-  static long long now_micros() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
   void collect_orphans() {
     auto now = std::chrono::steady_clock::now();
-    for (auto& [pid, status] : reap_orphans()) orphan_exits_[pid] = {status, now_micros(), now};
+    for (auto& [pid, status] : reap_orphans()) orphan_exits_[pid] = {status, now_us(), now};
     for (auto it = orphan_exits_.begin(); it != orphan_exits_.end();)
       it = now - it->second.seen > std::chrono::minutes(1) ? orphan_exits_.erase(it) : ++it;
   }
@@ -486,7 +480,7 @@ class LocalExecutor final : public Executor {
       e.pid_start = w->try_pid_start;
       e.started_us = ev.value("at", 0LL);
       if (auto d = dispatched_.find(key); d != dispatched_.end())
-        d->second.started_us = e.started_us ? e.started_us : now_micros();
+        d->second.started_us = e.started_us ? e.started_us : now_us();
       e.facts = {{"executor", "local"}, {"hostname", host_}};
       // The worker waits for the try and may write its result: it is the writer to wait for.
       e.handle = to_json_text(json{{"try_dir", w->current_try_dir},

@@ -2,9 +2,17 @@
 // "the same process" when its start time matches too (pids are reused). Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace drover {
+
+// The wall clock in µs since the epoch: how tries' start and end times are written.
+inline long long now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Start time of `pid` in clock ticks since boot (/proc/PID/stat field 22); 0 if absent.
 long long process_start_ticks(int pid);

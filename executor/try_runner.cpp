@@ -31,12 +31,6 @@ namespace {
 // background processes write on their way out.
 constexpr std::chrono::seconds kDrainGrace{2};
 
-long long now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class CollectingPublisher final : public Publisher {
  public:
   json values = json::object();

@@ -46,12 +46,6 @@ bool read_line(int fd, std::string& buf, std::string& line) {
   }
 }
 
-long long now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // A `command` try made ready to spawn (its argv directly: one fork+exec per task, as make and
 // ninja do): a new process group leader, stdin /dev/null, stdout+stderr appended to the try's
 // log, cwd the work dir, default signal dispositions, no descriptor of ours beyond 0-2. Made
