@@ -135,9 +135,12 @@ void print_files(const char* kind, const json& files) {
     std::string from = f.contains("from_task") && f["from_task"].is_string()
                            ? "  (from " + f["from_task"].get<std::string>() + ")"
                            : "";
-    std::printf("    %-3s %-40s %10s  %s%s\n", kind, f.value("path", "").c_str(),
+    // A link's blob is its text, not a file's bytes.
+    json mode = f.value("mode", json(0644));
+    bool link = mode.is_number_integer() && (mode.get<int>() & S_IFMT) == S_IFLNK;
+    std::printf("    %-3s %-40s %10s  %s%s%s\n", kind, f.value("path", "").c_str(),
                 human_size(f.value("size", uint64_t{0})).c_str(), hash.substr(0, 12).c_str(),
-                from.c_str());
+                link ? "  (symbolic link)" : "", from.c_str());
   }
 }
 

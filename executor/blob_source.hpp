@@ -10,12 +10,15 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <vector>
 
 #include "common/blob_store.hpp"
+#include "common/fs.hpp"
 #include "common/result.hpp"
+#include "common/sha256.hpp"
 
 namespace drover {
 
@@ -30,6 +33,11 @@ class BlobSource {
   virtual Status check_fetched() { return {}; }
   // Stores the content of the file `src` (an output of the try); its hash and size.
   virtual Result<BlobRef> store(const std::filesystem::path& src) = 0;
+  // Stores `bytes` (a symbolic link's target text, an output of the try); its hash and size.
+  virtual Result<BlobRef> store_bytes(std::string_view bytes) = 0;
+  // The bytes of blob `sha256` (a link's text, to place an input as a link): an error when
+  // the blob is not to be had, is longer than `max_bytes` or does not match its hash.
+  virtual Result<std::string> read_bytes(std::string_view sha256, size_t max_bytes) = 0;
   // The blob store on this host, for task types that read or write blobs themselves
   // (TaskContext::blobs: snapshot, drift). Owned by the source.
   virtual BlobStore& local() = 0;
@@ -64,6 +72,16 @@ class LocalBlobSource final : public BlobSource {
   // the worker may read: /etc/shadow, the API token).
   Result<BlobRef> store(const std::filesystem::path& src) override {
     return store_.put_file(src, /*follow_links=*/false);
+  }
+  Result<BlobRef> store_bytes(std::string_view bytes) override { return store_.put_bytes(bytes); }
+  Result<std::string> read_bytes(std::string_view sha256, size_t max_bytes) override {
+    if (!BlobStore::valid_hash(sha256))
+      return make_error("invalid blob hash '" + std::string(sha256) + "'");
+    auto bytes = read_file(store_.path_of(sha256), max_bytes);
+    if (!bytes) return bytes.error();
+    if (sha256_hex(*bytes) != sha256)
+      return make_error("blob " + std::string(sha256) + " is corrupt");
+    return bytes;
   }
   BlobStore& local() override { return store_; }
 

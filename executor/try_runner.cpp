@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -55,25 +56,44 @@ bool safe_relative(const std::string& rel) {
   return true;
 }
 
+// The longest text a symbolic link holds on Linux (PATH_MAX less its NUL).
+constexpr size_t kLinkTextMax = 4095;
+
+// An input that is a link: a link with its recorded text, the blob read as bytes (never
+// fetched and followed).
+Status place_link(BlobSource& blobs, const FileEntry& f, const fs::path& dest) {
+  auto text = blobs.read_bytes(f.sha256, kLinkTextMax);
+  if (!text) return make_error("input '" + f.path + "': " + text.message());
+  if (text->empty() || text->find('\0') != std::string::npos)
+    return make_error("input '" + f.path + "': blob " + f.sha256 + " is not a link's text");
+  if (::symlink(text->c_str(), dest.c_str()) != 0)
+    return make_error(dest.string() + ": " + std::strerror(errno));
+  return {};
+}
+
+// Each input at inputs/FROM_TASK/PATH: every folder and file first, then the links, so that
+// no input is placed through a link (a link whose path is a folder finds it there and fails)
+// and none lands outside inputs/.
 Status materialize_inputs(const TrySpec& spec, BlobSource& blobs) {
-  std::vector<fs::path> dirs;
+  std::vector<std::pair<fs::path, const FileEntry*>> links;
   for (auto& f : spec.inputs) {
     if (!safe_relative(f.path) || !safe_relative(f.from_task))
       return make_error("input path '" + f.path + "' leaves its folder");
     fs::path dest = spec.inputs_dir() / f.from_task / f.path;
     if (auto s = make_dirs(dest.parent_path()); !s) return s;
-    if (auto s = blobs.fetch(f.sha256, dest); !s) return s;
+    if (f.is_link())
+      links.emplace_back(dest, &f);
+    else if (auto s = blobs.fetch(f.sha256, dest); !s)
+      return s;
   }
+  for (auto& [dest, f] : links)
+    if (auto s = place_link(blobs, *f, dest); !s) return s;
   return {};
 }
 
-// What a path that is not a regular file or a folder is, for the message that refuses it.
-std::string kind_of(const fs::path& p, mode_t m) {
-  if (S_ISLNK(m)) {
-    std::error_code ec;
-    fs::path to = fs::read_symlink(p, ec);
-    return "a symbolic link" + (ec ? std::string() : " (to '" + to.string() + "')");
-  }
+// What a path that is not a regular file, a folder or a link is, for the message that
+// refuses it.
+std::string kind_of(mode_t m) {
   if (S_ISFIFO(m)) return "a FIFO";
   if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
   if (S_ISSOCK(m)) return "a socket";
@@ -82,11 +102,11 @@ std::string kind_of(const fs::path& p, mode_t m) {
 
 Status refuse(const fs::path& work, const fs::path& p, mode_t m) {
   return make_error("output '" + p.lexically_relative(work).generic_string() + "' is " +
-                    kind_of(p, m) + ": outputs are regular files and folders");
+                    kind_of(m) + ": outputs are regular files, folders and symbolic links");
 }
 
-Status collect_one(BlobSource& blobs, const fs::path& work, const fs::path& file, mode_t mode,
-                   std::vector<FileEntry>& out) {
+Status collect_file(BlobSource& blobs, const fs::path& work, const fs::path& file, mode_t mode,
+                    std::vector<FileEntry>& out) {
   auto ref = blobs.store(file);
   if (!ref) return ref.error();
   out.push_back(FileEntry{file.lexically_relative(work).generic_string(), ref->sha256, ref->size,
@@ -94,39 +114,86 @@ Status collect_one(BlobSource& blobs, const fs::path& work, const fs::path& file
   return {};
 }
 
-// The declared outputs, as what they are: regular files, and folders walked without following
-// a link. A symbolic link, FIFO, device or socket fails the try with a message naming it: a
-// link's target could be any file the worker may read (and would be served by the blob API),
-// and reading a FIFO or /dev/zero never ends.
+// A link, as git records one: its text (what readlink gives) is its blob. What it points to
+// is never read: it could be any file the worker may read (/etc/shadow, the API token), which
+// the blob API would then serve, or /dev/zero, a FIFO or the link itself.
+Status collect_link(BlobSource& blobs, const fs::path& work, const fs::path& link,
+                    std::vector<FileEntry>& out) {
+  std::string rel = link.lexically_relative(work).generic_string();
+  std::string text(kLinkTextMax + 1, '\0');
+  ssize_t n = ::readlink(link.c_str(), text.data(), text.size());
+  if (n < 0) return make_error("output '" + rel + "': " + std::strerror(errno));
+  if (static_cast<size_t>(n) > kLinkTextMax)
+    return make_error("output '" + rel + "': a link's text longer than PATH_MAX");
+  text.resize(static_cast<size_t>(n));
+  auto ref = blobs.store_bytes(text);
+  if (!ref) return ref.error();
+  out.push_back(FileEntry{rel, ref->sha256, ref->size, FileEntry::kLinkMode, ""});
+  return {};
+}
+
+Status collect_entry(BlobSource& blobs, const fs::path& work, const fs::path& p, mode_t mode,
+                     std::vector<FileEntry>& out) {
+  return S_ISLNK(mode) ? collect_link(blobs, work, p, out)
+                       : collect_file(blobs, work, p, mode, out);
+}
+
+// Whether the folders on the way to output `decl` (normalized) are folders of the work dir:
+// a link among them (`d` of `d/passwd`, d -> /etc) would take collection out of it, as
+// lstat follows every link but the last.
+Status check_folders(const fs::path& work, const std::string& decl) {
+  fs::path at = work, so_far;
+  for (auto& part : fs::path(decl).parent_path()) {
+    at /= part;
+    so_far /= part;
+    struct stat st;
+    if (::lstat(at.c_str(), &st) != 0) return {};  // missing: "was not produced", below
+    if (S_ISLNK(st.st_mode))
+      return make_error("output '" + decl + "' leaves the work dir through the symbolic link '" +
+                        so_far.generic_string() + "'");
+    if (!S_ISDIR(st.st_mode)) return {};  // a file: "was not produced" too
+  }
+  return {};
+}
+
+// The declared outputs, as what they are: regular files, symbolic links (their text, never
+// followed), and folders walked without following a link (one in them is an entry). A FIFO,
+// device or socket fails the try with a message naming it: reading a FIFO or /dev/zero never
+// ends.
 Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileEntry>& out) {
   fs::path work = spec.work_dir();
-  for (auto& decl : spec.outputs) {
-    if (!safe_relative(decl)) return make_error("output '" + decl + "' leaves the work dir");
+  for (auto& declared : spec.outputs) {
+    if (!safe_relative(declared))
+      return make_error("output '" + declared + "' leaves the work dir");
+    // "out/" names what "out" does: with a trailing slash lstat would follow a link `out`.
+    std::string decl = fs::path(declared).lexically_normal().generic_string();
+    while (decl.size() > 1 && decl.back() == '/') decl.pop_back();
+    if (auto s = check_folders(work, decl); !s) return s;
     fs::path p = work / decl;
     struct stat st;
     if (::lstat(p.c_str(), &st) != 0)
-      return make_error("declared output '" + decl + "' was not produced");
-    if (S_ISREG(st.st_mode)) {
-      if (auto s = collect_one(blobs, work, p, st.st_mode, out); !s) return s;
+      return make_error("declared output '" + declared + "' was not produced");
+    if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) {
+      if (auto s = collect_entry(blobs, work, p, st.st_mode, out); !s) return s;
       continue;
     }
     if (!S_ISDIR(st.st_mode)) return refuse(work, p, st.st_mode);
-    std::vector<std::pair<fs::path, mode_t>> files;
+    std::vector<std::pair<fs::path, mode_t>> entries;
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
          it.increment(ec)) {
       struct stat e;
       if (::lstat(it->path().c_str(), &e) != 0)
         return make_error(it->path().string() + ": " + std::strerror(errno));
-      if (S_ISREG(e.st_mode))
-        files.emplace_back(it->path(), e.st_mode);
+      if (S_ISREG(e.st_mode) || S_ISLNK(e.st_mode))
+        entries.emplace_back(it->path(), e.st_mode);
       else if (!S_ISDIR(e.st_mode))
         return refuse(work, it->path(), e.st_mode);
     }
-    if (ec) return make_error("output '" + decl + "': " + ec.message());
-    std::sort(files.begin(), files.end());
-    for (auto& [f, mode] : files)
-      if (auto s = collect_one(blobs, work, f, mode, out); !s) return s;
+    if (ec) return make_error("output '" + declared + "': " + ec.message());
+    std::sort(entries.begin(), entries.end());
+    for (auto& [e, mode] : entries)
+      if (auto s = collect_entry(blobs, work, e, mode, out); !s) return s;
   }
   return {};
 }

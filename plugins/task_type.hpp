@@ -5,6 +5,8 @@
 // afterwards, so lookups are thread-safe.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -21,13 +23,19 @@ namespace drover {
 
 using json = nlohmann::json;
 
-// One file of a task's inputs or outputs, by content.
+// One file of a task's inputs or outputs, by content. A symbolic link is recorded as git
+// records one: its blob is the link's text (never what it points to), `size` that text's
+// length, `mode` kLinkMode; a regular file's mode is its permission bits alone.
 struct FileEntry {
+  static constexpr int kLinkMode = S_IFLNK | 0777;
+
   std::string path;  // relative, '/'-separated
   std::string sha256;
   uint64_t size = 0;
   int mode = 0644;
   std::string from_task;  // inputs only: the upstream task that produced it
+
+  bool is_link() const { return (mode & S_IFMT) == S_IFLNK; }
 };
 
 // What a task asks of where it runs (the DAG's `resources:`); 0: nothing asked.

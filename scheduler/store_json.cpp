@@ -18,7 +18,9 @@ json opt_or_null(const std::optional<T>& v) {
 json files_json(const std::vector<FileRecord>& files, bool with_from) {
   json out = json::array();
   for (const FileRecord& f : files) {
-    json j = {{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}};
+    // mode: a file's permission bits, or 0120777 (S_IFLNK | 0777) for a symbolic link, whose
+    // blob is its text.
+    json j = {{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}, {"mode", f.mode}};
     if (with_from) j["from_task"] = f.from_task;
     out.push_back(std::move(j));
   }

@@ -1,19 +1,25 @@
 // LocalExecutor (executor/executor.hpp) with real `drover worker` processes (DROVER_BIN):
 // the facts and handle of its Started event, the log read back through the handle (and
 // through a handle recorded before handles existed), its capacity refusing a start, and
-// adoption of a running try by a second executor given only the handle. The kill -9 of a
+// adoption of a running try by a second executor given only the handle, and what its tries'
+// outputs may be (links recorded as their text; FIFOs, sockets, devices refused). The kill -9 of a
 // real `drover serve` and its restart are tests/integration/isolation_test.cpp's.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <vector>
 
+#include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "executor/executor.hpp"
 
@@ -136,27 +142,108 @@ TEST_F(LocalExecutorTest, ATryRunByDroverExecWithStdioClosedGetsDevNullAndItsLog
   EXPECT_NE(log.find("cat=0"), std::string::npos) << log;  // stdin readable: empty, not closed
 }
 
-TEST_F(LocalExecutorTest, AnOutputThatIsALinkFifoOrDeviceFailsTheTryAndNothingIsRead) {
-  // Each of these once hung the try for ever (a FIFO, /dev/zero), handed a file outside the
-  // work dir to the blob store (and so to GET /api/v1/blobs), or crashed the worker (a loop).
-  (void)write_file_atomic(dir_ / "outside", "TOPSECRET-not-an-output\n", 0600, false);
+// As git records a link: its text is its blob, never what it points to. Each of these once
+// handed a file outside the work dir to the blob store (and so to GET /api/v1/blobs), hung
+// the try for ever (/dev/zero) or crashed the worker (a loop), or, in a folder (a link to
+// one, or "out/" naming a link), walked a folder outside.
+TEST_F(LocalExecutorTest, ALinkAmongTheOutputsIsRecordedAsItsTextAndNeverFollowed) {
+  fs::path outside = dir_ / "outside";
+  fs::create_directories(outside);
+  (void)write_file_atomic(outside / "secret", "TOPSECRET-not-an-output\n", 0600, false);
+  std::string secret = (outside / "secret").string();
+  struct Entry {
+    std::string path, bytes;  // a link's bytes are its text
+    bool link;
+  };
   struct Case {
-    std::string task, script, says;
+    std::string task, script, output;
+    std::vector<Entry> entries;
   };
   std::vector<Case> cases = {
-      {"fifo", "mkfifo out", "output 'out' is a FIFO"},
-      {"zero", "ln -s /dev/zero out", "output 'out' is a symbolic link (to '/dev/zero')"},
-      {"secret", "ln -s " + (dir_ / "outside").string() + " out",
-       "output 'out' is a symbolic link (to '" + (dir_ / "outside").string() + "')"},
-      {"inside", "mkdir out && echo ok > out/a && ln -s " + (dir_ / "outside").string() + " out/b",
-       "output 'out/b' is a symbolic link"},
-      {"loop", "mkdir out && ln -s loop out/loop", "output 'out/loop' is a symbolic link"},
+      {"zero", "ln -s /dev/zero out", "out", {{"out", "/dev/zero", true}}},
+      {"secret", "ln -s " + secret + " out", "out", {{"out", secret, true}}},
+      {"inside",
+       "mkdir out && echo ok > out/a && ln -s " + secret + " out/b",
+       "out",
+       {{"out/a", "ok\n", false}, {"out/b", secret, true}}},
+      {"loop", "mkdir out && ln -s loop out/loop", "out", {{"out/loop", "loop", true}}},
+      {"dangling", "ln -s ../nowhere out", "out", {{"out", "../nowhere", true}}},
+      {"folder",
+       "mkdir out && ln -s " + outside.string() + " out/dir",
+       "out",
+       {{"out/dir", outside.string(), true}}},
+      {"slash", "ln -s " + outside.string() + " out", "out/", {{"out", outside.string(), true}}},
   };
   boost::asio::io_context io;
   auto x = make(io);
   for (auto& c : cases) {
     TrySpec spec = command(c.task, c.script);
-    spec.outputs = {"out"};
+    spec.outputs = {c.output};
+    ASSERT_TRUE(x->start(spec).ok());
+  }
+  BlobStore blobs(dir_ / "home" / "blobs");
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.task);
+    std::string key = "r-1/" + c.task + "/1";
+    ASSERT_TRUE(run_until(io, [&] { return event(TryEvent::Kind::Finished, key); }));
+    const TryEvent* end = event(TryEvent::Kind::Finished, key);
+    EXPECT_EQ(end->exit_code, 0) << end->result.dump() << " error: " << end->error;
+    const json& outs = end->result["outputs"];
+    ASSERT_EQ(outs.size(), c.entries.size()) << outs.dump();
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const Entry& want = c.entries[i];
+      EXPECT_EQ(outs[i]["path"], want.path);
+      EXPECT_EQ(outs[i]["size"], want.bytes.size());
+      int mode = outs[i]["mode"];
+      EXPECT_EQ(mode, want.link ? S_IFLNK | 0777 : mode & 07777) << want.path;
+      auto bytes = read_file(blobs.path_of(outs[i]["sha256"].get<std::string>()));
+      ASSERT_TRUE(bytes.ok()) << bytes.message();
+      EXPECT_EQ(*bytes, want.bytes) << want.path;
+    }
+  }
+  // No blob holds the file the links pointed at.
+  std::error_code ec;
+  for (auto& e : fs::recursive_directory_iterator(dir_ / "home" / "blobs", ec)) {
+    if (!e.is_regular_file()) continue;
+    auto text = read_file(e.path());
+    EXPECT_TRUE(!text || text->find("TOPSECRET") == std::string::npos) << e.path();
+  }
+}
+
+// A FIFO, socket or device among the outputs is never opened (reading a FIFO or /dev/zero
+// never ends), nor a file reached through a link among an output's folders (lstat follows
+// every link but the last).
+TEST_F(LocalExecutorTest, AnOutputThatIsAFifoSocketOrDeviceOrBehindALinkFailsTheTry) {
+  fs::path outside = dir_ / "outside";
+  fs::create_directories(outside);
+  (void)write_file_atomic(outside / "secret", "TOPSECRET-not-an-output\n", 0600, false);
+  // A socket made here, moved into the work dir by the task.
+  int sock = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string sock_path = (dir_ / "sock").string();
+  ASSERT_LT(sock_path.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size());
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::close(sock);
+  struct Case {
+    std::string task, script, output, says;
+  };
+  std::vector<Case> cases = {
+      {"fifo", "mkfifo out", "out", "output 'out' is a FIFO"},
+      {"infolder", "mkdir out && mkfifo out/f", "out", "output 'out/f' is a FIFO"},
+      {"socket", "mv " + sock_path + " out", "out", "output 'out' is a socket"},
+      {"behind", "ln -s " + outside.string() + " d", "d/secret",
+       "output 'd/secret' leaves the work dir through the symbolic link 'd'"},
+  };
+  if (::geteuid() == 0)  // mknod needs CAP_MKNOD
+    cases.push_back({"device", "mknod out c 1 3", "out", "output 'out' is a device"});
+  boost::asio::io_context io;
+  auto x = make(io);
+  for (auto& c : cases) {
+    TrySpec spec = command(c.task, c.script);
+    spec.outputs = {c.output};
     ASSERT_TRUE(x->start(spec).ok());
   }
   for (auto& c : cases) {
@@ -168,13 +255,39 @@ TEST_F(LocalExecutorTest, AnOutputThatIsALinkFifoOrDeviceFailsTheTryAndNothingIs
     EXPECT_NE(end->result.dump().find(c.says), std::string::npos)
         << end->result.dump() << " error: " << end->error;
   }
-  // No blob holds the file the links pointed at.
   std::error_code ec;
   for (auto& e : fs::recursive_directory_iterator(dir_ / "home" / "blobs", ec)) {
     if (!e.is_regular_file()) continue;
     auto text = read_file(e.path());
     EXPECT_TRUE(!text || text->find("TOPSECRET") == std::string::npos) << e.path();
   }
+}
+
+// Inputs as no run records them (a link `a` and a file `a/x` of one task): a link is never a
+// folder that another input is placed through, so nothing is written outside inputs/.
+TEST_F(LocalExecutorTest, AnInputLinkIsNeverAFolderThatAnotherInputIsPlacedThrough) {
+  fs::path outside = dir_ / "outside";
+  fs::create_directories(outside);
+  BlobStore blobs(dir_ / "home" / "blobs");
+  auto text = blobs.put_bytes(outside.string());
+  auto bytes = blobs.put_bytes("forged\n");
+  ASSERT_TRUE(text.ok() && bytes.ok());
+  TrySpec spec = command("b", "true");
+  spec.inputs = {{"a", text->sha256, text->size, S_IFLNK | 0777, "up"},
+                 {"a/x", bytes->sha256, bytes->size, 0644, "up"}};
+  boost::asio::io_context io;
+  auto x = make(io);
+  ASSERT_TRUE(x->start(spec).ok());
+  ASSERT_TRUE(run_until(io, [&] { return event(TryEvent::Kind::Finished, "r-1/b/1"); }));
+  const TryEvent* end = event(TryEvent::Kind::Finished, "r-1/b/1");
+  EXPECT_NE(end->exit_code, 0);  // 127 where the worker spawns it: it never started
+  std::string error = end->result.value("error", "");
+  EXPECT_NE(error.find("materializing inputs: " + (spec.inputs_dir() / "up" / "a").string() +
+                       ": File exists"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(fs::exists(outside / "x"));
+  x->shutdown();
 }
 
 TEST_F(LocalExecutorTest, AHandleItCannotReadIsAnErrorNotACrash) {

@@ -117,6 +117,71 @@ tasks:
   EXPECT_FALSE(fs::exists(home() / "blobs" / sha.substr(0, 2) / sha.substr(2)));
 }
 
+// A link among a task's outputs is recorded as git records one, its text as its blob, and
+// is a link again in a downstream task's inputs: a link to a file outside the work dir never
+// brings that file's bytes into the store (nor to GET /api/v1/blobs), and a relative one
+// still finds its neighbour in the input folder.
+TEST_F(RunTest, ALinkAmongOutputsIsRecordedAsItsTextAndPlacedAsALinkDownstream) {
+  fs::path marker = tmp / "outside.txt";
+  write_text(marker, "MARKER-outside-the-work-dir\n");
+  auto f = dag("links.yaml", R"(dag: links
+tasks:
+  make:
+    run: "mkdir out && echo data > out/data.txt && ln -s data.txt out/alias && ln -s )" +
+                                 marker.string() + R"( out/secret"
+    outputs: [out]
+  use:
+    needs: [make]
+    run: [sh, -c, 'set -e; in="$1"/out; test -L "$in"/secret; test -L "$in"/alias; test ! -L "$in"/data.txt; readlink "$in"/secret > link.txt; cat "$in"/alias > via.txt', sh, "{{ inputs.make.path }}"]
+    outputs: [link.txt, via.txt]
+)");
+  auto r = run(f);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  std::string id = record(r)["id"];
+  auto shown = drover({"runs", "show", id, "--home", home().string(), "--json"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  json rec = json::parse(shown.out, nullptr, false);
+  const int link = S_IFLNK | 0777;
+  struct Want {
+    std::string path, bytes;
+    int mode;
+  };
+  std::vector<Want> want = {{"out/alias", "data.txt", link},
+                            {"out/data.txt", "data\n", 0644},
+                            {"out/secret", marker.string(), link}};
+  json outs = try_of(rec, "make", 1)["outputs"], ins = try_of(rec, "use", 1)["inputs"];
+  ASSERT_EQ(outs.size(), want.size()) << rec.dump(2);
+  ASSERT_EQ(ins.size(), want.size()) << rec.dump(2);
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(want[i].path);
+    for (const json& e : {outs[i], ins[i]}) {
+      EXPECT_EQ(e["path"], want[i].path);
+      EXPECT_EQ(e["sha256"], sha256_hex(want[i].bytes));
+      EXPECT_EQ(e["size"], want[i].bytes.size());
+      if (want[i].mode == link) {
+        EXPECT_EQ(e["mode"], link);
+      }
+    }
+    std::string sha = outs[i]["sha256"];
+    EXPECT_EQ(read_all(home() / "blobs" / sha.substr(0, 2) / sha.substr(2)), want[i].bytes);
+  }
+  json use = try_of(rec, "use", 1)["outputs"];
+  ASSERT_EQ(use.size(), 2u) << rec.dump(2);
+  EXPECT_EQ(use[0]["sha256"], sha256_hex(marker.string() + "\n"));  // link.txt: the text
+  EXPECT_EQ(use[1]["sha256"], sha256_hex("data\n"));                // via.txt: through alias
+  for (auto& e : fs::recursive_directory_iterator(home() / "blobs")) {
+    if (!e.is_regular_file()) continue;
+    EXPECT_EQ(read_all(e.path()).find("MARKER-outside"), std::string::npos) << e.path();
+  }
+  // The text form says which entries are links.
+  auto text = drover({"runs", "show", id, "--home", home().string()});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("out/secret"), std::string::npos) << text.out;
+  std::string line = text.out.substr(text.out.find("out/secret"));
+  line = line.substr(0, line.find('\n'));
+  EXPECT_NE(line.find("(symbolic link)"), std::string::npos) << line;
+}
+
 // A task that fills the disk: its result.json and the commits after it fail. The commit is
 // retried (nothing is lost, no restart needed); once space is freed the run ends, and the
 // try's record says why it failed instead of "lost" or "without a result".

@@ -775,7 +775,7 @@ TEST_P(StoreTest, RunRecordJsonHasTheDesignShape) {
   EXPECT_EQ(md["error"], nullptr);
   EXPECT_EQ(md["facts"], m.facts);
   EXPECT_EQ(md["inputs"], json::array());
-  EXPECT_EQ(md["outputs"], json::parse(R"([{"path":"d.csv","size":7,"sha256":"s1"}])"));
+  EXPECT_EQ(md["outputs"], json::parse(R"([{"path":"d.csv","size":7,"sha256":"s1","mode":420}])"));
   EXPECT_EQ(md["values"], (json{{"rows", 7}}));
   EXPECT_EQ(md["metrics"], json::array());
 
@@ -785,7 +785,8 @@ TEST_P(StoreTest, RunRecordJsonHasTheDesignShape) {
   EXPECT_EQ(tr1["signal"], 9);
   EXPECT_EQ(tr1["exit_code"], nullptr);
   EXPECT_EQ(tr1["inputs"],
-            json::parse(R"([{"path":"d.csv","size":7,"sha256":"s1","from_task":"make_data"}])"));
+            json::parse(
+                R"([{"path":"d.csv","size":7,"sha256":"s1","mode":420,"from_task":"make_data"}])"));
   EXPECT_EQ(tr1["metrics"], json::parse(R"([{"name":"loss","value":0.5,"step":1}])"));
   EXPECT_EQ(j["tasks"][2]["try"], 2);
   EXPECT_EQ(j["tasks"][2]["error"], "exit code 1");
