@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -73,13 +74,23 @@ std::string find_program(const std::string& name, int& err) {
 
 }  // namespace
 
+namespace {
+// The soft RLIMIT_NOFILE this process was started with, once raise_open_files_limit raised
+// it (0: not raised): what its children get back (spawn_child).
+std::atomic<rlim_t> started_soft_nofile{0};
+}  // namespace
+
 size_t raise_open_files_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
   if (rl.rlim_cur < rl.rlim_max) {
     rlimit want = rl;
     want.rlim_cur = rl.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) {
+      rlim_t none = 0;
+      started_soft_nofile.compare_exchange_strong(none, rl.rlim_cur);
+      rl = want;
+    }
   }
   return rl.rlim_cur == RLIM_INFINITY ? size_t{1} << 20 : static_cast<size_t>(rl.rlim_cur);
 }
@@ -171,6 +182,17 @@ Result<pid_t> spawn_child(const SpawnOptions& o) {
   std::unique_lock lock(own.mu);
   auto spawned = spawn_unlisted(o);
   if (spawned && own.tracking) own.pids.insert(*spawned);
+  // The raised limit is this process's, not its children's: a program that sizes a table by
+  // it, loops to it closing descriptors, or hands select() a descriptor past 1023 gets the
+  // limit it would have had (posix_spawn has no rlimit attribute: set as it starts; a
+  // `drover worker` so spawned spawns every task after this).
+  if (rlim_t soft = started_soft_nofile.load(); spawned && soft != 0) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      rl.rlim_cur = soft;
+      (void)::prlimit(*spawned, RLIMIT_NOFILE, &rl, nullptr);
+    }
+  }
   return spawned;
 }
 

@@ -61,7 +61,8 @@ struct SpawnOptions {
 };
 
 // Raises this process's soft RLIMIT_NOFILE to its hard limit (systemd's default soft limit
-// is 1024) and returns the soft limit now in force.
+// is 1024) and returns the soft limit now in force. Children started by spawn_child after it
+// get the soft limit this process started with.
 size_t raise_open_files_limit();
 
 // The file `name` runs as, found on PATH as execvp would find it (a name with a '/' as it is);

@@ -272,6 +272,7 @@ class LocalExecutor final : public Executor {
   struct Dispatched {
     TrySpec spec;
     long long started_us = 0;
+    std::chrono::steady_clock::time_point started_steady{};  // when its start was heard
   };
   // An orphan reaped (a command whose worker died, or anything a task left): its wait status
   // and when it was seen ended, kept a minute for an adopted try to claim.
@@ -309,8 +310,11 @@ class LocalExecutor final : public Executor {
                                std::to_string(code) +
                                ") was collected by the process that started the worker");
     auto blobs = blob_source_for(spec);
+    CollectBy by;  // bounded as the worker's collection is: the try's timeout
+    if (spec.timeout_ms > 0 && d->second.started_steady != std::chrono::steady_clock::time_point{})
+      by = d->second.started_steady + std::chrono::milliseconds(spec.timeout_ms);
     TryResult r = make_try_result(spec, *blobs, code, "", d->second.started_us, json::object(),
-                                  json::array(), {}, json::array(), exit.ended_us);
+                                  json::array(), {}, json::array(), exit.ended_us, by);
     if (auto s = write_try_result(spec, r.result); !s)
       spdlog::warn("try {}: writing its result: {}", key, s.message());
     return r.result;
@@ -479,8 +483,10 @@ class LocalExecutor final : public Executor {
       e.pid = w->try_pid;
       e.pid_start = w->try_pid_start;
       e.started_us = ev.value("at", 0LL);
-      if (auto d = dispatched_.find(key); d != dispatched_.end())
+      if (auto d = dispatched_.find(key); d != dispatched_.end()) {
         d->second.started_us = e.started_us ? e.started_us : now_us();
+        d->second.started_steady = std::chrono::steady_clock::now();
+      }
       e.facts = {{"executor", "local"}, {"hostname", host_}};
       // The worker waits for the try and may write its result: it is the writer to wait for.
       e.handle = to_json_text(json{{"try_dir", w->current_try_dir},

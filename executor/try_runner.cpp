@@ -160,8 +160,16 @@ Status check_folders(const fs::path& work, const std::string& decl) {
 // followed), and folders walked without following a link (one in them is an entry). A FIFO,
 // device or socket fails the try with a message naming it: reading a FIFO or /dev/zero never
 // ends.
-Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileEntry>& out) {
+Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileEntry>& out,
+                       const CollectBy& by) {
   fs::path work = spec.work_dir();
+  // Checked before each file is stored and every 1,000 entries of a folder's walk.
+  auto late = [&] {
+    return by && std::chrono::steady_clock::now() >= *by
+               ? make_error("collecting outputs ran past the try's timeout (" +
+                            std::to_string(spec.timeout_ms / 1000) + " s)")
+               : Status{};
+  };
   for (auto& declared : spec.outputs) {
     if (!safe_relative(declared))
       return make_error("output '" + declared + "' leaves the work dir");
@@ -174,14 +182,18 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
     if (::lstat(p.c_str(), &st) != 0)
       return make_error("declared output '" + declared + "' was not produced");
     if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) {
+      if (auto s = late(); !s) return s;
       if (auto s = collect_entry(blobs, work, p, st.st_mode, out); !s) return s;
       continue;
     }
     if (!S_ISDIR(st.st_mode)) return refuse(work, p, st.st_mode);
     std::vector<std::pair<fs::path, mode_t>> entries;
     std::error_code ec;
+    size_t walked = 0;
     for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
          it.increment(ec)) {
+      if (++walked % 1000 == 0)
+        if (auto s = late(); !s) return s;
       struct stat e;
       if (::lstat(it->path().c_str(), &e) != 0)
         return make_error(it->path().string() + ": " + std::strerror(errno));
@@ -192,8 +204,10 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
     }
     if (ec) return make_error("output '" + declared + "': " + ec.message());
     std::sort(entries.begin(), entries.end());
-    for (auto& [e, mode] : entries)
+    for (auto& [e, mode] : entries) {
+      if (auto s = late(); !s) return s;
       if (auto s = collect_entry(blobs, work, e, mode, out); !s) return s;
+    }
   }
   return {};
 }
@@ -228,7 +242,8 @@ Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
 
 TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
                           long long started_us, const json& values, const json& metrics,
-                          std::vector<FileEntry> files, const json& alerts, long long ended_us) {
+                          std::vector<FileEntry> files, const json& alerts, long long ended_us,
+                          CollectBy collect_by) {
   // An input the task could reach the store through (a big one, hard-linked) and changed
   // fails the try, whatever it exited with: what it computed read forged bytes.
   if (auto s = blobs.check_fetched(); !s) {
@@ -237,7 +252,7 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
   }
   if (code == 0) {
     std::vector<FileEntry> outs;
-    if (auto s = collect_outputs(spec, blobs, outs); !s) {
+    if (auto s = collect_outputs(spec, blobs, outs, collect_by); !s) {
       error = s.message();
       code = 1;
     }

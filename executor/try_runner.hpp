@@ -5,8 +5,10 @@
 // cwd and fds.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "executor/blob_source.hpp"
 #include "plugins/task_type.hpp"
@@ -33,6 +35,9 @@ std::vector<std::string> try_environment(const TrySpec& spec);
 // make_try_result collects declared outputs (when code == 0) and builds result.json's
 // content with the final exit code (a declared output missing turns 0 into 1); it writes
 // the reason of a failure into the log. write_try_result writes it atomically (not fsynced).
+// `collect_by` bounds collection (the try's timeout, on the monotonic clock): a try whose
+// outputs are still being collected then fails, so that the slot it holds is given back.
+using CollectBy = std::optional<std::chrono::steady_clock::time_point>;
 struct TryResult {
   int code = 0;
   nlohmann::json result;
@@ -41,7 +46,8 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
                           long long started_us, const nlohmann::json& values,
                           const nlohmann::json& metrics, std::vector<FileEntry> files,
                           const nlohmann::json& alerts = nlohmann::json::array(),
-                          long long ended_us = 0);  // 0: now
+                          long long ended_us = 0,  // 0: now
+                          CollectBy collect_by = {});
 Status write_try_result(const TrySpec& spec, const nlohmann::json& result);
 // finish_try is both: it returns the final exit code (at least 1 when result.json cannot be
 // written), and writes the result to `result_fd` as run_try does.

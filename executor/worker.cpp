@@ -188,13 +188,14 @@ struct Worker {
       Prepared p;
       int status;
       long long started, ended;
+      CollectBy by;
     };
     std::optional<Done> before;
     std::deque<Prepared> next;  // armed successors, prepared, each after the one before
-    auto write_up = [&](Prepared& p, int status, long long started, long long ended) {
+    auto write_up = [&](Prepared& p, int status, long long started, long long ended, CollectBy by) {
       int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       TryResult r = make_try_result(p.spec, *p.blobs, code, "", started, json::object(),
-                                    json::array(), {}, json::array(), ended);
+                                    json::array(), {}, json::array(), ended, by);
       json ev = {{"ev", "finished"},
                  {"key", p.key},
                  {"exit_code", r.code},
@@ -210,15 +211,19 @@ struct Worker {
       int claim = -1;
       if (cur.armed && cur.ready && (claim = claim_pid_file(cur.spec.try_dir)) < 0) {
         // Disarmed by a daemon that took over: it never starts.
-        if (before) write_up(before->p, before->status, before->started, before->ended);
+        if (before) write_up(before->p, before->status, before->started, before->ended, before->by);
         unsent += not_started_line(cur.key);
         for (auto& n : next) unsent += not_started_line(n.key);
         flush();
         return;
       }
       long long started = now_us();
+      // Collection ends by the try's timeout (the daemon kills only the command's group).
+      CollectBy by;
+      if (cur.spec.timeout_ms > 0)
+        by = std::chrono::steady_clock::now() + std::chrono::milliseconds(cur.spec.timeout_ms);
       Result<pid_t> pid = cur.ready ? spawn_child(cur.opts) : Result<pid_t>(cur.ready.error());
-      if (before) write_up(before->p, before->status, before->started, before->ended);
+      if (before) write_up(before->p, before->status, before->started, before->ended, before->by);
       before.reset();
       if (!pid) {
         if (claim >= 0) ::close(claim);
@@ -256,7 +261,7 @@ struct Worker {
       bool daemon_here = ::getppid() == daemon_pid;
       if (!next.empty() && exited_ok && daemon_here && cur.spec.outputs.empty()) {
         // Succeeded (nothing to collect): the successor starts first, this is written after.
-        before = Done{std::move(cur), status, started, ended};
+        before = Done{std::move(cur), status, started, ended, by};
         cur = std::move(next.front());
         next.pop_front();
         continue;
@@ -264,7 +269,7 @@ struct Worker {
       // The daemon hears the result first, then it is written to TRY_DIR/result.json for a
       // daemon that adopts the try: this worker, named in TRY_DIR/pid as the writer, is
       // alive until the file is there, and an adopting daemon waits for it.
-      bool ok = write_up(cur, status, started, ended);
+      bool ok = write_up(cur, status, started, ended, by);
       if (!next.empty() && ok && daemon_here) {  // declared outputs, collected: the successor
         cur = std::move(next.front());
         next.pop_front();

@@ -2,8 +2,9 @@
 // the facts and handle of its Started event, the log read back through the handle (and
 // through a handle recorded before handles existed), its capacity refusing a start, and
 // adoption of a running try by a second executor given only the handle, and what its tries'
-// outputs may be (links recorded as their text; FIFOs, sockets, devices refused). The kill -9 of a
-// real `drover serve` and its restart are tests/integration/isolation_test.cpp's.
+// outputs may be (links recorded as their text; FIFOs, sockets, devices refused; collected only
+// within the try's timeout). The kill -9 of a real `drover serve` and its restart are
+// tests/integration/isolation_test.cpp's.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -261,6 +262,35 @@ TEST_F(LocalExecutorTest, AnOutputThatIsAFifoSocketOrDeviceOrBehindALinkFailsThe
     auto text = read_file(e.path());
     EXPECT_TRUE(!text || text->find("TOPSECRET") == std::string::npos) << e.path();
   }
+}
+
+// Collection is bounded by the try's timeout: the daemon's kill at the deadline reaches the
+// command's group only, and a worker collecting outputs past it would hold the slot. A command
+// that ends (0) after its timeout has passed is not collected, and says why; one within it is.
+TEST_F(LocalExecutorTest, OutputsAreNotCollectedPastTheTrysTimeout) {
+  boost::asio::io_context io;
+  auto x = make(io);
+  TrySpec late = command("late", "sleep 1.5; echo x > out");
+  late.outputs = {"out"};
+  late.timeout_ms = 1000;
+  TrySpec within = command("within", "echo x > out");
+  within.outputs = {"out"};
+  within.timeout_ms = 60000;
+  ASSERT_TRUE(x->start(late).ok());
+  ASSERT_TRUE(x->start(within).ok());
+  ASSERT_TRUE(run_until(io, [&] {
+    return event(TryEvent::Kind::Finished, "r-1/late/1") &&
+           event(TryEvent::Kind::Finished, "r-1/within/1");
+  }));
+  const TryEvent* end = event(TryEvent::Kind::Finished, "r-1/late/1");
+  EXPECT_EQ(end->exit_code, 1);
+  EXPECT_NE(end->result.dump().find("collecting outputs ran past the try's timeout (1 s)"),
+            std::string::npos)
+      << end->result.dump();
+  EXPECT_TRUE(end->result["outputs"].empty()) << end->result.dump();
+  const TryEvent* ok = event(TryEvent::Kind::Finished, "r-1/within/1");
+  EXPECT_EQ(ok->exit_code, 0) << ok->result.dump();
+  EXPECT_EQ(ok->result["outputs"].size(), 1u) << ok->result.dump();
 }
 
 // Inputs as no run records them (a link `a` and a file `a/x` of one task): a link is never a

@@ -150,6 +150,24 @@ tasks:
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; })) << state_of(id);
 }
 
+TEST_F(DaemonTest, ATaskGetsTheOpenFilesLimitTheDaemonWasStartedWithNotTheRaisedOne) {
+  // The daemon raises its soft RLIMIT_NOFILE to the hard limit for its connections; a task
+  // inherited the raised one (a program that loops to it closing descriptors, or sizes
+  // select() sets by it, then misbehaves). It gets the limit the daemon was started with.
+  dag("limits.yaml", R"(dag: limits
+tasks:
+  soft: {run: 'ulimit -Sn > {{ project_dir }}/soft; ulimit -Hn > {{ project_dir }}/hard'}
+)");
+  start({}, {"prlimit", "--nofile=1000:4096"});
+  std::string limits = read_all(fs::path("/proc") / std::to_string(daemon->pid()) / "limits");
+  EXPECT_NE(limits.find("Max open files            4096                 4096"), std::string::npos)
+      << limits;  // raised, for the daemon itself
+  std::string id = trigger({"limits"});
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "success"; })) << state_of(id);
+  EXPECT_EQ(read_all(tmp / "soft"), "1000\n");
+  EXPECT_EQ(read_all(tmp / "hard"), "4096\n");
+}
+
 TEST_F(DaemonTest, CancelKillsTheRunningTaskAndEndsTheRun) {
   dag("slow.yaml", R"(dag: slow
 tasks:
