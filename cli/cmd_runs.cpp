@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -25,6 +26,7 @@
 #include "cli/usage_formatter.hpp"
 #include "common/clock.hpp"
 #include "common/time.hpp"
+#include "common/utf8.hpp"
 #include "executor/executor.hpp"
 #include "scheduler/store.hpp"
 #include "scheduler/store_json.hpp"
@@ -138,7 +140,7 @@ void print_files(const char* kind, const json& files) {
     // A link's blob is its text, not a file's bytes.
     json mode = f.value("mode", json(0644));
     bool link = mode.is_number_integer() && (mode.get<int>() & S_IFMT) == S_IFLNK;
-    std::printf("    %-3s %-40s %10s  %s%s%s\n", kind, f.value("path", "").c_str(),
+    std::printf("    %-3s %-40s %10s  %s%s%s\n", kind, printable(f.value("path", "")).c_str(),
                 human_size(f.value("size", uint64_t{0})).c_str(), hash.substr(0, 12).c_str(),
                 link ? "  (symbolic link)" : "", from.c_str());
   }
@@ -279,6 +281,37 @@ void print_run_record(const json& r, bool with_failures, const LogTail& tail) {
     std::printf("  %s (try %s)\n", str(t, "task").c_str(), str(t, "try").c_str());
     print_files("in", in);
     print_files("out", out);
+  }
+  // What each try published: its values, then its metrics (a stepped one as its last value,
+  // its step and how many points it has).
+  bool any_published = false;
+  for (auto& t : tasks) {
+    json values = t.value("values", json::object()), metrics = t.value("metrics", json::array());
+    if (!values.is_object() || !metrics.is_array() || (values.empty() && metrics.empty())) continue;
+    if (!any_published) std::printf("\nValues and metrics:\n");
+    any_published = true;
+    std::printf("  %s (try %s)\n", str(t, "task").c_str(), str(t, "try").c_str());
+    for (auto& [k, v] : values.items())
+      std::printf("    value  %-30s %s\n", printable(k).c_str(),
+                  printable(v.is_string() ? v.get<std::string>() : v.dump()).c_str());
+    std::vector<std::string> order;
+    std::map<std::string, std::pair<json, int>> last;  // name -> (last metric, points)
+    for (auto& m : metrics) {
+      std::string name = m.value("name", "");
+      auto [it, fresh] = last.try_emplace(name, m, 0);
+      if (fresh) order.push_back(name);
+      it->second.first = m;
+      ++it->second.second;
+    }
+    for (auto& name : order) {
+      auto& [m, points] = last[name];
+      long long step = m.value("step", -1LL);
+      std::string where = step < 0 && points == 1 ? ""
+                                                  : "  (step " + std::to_string(step) + ", " +
+                                                        std::to_string(points) + " points)";
+      std::printf("    metric %-30s %s%s\n", printable(name).c_str(),
+                  m.value("value", json()).dump().c_str(), where.c_str());
+    }
   }
   if (with_failures) {
     std::string failures = format_failures(r, tail);

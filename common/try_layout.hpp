@@ -8,6 +8,8 @@
 //       inputs/UPSTREAM/...             upstream outputs, materialized read-only
 //       log                             stdout and stderr, and "drover: ..." notes
 //       result.json                     exit code, outputs, values, metrics, alerts
+//       values.json, metrics.jsonl      what the task publishes (DROVER_VALUES_FILE,
+//                                       DROVER_METRICS_FILE), read into result.json
 //       pid                             "PID START [WRITER WRITER_START]" (executor/proc.hpp)
 //       dispatch                        "PID START" of the worker the try was handed to
 //                                       (written by drovers before session 6; still read)
@@ -64,6 +66,13 @@ inline std::filesystem::path result(const std::filesystem::path& try_dir) {
   return try_dir / "result.json";
 }
 inline std::filesystem::path pid(const std::filesystem::path& try_dir) { return try_dir / "pid"; }
+// What the task publishes, by DROVER_VALUES_FILE and DROVER_METRICS_FILE.
+inline std::filesystem::path values(const std::filesystem::path& try_dir) {
+  return try_dir / "values.json";
+}
+inline std::filesystem::path metrics(const std::filesystem::path& try_dir) {
+  return try_dir / "metrics.jsonl";
+}
 inline std::filesystem::path dispatch(const std::filesystem::path& try_dir) {
   return try_dir / "dispatch";
 }

@@ -212,6 +212,106 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
   return {};
 }
 
+// The most a task may publish through its files (docs/dag-format.md "Values and metrics").
+constexpr off_t kValuesFileMax = 1 << 20;
+constexpr off_t kMetricsFileMax = 64 << 20;
+
+// A file the task wrote for us, read as a regular file only: never through a link (it could
+// name any file the worker may read), never a FIFO (it would wait for a writer), and bounded.
+// nullopt when it is absent.
+Result<std::optional<std::string>> read_task_file(const fs::path& path, off_t max,
+                                                  const char* what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) return std::optional<std::string>();
+  if (fd < 0 && errno == ELOOP) return make_error(std::string(what) + " is a symbolic link");
+  if (fd < 0) return make_error(std::string(what) + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return make_error(std::string(what) + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return make_error(std::string(what) + " is not a regular file");
+  if (st.st_size > max)
+    return make_error(std::string(what) + " is over " + std::to_string(max >> 20) + " MiB");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(std::string(what) + ": " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  return std::optional<std::string>(std::move(text));
+}
+
+// DROVER_VALUES_FILE: one JSON object of scalars (string, number, bool), each key a value
+// key; they join what the task type published (which wins a clash).
+Status read_values_file(const TrySpec& spec, json& values) {
+  auto text = read_task_file(layout::values(spec.try_dir), kValuesFileMax, "DROVER_VALUES_FILE");
+  if (!text) return text.error();
+  if (!*text) return {};
+  json j = json::parse(**text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error("DROVER_VALUES_FILE (values.json) is not a JSON object");
+  for (auto& [key, v] : j.items()) {
+    if (!is_value_key(key))
+      return make_error("DROVER_VALUES_FILE: '" + key.substr(0, 64) +
+                        "' is not a value name (letters, digits, '_', '-', '.')");
+    if (!v.is_string() && !v.is_number() && !v.is_boolean())
+      return make_error("DROVER_VALUES_FILE: value '" + key +
+                        "' must be a string, a number or a boolean");
+    if (!values.contains(key)) values[key] = v;
+  }
+  return {};
+}
+
+// DROVER_METRICS_FILE: JSON lines {"name": "loss", "value": 0.41, "step": 3} ("step" may be
+// left out: -1, no step), appended to what the task type recorded. A broken line is named by
+// number; `lenient` (a try that failed, perhaps killed mid-line) skips broken lines instead.
+Status read_metrics_file(const TrySpec& spec, json& metrics, bool lenient) {
+  auto text = read_task_file(layout::metrics(spec.try_dir), kMetricsFileMax, "DROVER_METRICS_FILE");
+  if (!text) return text.error();
+  if (!*text) return {};
+  json read = json::array();
+  size_t line_no = 0;
+  for (size_t at = 0; at < (*text)->size();) {
+    size_t end = (*text)->find('\n', at);
+    if (end == std::string::npos) end = (*text)->size();
+    std::string_view line(**text);
+    line = line.substr(at, end - at);
+    at = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    Status broken;
+    auto bad = [&](const std::string& why) {
+      broken = make_error("metrics.jsonl:" + std::to_string(line_no) + ": " + why);
+      return broken;
+    };
+    auto check = [&]() -> Status {
+      json m = json::parse(line, nullptr, false);
+      if (m.is_discarded() || !m.is_object()) return bad("not a JSON object");
+      if (!m.contains("name") || !m["name"].is_string() ||
+          !is_value_key(m["name"].get<std::string>()))
+        return bad("\"name\" must be a metric name (letters, digits, '_', '-', '.')");
+      if (!m.contains("value") || !m["value"].is_number())
+        return bad("\"value\" of '" + m["name"].get<std::string>() + "' must be a number");
+      long long step = -1;
+      if (m.contains("step")) {
+        if (!m["step"].is_number_integer()) return bad("\"step\" must be an integer");
+        step = m["step"].get<long long>();
+      }
+      read.push_back({{"name", m["name"]}, {"value", m["value"].get<double>()}, {"step", step}});
+      return {};
+    };
+    if (auto s = check(); !s && !lenient) return s;
+  }
+  for (auto& m : read) metrics.push_back(std::move(m));
+  return {};
+}
+
 }  // namespace
 
 std::unique_ptr<BlobSource> blob_source_for(const TrySpec& spec) {
@@ -226,6 +326,8 @@ std::vector<std::string> try_environment(const TrySpec& spec) {
   extra["DROVER_WORK_DIR"] = spec.work_dir().string();
   extra["DROVER_HOME"] = spec.home;
   extra["DROVER_BIN"] = self_exe_path();  // so a task can call `"$DROVER_BIN" snapshot ...`
+  extra["DROVER_VALUES_FILE"] = layout::values(spec.try_dir).string();
+  extra["DROVER_METRICS_FILE"] = layout::metrics(spec.try_dir).string();
   return plain_environment(extra);
 }
 
@@ -250,6 +352,19 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
     error = s.message();
     if (code == 0) code = 1;
   }
+  // What it published through its files: values only from a try that succeeded (nothing
+  // downstream reads another's), metrics from every try (a failed training's loss curve is
+  // what explains it); a broken file fails a try that succeeded.
+  json all_values = values, all_metrics = metrics;
+  if (auto s = read_metrics_file(spec, all_metrics, /*lenient=*/code != 0); !s) {
+    error = s.message();
+    code = 1;
+  }
+  if (code == 0)
+    if (auto s = read_values_file(spec, all_values); !s) {
+      error = s.message();
+      code = 1;
+    }
   if (code == 0) {
     std::vector<FileEntry> outs;
     if (auto s = collect_outputs(spec, blobs, outs, collect_by); !s) {
@@ -273,7 +388,7 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
     outputs.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
   json result = {{"started_at", started_us}, {"exit_code", code},
                  {"error", error},           {"outputs", outputs},
-                 {"values", values},         {"metrics", metrics},
+                 {"values", all_values},     {"metrics", all_metrics},
                  {"alerts", alerts},         {"ended_at", ended_us ? ended_us : now_us()}};
   return TryResult{code, std::move(result)};
 }

@@ -5,6 +5,14 @@
 
 namespace drover {
 
+bool is_value_key(std::string_view key) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (key.empty() || key.size() > 128 || !letter(key[0]) || key.back() == '.') return false;
+  for (char c : key)
+    if (!letter(c) && !(c >= '0' && c <= '9') && c != '-' && c != '.') return false;
+  return true;
+}
+
 TaskTypeRegistry& TaskTypeRegistry::instance() {
   static TaskTypeRegistry r;
   return r;

@@ -142,4 +142,8 @@ class TaskTypeRegistry {
 // Registers every built-in type (plugins/builtin.cpp: one line per type). Idempotent.
 void register_builtin_task_types();
 
+// A key a task may publish ({{ outputs.TASK.KEY }}) or list in `values:`: letters, digits,
+// '_', '-' and '.', starting with a letter or '_', at most 128 bytes.
+bool is_value_key(std::string_view key);
+
 }  // namespace drover

@@ -72,6 +72,7 @@ struct TaskSpec {
   std::optional<std::string> run_shell;    // `run:` as a string: /bin/sh -c, values quoted
   json with = json::object();              // the `with:` block; strings may hold templates
   std::vector<std::string> outputs;        // paths relative to the work dir
+  std::vector<std::string> values;         // keys it publishes through DROVER_VALUES_FILE
   std::map<std::string, std::string> env;  // values may hold templates
   Resources resources;
   int retries = 0;

@@ -43,7 +43,7 @@ const std::vector<std::string> kTopKeys = {
 const std::vector<std::string> kTaskKeys = {
     "type",    "needs",     "run",          "with",        "outputs",
     "env",     "resources", "retries",      "retry_delay", "max_retry_delay",
-    "timeout", "queue",     "trigger_rule", "description"};
+    "timeout", "queue",     "trigger_rule", "description", "values"};
 const std::vector<std::string> kDefaultsKeys = {"retries",   "retry_delay", "max_retry_delay",
                                                 "timeout",   "queue",       "env",
                                                 "resources", "trigger_rule"};
@@ -1206,6 +1206,18 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
                 "output '" + path + "'" + where + " must be a relative path inside the work dir");
       }
       t.outputs = *list;
+    } else if (k == "values") {
+      auto list = get_string_list(f, where);
+      if (!list) continue;
+      size_t i = 0;
+      for (const auto& item : f.v) {
+        const std::string& key = (*list)[i++];
+        if (!is_value_key(key))
+          error(item, "value '" + key + "'" + where +
+                          " must be a name of letters, digits, '_', '-' and '.', starting with a "
+                          "letter or '_'");
+      }
+      t.values = *list;
     } else if (k == "env") {
       if (!f.v.IsMap()) {
         error(f, "'env'" + where + " must be a mapping of NAME: value, got " + got(f.v));
@@ -1532,10 +1544,14 @@ void Loader::check_published(const YAML::Node& n, size_t offset, const std::stri
   } catch (const std::exception&) {
     return;  // a malformed `with:` is the type's validate() to report
   }
+  // Those it lists in `values:` (written to DROVER_VALUES_FILE) are published too.
+  keys.insert(keys.end(), upstream.values.begin(), upstream.values.end());
   if (publishes(keys, key)) return;
   std::string hint = did_you_mean(key, keys);
   if (hint.empty())
-    hint = keys.empty() ? " (it publishes none)" : " (it publishes " + names_list(keys) + ")";
+    hint = keys.empty() ? " (it publishes none; list the keys it writes to DROVER_VALUES_FILE "
+                          "under its 'values')"
+                        : " (it publishes " + names_list(keys) + ")";
   error_in_scalar(n, offset,
                   quoted + ": task '" + upstream.id + "' (type '" + upstream.type +
                       "') publishes no value '" + key + "'" + hint);

@@ -89,6 +89,31 @@ TEST_F(CliTest, ASuccessfulRunPrintsNoFailureSummary) {
   EXPECT_EQ(shown.out.find("Failed tries"), std::string::npos) << shown.out;
 }
 
+TEST_F(CliTest, RunsShowListsWhatEachTryPublishedWithControlCharactersEscaped) {
+  auto r = run(dag("pub.yaml", R"yaml(dag: pub
+tasks:
+  eval:
+    run: |
+      printf '{"step": 1, "name": "loss", "value": 0.9}\n{"step": 2, "name": "loss", "value": 0.41}\n{"name": "auc", "value": 0.91}\n' > "$DROVER_METRICS_FILE"
+      printf '{"auc": 0.91, "note": "a\\u001b]0;pwned\\u0007b"}' > "$DROVER_VALUES_FILE"
+      printf x > "$(printf 'f\033[2Jg')"
+    values: [auc, note]
+    outputs: ["."]
+)yaml"));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto shown = cli({"runs", "show", "pub-1"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("\nValues and metrics:\n  eval (try 1)\n"
+                           "    value  auc                            0.91\n"
+                           "    value  note                           a\\x1b]0;pwned\\x07b\n"
+                           "    metric loss                           0.41  (step 2, 2 points)\n"
+                           "    metric auc                            0.91\n"),
+            std::string::npos)
+      << shown.out;
+  EXPECT_NE(shown.out.find("f\\x1b[2Jg"), std::string::npos) << shown.out;
+  EXPECT_EQ(shown.out.find('\x1b'), std::string::npos) << shown.out;
+}
+
 TEST_F(CliTest, RunsShowPrintsTheRunsOwnErrorWhenItHasOne) {
   auto r = run(dag("ok.yaml", "dag: ok\ntasks:\n  a: {run: 'echo fine'}\n"));
   ASSERT_EQ(r.code, 0) << r.err;

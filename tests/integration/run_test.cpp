@@ -66,6 +66,91 @@ tasks:
   EXPECT_TRUE(fs::exists(use["log"].get<std::string>()));
 }
 
+// A command publishes values and metrics through files: the values become
+// {{ outputs.TASK.KEY }} downstream and the metrics are recorded with its try, as a type's own.
+TEST_F(RunTest, ACommandPublishesValuesAndMetricsThroughItsFiles) {
+  auto f = dag("eval.yaml", R"(dag: eval
+tasks:
+  evaluate:
+    run: |
+      printf '{"step": 1, "name": "loss", "value": 0.9}\n{"step": 2, "name": "loss", "value": 0.41}\n' >> "$DROVER_METRICS_FILE"
+      echo '{"name": "auc", "value": 0.91}' >> "$DROVER_METRICS_FILE"
+      echo '{"auc": 0.91, "model.name": "clicks", "ok": true}' > "$DROVER_VALUES_FILE"
+    values: [auc, model.name, ok]
+  report:
+    needs: [evaluate]
+    run: echo {{ outputs.evaluate.auc }} {{ outputs.evaluate.model.name }} {{ outputs.evaluate.ok }} > got.txt
+    outputs: [got.txt]
+)");
+  auto r = run(f);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json rec = record(r);
+  json report = try_of(rec, "report", 1);
+  ASSERT_EQ(report["outputs"].size(), 1u) << rec.dump(2);
+  EXPECT_EQ(report["outputs"][0]["sha256"], sha256_hex("0.91 clicks true\n"));
+  json evaluate = try_of(rec, "evaluate", 1);
+  EXPECT_EQ(evaluate["values"]["auc"], 0.91) << evaluate.dump(2);
+  EXPECT_EQ(evaluate["values"]["model.name"], "clicks");
+  json m = evaluate["metrics"];
+  ASSERT_EQ(m.size(), 3u) << evaluate.dump(2);
+  EXPECT_EQ(m[0]["name"], "loss");
+  EXPECT_EQ(m[0]["step"], 1);
+  EXPECT_EQ(m[1]["value"], 0.41);
+  EXPECT_EQ(m[2]["name"], "auc");
+  EXPECT_EQ(m[2]["step"], -1);  // no step: a final value
+}
+
+// What a task publishes is read as data and checked: a broken metrics line or values file
+// fails a try that exited 0, naming the line; a link in their place is never followed; a
+// try that failed keeps the metrics it could write (a training killed mid-line) and
+// publishes no values.
+TEST_F(RunTest, BrokenValuesOrMetricsFilesFailTheTryWithWhereAndAreNeverFollowed) {
+  struct Case {
+    std::string name, script, says;
+  };
+  std::vector<Case> cases = {
+      {"line",
+       R"(printf '{"name": "a", "value": 1}\n{"name": "b", "value": "x"}\n' > "$DROVER_METRICS_FILE")",
+       "metrics.jsonl:2: \"value\" of 'b' must be a number"},
+      {"json", R"(echo '{"name": "a", "value": 1' > "$DROVER_METRICS_FILE")",
+       "metrics.jsonl:1: not a JSON object"},
+      {"values", R"(echo '[1, 2]' > "$DROVER_VALUES_FILE")",
+       "DROVER_VALUES_FILE (values.json) is not a JSON object"},
+      {"nested", R"(echo '{"a": {"b": 1}}' > "$DROVER_VALUES_FILE")",
+       "DROVER_VALUES_FILE: value 'a' must be a string, a number or a boolean"},
+      {"link", R"(ln -s /etc/passwd "$DROVER_VALUES_FILE")",
+       "DROVER_VALUES_FILE is a symbolic link"},
+      {"fifo", R"(mkfifo "$DROVER_METRICS_FILE")", "DROVER_METRICS_FILE is not a regular file"},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto f = dag(c.name + ".yaml", "dag: " + c.name + "\ntasks:\n  t:\n    run: |\n      " +
+                                       c.script + "\n    values: [a]\n");
+    auto r = run(f);
+    EXPECT_NE(r.code, 0) << r.out << r.err;
+    json t = try_of(record(r), "t", 1);
+    EXPECT_EQ(t["state"], "failed") << t.dump(2);
+    EXPECT_NE(t["error"].get<std::string>().find(c.says), std::string::npos) << t.dump(2);
+    EXPECT_TRUE(t["values"].empty()) << t.dump(2);
+  }
+  auto f = dag("killed.yaml", R"(dag: killed
+tasks:
+  t:
+    run: |
+      printf '{"step": 1, "name": "loss", "value": 0.5}\n{"step": 2, "na' > "$DROVER_METRICS_FILE"
+      echo '{"a": 1}' > "$DROVER_VALUES_FILE"
+      exit 3
+    values: [a]
+)");
+  auto r = run(f);
+  EXPECT_NE(r.code, 0);
+  json t = try_of(record(r), "t", 1);
+  EXPECT_EQ(t["exit_code"], 3) << t.dump(2);
+  ASSERT_EQ(t["metrics"].size(), 1u) << t.dump(2);
+  EXPECT_EQ(t["metrics"][0]["value"], 0.5);
+  EXPECT_TRUE(t["values"].empty()) << t.dump(2);
+}
+
 // An input is the task's own copy of its blob: a task that makes it writable and appends
 // to it (root needs neither) changes its copy, never the store, and a later reader gets
 // the bytes the hash names.

@@ -560,7 +560,27 @@ TEST_F(DagLoaderTest, OutputOfACommandTaskIsALintError) {
   EXPECT_EQ(errors("dag: d\ntasks:\n  train: {run: x}\n  eval:\n    needs: [train]\n"
                    "    run: echo {{ outputs.train.auc }}\n"),
             Errors{"d.yaml:6:15: '{{ outputs.train.auc }}' in task 'eval': task 'train' (type "
-                   "'command') publishes no value 'auc' (it publishes none)"});
+                   "'command') publishes no value 'auc' (it publishes none; list the keys it "
+                   "writes to DROVER_VALUES_FILE under its 'values')"});
+}
+
+TEST_F(DagLoaderTest, ATaskPublishesTheValuesItListsAndOnlyThose) {
+  const char* head =
+      "dag: d\ntasks:\n  eval: {run: x, values: [auc, model.name]}\n  use:\n"
+      "    needs: [eval]\n";
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.eval.auc }} "
+                                       "{{ outputs.eval.model.name }}\n"),
+            Errors{});
+  EXPECT_EQ(errors(std::string(head) + "    run: echo {{ outputs.eval.acu }}\n"),
+            Errors{"d.yaml:6:15: '{{ outputs.eval.acu }}' in task 'use': task 'eval' (type "
+                   "'command') publishes no value 'acu' (did you mean 'auc'?)"});
+  EXPECT_EQ(errors("dag: d\ntasks:\n  eval: {run: x, values: [auc, 9lives, a b]}\n"),
+            (Errors{"d.yaml:3:32: value '9lives' in task 'eval' must be a name of letters, "
+                    "digits, '_', '-' and '.', starting with a letter or '_'",
+                    "d.yaml:3:40: value 'a b' in task 'eval' must be a name of letters, digits, "
+                    "'_', '-' and '.', starting with a letter or '_'"}));
+  EXPECT_EQ(errors("dag: d\ntasks:\n  eval: {run: x, values: auc}\n"),
+            Errors{"d.yaml:3:26: 'values' in task 'eval' must be a list of strings, got 'auc'"});
 }
 
 TEST_F(DagLoaderTest, OutputKeysAreCheckedAgainstTheUpstreamTypeWithASuggestion) {
@@ -606,7 +626,8 @@ TEST_F(DagLoaderTest, OutputsInDefaultsAreCheckedToo) {
   EXPECT_EQ(errors("dag: d\ndefaults:\n  env: {V: \"{{ outputs.a.x }}\"}\n"
                    "tasks:\n  a: {run: x}\n"),
             Errors{"d.yaml:3:13: '{{ outputs.a.x }}' in defaults: task 'a' (type 'command') "
-                   "publishes no value 'x' (it publishes none)"});
+                   "publishes no value 'x' (it publishes none; list the keys it writes to "
+                   "DROVER_VALUES_FILE under its 'values')"});
 }
 
 // ---- YAML read as the 1.2 spec says (yaml-cpp 0.7 departs in places) ----------------------
