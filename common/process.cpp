@@ -72,12 +72,10 @@ std::string find_program(const std::string& name, int& err) {
   return {};
 }
 
-}  // namespace
-
-namespace {
 // The soft RLIMIT_NOFILE this process was started with, once raise_open_files_limit raised
 // it (0: not raised): what its children get back (spawn_child).
 std::atomic<rlim_t> started_soft_nofile{0};
+
 }  // namespace
 
 size_t raise_open_files_limit() {

@@ -276,19 +276,16 @@ Status read_metrics_file(const TrySpec& spec, json& metrics, bool lenient) {
   if (!text) return text.error();
   if (!*text) return {};
   json read = json::array();
+  std::string_view all(**text);
   size_t line_no = 0;
-  for (size_t at = 0; at < (*text)->size();) {
-    size_t end = (*text)->find('\n', at);
-    if (end == std::string::npos) end = (*text)->size();
-    std::string_view line(**text);
-    line = line.substr(at, end - at);
+  for (size_t at = 0; at < all.size();) {
+    size_t end = std::min(all.find('\n', at), all.size());
+    std::string_view line = all.substr(at, end - at);
     at = end + 1;
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    Status broken;
     auto bad = [&](const std::string& why) {
-      broken = make_error("metrics.jsonl:" + std::to_string(line_no) + ": " + why);
-      return broken;
+      return make_error("metrics.jsonl:" + std::to_string(line_no) + ": " + why);
     };
     auto check = [&]() -> Status {
       json m = json::parse(line, nullptr, false);
