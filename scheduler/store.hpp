@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -83,6 +84,42 @@ struct FileRecord {
   uint64_t size = 0;
   int mode = 0644;
   std::string from_task;  // inputs: producer task
+};
+
+// A version of a model in the registry (DESIGN.md §6 `train`): registered once by the
+// successful try that made it and never changed. `version` counts up per name from 1 and is
+// never reused; `record` holds what the version links to (params, metrics, step_metrics,
+// inputs, dag_hash, git, environment: docs/models.md), as the train type and the Engine wrote it.
+struct ModelVersion {
+  std::string name;
+  int64_t version = 0;  // assigned by add_model_version
+  std::string run_id, task;
+  int try_number = 0;
+  TimePoint created_at{};
+  std::vector<FileRecord> artifacts;  // path, sha256, size, mode (from_task unused)
+  json record = json::object();
+};
+
+// One move of a model's alias (`production`, `staging`, …): the history is these events,
+// oldest first; an alias names the version its latest event moved it to.
+struct AliasEvent {
+  int64_t seq = 0;  // assigned by move_alias, increasing across every model
+  std::string name, alias;
+  std::optional<int64_t> from;  // the version it named before (none: it was unset)
+  int64_t to = 0;
+  std::string by;       // who: a user, or "run RUN_ID" for a promote task
+  std::string reason;   // free text ("" when none was given)
+  std::string run_id;   // the run that moved it, if a run did
+  bool forced = false;  // moved with --force past the registry's checks
+  TimePoint at{};
+};
+
+struct ModelSummary {
+  std::string name;
+  int64_t versions = 0;  // how many (the latest is `latest`: versions are never removed)
+  int64_t latest = 0;
+  TimePoint created_at{}, updated_at{};    // first version, latest version or alias move
+  std::map<std::string, int64_t> aliases;  // alias -> version
 };
 
 struct RunFilter {
@@ -197,9 +234,27 @@ class Store {
                                   int try_number) = 0;
 
   // Every blob a recorded run references, for gc: the sha256 of each try file (inputs and
-  // outputs) and each published value named "version" (a snapshot's version id). Distinct,
+  // outputs), each model version's artifact and each published value named "version" (a
+  // snapshot's version id). Distinct,
   // sorted; values that are not 64 lowercase hex digits are left out.
   virtual Result<std::vector<std::string>> referenced_hashes() = 0;
+
+  // The model registry. add_model_version gives `v` the next version of its name and
+  // returns it; the try it names must exist and have no version yet (Errc::Conflict
+  // otherwise). model_version: nullopt when there is none. model_versions: the name's
+  // versions newest first, at most `limit` (negative: all), with `record` and `artifacts`
+  // left empty (model_version reads them). models: every name, sorted.
+  // move_alias is a compare-and-set: it records the event when the alias names `e.from` now
+  // (nullopt: unset), else Errc::Conflict ("… names version N now"); `e.to` must be a version
+  // of the name (Errc::NotFound). It returns the event's seq. alias_events: oldest first.
+  virtual Result<int64_t> add_model_version(const ModelVersion& v) = 0;
+  virtual Result<std::optional<ModelVersion>> model_version(const std::string& name,
+                                                            int64_t version) = 0;
+  virtual Result<std::vector<ModelVersion>> model_versions(const std::string& name, int limit) = 0;
+  virtual Result<std::vector<ModelSummary>> models() = 0;
+  virtual Result<std::map<std::string, int64_t>> model_aliases(const std::string& name) = 0;
+  virtual Result<int64_t> move_alias(const AliasEvent& e) = 0;
+  virtual Result<std::vector<AliasEvent>> alias_events(const std::string& name) = 0;
 
   // Schedule state: the logical date of the last run the scheduler created for a DAG.
   virtual Result<std::optional<TimePoint>> last_scheduled(const std::string& dag) = 0;

@@ -151,6 +151,52 @@ CREATE TRIGGER tries_ended_insert AFTER INSERT ON tries
     R"sql(
 CREATE INDEX runs_dag_state ON runs(dag, state, pk);
 )sql",
+    // 4: the model registry (ModelVersion, AliasEvent): versions, their artifacts, and
+    // alias moves as events; an alias's version is its latest event's.
+    R"sql(
+CREATE TABLE models(
+  name TEXT PRIMARY KEY,
+  last_version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE model_versions(
+  name TEXT NOT NULL REFERENCES models(name),
+  version INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  record TEXT NOT NULL,
+  PRIMARY KEY(name, version),
+  UNIQUE(run_id, task, try_number),
+  FOREIGN KEY(run_id, task, try_number) REFERENCES tries(run_id, task, try_number)
+);
+CREATE TABLE model_artifacts(
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mode INTEGER NOT NULL,
+  PRIMARY KEY(name, version, path),
+  FOREIGN KEY(name, version) REFERENCES model_versions(name, version)
+);
+CREATE TABLE model_alias_events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  alias TEXT NOT NULL,
+  from_version INTEGER,
+  to_version INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  forced INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  FOREIGN KEY(name, to_version) REFERENCES model_versions(name, version)
+);
+CREATE INDEX model_alias_events_alias ON model_alias_events(name, alias, seq);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -684,7 +730,8 @@ class SqliteStore final : public Store {
 
   Result<std::vector<std::string>> referenced_hashes() override {
     auto st = prepare(
-        "SELECT sha256 FROM try_files UNION SELECT value FROM try_values WHERE key = 'version'");
+        "SELECT sha256 FROM try_files UNION SELECT sha256 FROM model_artifacts "
+        "UNION SELECT value FROM try_values WHERE key = 'version'");
     if (!st.ok()) return st.error();
     std::set<std::string> out;
     int rc;
@@ -751,6 +798,196 @@ class SqliteStore final : public Store {
     return done(*st, "set_last_scheduled");
   }
 
+  // --- The model registry --------------------------------------------------------------
+
+  Result<int64_t> add_model_version(const ModelVersion& v) override {
+    int64_t version = 0;
+    Status s = atomically([&]() -> Status {
+      {
+        auto st = prepare(
+            "INSERT INTO models(name, last_version, created_at, updated_at) VALUES(?, 1, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1, "
+            "updated_at = excluded.updated_at RETURNING last_version");
+        if (!st.ok()) return st.error();
+        st->bind_all(v.name, v.created_at, v.created_at);
+        if (st->step() != SQLITE_ROW) return err("add_model_version");
+        version = st->i64(0);
+        if (Status d = done(*st, "add_model_version"); !d.ok()) return d;
+      }
+      auto st = prepare(
+          "INSERT INTO model_versions(name, version, run_id, task, try_number, created_at, record) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?)");
+      if (!st.ok()) return st.error();
+      st->bind_all(v.name, version, v.run_id, v.task, v.try_number, v.created_at, v.record);
+      if (Status d = done(*st, "add_model_version"); !d.ok()) return d;
+      for (const FileRecord& f : v.artifacts) {
+        auto a = prepare(
+            "INSERT INTO model_artifacts(name, version, path, sha256, size, mode) "
+            "VALUES(?, ?, ?, ?, ?, ?)");
+        if (!a.ok()) return a.error();
+        a->bind_all(v.name, version, f.path, f.sha256, static_cast<int64_t>(f.size), f.mode);
+        if (Status d = done(*a, "add_model_version"); !d.ok()) return d;
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return s.error();
+    return version;
+  }
+
+  Result<std::optional<ModelVersion>> model_version(const std::string& name,
+                                                    int64_t version) override {
+    auto st = prepare(
+        "SELECT name, version, run_id, task, try_number, created_at, record FROM model_versions "
+        "WHERE name = ? AND version = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(name, version);
+    int rc = st->step();
+    if (rc == SQLITE_DONE) return std::optional<ModelVersion>();
+    if (rc != SQLITE_ROW) return err("model_version");
+    ModelVersion v = read_model_version(*st);
+    bool ok = true;
+    v.record = st->js(6, ok);
+    if (!ok) return corrupt("model record", st->text(6));
+    auto a = prepare(
+        "SELECT path, sha256, size, mode FROM model_artifacts WHERE name = ? AND version = ? "
+        "ORDER BY rowid");
+    if (!a.ok()) return a.error();
+    a->bind_all(name, version);
+    while ((rc = a->step()) == SQLITE_ROW)
+      v.artifacts.push_back(
+          FileRecord{a->text(0), a->text(1), static_cast<uint64_t>(a->i64(2)), a->i32(3), ""});
+    if (rc != SQLITE_DONE) return err("model_version");
+    return std::optional<ModelVersion>(std::move(v));
+  }
+
+  Result<std::vector<ModelVersion>> model_versions(const std::string& name, int limit) override {
+    auto st = prepare(
+        "SELECT name, version, run_id, task, try_number, created_at FROM model_versions "
+        "WHERE name = ? ORDER BY version DESC LIMIT ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(name, limit);
+    std::vector<ModelVersion> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) out.push_back(read_model_version(*st));
+    if (rc != SQLITE_DONE) return err("model_versions");
+    return out;
+  }
+
+  Result<std::vector<ModelSummary>> models() override {
+    auto st = prepare(
+        "SELECT name, last_version, created_at, "
+        "MAX(updated_at, COALESCE((SELECT MAX(at) FROM model_alias_events e "
+        "WHERE e.name = models.name), 0)), "
+        "(SELECT COUNT(*) FROM model_versions v WHERE v.name = models.name) "
+        "FROM models ORDER BY name");
+    if (!st.ok()) return st.error();
+    std::vector<ModelSummary> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      ModelSummary m;
+      m.name = st->text(0);
+      m.latest = st->i64(1);
+      m.created_at = st->time(2);
+      m.updated_at = st->time(3);
+      m.versions = st->i64(4);
+      out.push_back(std::move(m));
+    }
+    if (rc != SQLITE_DONE) return err("models");
+    for (ModelSummary& m : out) {
+      auto a = model_aliases(m.name);
+      if (!a) return a.error();
+      m.aliases = std::move(*a);
+    }
+    return out;
+  }
+
+  Result<std::map<std::string, int64_t>> model_aliases(const std::string& name) override {
+    auto st = prepare(
+        "SELECT alias, to_version FROM model_alias_events e WHERE name = ? AND seq = "
+        "(SELECT MAX(seq) FROM model_alias_events l WHERE l.name = e.name AND l.alias = e.alias)");
+    if (!st.ok()) return st.error();
+    st->bind_all(name);
+    std::map<std::string, int64_t> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) out[st->text(0)] = st->i64(1);
+    if (rc != SQLITE_DONE) return err("model_aliases");
+    return out;
+  }
+
+  Result<int64_t> move_alias(const AliasEvent& e) override {
+    int64_t seq = 0;
+    Status s = atomically([&]() -> Status {
+      {
+        auto st = prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
+        if (!st.ok()) return st.error();
+        st->bind_all(e.name, e.to);
+        int rc = st->step();
+        if (rc == SQLITE_DONE)
+          return make_error("no version " + std::to_string(e.to) + " of model '" + e.name + "'",
+                            Errc::NotFound);
+        if (rc != SQLITE_ROW) return err("move_alias");
+      }
+      {
+        auto st = prepare(
+            "SELECT to_version FROM model_alias_events WHERE name = ? AND alias = ? "
+            "ORDER BY seq DESC LIMIT 1");
+        if (!st.ok()) return st.error();
+        st->bind_all(e.name, e.alias);
+        int rc = st->step();
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return err("move_alias");
+        std::optional<int64_t> now;
+        if (rc == SQLITE_ROW) now = st->i64(0);
+        if (now != e.from)
+          return make_error("alias " + e.alias + " of model '" + e.name + "' " +
+                                (now ? "names version " + std::to_string(*now) : "is unset") +
+                                " now",
+                            Errc::Conflict);
+      }
+      {
+        auto st = prepare("UPDATE models SET updated_at = MAX(updated_at, ?) WHERE name = ?");
+        if (!st.ok()) return st.error();
+        st->bind_all(e.at, e.name);
+        if (Status d = done(*st, "move_alias"); !d.ok()) return d;
+      }
+      auto st = prepare(
+          "INSERT INTO model_alias_events(name, alias, from_version, to_version, by, reason, "
+          "run_id, forced, at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq");
+      if (!st.ok()) return st.error();
+      st->bind_all(e.name, e.alias, e.from, e.to, e.by, e.reason, e.run_id, e.forced, e.at);
+      if (st->step() != SQLITE_ROW) return err("move_alias");
+      seq = st->i64(0);
+      return done(*st, "move_alias");
+    });
+    if (!s.ok()) return s.error();
+    return seq;
+  }
+
+  Result<std::vector<AliasEvent>> alias_events(const std::string& name) override {
+    auto st = prepare(
+        "SELECT seq, name, alias, from_version, to_version, by, reason, run_id, forced, at "
+        "FROM model_alias_events WHERE name = ? ORDER BY seq");
+    if (!st.ok()) return st.error();
+    st->bind_all(name);
+    std::vector<AliasEvent> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      AliasEvent e;
+      e.seq = st->i64(0);
+      e.name = st->text(1);
+      e.alias = st->text(2);
+      if (!st->is_null(3)) e.from = st->i64(3);
+      e.to = st->i64(4);
+      e.by = st->text(5);
+      e.reason = st->text(6);
+      e.run_id = st->text(7);
+      e.forced = st->i64(8) != 0;
+      e.at = st->time(9);
+      out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return err("alias_events");
+    return out;
+  }
+
   Result<bool> paused(const std::string& dag) override {
     auto st = prepare("SELECT paused FROM dag_state WHERE dag = ?");
     if (!st.ok()) return st.error();
@@ -776,6 +1013,18 @@ class SqliteStore final : public Store {
     int code = sqlite3_errcode(db_);
     Errc c = (code & 0xff) == SQLITE_CONSTRAINT ? Errc::Conflict : Errc::None;
     return make_error("sqlite: " + what + ": " + sqlite3_errmsg(db_), c);
+  }
+
+  // The columns name .. created_at of a model_versions row (record and artifacts not read).
+  static ModelVersion read_model_version(const Stmt& st) {
+    ModelVersion v;
+    v.name = st.text(0);
+    v.version = st.i64(1);
+    v.run_id = st.text(2);
+    v.task = st.text(3);
+    v.try_number = st.i32(4);
+    v.created_at = st.time(5);
+    return v;
   }
 
   static Error corrupt(const std::string& what, const std::string& text) {

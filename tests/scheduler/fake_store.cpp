@@ -61,6 +61,22 @@ struct FakeStore::Tables {
   std::vector<MetricRow> metrics;                          // in insertion order
   std::map<std::string, TimePoint> last_scheduled;
   std::map<std::string, bool> paused;
+  std::map<std::string, ModelSummary> models;  // aliases left empty (derived from the events)
+  std::vector<ModelVersion> model_versions;    // in insertion order
+  std::vector<AliasEvent> alias_events;        // in seq order
+  int64_t last_alias_seq = 0;
+
+  const ModelVersion* find_version(const std::string& name, int64_t version) const {
+    for (const ModelVersion& v : model_versions)
+      if (v.name == name && v.version == version) return &v;
+    return nullptr;
+  }
+  std::map<std::string, int64_t> aliases(const std::string& name) const {
+    std::map<std::string, int64_t> out;
+    for (const AliasEvent& e : alias_events)
+      if (e.name == name) out[e.alias] = e.to;
+    return out;
+  }
 
   bool has_task(const std::string& run_id, const std::string& task) const {
     auto it = tasks.find(run_id);
@@ -115,7 +131,7 @@ auto FakeStore::read(F&& fn) {
   return fn(tx_ ? static_cast<const Tables&>(*tx_) : db_->committed);
 }
 
-int FakeStore::schema_version() { return 2; }  // the SQLite schema whose rules it keeps
+int FakeStore::schema_version() { return 4; }  // the SQLite schema whose rules it keeps
 
 Status FakeStore::begin() {
   if (tx_) return make_error("store: begin() inside an open transaction", Errc::Conflict);
@@ -478,6 +494,9 @@ Result<std::vector<std::string>> FakeStore::referenced_hashes() {
     std::set<std::string> out;
     for (const FileRow& f : t.files)
       if (is_sha256_hex(f.file.sha256)) out.insert(f.file.sha256);
+    for (const ModelVersion& v : t.model_versions)
+      for (const FileRecord& f : v.artifacts)
+        if (is_sha256_hex(f.sha256)) out.insert(f.sha256);
     for (const auto& [id, obj] : t.values) {
       if (!obj.contains("version")) continue;
       std::string v = to_json_text(obj["version"]);  // SQLite compares the stored JSON text
@@ -502,6 +521,112 @@ Status FakeStore::set_last_scheduled(const std::string& dag, TimePoint logical_d
   return write("set_last_scheduled", [&](Tables& t) {
     t.last_scheduled[dag] = logical_date;
     return Status::Ok();
+  });
+}
+
+Result<int64_t> FakeStore::add_model_version(const ModelVersion& v) {
+  int64_t version = 0;
+  Status s = write("add_model_version", [&](Tables& t) -> Status {
+    if (Status s = t.need_try("add_model_version", {v.run_id, v.task, v.try_number}); !s.ok())
+      return s;
+    for (const ModelVersion& o : t.model_versions)
+      if (o.run_id == v.run_id && o.task == v.task && o.try_number == v.try_number)
+        return conflict("add_model_version", "UNIQUE constraint failed: that try has version " +
+                                                 std::to_string(o.version) + " of " + o.name);
+    std::set<std::string> paths;
+    for (const FileRecord& f : v.artifacts)
+      if (!paths.insert(f.path).second)
+        return conflict("add_model_version", "UNIQUE constraint failed: artifact " + f.path);
+    ModelSummary& m = t.models[v.name];
+    if (m.name.empty()) {
+      m.name = v.name;
+      m.created_at = v.created_at;
+    }
+    m.updated_at = v.created_at;
+    version = ++m.latest;
+    ++m.versions;
+    ModelVersion stored = v;
+    stored.version = version;
+    stored.record = as_stored(v.record);
+    for (FileRecord& f : stored.artifacts) f.from_task.clear();
+    t.model_versions.push_back(std::move(stored));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.error();
+  return version;
+}
+
+Result<std::optional<ModelVersion>> FakeStore::model_version(const std::string& name,
+                                                             int64_t version) {
+  return read([&](const Tables& t) -> Result<std::optional<ModelVersion>> {
+    const ModelVersion* v = t.find_version(name, version);
+    if (!v) return std::optional<ModelVersion>();
+    return std::optional<ModelVersion>(*v);
+  });
+}
+
+Result<std::vector<ModelVersion>> FakeStore::model_versions(const std::string& name, int limit) {
+  return read([&](const Tables& t) -> Result<std::vector<ModelVersion>> {
+    std::vector<ModelVersion> out;
+    for (auto it = t.model_versions.rbegin(); it != t.model_versions.rend(); ++it) {
+      if (it->name != name) continue;
+      if (limit >= 0 && static_cast<int>(out.size()) >= limit) break;
+      ModelVersion v = *it;
+      v.record = json::object();
+      v.artifacts.clear();
+      out.push_back(std::move(v));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<ModelSummary>> FakeStore::models() {
+  return read([&](const Tables& t) -> Result<std::vector<ModelSummary>> {
+    std::vector<ModelSummary> out;
+    for (const auto& [name, m] : t.models) {
+      ModelSummary s = m;
+      s.aliases = t.aliases(name);
+      for (const AliasEvent& e : t.alias_events)
+        if (e.name == name) s.updated_at = std::max(s.updated_at, e.at);
+      out.push_back(std::move(s));
+    }
+    return out;
+  });
+}
+
+Result<std::map<std::string, int64_t>> FakeStore::model_aliases(const std::string& name) {
+  return read(
+      [&](const Tables& t) -> Result<std::map<std::string, int64_t>> { return t.aliases(name); });
+}
+
+Result<int64_t> FakeStore::move_alias(const AliasEvent& e) {
+  int64_t seq = 0;
+  Status s = write("move_alias", [&](Tables& t) -> Status {
+    if (!t.find_version(e.name, e.to))
+      return make_error("no version " + std::to_string(e.to) + " of model '" + e.name + "'",
+                        Errc::NotFound);
+    auto now = t.aliases(e.name);
+    std::optional<int64_t> cur;
+    if (auto it = now.find(e.alias); it != now.end()) cur = it->second;
+    if (cur != e.from)
+      return make_error("alias " + e.alias + " of model '" + e.name + "' " +
+                            (cur ? "names version " + std::to_string(*cur) : "is unset") + " now",
+                        Errc::Conflict);
+    AliasEvent stored = e;
+    stored.seq = seq = ++t.last_alias_seq;
+    t.alias_events.push_back(std::move(stored));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.error();
+  return seq;
+}
+
+Result<std::vector<AliasEvent>> FakeStore::alias_events(const std::string& name) {
+  return read([&](const Tables& t) -> Result<std::vector<AliasEvent>> {
+    std::vector<AliasEvent> out;
+    for (const AliasEvent& e : t.alias_events)
+      if (e.name == name) out.push_back(e);
+    return out;
   });
 }
 

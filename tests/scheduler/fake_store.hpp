@@ -85,6 +85,14 @@ class FakeStore final : public Store {
   Result<std::vector<std::string>> referenced_hashes() override;
   Result<std::optional<TimePoint>> last_scheduled(const std::string& dag) override;
   Status set_last_scheduled(const std::string& dag, TimePoint logical_date) override;
+  Result<int64_t> add_model_version(const ModelVersion& v) override;
+  Result<std::optional<ModelVersion>> model_version(const std::string& name,
+                                                    int64_t version) override;
+  Result<std::vector<ModelVersion>> model_versions(const std::string& name, int limit) override;
+  Result<std::vector<ModelSummary>> models() override;
+  Result<std::map<std::string, int64_t>> model_aliases(const std::string& name) override;
+  Result<int64_t> move_alias(const AliasEvent& e) override;
+  Result<std::vector<AliasEvent>> alias_events(const std::string& name) override;
   Result<bool> paused(const std::string& dag) override;
   Status set_paused(const std::string& dag, bool paused) override;
 

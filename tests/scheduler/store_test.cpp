@@ -214,8 +214,8 @@ TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
 
 TEST_P(SqliteStoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 3);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 3);
+  EXPECT_EQ(store_->schema_version(), 4);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 4);
   EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
 }
 
@@ -227,8 +227,8 @@ TEST_P(SqliteStoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
 
   store_ = open();
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 3);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 3);
+  EXPECT_EQ(store_->schema_version(), 4);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 4);
   EXPECT_EQ(raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
   auto run = store_->get_run("etl-1");
   ASSERT_TRUE(run.ok());
@@ -248,7 +248,7 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "store: " + path_.string() +
                              ": store: the database has schema version 99, newer than this "
-                             "drover understands (3)");
+                             "drover understands (4)");
 }
 
 TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
@@ -673,6 +673,146 @@ TEST_P(StoreTest, ReferencedHashesAreTryFilesAndVersionValuesThatAreSha256) {
 
   ASSERT_TRUE(store_->set_value("etl-1", "b", 1, "version", 7).ok());  // not a hash
   EXPECT_EQ(*store_->referenced_hashes(), (std::vector<std::string>{h2, h1}));
+}
+
+TEST_P(StoreTest, ModelVersionsCountUpPerNameAndKeepWhatTheyLinkTo) {
+  ASSERT_TRUE(store_->insert_run(make_run("retrain", 1), tasks({"train", "other"})).ok());
+  for (int n = 1; n <= 3; ++n)
+    ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "train", n)).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "other", 1)).ok());
+  auto version = [&](const std::string& name, int try_number) {
+    ModelVersion v;
+    v.name = name;
+    v.run_id = "retrain-1";
+    v.task = "train";
+    v.try_number = try_number;
+    v.created_at = TimePoint(Micros(1'000'000 * try_number));
+    v.artifacts = {{"model.pkl", std::string(64, 'a'), 12, 0600, "ignored"},
+                   {"meta/params.json", std::string(64, 'b'), 3, 0644, ""}};
+    v.record = {{"metrics", {{"auc", 0.91}}}, {"params", {{"window", 14}}}};
+    return v;
+  };
+  auto a1 = store_->add_model_version(version("clicks", 1));
+  ASSERT_TRUE(a1.ok()) << a1.message();
+  EXPECT_EQ(*a1, 1);
+  EXPECT_EQ(*store_->add_model_version(version("clicks", 2)), 2);
+  EXPECT_EQ(*store_->add_model_version(version("ranker", 3)), 1);  // per name
+  // One version per try; a try that is not there is refused; neither draws a number.
+  EXPECT_EQ(store_->add_model_version(version("clicks", 2)).error().code, Errc::Conflict);
+  EXPECT_EQ(store_->add_model_version(version("clicks", 9)).error().code, Errc::Conflict);
+  ModelVersion other = version("clicks", 1);
+  other.task = "other";
+  EXPECT_EQ(*store_->add_model_version(other), 3);
+
+  auto got = store_->model_version("clicks", 2);
+  ASSERT_TRUE(got.ok()) << got.message();
+  ASSERT_TRUE(got->has_value());
+  const ModelVersion& v = **got;
+  EXPECT_EQ(v.name, "clicks");
+  EXPECT_EQ(v.version, 2);
+  EXPECT_EQ(v.run_id, "retrain-1");
+  EXPECT_EQ(v.task, "train");
+  EXPECT_EQ(v.try_number, 2);
+  EXPECT_EQ(v.created_at, TimePoint(Micros(2'000'000)));
+  EXPECT_EQ(v.record, version("clicks", 2).record);
+  ASSERT_EQ(v.artifacts.size(), 2u);
+  EXPECT_EQ(v.artifacts[0].path, "model.pkl");  // in the order given
+  EXPECT_EQ(v.artifacts[0].sha256, std::string(64, 'a'));
+  EXPECT_EQ(v.artifacts[0].size, 12u);
+  EXPECT_EQ(v.artifacts[0].mode, 0600);
+  EXPECT_EQ(v.artifacts[0].from_task, "");
+  EXPECT_EQ(v.artifacts[1].path, "meta/params.json");
+  EXPECT_FALSE(store_->model_version("clicks", 4)->has_value());
+  EXPECT_FALSE(store_->model_version("nope", 1)->has_value());
+
+  auto list = store_->model_versions("clicks", -1);
+  ASSERT_TRUE(list.ok()) << list.message();
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].version, 3);  // newest first, summaries
+  EXPECT_EQ((*list)[2].version, 1);
+  EXPECT_TRUE((*list)[0].artifacts.empty());
+  EXPECT_EQ((*list)[0].record, json::object());
+  EXPECT_EQ(store_->model_versions("clicks", 1)->size(), 1u);
+
+  auto models = store_->models();
+  ASSERT_TRUE(models.ok()) << models.message();
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ((*models)[0].name, "clicks");
+  EXPECT_EQ((*models)[0].versions, 3);
+  EXPECT_EQ((*models)[0].latest, 3);
+  EXPECT_EQ((*models)[0].created_at, TimePoint(Micros(1'000'000)));
+  EXPECT_EQ((*models)[1].name, "ranker");
+  EXPECT_EQ((*models)[1].latest, 1);
+
+  // A model's artifacts keep their blobs from gc.
+  auto refs = store_->referenced_hashes();
+  ASSERT_TRUE(refs.ok()) << refs.message();
+  EXPECT_EQ(*refs, (std::vector<std::string>{std::string(64, 'a'), std::string(64, 'b')}));
+}
+
+TEST_P(StoreTest, AliasMovesAreEventsAndEachMoveNamesTheVersionItReplaces) {
+  ASSERT_TRUE(store_->insert_run(make_run("retrain", 1), tasks({"train"})).ok());
+  for (int n = 1; n <= 3; ++n) {
+    ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "train", n)).ok());
+    ModelVersion v;
+    v.name = "clicks";
+    v.run_id = "retrain-1";
+    v.task = "train";
+    v.try_number = n;
+    v.created_at = TimePoint(Micros(n));
+    ASSERT_EQ(*store_->add_model_version(v), n);
+  }
+  auto move = [&](const std::string& alias, std::optional<int64_t> from, int64_t to) {
+    AliasEvent e;
+    e.name = "clicks";
+    e.alias = alias;
+    e.from = from;
+    e.to = to;
+    e.by = "alice";
+    e.reason = "moved to " + std::to_string(to);
+    e.run_id = to == 2 ? "retrain-1" : "";
+    e.forced = to == 1;
+    e.at = TimePoint(Micros(100 + to));
+    return store_->move_alias(e);
+  };
+  EXPECT_TRUE(store_->model_aliases("clicks")->empty());
+  auto s1 = move("production", std::nullopt, 2);
+  ASSERT_TRUE(s1.ok()) << s1.message();
+  ASSERT_TRUE(move("staging", std::nullopt, 3).ok());
+  // A move from a version the alias no longer names loses the race and records nothing.
+  auto stale = move("production", std::nullopt, 3);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, Errc::Conflict);
+  EXPECT_EQ(stale.message(), "alias production of model 'clicks' names version 2 now");
+  EXPECT_EQ(move("staging", 2, 1).message(), "alias staging of model 'clicks' names version 3 now");
+  EXPECT_EQ(move("production", 2, 7).error().code, Errc::NotFound);
+  auto s2 = move("production", 2, 1);  // the rollback
+  ASSERT_TRUE(s2.ok()) << s2.message();
+  EXPECT_GT(*s2, *s1);
+
+  EXPECT_EQ(*store_->model_aliases("clicks"),
+            (std::map<std::string, int64_t>{{"production", 1}, {"staging", 3}}));
+  auto events = store_->alias_events("clicks");
+  ASSERT_TRUE(events.ok()) << events.message();
+  ASSERT_EQ(events->size(), 3u);
+  const AliasEvent& e = (*events)[2];
+  EXPECT_EQ(e.seq, *s2);
+  EXPECT_EQ(e.alias, "production");
+  EXPECT_EQ(e.from, 2);
+  EXPECT_EQ(e.to, 1);
+  EXPECT_EQ(e.by, "alice");
+  EXPECT_EQ(e.reason, "moved to 1");
+  EXPECT_TRUE(e.forced);
+  EXPECT_EQ(e.at, TimePoint(Micros(101)));
+  EXPECT_EQ((*events)[0].from, std::nullopt);
+  EXPECT_EQ((*events)[0].run_id, "retrain-1");
+  EXPECT_FALSE((*events)[0].forced);
+  auto models = store_->models();
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ((*models)[0].aliases,
+            (std::map<std::string, int64_t>{{"production", 1}, {"staging", 3}}));
+  EXPECT_EQ((*models)[0].updated_at, TimePoint(Micros(103)));
+  EXPECT_TRUE(store_->alias_events("other")->empty());
 }
 
 TEST_P(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
