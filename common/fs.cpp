@@ -155,4 +155,32 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+Result<std::optional<std::string>> read_untrusted_file(const std::filesystem::path& path, off_t max,
+                                                       const char* what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) return std::optional<std::string>();
+  if (fd < 0 && errno == ELOOP) return make_error(std::string(what) + " is a symbolic link");
+  if (fd < 0) return make_error(std::string(what) + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return make_error(std::string(what) + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return make_error(std::string(what) + " is not a regular file");
+  if (st.st_size > max)
+    return make_error(std::string(what) + " is over " + std::to_string(max >> 20) + " MiB");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(std::string(what) + ": " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  return std::optional<std::string>(std::move(text));
+}
+
 }  // namespace drover

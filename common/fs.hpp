@@ -2,8 +2,11 @@
 // rename, fsync of the folder). Thread-safe (no shared state).
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +29,12 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
 Status write_file_once(const std::filesystem::path& path, std::string_view content,
                        int mode = 0644);
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);
+// A file a task wrote for us, read as a regular file only: never through a link (it could
+// name any file the reader may read; the last component is checked, the caller checks the
+// folders above), never a FIFO (it would wait for a writer), at most `max` bytes. nullopt
+// when it is absent; errors start with `what`.
+Result<std::optional<std::string>> read_untrusted_file(const std::filesystem::path& path, off_t max,
+                                                       const char* what);
 Status fsync_dir(const std::filesystem::path& dir);
 Status make_dirs(const std::filesystem::path& dir);
 // Writes all of `data` to `fd`, retrying short writes and EINTR; false on error (errno set).

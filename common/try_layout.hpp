@@ -10,6 +10,8 @@
 //       result.json                     exit code, outputs, values, metrics, alerts
 //       values.json, metrics.jsonl      what the task publishes (DROVER_VALUES_FILE,
 //                                       DROVER_METRICS_FILE), read into result.json
+//       environment.json                a train's interpreter and packages
+//                                       (DROVER_ENVIRONMENT_FILE)
 //       pid                             "PID START [WRITER WRITER_START]" (executor/proc.hpp)
 //       dispatch                        "PID START" of the worker the try was handed to
 //                                       (written by drovers before session 6; still read)
@@ -72,6 +74,11 @@ inline std::filesystem::path values(const std::filesystem::path& try_dir) {
 }
 inline std::filesystem::path metrics(const std::filesystem::path& try_dir) {
   return try_dir / "metrics.jsonl";
+}
+// What a train's Python helper writes about the interpreter and packages (a train sets
+// DROVER_ENVIRONMENT_FILE to it).
+inline std::filesystem::path environment(const std::filesystem::path& try_dir) {
+  return try_dir / "environment.json";
 }
 inline std::filesystem::path dispatch(const std::filesystem::path& try_dir) {
   return try_dir / "dispatch";

@@ -313,8 +313,8 @@ class LocalExecutor final : public Executor {
     CollectBy by;  // bounded as the worker's collection is: the try's timeout
     if (spec.timeout_ms > 0 && d->second.started_steady != std::chrono::steady_clock::time_point{})
       by = d->second.started_steady + std::chrono::milliseconds(spec.timeout_ms);
-    TryResult r = make_try_result(spec, *blobs, code, "", d->second.started_us, json::object(),
-                                  json::array(), {}, json::array(), exit.ended_us, by);
+    TryResult r =
+        make_try_result(spec, *blobs, code, "", d->second.started_us, {}, exit.ended_us, by);
     if (auto s = write_try_result(spec, r.result); !s)
       spdlog::warn("try {}: writing its result: {}", key, s.message());
     return r.result;

@@ -34,18 +34,16 @@ constexpr std::chrono::seconds kDrainGrace{2};
 
 class CollectingPublisher final : public Publisher {
  public:
-  json values = json::object();
-  json metrics = json::array();
-  std::vector<FileEntry> files;
-  void value(const std::string& key, const json& v) override { values[key] = v; }
+  Published got;
+  void value(const std::string& key, const json& v) override { got.values[key] = v; }
   void metric(const std::string& name, double v, long long step) override {
-    metrics.push_back({{"name", name}, {"value", v}, {"step", step}});
+    got.metrics.push_back({{"name", name}, {"value", v}, {"step", step}});
   }
-  void file(const FileEntry& f) override { files.push_back(f); }
+  void file(const FileEntry& f) override { got.files.push_back(f); }
   void alert(const std::string& kind, const std::string& message, const json& details) override {
-    alerts.push_back({{"kind", kind}, {"message", message}, {"details", details}});
+    got.alerts.push_back({{"kind", kind}, {"message", message}, {"details", details}});
   }
-  json alerts = json::array();
+  void model(const json& version) override { got.model = version; }
 };
 
 // True when `rel` is a relative path that stays inside its root.
@@ -170,7 +168,12 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
                             std::to_string(spec.timeout_ms / 1000) + " s)")
                : Status{};
   };
-  for (auto& declared : spec.outputs) {
+  // The task's `outputs:`, then what its type collects besides (a train's artifacts).
+  std::vector<std::string> wanted = spec.outputs;
+  if (const TaskType* type = TaskTypeRegistry::instance().find(spec.type))
+    for (auto& extra : type->collected_outputs(spec.with))
+      if (std::find(wanted.begin(), wanted.end(), extra) == wanted.end()) wanted.push_back(extra);
+  for (auto& declared : wanted) {
     if (!safe_relative(declared))
       return make_error("output '" + declared + "' leaves the work dir");
     // "out/" names what "out" does: with a trailing slash lstat would follow a link `out`.
@@ -216,41 +219,11 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
 constexpr off_t kValuesFileMax = 1 << 20;
 constexpr off_t kMetricsFileMax = 64 << 20;
 
-// A file the task wrote for us, read as a regular file only: never through a link (it could
-// name any file the worker may read), never a FIFO (it would wait for a writer), and bounded.
-// nullopt when it is absent.
-Result<std::optional<std::string>> read_task_file(const fs::path& path, off_t max,
-                                                  const char* what) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0 && errno == ENOENT) return std::optional<std::string>();
-  if (fd < 0 && errno == ELOOP) return make_error(std::string(what) + " is a symbolic link");
-  if (fd < 0) return make_error(std::string(what) + ": " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return make_error(std::string(what) + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return make_error(std::string(what) + " is not a regular file");
-  if (st.st_size > max)
-    return make_error(std::string(what) + " is over " + std::to_string(max >> 20) + " MiB");
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(std::string(what) + ": " + std::strerror(errno));
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  text.resize(got);
-  return std::optional<std::string>(std::move(text));
-}
-
 // DROVER_VALUES_FILE: one JSON object of scalars (string, number, bool), each key a value
 // key; they join what the task type published (which wins a clash).
 Status read_values_file(const TrySpec& spec, json& values) {
-  auto text = read_task_file(layout::values(spec.try_dir), kValuesFileMax, "DROVER_VALUES_FILE");
+  auto text =
+      read_untrusted_file(layout::values(spec.try_dir), kValuesFileMax, "DROVER_VALUES_FILE");
   if (!text) return text.error();
   if (!*text) return {};
   json j = json::parse(**text, nullptr, false);
@@ -272,7 +245,8 @@ Status read_values_file(const TrySpec& spec, json& values) {
 // left out: -1, no step), appended to what the task type recorded. A broken line is named by
 // number; `lenient` (a try that failed, perhaps killed mid-line) skips broken lines instead.
 Status read_metrics_file(const TrySpec& spec, json& metrics, bool lenient) {
-  auto text = read_task_file(layout::metrics(spec.try_dir), kMetricsFileMax, "DROVER_METRICS_FILE");
+  auto text =
+      read_untrusted_file(layout::metrics(spec.try_dir), kMetricsFileMax, "DROVER_METRICS_FILE");
   if (!text) return text.error();
   if (!*text) return {};
   json read = json::array();
@@ -340,8 +314,7 @@ Status prepare_try(const TrySpec& spec, BlobSource& blobs) {
 }
 
 TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
-                          long long started_us, const json& values, const json& metrics,
-                          std::vector<FileEntry> files, const json& alerts, long long ended_us,
+                          long long started_us, Published pub, long long ended_us,
                           CollectBy collect_by) {
   // An input the task could reach the store through (a big one, hard-linked) and changed
   // fails the try, whatever it exited with: what it computed read forged bytes.
@@ -352,7 +325,9 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
   // What it published through its files: values only from a try that succeeded (nothing
   // downstream reads another's), metrics from every try (a failed training's loss curve is
   // what explains it); a broken file fails a try that succeeded.
-  json all_values = values, all_metrics = metrics;
+  json& all_values = pub.values;
+  json& all_metrics = pub.metrics;
+  std::vector<FileEntry>& files = pub.files;
   if (auto s = read_metrics_file(spec, all_metrics, /*lenient=*/code != 0); !s) {
     error = s.message();
     code = 1;
@@ -386,7 +361,8 @@ TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std:
   json result = {{"started_at", started_us}, {"exit_code", code},
                  {"error", error},           {"outputs", outputs},
                  {"values", all_values},     {"metrics", all_metrics},
-                 {"alerts", alerts},         {"ended_at", ended_us ? ended_us : now_us()}};
+                 {"alerts", pub.alerts},     {"ended_at", ended_us ? ended_us : now_us()}};
+  if (code == 0 && !pub.model.is_null()) result["model"] = pub.model;
   return TryResult{code, std::move(result)};
 }
 
@@ -399,10 +375,8 @@ Status write_try_result(const TrySpec& spec, const json& result) {
 }
 
 int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
-               long long started_us, const json& values, const json& metrics,
-               std::vector<FileEntry> files, const json& alerts, int result_fd) {
-  TryResult r = make_try_result(spec, blobs, code, std::move(error), started_us, values, metrics,
-                                std::move(files), alerts);
+               long long started_us, Published pub, int result_fd) {
+  TryResult r = make_try_result(spec, blobs, code, std::move(error), started_us, std::move(pub));
   if (auto s = write_try_result(spec, r.result); !s) {
     // The try's end is not durable (a full disk, most often): it fails, saying why, and the
     // worker still hears of it through result_fd.
@@ -420,8 +394,7 @@ int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string err
 int run_try(const TrySpec& spec, BlobSource& blobs, int result_fd) {
   long long started = now_us();
   if (auto s = prepare_try(spec, blobs); !s)
-    return finish_try(spec, blobs, 1, s.message(), started, json::object(), json::array(), {},
-                      json::array(), result_fd);
+    return finish_try(spec, blobs, 1, s.message(), started, {}, result_fd);
 
   // Descriptors 0-2 are open before anything else is: run by `drover exec` from a shell or a
   // batch system with one of them closed, the next open() would take its number, and a
@@ -529,15 +502,15 @@ int run_try(const TrySpec& spec, BlobSource& blobs, int result_fd) {
   if (::chdir(spec.work_dir().c_str()) != 0) {
     std::string error = spec.work_dir().string() + ": " + std::strerror(errno);
     end_masking();
-    return finish_try(spec, blobs, 1, error, started, json::object(), json::array(), {},
-                      json::array(), result_fd);
+    return finish_try(spec, blobs, 1, error, started, {}, result_fd);
   }
   // A command (code we do not trust) inherits this process's environment: it becomes the
   // try's environment alone, not the worker's with the try's on top (no DROVER_TOKEN, no
   // secret the task was not given). Drover's own types keep the worker's (an S3 remote's
   // credentials).
   std::vector<std::string> env = try_environment(spec);
-  if (spec.type == "command") ::clearenv();
+  const TaskType* type = TaskTypeRegistry::instance().find(spec.type);
+  if (type->run_field() == TaskType::RunField::Required) ::clearenv();
   for (auto& kv : env) {
     auto eq = kv.find('=');
     ::setenv(kv.substr(0, eq).c_str(), kv.c_str() + eq + 1, 1);
@@ -546,14 +519,12 @@ int run_try(const TrySpec& spec, BlobSource& blobs, int result_fd) {
   std::map<std::string, fs::path> inputs;
   for (auto& f : spec.inputs) inputs[f.from_task] = spec.inputs_dir() / f.from_task;
   TaskContext ctx{spec, blobs.local(), pub, inputs};
-  const TaskType* type = TaskTypeRegistry::instance().find(spec.type);
   std::fflush(stdout);
   int code = type->run(ctx);
   std::fflush(stdout);
   std::fflush(stderr);
   end_masking();
-  return finish_try(spec, blobs, code, "", started, pub.values, pub.metrics, pub.files, pub.alerts,
-                    result_fd);
+  return finish_try(spec, blobs, code, "", started, std::move(pub.got), result_fd);
 }
 
 json read_try_result(const std::string& try_dir) {

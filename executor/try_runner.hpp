@@ -17,6 +17,7 @@ namespace drover {
 
 // Exit code of the task (0 success). result.json holds:
 // {"exit_code", "error", "outputs":[FileEntry], "values":{}, "metrics":[{name,value,step}],
+//  "alerts":[…], "model" (a train's version to register, when it succeeded),
 //  "started_at","ended_at" (µs since epoch)}
 // The same JSON is written to `result_fd` (when >= 0) at the end, also when result.json
 // cannot be written (then with exit_code 1 at least and the error saying so).
@@ -42,19 +43,23 @@ struct TryResult {
   int code = 0;
   nlohmann::json result;
 };
+// What a task type published through its Publisher (plugins/task_type.hpp).
+struct Published {
+  nlohmann::json values = nlohmann::json::object();
+  nlohmann::json metrics = nlohmann::json::array();
+  std::vector<FileEntry> files;
+  nlohmann::json alerts = nlohmann::json::array();
+  nlohmann::json model;  // Publisher::model's version to register; null: none
+};
 TryResult make_try_result(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
-                          long long started_us, const nlohmann::json& values,
-                          const nlohmann::json& metrics, std::vector<FileEntry> files,
-                          const nlohmann::json& alerts = nlohmann::json::array(),
+                          long long started_us, Published pub = {},
                           long long ended_us = 0,  // 0: now
                           CollectBy collect_by = {});
 Status write_try_result(const TrySpec& spec, const nlohmann::json& result);
 // finish_try is both: it returns the final exit code (at least 1 when result.json cannot be
 // written), and writes the result to `result_fd` as run_try does.
 int finish_try(const TrySpec& spec, BlobSource& blobs, int code, std::string error,
-               long long started_us, const nlohmann::json& values, const nlohmann::json& metrics,
-               std::vector<FileEntry> files, const nlohmann::json& alerts = nlohmann::json::array(),
-               int result_fd = -1);
+               long long started_us, Published pub = {}, int result_fd = -1);
 
 // Reads a finished try's result.json; null json when absent or unreadable.
 nlohmann::json read_try_result(const std::string& try_dir);

@@ -194,8 +194,7 @@ struct Worker {
     std::deque<Prepared> next;  // armed successors, prepared, each after the one before
     auto write_up = [&](Prepared& p, int status, long long started, long long ended, CollectBy by) {
       int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      TryResult r = make_try_result(p.spec, *p.blobs, code, "", started, json::object(),
-                                    json::array(), {}, json::array(), ended, by);
+      TryResult r = make_try_result(p.spec, *p.blobs, code, "", started, {}, ended, by);
       json ev = {{"ev", "finished"},
                  {"key", p.key},
                  {"exit_code", r.code},
@@ -227,8 +226,7 @@ struct Worker {
       before.reset();
       if (!pid) {
         if (claim >= 0) ::close(claim);
-        TryResult r = make_try_result(cur.spec, *cur.blobs, 127, pid.message(), started,
-                                      json::object(), json::array(), {});
+        TryResult r = make_try_result(cur.spec, *cur.blobs, 127, pid.message(), started);
         json ev = {{"ev", "finished"},
                    {"key", cur.key},
                    {"exit_code", r.code},

@@ -7,6 +7,7 @@ std::unique_ptr<TaskType> make_command_task_type();
 std::unique_ptr<TaskType> make_mock_task_type();
 std::unique_ptr<TaskType> make_snapshot_task_type();
 std::unique_ptr<TaskType> make_drift_task_type();
+std::unique_ptr<TaskType> make_train_task_type();
 
 void register_builtin_task_types() {
   static bool done = false;
@@ -17,6 +18,7 @@ void register_builtin_task_types() {
   r.add(make_mock_task_type());
   r.add(make_snapshot_task_type());
   r.add(make_drift_task_type());
+  r.add(make_train_task_type());
 }
 
 }  // namespace drover

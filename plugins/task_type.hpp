@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,10 @@ class Publisher {
   virtual void metric(const std::string& name, double v, long long step = -1) = 0;
   // An output file already in the blob store (declared `outputs:` are collected for you).
   virtual void file(const FileEntry& f) = 0;
+  // The model version a `train` try registers when it succeeds (the Engine adds it to the
+  // registry as it commits the try's end): {"name", "artifacts": [paths], "metrics": {},
+  // "environment": {}, "description"}.
+  virtual void model(const json& version) = 0;
   // An alert the daemon sends, naming this run and task, to the DAG's channels for `kind`
   // (`drift` -> alerts.on_drift); sent whatever the try's exit code.
   virtual void alert(const std::string& kind, const std::string& message, const json& details) = 0;
@@ -121,6 +126,9 @@ class TaskType {
   // under that prefix ("metrics.*"). Lint refuses a template naming any other key, so list
   // every key run() may publish. Default: none (`command`).
   virtual std::vector<std::string> published_keys(const json& with) const { return {}; }
+  // Paths (relative to the work dir) the try runner collects as outputs of a successful try
+  // besides the task's `outputs:`, given the rendered `with:` (a train's artifacts).
+  virtual std::vector<std::string> collected_outputs(const json& with) const { return {}; }
   // Runs the try in the try process, cwd = work dir, stdout/stderr = the try's log.
   // Returns the exit code (0 = success). Expected failures are printed to stderr (the
   // log) and reported as a non-zero code.
@@ -141,6 +149,12 @@ class TaskTypeRegistry {
 
 // Registers every built-in type (plugins/builtin.cpp: one line per type). Idempotent.
 void register_builtin_task_types();
+
+// Runs a task's `run:` argv in the try process (plugins/command.cpp): stdin, stdout and
+// stderr inherited (/dev/null and the log), in the try's process group, with `env` (nullopt:
+// this process's). Returns its exit code, 127 when it could not start (said in the log).
+int run_task_command(const std::vector<std::string>& argv,
+                     std::optional<std::vector<std::string>> env = std::nullopt);
 
 // A key a task may publish ({{ outputs.TASK.KEY }}) or list in `values:`: letters, digits,
 // '_', '-' and '.', starting with a letter or '_', at most 128 bytes.

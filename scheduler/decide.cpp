@@ -65,7 +65,68 @@ Result<TryResult> parse_try_result(const json& j) {
                                      details.is_object() ? details : json{{"value", details}}});
     }
   }
+  if (auto it = j.find("model"); it != j.end() && !it->is_null()) {
+    const json& m = *it;
+    if (!m.is_object() || !m.value("name", json()).is_string() ||
+        !m.value("artifacts", json()).is_array() || !m.value("metrics", json()).is_object() ||
+        !m.value("environment", json::object()).is_object())
+      return bad("model is not {name, artifacts, metrics, environment}");
+    for (auto& a : m["artifacts"])
+      if (!a.is_string()) return bad("a model artifact is not a path");
+    for (auto& [k, v] : m["metrics"].items())
+      if (!v.is_number()) return bad("model metric '" + k + "' is not a number");
+    r.model = m;
+  }
   return r;
+}
+
+Result<ModelVersion> model_version_of(const TryResult& result, const TryRecord& rec,
+                                      const RunRecord& run, const std::vector<ModelInput>& inputs,
+                                      TimePoint now) {
+  const json& m = result.model;
+  if (!m.is_object())
+    return make_error("the train try published no model version to register", Errc::Invalid);
+  ModelVersion v;
+  v.name = m["name"].get<std::string>();
+  v.run_id = rec.run_id;
+  v.task = rec.task;
+  v.try_number = rec.try_number;
+  v.created_at = now;
+  for (auto& a : m["artifacts"]) {
+    std::string path = a.get<std::string>();
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    size_t before = v.artifacts.size();
+    for (const FileRecord& f : result.outputs)
+      if (f.path == path || f.path.rfind(path + "/", 0) == 0) v.artifacts.push_back(f);
+    if (v.artifacts.size() == before)
+      return make_error("artifact '" + path + "' is not among the try's outputs", Errc::Invalid);
+  }
+  json step_metrics = json::array();
+  for (const TryMetric& t : result.metrics)
+    if (t.step >= 0)
+      step_metrics.push_back({{"name", t.name}, {"value", t.value}, {"step", t.step}});
+  json in = json::array();
+  for (const ModelInput& i : inputs) {
+    json f = {{"path", i.file.path},
+              {"sha256", i.file.sha256},
+              {"size", i.file.size},
+              {"from_task", i.file.from_task}};
+    if (!i.dataset.empty()) {
+      f["dataset"] = i.dataset;
+      f["dataset_version"] = i.dataset_version;
+    }
+    in.push_back(std::move(f));
+  }
+  v.record = {{"params", run.params},
+              {"metrics", m["metrics"]},
+              {"step_metrics", std::move(step_metrics)},
+              {"inputs", std::move(in)},
+              {"dag", run.dag},
+              {"dag_hash", run.dag_hash},
+              {"git", {{"commit", run.git_commit}, {"dirty", run.git_dirty}}},
+              {"environment", m.value("environment", json::object())},
+              {"description", m.value("description", std::string())}};
+  return v;
 }
 
 TryOutcome try_outcome(const TryExit& e) {

@@ -35,10 +35,26 @@ struct TryResult {
   json values = json::object();  // key -> value
   std::vector<TryMetric> metrics;
   std::vector<RaisedAlert> alerts;
+  json model;  // a train's version to register (plugins/task_type.hpp Publisher::model); null: none
 };
 // Error (Errc::Invalid, naming the field) when `j` is not an object of that shape; null
 // `j` is an error too ("no result").
 Result<TryResult> parse_try_result(const json& j);
+
+// An input file of a try as a model version records it: with the dataset and version of the
+// snapshot that made it, when a snapshot task did.
+struct ModelInput {
+  FileRecord file;
+  std::string dataset, dataset_version;
+};
+// The version a successful `train` try registers (ModelVersion, version left 0): the name,
+// artifacts, final metrics and environment its result gives, its step metrics, the run's
+// params, DAG hash and git commit, and the try's inputs. Each artifact path names the try's
+// outputs at it or under it (a folder). Errc::Invalid, saying why, when the result has no
+// version or an artifact is not among the outputs: the try then fails and registers nothing.
+Result<ModelVersion> model_version_of(const TryResult& result, const TryRecord& rec,
+                                      const RunRecord& run, const std::vector<ModelInput>& inputs,
+                                      TimePoint now);
 
 // How a try ended, as its executor reports it, and what the Engine decided while it ran.
 struct TryExit {

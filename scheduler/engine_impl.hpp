@@ -247,6 +247,8 @@ struct Engine::Impl {
   Status reload_run(ActiveRun& a);
 
   // engine_tries.cpp: tries and time
+  void register_model(const TryRecord& rec, core::TryResult& result, TimePoint now,
+                      core::TryOutcome& out, engine::Writes& w);
   void record_finish(const TryEvent& ev, TimePoint now, Effects& fx);
   void record_started(Effects& fx);
   void record_armed(const TryEvent& ev, TimePoint now, Effects& fx);

@@ -236,6 +236,13 @@ class Daemon {
   int starts_ = 0;
 };
 
+// Try N of TASK in a run record (`drover run --json`, `runs show --json`); null when absent.
+inline json try_of(const json& rec, const std::string& task, int n) {
+  for (auto& t : rec["tasks"])
+    if (t["task"] == task && t["try"] == n) return t;
+  return json();
+}
+
 inline std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
@@ -251,6 +258,14 @@ class LocalFixture : public ::testing::Test {
     fs::path p = tmp / name;
     write_text(p, text);
     return p;
+  }
+  // `drover run FILE --json` over this home, {{ project_dir }} the temp dir.
+  ProcResult run(const fs::path& file, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"run",           file.string(),   "--home",
+                                     home().string(), "--project-dir", tmp.path().string(),
+                                     "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return drover(args);
   }
 };
 

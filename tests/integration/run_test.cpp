@@ -14,21 +14,9 @@ namespace {
 
 class RunTest : public LocalFixture {
  protected:
-  ProcResult run(const fs::path& file, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"run",           file.string(),   "--home",
-                                     home().string(), "--project-dir", tmp.path().string(),
-                                     "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return drover(args);
-  }
   static json record(const ProcResult& r) {
     json j = json::parse(r.out, nullptr, false);
     return j.is_discarded() ? json() : j;
-  }
-  static json try_of(const json& rec, const std::string& task, int n) {
-    for (auto& t : rec["tasks"])
-      if (t["task"] == task && t["try"] == n) return t;
-    return json();
   }
 };
 

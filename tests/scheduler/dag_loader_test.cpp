@@ -583,6 +583,33 @@ TEST_F(DagLoaderTest, ATaskPublishesTheValuesItListsAndOnlyThose) {
             Errors{"d.yaml:3:26: 'values' in task 'eval' must be a list of strings, got 'auc'"});
 }
 
+TEST_F(DagLoaderTest, ATrainTaskNeedsItsModelArtifactsAndMetricsAndPublishesItsMetrics) {
+  const char* ok =
+      "dag: d\ntasks:\n  train:\n    type: train\n    run: python3 train.py\n"
+      "    with: {model: clicks, artifacts: [model.pkl, vocab/], metrics: metrics.json}\n"
+      "  use:\n    needs: [train]\n"
+      "    run: echo {{ outputs.train.model }} {{ outputs.train.model_version }} "
+      "{{ outputs.train.metrics.auc }}\n";
+  EXPECT_EQ(errors(ok), Errors{});
+  EXPECT_EQ(
+      errors("dag: d\ntasks:\n  train:\n    type: train\n    run: x\n"
+             "    with: {model: Clicks, artifacts: [/etc/passwd, ../up], metrics: m.json, "
+             "keep: 1}\n"),
+      (Errors{"d.yaml:6:11: task 'train': invalid model name 'Clicks': use [a-z0-9][a-z0-9_.-]*",
+              "d.yaml:6:11: task 'train': artifact '/etc/passwd' must be a relative path "
+              "inside the work dir",
+              "d.yaml:6:11: task 'train': artifact '../up' must be a relative path inside "
+              "the work dir",
+              "d.yaml:6:77: task 'train': unknown key 'keep' in train task"}));
+  EXPECT_EQ(errors("dag: d\ntasks:\n  train:\n    type: train\n    run: x\n"
+                   "    with: {model: clicks}\n"),
+            (Errors{"d.yaml:6:11: task 'train': train task needs 'artifacts'",
+                    "d.yaml:6:11: task 'train': train task needs 'metrics'"}));
+  EXPECT_EQ(errors("dag: d\ntasks:\n  train:\n    type: train\n"
+                   "    with: {model: clicks, artifacts: [m], metrics: m.json}\n"),
+            Errors{"d.yaml:3:3: task 'train' (type 'train') needs 'run'"});
+}
+
 TEST_F(DagLoaderTest, OutputKeysAreCheckedAgainstTheUpstreamTypeWithASuggestion) {
   const char* head =
       "dag: d\ntasks:\n  snap: {type: snapshot, with: {path: data, dataset: ev}}\n"

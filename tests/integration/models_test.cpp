@@ -1,0 +1,252 @@
+// End to end: `train` tasks under `drover run` (real binary, workers, store, Debian's
+// /usr/bin/python3 with the drover helper) and the registry through `drover models`.
+#include <fstream>
+
+#include "common/process.hpp"
+#include "common/sha256.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace drover::testing {
+namespace {
+
+// A training script: reads the snapshot's CSV, logs a loss curve through the helper, writes
+// the model and its final metrics (auc from the command line), and its environment.
+constexpr const char* kTrainPy = R"py(import sys
+from drover import log_metric, save_metrics, log_environment
+data, auc = sys.argv[1], float(sys.argv[2])
+rows = open(data + "/events.csv").read().splitlines()[1:]
+for step in range(3):
+    log_metric("loss", 1.0 / (step + 1), step=step)
+with open("model.pkl", "w") as f:
+    f.write("model over %d rows\n" % len(rows))
+save_metrics({"auc": auc, "rows": len(rows)})
+log_environment()
+)py";
+
+class ModelsTest : public LocalFixture {
+ protected:
+  void SetUp() override {
+    fs::create_directories(tmp / "data");
+    write_text(tmp / "data" / "events.csv", "user,clicked\n1,0\n2,1\n3,1\n");
+    write_text(tmp / "train.py", kTrainPy);
+  }
+  ProcResult models(std::vector<std::string> args) {
+    args.insert(args.begin(), "models");
+    args.push_back("--home");
+    args.push_back(home().string());
+    return drover(args);
+  }
+  json models_json(std::vector<std::string> args) {
+    args.push_back("--json");
+    auto r = models(args);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  }
+  void git(std::vector<std::string> args) {
+    std::vector<std::string> argv = {
+        "git",         "-C", tmp.path().string(),   "-c", "user.email=t@example.com", "-c",
+        "user.name=t", "-c", "commit.gpgsign=false"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = capture_child(argv);
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+  fs::path retrain_dag() {
+    return dag("retrain.yaml", R"(dag: retrain
+params:
+  auc: {type: float, default: 0.91}
+tasks:
+  snap:
+    type: snapshot
+    with: {path: data, dataset: events}
+  train:
+    type: train
+    needs: [snap]
+    run: [/usr/bin/python3, "{{ project_dir }}/train.py", "{{ inputs.snap.path }}", "{{ params.auc }}"]
+    with: {model: clicks, artifacts: [model.pkl], metrics: metrics.json, description: weekly}
+  report:
+    needs: [train]
+    run: echo {{ outputs.train.model }}/{{ outputs.train.model_version }} {{ outputs.train.metrics.auc }} > got.txt
+    outputs: [got.txt]
+)");
+  }
+};
+
+// A train registers NAME/N linked to everything that made it: its run and try, the params
+// after defaults, the input files with the dataset version they came from, the DAG file's
+// hash, the git commit, the artifacts by hash, its final and step metrics, its environment;
+// and publishes model, model_version and metrics.NAME downstream. N counts up per name.
+TEST_F(ModelsTest, TrainRegistersAVersionLinkedToItsRunDataCodeAndParams) {
+  fs::path f = retrain_dag();
+  git({"init", "-q"});
+  git({"add", "-A"});
+  git({"commit", "-q", "-m", "first"});
+  std::string head =
+      trim(capture_child({"git", "-C", tmp.path().string(), "rev-parse", "HEAD"}).out);
+
+  auto r1 = run(f);
+  ASSERT_EQ(r1.code, 0) << r1.out << r1.err;
+  json rec = json::parse(r1.out);
+  json report = try_of(rec, "report", 1);
+  ASSERT_EQ(report["outputs"].size(), 1u) << rec.dump(2);
+  EXPECT_EQ(report["outputs"][0]["sha256"], sha256_hex("clicks/1 0.91\n"));
+  json train = try_of(rec, "train", 1);
+  EXPECT_EQ(train["values"]["model_version"], 1) << train.dump(2);
+  std::string snapshot_version = try_of(rec, "snap", 1)["values"]["version"].get<std::string>();
+
+  auto r2 = run(f, {"-p", "auc=0.87"});
+  ASSERT_EQ(r2.code, 0) << r2.out << r2.err;
+
+  json v = models_json({"show", "clicks/1"});
+  EXPECT_EQ(v["name"], "clicks");
+  EXPECT_EQ(v["version"], 1);
+  EXPECT_EQ(v["run"], "retrain-1");
+  EXPECT_EQ(v["task"], "train");
+  EXPECT_EQ(v["try"], 1);
+  EXPECT_EQ(v["params"], (json{{"auc", 0.91}}));
+  EXPECT_EQ(v["metrics"], (json{{"auc", 0.91}, {"rows", 3}}));
+  ASSERT_EQ(v["step_metrics"].size(), 3u) << v.dump(2);
+  EXPECT_EQ(v["step_metrics"][2], (json{{"name", "loss"}, {"step", 2}, {"value", 1.0 / 3}}));
+  ASSERT_EQ(v["artifacts"].size(), 1u);
+  EXPECT_EQ(v["artifacts"][0]["path"], "model.pkl");
+  EXPECT_EQ(v["artifacts"][0]["sha256"], sha256_hex("model over 3 rows\n"));
+  EXPECT_EQ(v["artifacts"][0]["size"], 18);
+  ASSERT_EQ(v["inputs"].size(), 1u);
+  EXPECT_EQ(v["inputs"][0]["path"], "events.csv");
+  EXPECT_EQ(v["inputs"][0]["sha256"], sha256_hex(read_all(tmp / "data" / "events.csv")));
+  EXPECT_EQ(v["inputs"][0]["dataset"], "events");
+  EXPECT_EQ(v["inputs"][0]["dataset_version"], snapshot_version);
+  EXPECT_EQ(v["dag_hash"], sha256_hex(read_all(f)));
+  EXPECT_EQ(v["git"]["commit"], head);
+  EXPECT_EQ(v["git"]["dirty"], false);
+  EXPECT_EQ(v["description"], "weekly");
+  EXPECT_TRUE(v["environment"]["hostname"].is_string()) << v.dump(2);
+  auto py = capture_child(
+      {"/usr/bin/python3", "-c", "import platform; print(platform.python_version())"});
+  EXPECT_EQ(v["environment"]["python"], trim(py.out));
+  EXPECT_EQ(v["aliases"], json::array());
+  EXPECT_TRUE(v["created_at"].is_string());
+
+  json latest = models_json({"show", "clicks"});  // NAME: its latest version
+  EXPECT_EQ(latest["version"], 2);
+  EXPECT_EQ(latest["run"], "retrain-2");
+  EXPECT_EQ(latest["params"], (json{{"auc", 0.87}}));
+  json ls = models_json({"ls"});
+  ASSERT_EQ(ls["models"].size(), 1u);
+  EXPECT_EQ(ls["models"][0]["versions"], 2);
+  EXPECT_EQ(ls["models"][0]["latest"], 2);
+
+  // Downloaded artifacts are the bytes that were registered, checked by hash on the way out.
+  auto d = models({"download", "clicks/1", (tmp / "dl").string()});
+  ASSERT_EQ(d.code, 0) << d.out << d.err;
+  EXPECT_EQ(read_all(tmp / "dl" / "model.pkl"), "model over 3 rows\n");
+  auto again = models({"download", "clicks/1", (tmp / "dl").string()});
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
+  fs::path blob = home() / "blobs" / sha256_hex("model over 3 rows\n").substr(0, 2) /
+                  sha256_hex("model over 3 rows\n").substr(2);
+  ASSERT_TRUE(fs::exists(blob)) << blob;
+  fs::permissions(blob, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(blob, std::ios::app) << "forged";
+  auto forged = models({"download", "clicks/1", (tmp / "dl2").string()});
+  EXPECT_NE(forged.code, 0) << forged.out;
+  EXPECT_FALSE(fs::exists(tmp / "dl2" / "model.pkl"));
+}
+
+// A train whose final metrics or artifacts are not what the protocol asks fails with that
+// message and registers nothing; a failed script registers nothing either.
+TEST_F(ModelsTest, ATrainWithABrokenMetricsFileOrAMissingArtifactRegistersNothing) {
+  struct Case {
+    std::string name, script, says;
+  };
+  std::vector<Case> cases = {
+      {"missing", "touch model.pkl", "train: metrics file 'metrics.json' was not written"},
+      {"list", "touch model.pkl; echo '[0.9]' > metrics.json",
+       "train: metrics file 'metrics.json' is not a JSON object of numbers"},
+      {"string", "touch model.pkl; echo '{\"auc\": \"high\"}' > metrics.json",
+       "train: metrics file 'metrics.json' is not a JSON object of numbers: 'auc' is string"},
+      {"link", "touch model.pkl; ln -s /etc/passwd metrics.json",
+       "train: metrics file 'metrics.json' is a symbolic link"},
+      {"artifact", "echo '{\"auc\": 0.9}' > metrics.json",
+       "train: artifact 'model.pkl' was not written"},
+      {"exit", "touch model.pkl; echo '{\"auc\": 0.9}' > metrics.json; exit 3", ""},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto f = dag(c.name + ".yaml", "dag: " + c.name +
+                                       "\ntasks:\n  train:\n    type: train\n    run: |\n      " +
+                                       c.script +
+                                       "\n    with: {model: clicks, artifacts: [model.pkl], "
+                                       "metrics: metrics.json}\n");
+    auto r = run(f);
+    EXPECT_NE(r.code, 0) << r.out << r.err;
+    json t = try_of(json::parse(r.out, nullptr, false), "train", 1);
+    EXPECT_EQ(t["state"], "failed") << t.dump(2);
+    if (!c.says.empty()) {
+      std::string log = read_all(t["log"].get<std::string>());
+      EXPECT_NE(log.find(c.says), std::string::npos) << log;
+    }
+    EXPECT_TRUE(t["values"].empty()) << t.dump(2);
+  }
+  json ls = models_json({"ls"});
+  EXPECT_EQ(ls["models"], json::array()) << ls.dump(2);
+  auto show = models({"show", "clicks"});
+  EXPECT_NE(show.code, 0);
+  EXPECT_NE(show.err.find("no model 'clicks' in the registry"), std::string::npos) << show.err;
+}
+
+// Alias moves are events: each names the version it replaced, who moved it and why; the
+// rollback is one more move; a move to the version already named or to none records nothing.
+TEST_F(ModelsTest, AliasMovesAndTheRollbackLeaveTheWholeHistory) {
+  fs::path f = retrain_dag();
+  ASSERT_EQ(run(f).code, 0);
+  ASSERT_EQ(run(f, {"-p", "auc=0.95"}).code, 0);
+
+  auto a1 = models({"alias", "clicks", "production", "1", "--reason", "first model"});
+  ASSERT_EQ(a1.code, 0) << a1.out << a1.err;
+  EXPECT_EQ(trim(a1.out), "clicks@production -> clicks/1 (was unset)");
+  ASSERT_EQ(models({"alias", "clicks", "production", "2"}).code, 0);
+  EXPECT_EQ(models_json({"show", "clicks@production"})["version"], 2);
+  auto back =
+      models({"alias", "clicks", "production", "1", "--reason", "auc fell in A/B", "--force"});
+  ASSERT_EQ(back.code, 0) << back.err;
+  EXPECT_EQ(trim(back.out), "clicks@production -> clicks/1 (was clicks/2)");
+  json prod = models_json({"show", "clicks@production"});
+  EXPECT_EQ(prod["version"], 1);
+  EXPECT_EQ(prod["aliases"], json::array({"production"}));
+
+  auto same = models({"alias", "clicks", "production", "1"});
+  EXPECT_NE(same.code, 0);
+  EXPECT_NE(same.err.find("names version 1 already"), std::string::npos) << same.err;
+  auto none = models({"alias", "clicks", "production", "7"});
+  EXPECT_NE(none.code, 0);
+  EXPECT_NE(none.err.find("no version 7 of model 'clicks'"), std::string::npos) << none.err;
+  auto bad = models({"alias", "clicks", "Prod!", "1"});
+  EXPECT_NE(bad.code, 0);
+  auto staging = models({"show", "clicks@staging"});
+  EXPECT_NE(staging.code, 0);
+  EXPECT_NE(staging.err.find("model 'clicks' has no alias 'staging'"), std::string::npos)
+      << staging.err;
+
+  json h = models_json({"history", "clicks"});
+  ASSERT_EQ(h["events"].size(), 3u) << h.dump(2);
+  const json& e0 = h["events"][0];
+  EXPECT_EQ(e0["alias"], "production");
+  EXPECT_TRUE(e0["from"].is_null());
+  EXPECT_EQ(e0["to"], 1);
+  EXPECT_EQ(e0["reason"], "first model");
+  EXPECT_FALSE(e0["by"].get<std::string>().empty());
+  EXPECT_TRUE(e0["at"].is_string());
+  EXPECT_TRUE(e0["run"].is_null());
+  EXPECT_EQ(h["events"][1]["from"], 1);
+  EXPECT_EQ(h["events"][1]["to"], 2);
+  const json& e2 = h["events"][2];
+  EXPECT_EQ(e2["from"], 2);
+  EXPECT_EQ(e2["to"], 1);
+  EXPECT_EQ(e2["reason"], "auc fell in A/B");
+  EXPECT_EQ(e2["forced"], true);
+  EXPECT_EQ(models_json({"ls"})["models"][0]["aliases"], (json{{"production", 1}}));
+}
+
+}  // namespace
+}  // namespace drover::testing
