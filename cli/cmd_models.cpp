@@ -191,14 +191,6 @@ int models_alias(const Options& o, const std::string& name, const std::string& a
   return kExitOk;
 }
 
-// A relative path that stays inside its folder.
-bool safe_relative(const std::string& rel) {
-  if (rel.empty() || rel[0] == '/') return false;
-  for (auto& part : fs::path(rel))
-    if (part == ".." || part == ".") return false;
-  return true;
-}
-
 int models_download(const Options& o, const std::string& text, const std::string& dir) {
   auto ref = models::parse_model_ref(text);
   if (!ref) return fail(ref.message());
@@ -210,7 +202,8 @@ int models_download(const Options& o, const std::string& text, const std::string
   fs::path out(dir);
   std::error_code ec;
   for (const FileRecord& f : v->artifacts) {
-    if (!safe_relative(f.path)) return fail("artifact path '" + f.path + "' leaves the folder");
+    if (!is_inside_relative(f.path))
+      return fail("artifact path '" + f.path + "' leaves the folder");
     fs::path dest = out / f.path;
     if (fs::symlink_status(dest, ec).type() != fs::file_type::not_found)
       return fail(dest.string() + " exists: download into an empty folder");

@@ -183,4 +183,11 @@ Result<std::optional<std::string>> read_untrusted_file(const std::filesystem::pa
   return std::optional<std::string>(std::move(text));
 }
 
+bool is_inside_relative(const std::string& rel) {
+  if (rel.empty() || rel[0] == '/') return false;
+  for (auto& part : fs::path(rel))
+    if (part == "..") return false;
+  return true;
+}
+
 }  // namespace drover

@@ -29,6 +29,10 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
 Status write_file_once(const std::filesystem::path& path, std::string_view content,
                        int mode = 0644);
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 1u << 30);
+// Whether `rel` is a relative path that stays inside the folder it is taken from: not
+// empty, not absolute, no ".." part (a task's outputs, a train's artifacts and metrics).
+bool is_inside_relative(const std::string& rel);
+
 // A file a task wrote for us, read as a regular file only: never through a link (it could
 // name any file the reader may read; the last component is checked, the caller checks the
 // folders above), never a FIFO (it would wait for a writer), at most `max` bytes. nullopt

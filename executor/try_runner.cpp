@@ -46,14 +46,6 @@ class CollectingPublisher final : public Publisher {
   void model(const json& version) override { got.model = version; }
 };
 
-// True when `rel` is a relative path that stays inside its root.
-bool safe_relative(const std::string& rel) {
-  if (rel.empty() || rel[0] == '/') return false;
-  for (auto& part : fs::path(rel))
-    if (part == "..") return false;
-  return true;
-}
-
 // The longest text a symbolic link holds on Linux (PATH_MAX less its NUL).
 constexpr size_t kLinkTextMax = 4095;
 
@@ -75,7 +67,7 @@ Status place_link(BlobSource& blobs, const FileEntry& f, const fs::path& dest) {
 Status materialize_inputs(const TrySpec& spec, BlobSource& blobs) {
   std::vector<std::pair<fs::path, const FileEntry*>> links;
   for (auto& f : spec.inputs) {
-    if (!safe_relative(f.path) || !safe_relative(f.from_task))
+    if (!is_inside_relative(f.path) || !is_inside_relative(f.from_task))
       return make_error("input path '" + f.path + "' leaves its folder");
     fs::path dest = spec.inputs_dir() / f.from_task / f.path;
     if (auto s = make_dirs(dest.parent_path()); !s) return s;
@@ -174,7 +166,7 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
     for (auto& extra : type->collected_outputs(spec.with))
       if (std::find(wanted.begin(), wanted.end(), extra) == wanted.end()) wanted.push_back(extra);
   for (auto& declared : wanted) {
-    if (!safe_relative(declared))
+    if (!is_inside_relative(declared))
       return make_error("output '" + declared + "' leaves the work dir");
     // "out/" names what "out" does: with a trailing slash lstat would follow a link `out`.
     std::string decl = fs::path(declared).lexically_normal().generic_string();

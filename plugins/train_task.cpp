@@ -32,14 +32,6 @@ bool is_template(const json& v) {
   return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
 }
 
-// A path inside the work dir as a task names it: relative, no "..", no empty name.
-bool inside_relative(const std::string& p) {
-  if (p.empty() || p[0] == '/') return false;
-  for (auto& part : fs::path(p))
-    if (part == "..") return false;
-  return true;
-}
-
 // The folders above `rel` under `root` are folders, not links (a link could lead the reader
 // anywhere the worker may read).
 bool plain_folders(const fs::path& root, const std::string& rel) {
@@ -104,7 +96,7 @@ class TrainTaskType final : public TaskType {
         errors.push_back({"artifacts", "'artifacts' must be a list of paths in the work dir"});
       } else {
         for (auto& a : *it)
-          if (!a.is_string() || (!is_template(a) && !inside_relative(a.get<std::string>())))
+          if (!a.is_string() || (!is_template(a) && !is_inside_relative(a.get<std::string>())))
             errors.push_back(
                 {"artifacts", "artifact " +
                                   (a.is_string() ? "'" + a.get<std::string>() + "'" : a.dump()) +
@@ -112,7 +104,7 @@ class TrainTaskType final : public TaskType {
       }
     }
     if (auto it = with.find("metrics"); it != with.end())
-      if (!it->is_string() || (!is_template(*it) && !inside_relative(it->get<std::string>())))
+      if (!it->is_string() || (!is_template(*it) && !is_inside_relative(it->get<std::string>())))
         errors.push_back({"metrics", "'metrics' must be a relative path inside the work dir"});
     if (auto it = with.find("description"); it != with.end() && !it->is_string())
       errors.push_back({"description", "'description' must be a string"});
@@ -137,11 +129,11 @@ class TrainTaskType final : public TaskType {
     // Rendered now: a template may have made any of these wrong.
     if (!models::valid_model_name(model))
       return fail("invalid model name '" + model + "': use [a-z0-9][a-z0-9_.-]*");
-    if (!inside_relative(metrics_file))
+    if (!is_inside_relative(metrics_file))
       return fail("metrics file '" + metrics_file +
                   "' must be a relative path inside the work dir");
     for (auto& a : collected_outputs(w))
-      if (!inside_relative(a))
+      if (!is_inside_relative(a))
         return fail("artifact '" + a + "' must be a relative path inside the work dir");
 
     int rc = run_script(ctx);
