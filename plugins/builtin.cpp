@@ -8,6 +8,8 @@ std::unique_ptr<TaskType> make_mock_task_type();
 std::unique_ptr<TaskType> make_snapshot_task_type();
 std::unique_ptr<TaskType> make_drift_task_type();
 std::unique_ptr<TaskType> make_train_task_type();
+std::unique_ptr<TaskType> make_validate_task_type();
+std::unique_ptr<TaskType> make_promote_task_type();
 
 void register_builtin_task_types() {
   static bool done = false;
@@ -19,6 +21,8 @@ void register_builtin_task_types() {
   r.add(make_snapshot_task_type());
   r.add(make_drift_task_type());
   r.add(make_train_task_type());
+  r.add(make_validate_task_type());
+  r.add(make_promote_task_type());
 }
 
 }  // namespace drover

@@ -33,10 +33,6 @@ std::string html_escape(const std::string& s) {
 
 namespace fs = std::filesystem;
 
-bool is_template(const json& v) {
-  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
-}
-
 class DriftTaskType final : public TaskType {
  public:
   std::string_view name() const override { return "drift"; }
@@ -47,18 +43,14 @@ class DriftTaskType final : public TaskType {
   }
 
   void validate(const json& with, std::vector<ConfigError>& errors) const override {
-    static const char* kKeys[] = {"reference",   "current",       "columns",
-                                  "drift_share", "fail_on_drift", "report",
-                                  "methods",     "thresholds",    "types"};
     if (!with.is_object()) {
       errors.push_back({"", "task type 'drift' needs a 'with:' block with reference and current"});
       return;
     }
-    for (auto& [k, v] : with.items()) {
-      bool known = false;
-      for (auto* key : kKeys) known |= k == key;
-      if (!known) errors.push_back({k, "unknown key '" + k + "' in drift task"});
-    }
+    check_known_keys(with,
+                     {"reference", "current", "columns", "drift_share", "fail_on_drift", "report",
+                      "methods", "thresholds", "types"},
+                     "drift", errors);
     for (const char* k : {"reference", "current"}) {
       if (!with.contains(k)) {
         errors.push_back({"", std::string("drift task needs '") + k + "'"});

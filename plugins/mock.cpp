@@ -17,13 +17,9 @@ class MockTaskType final : public TaskType {
  public:
   std::string_view name() const override { return "mock"; }
   void validate(const json& with, std::vector<ConfigError>& errors) const override {
-    static const char* kKeys[] = {"sleep_ms",    "exit_code", "fail_on_try",
-                                  "write_bytes", "values",    "metrics"};
-    for (auto& [k, v] : with.items()) {
-      bool known = false;
-      for (auto* key : kKeys) known |= k == key;
-      if (!known) errors.push_back({k, "unknown key '" + k + "' in mock task"});
-    }
+    check_known_keys(with,
+                     {"sleep_ms", "exit_code", "fail_on_try", "write_bytes", "values", "metrics"},
+                     "mock", errors);
   }
   std::vector<std::string> published_keys(const json& with) const override {
     std::vector<std::string> keys;

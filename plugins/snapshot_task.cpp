@@ -16,10 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_template(const json& v) {
-  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
-}
-
 class SnapshotTaskType final : public TaskType {
  public:
   std::string_view name() const override { return "snapshot"; }
@@ -29,12 +25,7 @@ class SnapshotTaskType final : public TaskType {
       errors.push_back({"", "snapshot task needs 'with: {path: ..., dataset: ...}'"});
       return;
     }
-    static const char* kKeys[] = {"path", "dataset", "tag", "message"};
-    for (auto& [k, v] : with.items()) {
-      bool known = false;
-      for (auto* key : kKeys) known |= k == key;
-      if (!known) errors.push_back({k, "unknown key '" + k + "' in snapshot task"});
-    }
+    check_known_keys(with, {"path", "dataset", "tag", "message"}, "snapshot", errors);
     for (const char* key : {"path", "dataset"}) {
       if (!with.contains(key))
         errors.push_back({"", std::string("snapshot task needs '") + key + "'"});

@@ -13,6 +13,19 @@ bool is_value_key(std::string_view key) {
   return true;
 }
 
+bool is_template(const json& v) {
+  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
+}
+
+void check_known_keys(const json& with, std::initializer_list<std::string_view> keys,
+                      std::string_view type, std::vector<ConfigError>& errors) {
+  for (auto& [k, v] : with.items()) {
+    bool known = false;
+    for (auto key : keys) known |= k == key;
+    if (!known) errors.push_back({k, "unknown key '" + k + "' in " + std::string(type) + " task"});
+  }
+}
+
 TaskTypeRegistry& TaskTypeRegistry::instance() {
   static TaskTypeRegistry r;
   return r;
@@ -65,6 +78,7 @@ json TrySpec::to_json() const {
       {"try_dir", try_dir},
       {"inputs", files},
       {"upstream_values", upstream_values},
+      {"context", context},
       {"timeout_ms", timeout_ms},
       {"redact", redact}};
 }
@@ -97,6 +111,7 @@ Result<TrySpec> TrySpec::from_json(const json& j) {
                                    f.value("mode", 0644), f.value("from_task", "")});
     if (j.contains("upstream_values"))
       s.upstream_values = j.at("upstream_values").get<std::map<std::string, json>>();
+    if (j.contains("context")) s.context = j.at("context");
     s.timeout_ms = j.value("timeout_ms", 0LL);
     if (j.contains("redact")) s.redact = j.at("redact").get<std::vector<std::string>>();
     if (s.try_dir.empty()) return make_error("try spec: empty try_dir");

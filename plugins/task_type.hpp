@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -62,7 +63,10 @@ struct TrySpec {
   std::string try_dir;                          // holds work/, inputs/, log, result.json
   std::vector<FileEntry> inputs;                // materialized under try_dir/inputs/FROM_TASK/PATH
   std::map<std::string, json> upstream_values;  // "TASK.KEY" -> value
-  long long timeout_ms = 0;                     // 0 = none (the daemon enforces; informative)
+  // Registry facts the daemon resolved for this try's type (a validate's candidate and the
+  // versions its gates compare against: plugins/gates.hpp); null for other types.
+  json context;
+  long long timeout_ms = 0;  // 0 = none (the daemon enforces; informative)
   // Secret values this try's templates used: masked in its log and its recorded command
   // (common/redact.hpp). Never written to disk.
   std::vector<std::string> redact;
@@ -155,6 +159,12 @@ void register_builtin_task_types();
 // this process's). Returns its exit code, 127 when it could not start (said in the log).
 int run_task_command(const std::vector<std::string>& argv,
                      std::optional<std::vector<std::string>> env = std::nullopt);
+
+// Whether a `with:` value is a string holding a template (checked once rendered, not at lint).
+bool is_template(const json& v);
+// Adds an error for each key of `with` not in `keys` ("unknown key 'K' in TYPE task").
+void check_known_keys(const json& with, std::initializer_list<std::string_view> keys,
+                      std::string_view type, std::vector<ConfigError>& errors);
 
 // A key a task may publish ({{ outputs.TASK.KEY }}) or list in `values:`: letters, digits,
 // '_', '-' and '.', starting with a letter or '_', at most 128 bytes.

@@ -28,10 +28,6 @@ namespace fs = std::filesystem;
 constexpr off_t kMetricsFileMax = 1 << 20;
 constexpr off_t kEnvironmentFileMax = 1 << 20;
 
-bool is_template(const json& v) {
-  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
-}
-
 // The folders above `rel` under `root` are folders, not links (a link could lead the reader
 // anywhere the worker may read).
 bool plain_folders(const fs::path& root, const std::string& rel) {
@@ -75,12 +71,7 @@ class TrainTaskType final : public TaskType {
           {"", "train task needs 'with: {model: NAME, artifacts: [...], metrics: FILE}'"});
       return;
     }
-    static const char* kKeys[] = {"model", "artifacts", "metrics", "description"};
-    for (auto& [k, v] : with.items()) {
-      bool known = false;
-      for (auto* key : kKeys) known |= k == key;
-      if (!known) errors.push_back({k, "unknown key '" + k + "' in train task"});
-    }
+    check_known_keys(with, {"model", "artifacts", "metrics", "description"}, "train", errors);
     for (const char* key : {"model", "artifacts", "metrics"})
       if (!with.contains(key))
         errors.push_back({"", std::string("train task needs '") + key + "'"});

@@ -295,4 +295,42 @@ std::vector<std::string> DagSpec::ancestors(const std::string& id) const {
   return out;
 }
 
+Result<std::string> DagSpec::upstream_of_type(const std::string& id, std::string_view type,
+                                              std::string_view key) const {
+  const TaskSpec* t = task(id);
+  if (!t) return make_error("no task '" + id + "'", Errc::NotFound);
+  auto upstream = ancestors(id);
+  const std::string kind(type), k(key);
+  if (t->with.is_object())
+    if (auto it = t->with.find(k); it != t->with.end()) {
+      if (!it->is_string())
+        return make_error("'" + k + "' must name a " + kind + " task upstream", Errc::Invalid);
+      std::string name = it->get<std::string>();
+      const TaskSpec* u = task(name);
+      if (!u || std::find(upstream.begin(), upstream.end(), name) == upstream.end())
+        return make_error("'" + k + "' names '" + name + "', which is not a task upstream of '" +
+                              id + "' (add it to needs)",
+                          Errc::Invalid);
+      if (u->type != type)
+        return make_error(
+            "'" + k + "' names '" + name + "', a " + u->type + " task, not a " + kind + " task",
+            Errc::Invalid);
+      return name;
+    }
+  std::vector<std::string> found;
+  for (auto& a : upstream)
+    if (const TaskSpec* u = task(a); u && u->type == type) found.push_back(a);
+  if (found.empty())
+    return make_error("no " + kind + " task upstream of '" + id + "' (add one to needs)",
+                      Errc::Invalid);
+  if (found.size() > 1) {
+    std::string list;
+    for (auto& f : found) list += (list.empty() ? "" : ", ") + f;
+    return make_error(std::to_string(found.size()) + " " + kind + " tasks upstream of '" + id +
+                          "' (" + list + "): name one with '" + k + ": TASK'",
+                      Errc::Invalid);
+  }
+  return found.front();
+}
+
 }  // namespace drover

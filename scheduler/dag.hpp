@@ -116,6 +116,12 @@ struct DagSpec {
   Result<json> resolve_params(const json& given) const;
   // Names of all tasks that `task` transitively needs, in the order of `tasks`.
   std::vector<std::string> ancestors(const std::string& task) const;
+  // The task of type `type` upstream of `task` that it works on (a validate's train, a
+  // promote's validate): the one its `with:` names under `key`, else the only ancestor of
+  // that type. Errc::Invalid, saying why, when there is none, several, or `key` names
+  // another task.
+  Result<std::string> upstream_of_type(const std::string& task, std::string_view type,
+                                       std::string_view key) const;
 
   // id -> index into `tasks`, filled by the loader; task() falls back to a linear search
   // when it does not match `tasks` (a DagSpec built by hand in a test).

@@ -688,6 +688,7 @@ class Loader {
   void check_graph();
   void check_task_types();
   void check_templates();
+  void check_model_tasks();
   void check_template_string(const YAML::Node& n, const std::string& task_id,
                              const std::set<std::string>* ancestors, const std::string& where);
   // `{{ outputs.UPSTREAM.KEY }}`: KEY must be a value the upstream's type publishes.
@@ -1648,6 +1649,34 @@ void Loader::check_templates() {
   }
 }
 
+// The model steps find what they work on upstream: a validate its train, a promote its
+// validate (DagSpec::upstream_of_type). Run on a graph without errors (no cycles).
+void Loader::check_model_tasks() {
+  dag_.task_index.clear();
+  for (size_t i = 0; i < dag_.tasks.size(); ++i) dag_.task_index[dag_.tasks[i].id] = i;
+  static const struct {
+    const char* type;
+    const char* upstream;
+    const char* key;
+  } kSteps[] = {{"validate", "train", "candidate"}, {"promote", "validate", "validation"}};
+  for (size_t i = 0; i < dag_.tasks.size(); ++i) {
+    const TaskSpec& t = dag_.tasks[i];
+    for (const auto& step : kSteps) {
+      if (t.type != step.type) continue;
+      auto up = dag_.upstream_of_type(t.id, step.upstream, step.key);
+      if (up) continue;
+      const TaskNodes& nodes = task_nodes_[i];
+      YAML::Node at = nodes.key;
+      if (present(nodes.with) && nodes.with.IsMap()) {
+        at = nodes.with;
+        for (const auto& kv : nodes.with)
+          if (kv.first.IsScalar() && kv.first.Scalar() == step.key) at = kv.first;
+      }
+      error(at, "task '" + t.id + "': " + up.message());
+    }
+  }
+}
+
 LoadResult Loader::run() {
   dag_.file = file_;
   auto fail = [&]() {
@@ -1832,6 +1861,7 @@ LoadResult Loader::run() {
     check_graph();
     check_task_types();
     check_templates();
+    if (diags_.empty()) check_model_tasks();
   } catch (const std::exception& ex) {
     // yaml-cpp conversions should not throw after the checks above; never let one escape.
     error_at(1, 1, std::string("internal error while loading: ") + ex.what());

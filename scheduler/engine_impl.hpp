@@ -246,9 +246,21 @@ struct Engine::Impl {
   Result<TrySpec> build_spec(const ActiveRun& v, const TaskSpec& t, int try_number);
   Status reload_run(ActiveRun& a);
 
-  // engine_tries.cpp: tries and time
-  void register_model(const TryRecord& rec, core::TryResult& result, TimePoint now,
+  // engine_models.cpp: the model steps' registry facts and writes
+  Result<json> task_values(const ActiveRun& v, const std::string& task);
+  Result<json> model_context(const ActiveRun& v, const TaskSpec& t, const json& with);
+  void registry_step(const TryRecord& rec, core::TryResult& result, TimePoint now,
+                     core::TryOutcome& out, engine::Writes& w);
+  void register_model(ActiveRun& v, const TryRecord& rec, core::TryResult& result, TimePoint now,
                       core::TryOutcome& out, engine::Writes& w);
+  void record_validation(ActiveRun& v, const TaskSpec& t, const TryRecord& rec,
+                         core::TryResult& result, TimePoint now, core::TryOutcome& out,
+                         engine::Writes& w);
+  void promote_version(ActiveRun& v, const TaskSpec& t, const TryRecord& rec,
+                       core::TryResult& result, TimePoint now, core::TryOutcome& out,
+                       engine::Writes& w);
+
+  // engine_tries.cpp: tries and time
   void record_finish(const TryEvent& ev, TimePoint now, Effects& fx);
   void record_started(Effects& fx);
   void record_armed(const TryEvent& ev, TimePoint now, Effects& fx);

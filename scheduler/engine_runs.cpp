@@ -325,7 +325,12 @@ Result<TrySpec> Engine::Impl::build_spec(const ActiveRun& v, const TaskSpec& t, 
                      if (auto* o = cached(task, n)) return o->files;
                      return store.files_of(v.run.id, task, n, "output");
                    }};
-  return build_try_spec(c, t, try_number);
+  auto spec = build_try_spec(c, t, try_number);
+  if (!spec) return spec;
+  auto context = model_context(v, t, spec->with);
+  if (!context) return context.error();
+  spec->context = std::move(*context);
+  return spec;
 }
 
 // Writes a step's task updates, starts and run state (inside the pump's transaction) and

@@ -39,7 +39,7 @@ void Engine::Impl::record_finish(const TryEvent& ev, TimePoint now, Effects& fx)
   if (ev.refused && !rt.cancelled)
     out = core::TryOutcome{core::TryEnd::Failed, TryState::Failed, std::nullopt, ev.error};
   Writes& w = fx.writes;
-  if (parsed && out.end == core::TryEnd::Success) register_model(rec, *parsed, now, out, w);
+  if (parsed) registry_step(rec, *parsed, now, out, w);
   rec.state = out.state;
   rec.exit_code = out.exit_code;
   rec.error = out.error;
@@ -73,44 +73,6 @@ void Engine::Impl::record_finish(const TryEvent& ev, TimePoint now, Effects& fx)
   }
   for (auto& a : core::try_end_alerts(*spec, changed, rec, parsed ? &*parsed : nullptr))
     fx.alerts.push_back({v.dag, std::move(a)});
-}
-
-// A successful `train` try registers its model version with its end (in the same commit) and
-// publishes `model_version`; one whose version cannot be registered fails, saying why. Tries
-// of other types register nothing, whatever their result.json says.
-void Engine::Impl::register_model(const TryRecord& rec, core::TryResult& result, TimePoint now,
-                                  core::TryOutcome& out, engine::Writes& w) {
-  auto vit = active.find(rec.run_id);
-  if (vit == active.end()) return;
-  ActiveRun& v = vit->second;
-  const TaskSpec* spec = v.dag->task(rec.task);
-  if (!spec || spec->type != "train") return;
-  auto fail = [&](const std::string& why) {
-    out = core::TryOutcome{core::TryEnd::Failed, TryState::Failed, 1, "train: " + why};
-  };
-  auto files = store.files_of(rec.run_id, rec.task, rec.try_number, "input");
-  if (!w(files)) return;
-  std::vector<core::ModelInput> inputs;
-  for (FileRecord& f : *files) {
-    core::ModelInput in{f, "", ""};
-    const TaskSpec* up = v.dag->task(f.from_task);
-    auto o = v.outputs.find(f.from_task);
-    if (up && up->type == "snapshot" && o != v.outputs.end()) {
-      in.dataset = o->second.values.value("dataset", std::string());
-      in.dataset_version = o->second.values.value("version", std::string());
-    }
-    inputs.push_back(std::move(in));
-  }
-  auto version = core::model_version_of(result, rec, v.run, inputs, now);
-  if (!version) return fail(version.message());
-  auto n = store.add_model_version(*version);
-  if (!n) {
-    // A try with a version already: one whose end was recorded before (never registered twice).
-    if (n.error().code == Errc::Conflict) return fail(n.message());
-    w(n);
-    return;
-  }
-  result.values["model_version"] = *n;
 }
 
 // The facts of tries that started (TryEvent::Started, kept in `running` by on_event) and

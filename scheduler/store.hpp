@@ -114,6 +114,18 @@ struct AliasEvent {
   TimePoint at{};
 };
 
+// The verdict of one `validate` try on a model version (DESIGN.md §6): recorded with the
+// try's end, passed or not. Promotion and alias moves read a version's latest one.
+struct ModelValidation {
+  std::string name;
+  int64_t version = 0;
+  std::string run_id, task;
+  int try_number = 0;
+  bool passed = false;
+  json report = json::object();  // {passed, model, version, gates: [...]} (docs/models.md)
+  TimePoint at{};
+};
+
 struct ModelSummary {
   std::string name;
   int64_t versions = 0;  // how many (the latest is `latest`: versions are never removed)
@@ -255,6 +267,11 @@ class Store {
   virtual Result<std::map<std::string, int64_t>> model_aliases(const std::string& name) = 0;
   virtual Result<int64_t> move_alias(const AliasEvent& e) = 0;
   virtual Result<std::vector<AliasEvent>> alias_events(const std::string& name) = 0;
+  // A validation of an existing version (Errc::NotFound otherwise), one per try (Errc::Conflict
+  // for a second); model_validations: a version's, oldest first.
+  virtual Status add_model_validation(const ModelValidation& v) = 0;
+  virtual Result<std::vector<ModelValidation>> model_validations(const std::string& name,
+                                                                 int64_t version) = 0;
 
   // Schedule state: the logical date of the last run the scheduler created for a DAG.
   virtual Result<std::optional<TimePoint>> last_scheduled(const std::string& dag) = 0;

@@ -84,6 +84,16 @@ Result<json> model_version_json(Store& store, const models::ModelRef& ref) {
   for (const FileRecord& f : v->artifacts)
     artifacts.push_back(
         {{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}, {"mode", f.mode}});
+  auto validations = store.model_validations(v->name, v->version);
+  if (!validations) return validations.error();
+  json checks = json::array();
+  for (const ModelValidation& m : *validations)
+    checks.push_back({{"run", m.run_id},
+                      {"task", m.task},
+                      {"try", m.try_number},
+                      {"passed", m.passed},
+                      {"at", format_iso_utc(m.at)},
+                      {"gates", m.report.value("gates", json::array())}});
   const json& r = v->record;
   auto field = [&](const char* key, json fallback) {
     auto it = r.find(key);
@@ -106,6 +116,7 @@ Result<json> model_version_json(Store& store, const models::ModelRef& ref) {
               {"environment", field("environment", json::object())},
               {"description", field("description", "")},
               {"aliases", std::move(named)},
+              {"validations", std::move(checks)},
               {"created_at", format_iso_utc(v->created_at)}};
 }
 
@@ -136,6 +147,21 @@ Result<json> move_model_alias(Store& store, const AliasMove& m) {
     return make_error("alias " + m.alias + " of model '" + m.name + "' names version " +
                           std::to_string(m.version) + " already",
                       Errc::Conflict);
+  if (!m.force) {
+    auto validations = store.model_validations(m.name, m.version);
+    if (!validations) return validations.error();
+    const std::string ref = m.name + "/" + std::to_string(m.version);
+    if (validations->empty())
+      return make_error(ref +
+                            " was never validated: a validate task gates a version before an "
+                            "alias names it (--force moves it anyway, and the event says so)",
+                        Errc::Conflict);
+    const ModelValidation& last = validations->back();
+    if (!last.passed)
+      return make_error(ref + " failed its latest validation (run " + last.run_id + ", task " +
+                            last.task + "): --force moves it anyway, and the event says so",
+                        Errc::Conflict);
+  }
   e.to = m.version;
   e.by = m.by;
   e.reason = m.reason;

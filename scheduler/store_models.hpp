@@ -25,7 +25,8 @@ Result<json> models_listing_json(Store& store);
 // One version: name, version, ref ("NAME/V"), run, task, try, params, metrics,
 // step_metrics, artifacts[] {path, size, sha256, mode}, inputs[] {path, sha256, size,
 // from_task, dataset, dataset_version}, dag, dag_hash, git {commit, dirty}, environment,
-// description, aliases[] (those naming it now), created_at.
+// description, aliases[] (those naming it now), validations[] {run, task, try, passed, at,
+// gates} oldest first, created_at.
 Result<json> model_version_json(Store& store, const models::ModelRef& ref);
 
 // {"name", "events": [{seq, alias, from, to, by, at, reason, run, forced}]}, oldest first.
@@ -34,7 +35,8 @@ Result<json> alias_history_json(Store& store, const std::string& name);
 // Moves NAME's `alias` to `version` as one event (Store::move_alias, from the version it
 // names now) and returns the event as alias_history_json gives it. Errc::Invalid for a bad
 // alias; Errc::NotFound for a version that is not there; Errc::Conflict when the alias names
-// `version` already (nothing to record) or when another move won the race.
+// `version` already (nothing to record), when another move won the race, or, unless
+// `force`, when the version's latest validation did not pass or none ran.
 struct AliasMove {
   std::string name, alias;
   int64_t version = 0;

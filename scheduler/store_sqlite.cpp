@@ -197,6 +197,24 @@ CREATE TABLE model_alias_events(
 );
 CREATE INDEX model_alias_events_alias ON model_alias_events(name, alias, seq);
 )sql",
+    // 5: validations of model versions (ModelValidation), one per validate try.
+    R"sql(
+CREATE TABLE model_validations(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  passed INTEGER NOT NULL,
+  report TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  UNIQUE(run_id, task, try_number),
+  FOREIGN KEY(name, version) REFERENCES model_versions(name, version),
+  FOREIGN KEY(run_id, task, try_number) REFERENCES tries(run_id, task, try_number)
+);
+CREATE INDEX model_validations_version ON model_validations(name, version, seq);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -960,6 +978,54 @@ class SqliteStore final : public Store {
     });
     if (!s.ok()) return s.error();
     return seq;
+  }
+
+  Status add_model_validation(const ModelValidation& v) override {
+    return atomically([&]() -> Status {
+      {
+        auto st = prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
+        if (!st.ok()) return st.error();
+        st->bind_all(v.name, v.version);
+        int rc = st->step();
+        if (rc == SQLITE_DONE)
+          return make_error(
+              "no version " + std::to_string(v.version) + " of model '" + v.name + "'",
+              Errc::NotFound);
+        if (rc != SQLITE_ROW) return err("add_model_validation");
+      }
+      auto st = prepare(
+          "INSERT INTO model_validations(name, version, run_id, task, try_number, passed, "
+          "report, at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+      if (!st.ok()) return st.error();
+      st->bind_all(v.name, v.version, v.run_id, v.task, v.try_number, v.passed, v.report.dump(),
+                   v.at);
+      return done(*st, "add_model_validation");
+    });
+  }
+
+  Result<std::vector<ModelValidation>> model_validations(const std::string& name,
+                                                         int64_t version) override {
+    auto st = prepare(
+        "SELECT run_id, task, try_number, passed, report, at FROM model_validations "
+        "WHERE name = ? AND version = ? ORDER BY seq");
+    if (!st.ok()) return st.error();
+    st->bind_all(name, version);
+    std::vector<ModelValidation> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      ModelValidation v;
+      v.name = name;
+      v.version = version;
+      v.run_id = st->text(0);
+      v.task = st->text(1);
+      v.try_number = static_cast<int>(st->i64(2));
+      v.passed = st->i64(3) != 0;
+      v.report = json::parse(st->text(4), nullptr, false);
+      v.at = st->time(5);
+      out.push_back(std::move(v));
+    }
+    if (rc != SQLITE_DONE) return err("model_validations");
+    return out;
   }
 
   Result<std::vector<AliasEvent>> alias_events(const std::string& name) override {

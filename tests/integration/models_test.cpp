@@ -51,8 +51,9 @@ class ModelsTest : public LocalFixture {
     auto r = capture_child(argv);
     ASSERT_EQ(r.code, 0) << r.out;
   }
-  fs::path retrain_dag() {
-    return dag("retrain.yaml", R"(dag: retrain
+  // snapshot -> train of clicks (auc from the param), then `rest` (the tasks after it).
+  fs::path retrain_dag(const std::string& file, const std::string& rest) {
+    return dag(file, R"(dag: retrain
 params:
   auc: {type: float, default: 0.91}
 tasks:
@@ -64,10 +65,29 @@ tasks:
     needs: [snap]
     run: [/usr/bin/python3, "{{ project_dir }}/train.py", "{{ inputs.snap.path }}", "{{ params.auc }}"]
     with: {model: clicks, artifacts: [model.pkl], metrics: metrics.json, description: weekly}
-  report:
+)" + rest);
+  }
+  fs::path retrain_dag() {
+    return retrain_dag("retrain.yaml", R"(  report:
     needs: [train]
     run: echo {{ outputs.train.model }}/{{ outputs.train.model_version }} {{ outputs.train.metrics.auc }} > got.txt
     outputs: [got.txt]
+)");
+  }
+  // retrain, then gates and promotion: validate (auc >= 0.85, and no more than 0.01 below
+  // production) and promote to production.
+  fs::path gated_dag() {
+    return retrain_dag("gated.yaml", R"(  validate:
+    type: validate
+    needs: [train]
+    with:
+      gates:
+        - {metric: auc, min: 0.85}
+        - {metric: auc, vs: production, max_drop: 0.01}
+  promote:
+    type: promote
+    needs: [validate]
+    with: {alias: production}
 )");
   }
 };
@@ -195,20 +215,90 @@ TEST_F(ModelsTest, ATrainWithABrokenMetricsFileOrAMissingArtifactRegistersNothin
   EXPECT_NE(show.err.find("no model 'clicks' in the registry"), std::string::npos) << show.err;
 }
 
-// Alias moves are events: each names the version it replaced, who moved it and why; the
-// rollback is one more move; a move to the version already named or to none records nothing.
+// The weekly retrain's end: validate gates the new version (an absolute floor, and no
+// worse than production by more than 0.01), promote moves production to it. A version whose
+// gate fails is never promoted: the run fails at validate and promote never runs.
+TEST_F(ModelsTest, AGateBlocksPromotionAndPromoteMovesTheAliasAsAnEvent) {
+  fs::path f = gated_dag();
+  auto r1 = run(f);
+  ASSERT_EQ(r1.code, 0) << r1.out << r1.err;
+  json rec1 = json::parse(r1.out);
+  json v1 = try_of(rec1, "validate", 1);
+  EXPECT_EQ(v1["values"]["passed"], true) << v1.dump(2);
+  EXPECT_EQ(v1["values"]["model_version"], 1);
+  const json& gates1 = v1["values"]["report"]["gates"];
+  ASSERT_EQ(gates1.size(), 2u) << v1.dump(2);
+  EXPECT_EQ(gates1[1]["note"],
+            "alias production of model 'clicks' names no version: nothing to compare");
+  ASSERT_EQ(v1["outputs"].size(), 1u);
+  EXPECT_EQ(v1["outputs"][0]["path"], "validation.json");
+  std::string vlog = read_all(v1["log"].get<std::string>());
+  EXPECT_NE(vlog.find("auc 0.91 >= 0.85 (min): passed"), std::string::npos) << vlog;
+  json p1 = try_of(rec1, "promote", 1);
+  EXPECT_EQ(p1["values"]["alias"], "production") << p1.dump(2);
+  EXPECT_TRUE(p1["values"]["previous_version"].is_null());
+  EXPECT_EQ(models_json({"show", "clicks@production"})["version"], 1);
+
+  ASSERT_EQ(run(f, {"-p", "auc=0.915"}).code, 0);  // within max_drop of 0.91: promoted
+  EXPECT_EQ(models_json({"show", "clicks@production"})["version"], 2);
+
+  auto r3 = run(f, {"-p", "auc=0.80"});
+  EXPECT_NE(r3.code, 0) << r3.out;
+  json rec3 = json::parse(r3.out, nullptr, false);
+  json v3 = try_of(rec3, "validate", 1);
+  EXPECT_EQ(v3["state"], "failed");
+  EXPECT_EQ(v3["error"],
+            "validate: clicks/3 failed auc 0.8 >= 0.85 (min): failed; auc vs production "
+            "(clicks/2): 0.8 vs 0.915, drop 0.115 > max_drop 0.01: failed")
+      << v3.dump(2);
+  for (const json& t : rec3["tasks"])
+    if (t["task"] == "promote") EXPECT_EQ(t["state"], "upstream_failed") << t.dump(2);
+  EXPECT_EQ(models_json({"show", "clicks@production"})["version"], 2);
+  json shown = models_json({"show", "clicks/3"});
+  ASSERT_EQ(shown["validations"].size(), 1u) << shown.dump(2);
+  EXPECT_EQ(shown["validations"][0]["passed"], false);
+  EXPECT_EQ(shown["validations"][0]["run"], "retrain-3");
+
+  json h = models_json({"history", "clicks"});
+  ASSERT_EQ(h["events"].size(), 2u) << h.dump(2);
+  for (int i = 0; i < 2; ++i) {
+    const json& e = h["events"][i];
+    std::string run_id = "retrain-" + std::to_string(i + 1);
+    EXPECT_EQ(e["to"], i + 1);
+    EXPECT_EQ(e["by"], "run " + run_id);
+    EXPECT_EQ(e["run"], run_id);
+    EXPECT_EQ(e["reason"], "promoted by retrain.promote after validate passed");
+    EXPECT_EQ(e["forced"], false);
+  }
+  EXPECT_TRUE(h["events"][0]["from"].is_null());
+  EXPECT_EQ(h["events"][1]["from"], 1);
+}
+
+// Alias moves by hand are events too: each names the version it replaced, who moved it and
+// why; a version whose validation failed moves only with --force, which the event records;
+// the rollback is one more move; a move to the version already named or to none records
+// nothing.
 TEST_F(ModelsTest, AliasMovesAndTheRollbackLeaveTheWholeHistory) {
-  fs::path f = retrain_dag();
+  fs::path f = gated_dag();
   ASSERT_EQ(run(f).code, 0);
   ASSERT_EQ(run(f, {"-p", "auc=0.95"}).code, 0);
+  ASSERT_NE(run(f, {"-p", "auc=0.5"}).code, 0);  // clicks/3 fails its gates
+  ASSERT_EQ(run(retrain_dag()).code, 0);         // clicks/4: never validated
 
-  auto a1 = models({"alias", "clicks", "production", "1", "--reason", "first model"});
-  ASSERT_EQ(a1.code, 0) << a1.out << a1.err;
-  EXPECT_EQ(trim(a1.out), "clicks@production -> clicks/1 (was unset)");
-  ASSERT_EQ(models({"alias", "clicks", "production", "2"}).code, 0);
-  EXPECT_EQ(models_json({"show", "clicks@production"})["version"], 2);
-  auto back =
-      models({"alias", "clicks", "production", "1", "--reason", "auc fell in A/B", "--force"});
+  auto failed = models({"alias", "clicks", "staging", "3"});
+  EXPECT_NE(failed.code, 0);
+  EXPECT_NE(failed.err.find("clicks/3 failed its latest validation (run retrain-3, task "
+                            "validate): --force moves it anyway"),
+            std::string::npos)
+      << failed.err;
+  auto never = models({"alias", "clicks", "staging", "4"});
+  EXPECT_NE(never.code, 0);
+  EXPECT_NE(never.err.find("clicks/4 was never validated"), std::string::npos) << never.err;
+  auto forced = models({"alias", "clicks", "staging", "3", "--force", "--reason", "shadow test"});
+  ASSERT_EQ(forced.code, 0) << forced.err;
+  EXPECT_EQ(trim(forced.out), "clicks@staging -> clicks/3 (was unset)");
+
+  auto back = models({"alias", "clicks", "production", "1", "--reason", "auc fell in A/B"});
   ASSERT_EQ(back.code, 0) << back.err;
   EXPECT_EQ(trim(back.out), "clicks@production -> clicks/1 (was clicks/2)");
   json prod = models_json({"show", "clicks@production"});
@@ -223,29 +313,31 @@ TEST_F(ModelsTest, AliasMovesAndTheRollbackLeaveTheWholeHistory) {
   EXPECT_NE(none.err.find("no version 7 of model 'clicks'"), std::string::npos) << none.err;
   auto bad = models({"alias", "clicks", "Prod!", "1"});
   EXPECT_NE(bad.code, 0);
-  auto staging = models({"show", "clicks@staging"});
-  EXPECT_NE(staging.code, 0);
-  EXPECT_NE(staging.err.find("model 'clicks' has no alias 'staging'"), std::string::npos)
-      << staging.err;
+  auto canary = models({"show", "clicks@canary"});
+  EXPECT_NE(canary.code, 0);
+  EXPECT_NE(canary.err.find("model 'clicks' has no alias 'canary'"), std::string::npos)
+      << canary.err;
 
+  // Two promotions by runs, the forced move, the rollback: oldest first.
   json h = models_json({"history", "clicks"});
-  ASSERT_EQ(h["events"].size(), 3u) << h.dump(2);
-  const json& e0 = h["events"][0];
-  EXPECT_EQ(e0["alias"], "production");
-  EXPECT_TRUE(e0["from"].is_null());
-  EXPECT_EQ(e0["to"], 1);
-  EXPECT_EQ(e0["reason"], "first model");
-  EXPECT_FALSE(e0["by"].get<std::string>().empty());
-  EXPECT_TRUE(e0["at"].is_string());
-  EXPECT_TRUE(e0["run"].is_null());
-  EXPECT_EQ(h["events"][1]["from"], 1);
-  EXPECT_EQ(h["events"][1]["to"], 2);
+  ASSERT_EQ(h["events"].size(), 4u) << h.dump(2);
+  EXPECT_EQ(h["events"][0]["by"], "run retrain-1");
+  EXPECT_EQ(h["events"][1]["by"], "run retrain-2");
   const json& e2 = h["events"][2];
-  EXPECT_EQ(e2["from"], 2);
-  EXPECT_EQ(e2["to"], 1);
-  EXPECT_EQ(e2["reason"], "auc fell in A/B");
+  EXPECT_EQ(e2["alias"], "staging");
+  EXPECT_TRUE(e2["from"].is_null());
+  EXPECT_EQ(e2["to"], 3);
+  EXPECT_EQ(e2["reason"], "shadow test");
   EXPECT_EQ(e2["forced"], true);
-  EXPECT_EQ(models_json({"ls"})["models"][0]["aliases"], (json{{"production", 1}}));
+  EXPECT_FALSE(e2["by"].get<std::string>().empty());
+  EXPECT_TRUE(e2["run"].is_null());
+  const json& e3 = h["events"][3];
+  EXPECT_EQ(e3["from"], 2);
+  EXPECT_EQ(e3["to"], 1);
+  EXPECT_EQ(e3["reason"], "auc fell in A/B");
+  EXPECT_EQ(e3["forced"], false);
+  EXPECT_TRUE(e3["at"].is_string());
+  EXPECT_EQ(models_json({"ls"})["models"][0]["aliases"], (json{{"production", 1}, {"staging", 3}}));
 }
 
 }  // namespace

@@ -610,6 +610,51 @@ TEST_F(DagLoaderTest, ATrainTaskNeedsItsModelArtifactsAndMetricsAndPublishesItsM
             Errors{"d.yaml:3:3: task 'train' (type 'train') needs 'run'"});
 }
 
+// validate gates the version of the train upstream, promote moves an alias to the version
+// of the validate upstream: each finds its one upstream of that type, or the one named.
+TEST_F(DagLoaderTest, ValidateAndPromoteFindTheTaskTheyWorkOnUpstream) {
+  const std::string train =
+      "dag: d\ntasks:\n  train:\n    type: train\n    run: x\n"
+      "    with: {model: clicks, artifacts: [m], metrics: m.json}\n";
+  const std::string validate =
+      "  validate:\n    type: validate\n    needs: [train]\n"
+      "    with: {gates: [{metric: auc, min: 0.7}]}\n";
+  EXPECT_EQ(errors(train + validate +
+                   "  promote:\n    type: promote\n    needs: [validate]\n"
+                   "    with: {alias: production}\n"
+                   "  use:\n    needs: [promote]\n"
+                   "    run: echo {{ outputs.validate.passed }} {{ outputs.promote.alias }} "
+                   "{{ outputs.promote.previous_version }}\n"),
+            Errors{});
+  EXPECT_EQ(errors(train + "  validate:\n    type: validate\n"
+                           "    with: {gates: [{metric: auc, min: 0.7}]}\n"),
+            Errors{"d.yaml:9:11: task 'validate': no train task upstream of 'validate' (add "
+                   "one to needs)"});
+  EXPECT_EQ(errors(train +
+                   "  other:\n    type: train\n    run: x\n"
+                   "    with: {model: b, artifacts: [m], metrics: m.json}\n" +
+                   "  validate:\n    type: validate\n    needs: [train, other]\n"
+                   "    with: {gates: [{metric: auc, min: 0.7}]}\n"),
+            Errors{"d.yaml:14:11: task 'validate': 2 train tasks upstream of 'validate' (train, "
+                   "other): name one with 'candidate: TASK'"});
+  EXPECT_EQ(errors(train + "  validate:\n    type: validate\n    needs: [train]\n"
+                           "    with: {candidate: nope, gates: [{metric: auc, min: 0.7}]}\n"),
+            Errors{"d.yaml:10:12: task 'validate': 'candidate' names 'nope', which is not a task "
+                   "upstream of 'validate' (add it to needs)"});
+  EXPECT_EQ(errors(train + validate +
+                   "  promote:\n    type: promote\n    needs: [train]\n"
+                   "    with: {alias: Prod!, validation: train}\n"),
+            Errors{"d.yaml:14:12: task 'promote': 'alias' must be an alias name ([a-z0-9_-]+)"});
+  EXPECT_EQ(errors(train + validate +
+                   "  promote:\n    type: promote\n    needs: [train]\n"
+                   "    with: {alias: prod, validation: train}\n"),
+            Errors{"d.yaml:14:25: task 'promote': 'validation' names 'train', a train task, not a "
+                   "validate task"});
+  EXPECT_EQ(errors(train + "  validate:\n    type: validate\n    needs: [train]\n"
+                           "    with: {gates: [{metric: auc}]}\n"),
+            Errors{"d.yaml:10:12: task 'validate': gate 1: needs 'min' or 'max' (or 'vs')"});
+}
+
 TEST_F(DagLoaderTest, OutputKeysAreCheckedAgainstTheUpstreamTypeWithASuggestion) {
   const char* head =
       "dag: d\ntasks:\n  snap: {type: snapshot, with: {path: data, dataset: ev}}\n"

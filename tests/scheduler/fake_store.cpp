@@ -65,6 +65,7 @@ struct FakeStore::Tables {
   std::vector<ModelVersion> model_versions;    // in insertion order
   std::vector<AliasEvent> alias_events;        // in seq order
   int64_t last_alias_seq = 0;
+  std::vector<ModelValidation> validations;  // in insertion order
 
   const ModelVersion* find_version(const std::string& name, int64_t version) const {
     for (const ModelVersion& v : model_versions)
@@ -131,7 +132,7 @@ auto FakeStore::read(F&& fn) {
   return fn(tx_ ? static_cast<const Tables&>(*tx_) : db_->committed);
 }
 
-int FakeStore::schema_version() { return 4; }  // the SQLite schema whose rules it keeps
+int FakeStore::schema_version() { return 5; }  // the SQLite schema whose rules it keeps
 
 Status FakeStore::begin() {
   if (tx_) return make_error("store: begin() inside an open transaction", Errc::Conflict);
@@ -641,6 +642,34 @@ Status FakeStore::set_paused(const std::string& dag, bool paused) {
   return write("set_paused", [&](Tables& t) {
     t.paused[dag] = paused;
     return Status::Ok();
+  });
+}
+
+Status FakeStore::add_model_validation(const ModelValidation& v) {
+  return write("add_model_validation", [&](Tables& t) -> Status {
+    if (!t.find_version(v.name, v.version))
+      return make_error("no version " + std::to_string(v.version) + " of model '" + v.name + "'",
+                        Errc::NotFound);
+    if (Status s = t.need_try("add_model_validation", {v.run_id, v.task, v.try_number}); !s.ok())
+      return s;
+    for (const ModelValidation& o : t.validations)
+      if (o.run_id == v.run_id && o.task == v.task && o.try_number == v.try_number)
+        return conflict("add_model_validation", "UNIQUE constraint failed: that try validated " +
+                                                    o.name + "/" + std::to_string(o.version));
+    ModelValidation stored = v;
+    stored.report = as_stored(v.report);
+    t.validations.push_back(std::move(stored));
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<ModelValidation>> FakeStore::model_validations(const std::string& name,
+                                                                  int64_t version) {
+  return read([&](const Tables& t) -> Result<std::vector<ModelValidation>> {
+    std::vector<ModelValidation> out;
+    for (const ModelValidation& v : t.validations)
+      if (v.name == name && v.version == version) out.push_back(v);
+    return out;
   });
 }
 

@@ -93,6 +93,9 @@ class FakeStore final : public Store {
   Result<std::map<std::string, int64_t>> model_aliases(const std::string& name) override;
   Result<int64_t> move_alias(const AliasEvent& e) override;
   Result<std::vector<AliasEvent>> alias_events(const std::string& name) override;
+  Status add_model_validation(const ModelValidation& v) override;
+  Result<std::vector<ModelValidation>> model_validations(const std::string& name,
+                                                         int64_t version) override;
   Result<bool> paused(const std::string& dag) override;
   Status set_paused(const std::string& dag, bool paused) override;
 

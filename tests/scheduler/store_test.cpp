@@ -214,8 +214,8 @@ TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
 
 TEST_P(SqliteStoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 4);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 4);
+  EXPECT_EQ(store_->schema_version(), 5);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 5);
   EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
 }
 
@@ -227,8 +227,8 @@ TEST_P(SqliteStoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
 
   store_ = open();
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 4);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 4);
+  EXPECT_EQ(store_->schema_version(), 5);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 5);
   EXPECT_EQ(raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
   auto run = store_->get_run("etl-1");
   ASSERT_TRUE(run.ok());
@@ -248,7 +248,7 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "store: " + path_.string() +
                              ": store: the database has schema version 99, newer than this "
-                             "drover understands (4)");
+                             "drover understands (5)");
 }
 
 TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
@@ -813,6 +813,47 @@ TEST_P(StoreTest, AliasMovesAreEventsAndEachMoveNamesTheVersionItReplaces) {
             (std::map<std::string, int64_t>{{"production", 1}, {"staging", 3}}));
   EXPECT_EQ((*models)[0].updated_at, TimePoint(Micros(103)));
   EXPECT_TRUE(store_->alias_events("other")->empty());
+}
+
+TEST_P(StoreTest, ValidationsAreKeptPerTryOldestFirst) {
+  ASSERT_TRUE(store_->insert_run(make_run("retrain", 1), tasks({"train", "validate"})).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "train", 1)).ok());
+  ModelVersion v;
+  v.name = "clicks";
+  v.run_id = "retrain-1";
+  v.task = "train";
+  v.try_number = 1;
+  ASSERT_EQ(*store_->add_model_version(v), 1);
+  auto validation = [&](int try_number, bool passed, int64_t version = 1) {
+    ModelValidation m;
+    m.name = "clicks";
+    m.version = version;
+    m.run_id = "retrain-1";
+    m.task = "validate";
+    m.try_number = try_number;
+    m.passed = passed;
+    m.report = {{"passed", passed}, {"gates", json::array({{{"metric", "auc"}}})}};
+    m.at = TimePoint(Micros(10 * try_number));
+    return store_->add_model_validation(m);
+  };
+  // A try must exist, and so must the version.
+  EXPECT_FALSE(validation(1, false).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "validate", 1)).ok());
+  ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "validate", 2)).ok());
+  EXPECT_EQ(validation(1, false, 9).error().code, Errc::NotFound);
+  ASSERT_TRUE(validation(1, false).ok());
+  EXPECT_EQ(validation(1, true).error().code, Errc::Conflict);  // one per try
+  ASSERT_TRUE(validation(2, true).ok());
+  auto got = store_->model_validations("clicks", 1);
+  ASSERT_TRUE(got.ok()) << got.message();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_FALSE((*got)[0].passed);
+  EXPECT_TRUE((*got)[1].passed);
+  EXPECT_EQ((*got)[1].try_number, 2);
+  EXPECT_EQ((*got)[1].task, "validate");
+  EXPECT_EQ((*got)[1].at, TimePoint(Micros(20)));
+  EXPECT_EQ((*got)[1].report["gates"][0]["metric"], "auc");
+  EXPECT_TRUE(store_->model_validations("clicks", 2)->empty());
 }
 
 TEST_P(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {
