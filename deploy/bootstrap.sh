@@ -10,7 +10,7 @@ PKGS=(
   libyaml-cpp-dev libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest
   nlohmann-json3-dev libcli11-dev libssl-dev libhowardhinnant-date-dev tzdata
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libhiredis-dev redis-server redis-tools
   python3 python3-aiosmtpd python3-sklearn python3-numpy python3-scipy python3-pandas
   make snakemake procps curl openssl ca-certificates
   clang-14 libclang-rt-14-dev clang-format
