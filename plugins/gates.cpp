@@ -36,8 +36,9 @@ void check(const json& gates, std::vector<ConfigError>& errors) {
     errors.push_back({"gates", "gate " + std::to_string(i + 1) + ": " + why});
   };
   if (!gates.is_array() || gates.empty()) {
-    errors.push_back({"gates", "'gates' must be a non-empty list of {metric: NAME, min: X} or "
-                               "{metric: NAME, vs: ALIAS, max_drop: X}"});
+    errors.push_back({"gates",
+                      "'gates' must be a non-empty list of {metric: NAME, min: X} or "
+                      "{metric: NAME, vs: ALIAS, max_drop: X}"});
     return;
   }
   for (size_t i = 0; i < gates.size(); ++i) {
@@ -49,7 +50,8 @@ void check(const json& gates, std::vector<ConfigError>& errors) {
     for (auto& [k, v] : g.items())
       if (k != "metric" && k != "min" && k != "max" && k != "vs" && k != "max_drop" &&
           k != "min_gain")
-        bad(i, "unknown key '" + k + "' (a gate has metric, and min/max or vs with max_drop/min_gain)");
+        bad(i, "unknown key '" + k +
+                   "' (a gate has metric, and min/max or vs with max_drop/min_gain)");
     auto metric = g.find("metric");
     if (metric == g.end() || !metric->is_string() || metric->get<std::string>().empty())
       bad(i, "needs 'metric: NAME'");
@@ -115,7 +117,8 @@ json evaluate(const json& gates, const std::string& model, int64_t version,
         }
         bool min = std::string(rule) == "min";
         bool ok = min ? *cand >= bound : *cand <= bound;
-        add(e, ok, metric + " " + num(*cand) + (min ? " >= " : " <= ") + num(bound) + " (" + rule + ")");
+        add(e, ok,
+            metric + " " + num(*cand) + (min ? " >= " : " <= ") + num(bound) + " (" + rule + ")");
       }
       continue;
     }
@@ -133,7 +136,8 @@ json evaluate(const json& gates, const std::string& model, int64_t version,
         continue;
       }
       if (!b->second) {
-        e["note"] = "alias " + alias + " of model '" + model + "' names no version: nothing to compare";
+        e["note"] =
+            "alias " + alias + " of model '" + model + "' names no version: nothing to compare";
         add(e, true, head + ": " + e["note"].get<std::string>());
         continue;
       }
@@ -154,11 +158,13 @@ json evaluate(const json& gates, const std::string& model, int64_t version,
       if (std::string(rule) == "max_drop") {
         double drop = *was - *cand;
         bool ok = drop <= bound + kSlack;
-        add(e, ok, compare + ", drop " + num(drop) + (ok ? " <= " : " > ") + "max_drop " + num(bound));
+        add(e, ok,
+            compare + ", drop " + num(drop) + (ok ? " <= " : " > ") + "max_drop " + num(bound));
       } else {
         double gain = *cand - *was;
         bool ok = gain + kSlack >= bound;
-        add(e, ok, compare + ", gain " + num(gain) + (ok ? " >= " : " < ") + "min_gain " + num(bound));
+        add(e, ok,
+            compare + ", gain " + num(gain) + (ok ? " >= " : " < ") + "min_gain " + num(bound));
       }
     }
   }
@@ -177,8 +183,9 @@ json context(const std::string& model, int64_t version, const json& candidate_me
   json base = json::object();
   for (auto& [alias, b] : baselines)
     base[alias] = b ? json{{"version", b->version}, {"metrics", b->metrics}} : json(nullptr);
-  return json{{"candidate", {{"name", model}, {"version", version}, {"metrics", candidate_metrics}}},
-              {"baselines", std::move(base)}};
+  return json{
+      {"candidate", {{"name", model}, {"version", version}, {"metrics", candidate_metrics}}},
+      {"baselines", std::move(base)}};
 }
 
 json evaluate_context(const json& gates, const json& ctx) {
@@ -198,7 +205,8 @@ json evaluate_context(const json& gates, const json& ctx) {
         if (v.is_null()) {
           baselines[alias] = std::nullopt;
         } else if (v.is_object() && v.contains("version") && v["version"].is_number_integer()) {
-          baselines[alias] = Baseline{v["version"].get<int64_t>(), v.value("metrics", json::object())};
+          baselines[alias] =
+              Baseline{v["version"].get<int64_t>(), v.value("metrics", json::object())};
         }
       }
   }

@@ -24,7 +24,8 @@ class PromoteTaskType final : public TaskType {
     check_known_keys(with, {"alias", "validation", "reason"}, "promote", errors);
     if (auto it = with.find("alias"); it == with.end())
       errors.push_back({"", "promote task needs 'alias'"});
-    else if (!it->is_string() || (!is_template(*it) && !models::valid_alias(it->get<std::string>())))
+    else if (!it->is_string() ||
+             (!is_template(*it) && !models::valid_alias(it->get<std::string>())))
       errors.push_back({"alias", "'alias' must be an alias name ([a-z0-9_-]+)"});
     if (auto it = with.find("validation"); it != with.end() && !it->is_string())
       errors.push_back({"validation", "'validation' must name the validate task upstream"});

@@ -67,8 +67,6 @@ class ValidateTaskType final : public TaskType {
 
 }  // namespace
 
-std::unique_ptr<TaskType> make_validate_task_type() {
-  return std::make_unique<ValidateTaskType>();
-}
+std::unique_ptr<TaskType> make_validate_task_type() { return std::make_unique<ValidateTaskType>(); }
 
 }  // namespace drover

@@ -81,6 +81,10 @@ struct TaskSpec {
   std::optional<Micros> timeout;
   std::string queue = "default";
   TriggerRule trigger_rule = TriggerRule::AllSuccess;
+  // `uses: {model: REF}`: the registry version (NAME/V, NAME@ALIAS or NAME for the latest)
+  // whose artifacts the task reads under {{ inputs.model.path }}, pinned when a run is
+  // created (RunRecord::models); empty: none.
+  std::string uses_model;
   SourceLoc loc;
 
   // The graph by index, filled by index_graph(): this task's position in DagSpec::tasks,

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "common/model_ref.hpp"
 #include "common/sha256.hpp"
 #include "common/time.hpp"
 #include "common/utf8.hpp"
@@ -43,7 +44,8 @@ const std::vector<std::string> kTopKeys = {
 const std::vector<std::string> kTaskKeys = {
     "type",    "needs",     "run",          "with",        "outputs",
     "env",     "resources", "retries",      "retry_delay", "max_retry_delay",
-    "timeout", "queue",     "trigger_rule", "description", "values"};
+    "timeout", "queue",     "trigger_rule", "description", "values",
+    "uses"};
 const std::vector<std::string> kDefaultsKeys = {"retries",   "retry_delay", "max_retry_delay",
                                                 "timeout",   "queue",       "env",
                                                 "resources", "trigger_rule"};
@@ -1207,6 +1209,30 @@ void Loader::parse_task_fields(const std::vector<Entry>& fields, TaskSpec& t, Ta
                 "output '" + path + "'" + where + " must be a relative path inside the work dir");
       }
       t.outputs = *list;
+    } else if (k == "uses") {
+      if (!f.v.IsMap()) {
+        error(f, "'uses'" + where + " must be a mapping {model: NAME@ALIAS}, got " + got(f.v));
+        continue;
+      }
+      for (const Entry& u : entries(f.v, nullptr, where)) {
+        if (u.key != "model") {
+          error(u.k, "unknown key '" + u.key + "' in 'uses'" + where + " (it takes model: REF)");
+          continue;
+        }
+        auto text = get_string(u, where);
+        if (!text) continue;
+        if (text->find("{{") != std::string::npos) {
+          error(u, "'uses: model'" + where +
+                       " is fixed text (NAME@ALIAS, NAME/V or NAME): it is pinned when a run is "
+                       "created, before any template could be rendered");
+          continue;
+        }
+        auto ref = models::parse_model_ref(*text);
+        if (!ref)
+          error(u, "'uses: model'" + where + ": " + ref.message());
+        else
+          t.uses_model = *text;
+      }
     } else if (k == "values") {
       auto list = get_string_list(f, where);
       if (!list) continue;
@@ -1483,6 +1509,9 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
   for (const auto& p : dag_.params) known.push_back("params." + p.name);
   if (ancestors)
     for (const auto& a : *ancestors) known.push_back("inputs." + a + ".path");
+  const TaskSpec* self = dag_.task(task_id);
+  const bool uses_model = self && !self->uses_model.empty();
+  if (uses_model) known.push_back("inputs.model.path");
   std::vector<std::string> ids;
   for (const auto& t : dag_.tasks) ids.push_back(t.id);
   using K = TemplateName::Kind;
@@ -1504,6 +1533,7 @@ void Loader::check_template_string(const YAML::Node& n, const std::string& task_
       case K::InputPath:
       case K::Output: {
         const std::string& task = what.subject;
+        if (what.kind == K::InputPath && task == "model" && uses_model) continue;
         if (!dag_.task(task)) {
           error_in_scalar(n, ref.offset,
                           quoted + " names unknown task '" + task + "'" + did_you_mean(task, ids));
@@ -1650,7 +1680,8 @@ void Loader::check_templates() {
 }
 
 // The model steps find what they work on upstream: a validate its train, a promote its
-// validate (DagSpec::upstream_of_type). Run on a graph without errors (no cycles).
+// validate (DagSpec::upstream_of_type); a task's `uses:` model is its input "model".
+// Run on a graph without errors (no cycles).
 void Loader::check_model_tasks() {
   dag_.task_index.clear();
   for (size_t i = 0; i < dag_.tasks.size(); ++i) dag_.task_index[dag_.tasks[i].id] = i;
@@ -1661,6 +1692,13 @@ void Loader::check_model_tasks() {
   } kSteps[] = {{"validate", "train", "candidate"}, {"promote", "validate", "validation"}};
   for (size_t i = 0; i < dag_.tasks.size(); ++i) {
     const TaskSpec& t = dag_.tasks[i];
+    if (!t.uses_model.empty()) {
+      auto up = dag_.ancestors(t.id);
+      if (std::find(up.begin(), up.end(), "model") != up.end())
+        error(task_nodes_[i].key, "task '" + t.id +
+                                      "' uses a model, read as {{ inputs.model.path }}, and has "
+                                      "a task named 'model' upstream: rename that task");
+    }
     for (const auto& step : kSteps) {
       if (t.type != step.type) continue;
       auto up = dag_.upstream_of_type(t.id, step.upstream, step.key);

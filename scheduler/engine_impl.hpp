@@ -248,6 +248,8 @@ struct Engine::Impl {
 
   // engine_models.cpp: the model steps' registry facts and writes
   Result<json> task_values(const ActiveRun& v, const std::string& task);
+  Result<json> pin_models(const DagSpec& dag);
+  Result<std::vector<FileRecord>> pinned_model_files(const ActiveRun& v, const std::string& task);
   Result<json> model_context(const ActiveRun& v, const TaskSpec& t, const json& with);
   void registry_step(const TryRecord& rec, core::TryResult& result, TimePoint now,
                      core::TryOutcome& out, engine::Writes& w);

@@ -35,6 +35,47 @@ Result<json> Engine::Impl::task_values(const ActiveRun& v, const std::string& ta
   return store.values_of(v.run.id, task, n);
 }
 
+// The version each `uses: {model: REF}` of `dag` names now, pinned for a run being created:
+// {TASK: {ref, name, version}}. A name, alias or version the registry does not have is
+// Errc::Invalid (the trigger is refused and nothing is created).
+Result<json> Engine::Impl::pin_models(const DagSpec& dag) {
+  json out = json::object();
+  for (const TaskSpec& t : dag.tasks) {
+    if (t.uses_model.empty()) continue;
+    auto fail = [&](const Error& e) {
+      return make_error(
+          "task '" + t.id + "' uses model " + t.uses_model + ": " + e.message,
+          e.code == Errc::NotFound || e.code == Errc::Invalid ? Errc::Invalid : e.code);
+    };
+    auto ref = models::parse_model_ref(t.uses_model);
+    if (!ref) return fail(ref.error());
+    auto version = resolve_model_ref(store, *ref);
+    if (!version) return fail(version.error());
+    out[t.id] = {{"ref", t.uses_model}, {"name", version->name}, {"version", version->version}};
+  }
+  return out;
+}
+
+// The artifacts of the version the run pinned for `task` (read from the registry: a
+// version never changes).
+Result<std::vector<FileRecord>> Engine::Impl::pinned_model_files(const ActiveRun& v,
+                                                                 const std::string& task) {
+  auto pin = v.run.models.find(task);
+  if (pin == v.run.models.end() || !pin->is_object())
+    return make_error(
+        "task '" + task + "' uses a model, but run " + v.run.id + " pinned no version for it",
+        Errc::Invalid);
+  std::string name = pin->value("name", "");
+  int64_t version = pin->value("version", int64_t{0});
+  auto mv = store.model_version(name, version);
+  if (!mv) return mv.error();
+  if (!*mv)
+    return make_error("no version " + std::to_string(version) + " of model '" + name + "'",
+                      Errc::NotFound);
+  std::vector<FileRecord> files = (*mv)->artifacts;
+  return files;
+}
+
 // validate: {"candidate": {name, version, metrics}, "baselines": {alias: {version, metrics}
 // | null}} (plugins/gates.hpp); promote: {model, version, alias, from, validation: {task,
 // try}}; null for other types. An error fails the try before it starts.
@@ -72,8 +113,8 @@ Result<json> Engine::Impl::model_context(const ActiveRun& v, const TaskSpec& t, 
     auto mv = store.model_version(model, version);
     if (!mv) return mv.error();
     if (!*mv)
-      return make_error("validate: no version " + std::to_string(version) + " of model '" +
-                            model + "' in the registry",
+      return make_error("validate: no version " + std::to_string(version) + " of model '" + model +
+                            "' in the registry",
                         Errc::NotFound);
     return (*mv)->record.value("metrics", json::object());
   };
@@ -143,8 +184,8 @@ void Engine::Impl::register_model(ActiveRun& v, const TryRecord& rec, core::TryR
 // from the registry as it is now (the try's own report is what its log and validation.json
 // show): passed only when the try succeeded too. A success whose gates fail here fails.
 void Engine::Impl::record_validation(ActiveRun& v, const TaskSpec& t, const TryRecord& rec,
-                                     core::TryResult& result, TimePoint now,
-                                     core::TryOutcome& out, engine::Writes& w) {
+                                     core::TryResult& result, TimePoint now, core::TryOutcome& out,
+                                     engine::Writes& w) {
   const bool success = out.end == core::TryEnd::Success;
   auto built = build_spec(v, t, rec.try_number);
   if (!built) {

@@ -1,5 +1,6 @@
 // Runs: creation, admission (max_active_runs, slots), steps (scheduler/engine_impl.hpp).
 #include "common/redact.hpp"
+#include "common/time.hpp"
 #include "scheduler/engine_impl.hpp"
 #include "scheduler/try_spec.hpp"
 
@@ -39,6 +40,8 @@ Result<std::string> Engine::Impl::create_run(const DagPtr& dag, const json& give
   }
   auto params = dag->resolve_params(typed);
   if (!params) return make_error(params.message(), Errc::Invalid);
+  auto pins = pin_models(*dag);
+  if (!pins) return pins.error();
 
   std::optional<Transaction> txn;
   if (!in_pump) {
@@ -53,6 +56,7 @@ Result<std::string> Engine::Impl::create_run(const DagPtr& dag, const json& give
   run.dag = dag->id;
   run.dag_hash = dag->file_hash;
   run.params = *params;
+  run.models = std::move(*pins);
   run.trigger_kind = kind;
   run.trigger_user = user;
   run.created_at = steady.now();
@@ -121,6 +125,13 @@ void Engine::Impl::fire_schedules(TimePoint now, Effects& fx) {
       core::ScheduleStep st = core::schedule_dag(*e.dag, *last, now);
       for (auto& due : st.due) {
         auto r = create_run(e.dag, json::object(), false, "schedule", "scheduler", due, &fx);
+        // A run that cannot be made as the DAG says (a `uses:` model alias that names no
+        // version): this fire time passes without it, said in the log.
+        if (!r && r.error().code == Errc::Invalid) {
+          spdlog::error("dag {}: the scheduled run of {} was not created: {}", id,
+                        format_iso_utc(due.interval_start), r.message());
+          continue;
+        }
         if (!fx.writes(r)) return;
       }
       if (!*last || **last != st.last_fire) {
@@ -324,7 +335,8 @@ Result<TrySpec> Engine::Impl::build_spec(const ActiveRun& v, const TaskSpec& t, 
                    [&](const std::string& task, int n) -> Result<std::vector<FileRecord>> {
                      if (auto* o = cached(task, n)) return o->files;
                      return store.files_of(v.run.id, task, n, "output");
-                   }};
+                   },
+                   [&](const std::string& task) { return pinned_model_files(v, task); }};
   auto spec = build_try_spec(c, t, try_number);
   if (!spec) return spec;
   auto context = model_context(v, t, spec->with);

@@ -47,6 +47,9 @@ struct RunRecord {
   TimePoint created_at{};
   std::optional<TimePoint> started_at, ended_at;
   std::string error;  // why the run failed when no task's failure says (e.g. recovery's)
+  // The model versions its tasks' `uses:` were pinned to when it was created:
+  // {TASK: {"ref": "click_model@production", "name": "click_model", "version": 3}}.
+  json models = json::object();
 
   // Written only by claim_run / release_run / count_recovery (insert_run and update_run
   // leave them as they are; a new run is unowned with no recoveries).

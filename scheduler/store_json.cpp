@@ -95,6 +95,7 @@ Result<json> run_record_json(Store& store, const std::string& run_id) {
   // could not be loaded); null otherwise.
   out["error"] = r.error.empty() ? json(nullptr) : json(r.error);
   out["params"] = r.params;
+  out["models"] = r.models;
   out["dag_hash"] = r.dag_hash;
   out["git"] = {{"commit", r.git_commit.empty() ? json(nullptr) : json(r.git_commit)},
                 {"dirty", r.git_dirty}};

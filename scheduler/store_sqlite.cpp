@@ -197,7 +197,8 @@ CREATE TABLE model_alias_events(
 );
 CREATE INDEX model_alias_events_alias ON model_alias_events(name, alias, seq);
 )sql",
-    // 5: validations of model versions (ModelValidation), one per validate try.
+    // 5: validations of model versions (ModelValidation), one per validate try; the model
+    // versions a run's `uses:` were pinned to (RunRecord::models).
     R"sql(
 CREATE TABLE model_validations(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -214,6 +215,7 @@ CREATE TABLE model_validations(
   FOREIGN KEY(run_id, task, try_number) REFERENCES tries(run_id, task, try_number)
 );
 CREATE INDEX model_validations_version ON model_validations(name, version, seq);
+ALTER TABLE runs ADD COLUMN models TEXT NOT NULL DEFAULT '{}';
 )sql",
 };
 
@@ -311,18 +313,18 @@ class Stmt {
 constexpr const char* kRunColumns =
     "id, dag, seq, dag_hash, state, params, trigger_kind, trigger_user, logical_date, "
     "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
-    "error";
+    "error, models";
 // What a read returns: the written columns, then those only claim_run / count_recovery set.
 constexpr const char* kRunReadColumns =
     "id, dag, seq, dag_hash, state, params, trigger_kind, trigger_user, logical_date, "
     "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
-    "error, owner, lease_until, recoveries";
+    "error, owner, lease_until, recoveries, models";
 
-// A listing's columns: the same, with params not read.
+// A listing's columns: the same, with params and models not read.
 constexpr const char* kRunListColumns =
     "id, dag, seq, dag_hash, state, '{}', trigger_kind, trigger_user, logical_date, "
     "interval_start, interval_end, git_commit, git_dirty, created_at, started_at, ended_at, "
-    "error, owner, lease_until, recoveries";
+    "error, owner, lease_until, recoveries, '{}'";
 
 constexpr const char* kTryColumns =
     "tries.run_id, tries.task, tries.try_number, tries.state, queue, host, worker_pid, pid, "
@@ -449,12 +451,12 @@ class SqliteStore final : public Store {
   Status insert_run(const RunRecord& r, const std::vector<TaskInstance>& tasks) override {
     return atomically([&]() -> Status {
       std::string sql = std::string("INSERT INTO runs(") + kRunColumns +
-                        ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                        ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
       auto st = prepare(sql);
       if (!st.ok()) return st.error();
       st->bind_all(r.id, r.dag, r.seq, r.dag_hash, to_string(r.state), r.params, r.trigger_kind,
                    r.trigger_user, r.logical_date, r.interval_start, r.interval_end, r.git_commit,
-                   r.git_dirty, r.created_at, r.started_at, r.ended_at, r.error);
+                   r.git_dirty, r.created_at, r.started_at, r.ended_at, r.error, r.models);
       if (Status s = done(*st, "insert_run"); !s.ok()) return s;
       for (const TaskInstance& t : tasks) {
         TaskInstance copy = t;
@@ -1211,6 +1213,8 @@ class SqliteStore final : public Store {
     r.owner = st.text(17);
     r.lease_until = st.opt_time(18);
     r.recoveries = st.i32(19);
+    r.models = st.js(20, ok);
+    if (!ok) return corrupt("models", st.text(20));
     return r;
   }
 

@@ -72,6 +72,10 @@ Result<TrySpec> build_try_spec(const TrySpecContext& c, const TaskSpec& t, int t
         if (run.params.contains(what.subject)) return param_text(run.params[what.subject]);
         return std::nullopt;
       case K::InputPath:
+        // A task's `uses:` model reads as input "model" (the loader lets no task of that
+        // name be its ancestor too).
+        if (what.subject == "model" && !t.uses_model.empty())
+          return layout::input(s.try_dir, "model").string();
         input_tasks.insert(what.subject);
         return layout::input(s.try_dir, what.subject).string();
       case K::Output: {
@@ -146,6 +150,11 @@ Result<TrySpec> build_try_spec(const TrySpecContext& c, const TaskSpec& t, int t
     json up_values = values_of(up);
     if (lookup_error) return *lookup_error;
     for (auto& [k, val] : up_values.items()) s.upstream_values[up + "." + k] = val;
+  }
+  if (!t.uses_model.empty()) {
+    auto files = c.model_files(t.id);
+    if (!files) return files.error();
+    for (auto& f : *files) s.inputs.push_back(FileEntry{f.path, f.sha256, f.size, f.mode, "model"});
   }
   return s;
 }

@@ -29,6 +29,8 @@ struct TrySpecContext {
   std::function<int(const std::string& task)> successful_try;
   std::function<Result<json>(const std::string& task, int try_number)> values;
   std::function<Result<std::vector<FileRecord>>(const std::string& task, int try_number)> files;
+  // The artifacts of the model version the run pinned for a task's `uses:`.
+  std::function<Result<std::vector<FileRecord>>(const std::string& task)> model_files;
 };
 
 // An error (a template naming a value that is not there, a lookup that failed) fails the

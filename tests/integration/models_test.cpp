@@ -340,5 +340,89 @@ TEST_F(ModelsTest, AliasMovesAndTheRollbackLeaveTheWholeHistory) {
   EXPECT_EQ(models_json({"ls"})["models"][0]["aliases"], (json{{"production", 1}, {"staging", 3}}));
 }
 
+// `uses: {model: NAME@ALIAS}` pins the version the alias names when the run is created: the
+// task reads that version's artifacts, read-only, under {{ inputs.model.path }}, even when
+// the alias moves while the run waits; the pin is in the run record and the artifacts are
+// inputs of the try. The next run takes the alias as it is then.
+TEST_F(ModelsTest, UsesPinsTheVersionAtRunCreationEvenWhenTheAliasMovesMidRun) {
+  fs::path f = gated_dag();
+  ASSERT_EQ(run(f).code, 0);  // clicks/1 (3 rows) -> production
+  write_text(tmp / "data" / "events.csv", "user,clicked\n1,0\n2,1\n3,1\n4,0\n");
+  ASSERT_EQ(run(f, {"-p", "auc=0.915"}).code, 0);  // clicks/2 (4 rows) -> production
+  fs::path infer = dag("infer.yaml", R"(dag: infer
+tasks:
+  hold:
+    run: touch {{ project_dir }}/held; while [ ! -e {{ project_dir }}/release ]; do sleep 0.05; done; date > held.txt
+    outputs: [held.txt]  # so predict's try is made when hold ends, not armed as hold starts
+    timeout: 60s
+  predict:
+    needs: [hold]
+    uses: {model: clicks@production}
+    run: cat {{ inputs.model.path }}/model.pkl > used.txt; stat -c 'mode %A' {{ inputs.model.path }}/model.pkl
+    outputs: [used.txt]
+)");
+  pid_t pid = spawn({DROVER_BIN, "run", infer.string(), "--home", home().string(), "--project-dir",
+                     tmp.path().string(), "--json"},
+                    tmp / "out", tmp / "err");
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(wait_until([&] { return fs::exists(tmp / "held"); })) << read_all(tmp / "err");
+  auto moved = models({"alias", "clicks", "production", "1", "--reason", "mid-run"});
+  ASSERT_EQ(moved.code, 0) << moved.err;
+  write_text(tmp / "release", "");
+  int status = 0;
+  ASSERT_TRUE(
+      wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(60)))
+      << read_all(tmp / "err");
+  EXPECT_EQ(WEXITSTATUS(status), 0) << read_all(tmp / "err");
+  json rec = json::parse(read_all(tmp / "out"), nullptr, false);
+  EXPECT_EQ(rec["models"],
+            (json{{"predict", {{"ref", "clicks@production"}, {"name", "clicks"}, {"version", 2}}}}))
+      << rec.dump(2);
+  json predict = try_of(rec, "predict", 1);
+  ASSERT_EQ(predict["outputs"].size(), 1u) << predict.dump(2);
+  EXPECT_EQ(predict["outputs"][0]["sha256"], sha256_hex("model over 4 rows\n"));
+  bool input_seen = false;
+  for (const json& in : predict["inputs"])
+    input_seen |= in["path"] == "model.pkl" && in["from_task"] == "model" &&
+                  in["sha256"] == sha256_hex("model over 4 rows\n");
+  EXPECT_TRUE(input_seen) << predict.dump(2);
+  std::string log = read_all(predict["log"].get<std::string>());
+  EXPECT_NE(log.find("mode -r--r--r--"), std::string::npos) << log;  // a copy, read-only
+
+  auto next = run(infer);  // `release` is there: no hold
+  ASSERT_EQ(next.code, 0) << next.err;
+  json rec2 = json::parse(next.out);
+  EXPECT_EQ(rec2["models"]["predict"]["version"], 1);
+  EXPECT_EQ(try_of(rec2, "predict", 1)["outputs"][0]["sha256"], sha256_hex("model over 3 rows\n"));
+}
+
+// A `uses:` naming a model, alias or version the registry does not have is refused when the
+// run would be created, saying which, and creates nothing (not even a run number).
+TEST_F(ModelsTest, AnUnknownModelOrAliasIsRefusedAtTriggerAndCreatesNothing) {
+  auto infer = [&](const std::string& ref) {
+    return dag("infer.yaml", "dag: infer\ntasks:\n  predict:\n    uses: {model: " + ref +
+                                 "}\n    run: cat {{ inputs.model.path }}/model.pkl\n");
+  };
+  auto none = run(infer("clicks@production"));
+  EXPECT_NE(none.code, 0);
+  EXPECT_NE(none.err.find("task 'predict' uses model clicks@production: no model 'clicks' in the "
+                          "registry"),
+            std::string::npos)
+      << none.err;
+  ASSERT_EQ(run(retrain_dag()).code, 0);  // clicks/1, no alias
+  auto alias = run(infer("clicks@canary"));
+  EXPECT_NE(alias.code, 0);
+  EXPECT_NE(alias.err.find("task 'predict' uses model clicks@canary: model 'clicks' has no alias "
+                           "'canary'"),
+            std::string::npos)
+      << alias.err;
+  auto version = run(infer("clicks/9"));
+  EXPECT_NE(version.code, 0);
+  EXPECT_NE(version.err.find("no version 9 of model 'clicks'"), std::string::npos) << version.err;
+  auto ok = run(infer("clicks/1"));
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(json::parse(ok.out)["id"], "infer-1");  // the refused ones drew no number
+}
+
 }  // namespace
 }  // namespace drover::testing

@@ -655,6 +655,31 @@ TEST_F(DagLoaderTest, ValidateAndPromoteFindTheTaskTheyWorkOnUpstream) {
             Errors{"d.yaml:10:12: task 'validate': gate 1: needs 'min' or 'max' (or 'vs')"});
 }
 
+// `uses: {model: REF}` is fixed text the registry can resolve when a run is created; the
+// task reads the version's artifacts as {{ inputs.model.path }}, which no other task may.
+TEST_F(DagLoaderTest, UsesNamesAModelByFixedReferenceReadAsInputsModel) {
+  EXPECT_EQ(errors("dag: d\ntasks:\n  p:\n    uses: {model: clicks@production}\n"
+                   "    run: cat {{ inputs.model.path }}/m.pkl\n"),
+            Errors{});
+  EXPECT_EQ(errors("dag: d\ntasks:\n  p:\n    uses: {model: clicks/3}\n    run: x\n"), Errors{});
+  EXPECT_EQ(errors("dag: d\ntasks:\n  p:\n    run: cat {{ inputs.model.path }}\n"),
+            Errors{"d.yaml:4:14: '{{ inputs.model.path }}' in task 'p' names unknown task "
+                   "'model'"});
+  EXPECT_EQ(
+      errors("dag: d\nparams:\n  a: {type: string, default: production}\ntasks:\n  p:\n"
+             "    uses: {model: \"clicks@{{ params.a }}\", data: x}\n    run: x\n"),
+      (Errors{"d.yaml:6:19: 'uses: model' in task 'p' is fixed text (NAME@ALIAS, NAME/V or "
+              "NAME): it is pinned when a run is created, before any template could be "
+              "rendered",
+              "d.yaml:6:44: unknown key 'data' in 'uses' in task 'p' (it takes model: REF)"}));
+  EXPECT_EQ(errors("dag: d\ntasks:\n  p:\n    uses: {model: Clicks@prod}\n    run: x\n"),
+            Errors{"d.yaml:4:19: 'uses: model' in task 'p': model 'Clicks@prod': a model name is "
+                   "[a-z0-9][a-z0-9_.-]* (NAME, NAME/VERSION or NAME@ALIAS)"});
+  EXPECT_EQ(errors("dag: d\ntasks:\n  p:\n    uses: clicks@production\n    run: x\n"),
+            Errors{"d.yaml:4:11: 'uses' in task 'p' must be a mapping {model: NAME@ALIAS}, got "
+                   "'clicks@production'"});
+}
+
 TEST_F(DagLoaderTest, OutputKeysAreCheckedAgainstTheUpstreamTypeWithASuggestion) {
   const char* head =
       "dag: d\ntasks:\n  snap: {type: snapshot, with: {path: data, dataset: ev}}\n"
