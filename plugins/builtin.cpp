@@ -10,6 +10,7 @@ std::unique_ptr<TaskType> make_drift_task_type();
 std::unique_ptr<TaskType> make_train_task_type();
 std::unique_ptr<TaskType> make_validate_task_type();
 std::unique_ptr<TaskType> make_promote_task_type();
+std::unique_ptr<TaskType> make_upload_task_type();
 
 void register_builtin_task_types() {
   static bool done = false;
@@ -23,6 +24,7 @@ void register_builtin_task_types() {
   r.add(make_train_task_type());
   r.add(make_validate_task_type());
   r.add(make_promote_task_type());
+  r.add(make_upload_task_type());
 }
 
 }  // namespace drover
