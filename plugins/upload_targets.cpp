@@ -199,16 +199,10 @@ class RedisTarget final : public UploadTarget {
       append({"RPUSH", key("events"), ev});
       append({"LTRIM", key("events"), std::to_string(-kEventsKept), "-1"});
       append({"EXEC"});
-      Reply exec;
-      for (int i = 0; i < 8; ++i) {
-        Reply r = get_reply();
-        if (!r) return make_error(url_.display + ": " + c_->errstr);
-        if (r->type == REDIS_REPLY_ERROR)
-          return make_error(url_.display + ": flip: " + std::string(r->str, r->len));
-        if (i == 7) exec = std::move(r);
-      }
+      auto exec = last_reply(8, ": flip: ");
+      if (!exec) return exec.error();
       double flip_ms = ms_since(t0);
-      if (exec->type == REDIS_REPLY_NIL) continue;  // current or writing changed: again
+      if ((*exec)->type == REDIS_REPLY_NIL) continue;  // current or writing changed: again
       return FlipResult{from, v.id, flip_ms};
     }
     return make_error(url_.display +
@@ -329,16 +323,10 @@ class RedisTarget final : public UploadTarget {
       append({"RPUSH", key("events"), ev});
       append({"LTRIM", key("events"), std::to_string(-kEventsKept), "-1"});
       append({"EXEC"});
-      Reply exec;
-      for (int i = 0; i < 5; ++i) {
-        Reply r = get_reply();
-        if (!r) return make_error(url_.display + ": " + c_->errstr);
-        if (r->type == REDIS_REPLY_ERROR)
-          return make_error(url_.display + ": " + std::string(r->str, r->len));
-        if (i == 4) exec = std::move(r);
-      }
+      auto exec = last_reply(5, ": ");
+      if (!exec) return exec.error();
       double flip_ms = ms_since(t0);
-      if (exec->type == REDIS_REPLY_NIL) continue;
+      if ((*exec)->type == REDIS_REPLY_NIL) continue;
       return FlipResult{from, target, flip_ms};
     }
     return make_error(url_.display + ": the flip lost 20 races with other writers");
@@ -375,6 +363,20 @@ class RedisTarget final : public UploadTarget {
     }
     redisAppendCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data());
   }
+  // Reads the replies of `n` pipelined commands (a MULTI ... EXEC) and returns the last, EXEC's;
+  // an error reply is an error, its text after `what`.
+  Result<Reply> last_reply(int n, const char* what) {
+    Reply last;
+    for (int i = 0; i < n; ++i) {
+      Reply r = get_reply();
+      if (!r) return make_error(url_.display + ": " + c_->errstr);
+      if (r->type == REDIS_REPLY_ERROR)
+        return make_error(url_.display + what + std::string(r->str, r->len));
+      last = std::move(r);
+    }
+    return last;
+  }
+
   Reply get_reply() {
     void* r = nullptr;
     if (redisGetReply(c_, &r) != REDIS_OK) return Reply();
