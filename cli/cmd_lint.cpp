@@ -16,9 +16,13 @@
 
 #include "cli/cli_util.hpp"
 #include "cli/command.hpp"
+#include "cli/engine_setup.hpp"
 #include "cli/usage_formatter.hpp"
+#include "common/model_ref.hpp"
 #include "scheduler/config.hpp"
 #include "scheduler/dag_loader.hpp"
+#include "scheduler/store.hpp"
+#include "scheduler/store_models.hpp"
 
 namespace drover::cli {
 namespace {
@@ -32,6 +36,9 @@ constexpr const char* kFooter =
     "The limits on a DAG file's size are the server config's `dags:` section (--config FILE,\n"
     "else HOME/config.yaml if present; docs/alerts.md), as for drover serve and drover run.\n"
     "\nExit codes:\n"
+    "When HOME holds a store (drover.db), each `uses: {model: REF}` is looked up in its model\n"
+    "registry and a REF it cannot resolve is a warning (FILE:LINE:COL: warning: ...): a\n"
+    "trigger of that DAG would be refused. Warnings do not change the exit code.\n"
     "  0  every file is a valid DAG\n"
     "  1  at least one file is invalid, unreadable, or no DAG file was found; or the server\n"
     "     config is invalid\n"
@@ -85,6 +92,16 @@ int cmd_lint(int argc, char** argv) {
     }
   }
 
+  // The registry under HOME, when there is one: `uses:` references are checked against it.
+  std::unique_ptr<Store> registry;
+  {
+    std::error_code ec;
+    fs::path db = store_path(home);
+    if (fs::exists(db, ec))
+      if (auto s = open_sqlite_store(db)) registry = std::move(*s);
+  }
+  std::vector<Diagnostic> warnings;
+
   // dag id -> the first file that declared it.
   std::map<std::string, std::string> ids;
   size_t bad_files = 0;
@@ -95,6 +112,17 @@ int cmd_lint(int argc, char** argv) {
       diags.insert(diags.end(), r.diagnostics.begin(), r.diagnostics.end());
       continue;
     }
+    if (registry)
+      for (const TaskSpec& t : r.dag->tasks) {
+        if (t.uses_model.empty()) continue;
+        auto ref = models::parse_model_ref(t.uses_model);
+        if (!ref) continue;  // the loader reported it
+        if (auto v = resolve_model_ref(*registry, *ref); !v)
+          warnings.push_back(Diagnostic{r.dag->file, t.loc.line, t.loc.col,
+                                        "warning: task '" + t.id + "' uses model " + t.uses_model +
+                                            ": " + v.message() + " (in " +
+                                            store_path(home).string() + ")"});
+      }
     auto [it, inserted] = ids.emplace(r.dag->id, r.dag->file);
     if (!inserted) {
       ++bad_files;
@@ -114,6 +142,7 @@ int cmd_lint(int argc, char** argv) {
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     for (const auto& d : diags) std::printf("%s\n", d.str().c_str());
+    for (const auto& d : warnings) std::fprintf(stderr, "%s\n", d.str().c_str());
     if (diags.empty() && !files.empty()) {
       std::fprintf(stderr, "drover lint: %zu file%s, all valid\n", files.size(),
                    files.size() == 1 ? "" : "s");

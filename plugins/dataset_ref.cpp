@@ -7,6 +7,21 @@ namespace drover {
 
 namespace fs = std::filesystem;
 
+bool is_model_data_ref(const std::string& text) { return text.rfind("model:", 0) == 0; }
+
+Result<ModelDataRef> parse_model_data_ref(const std::string& text) {
+  if (!is_model_data_ref(text))
+    return make_error("'" + text + "' is not a model:REF:PATH reference", Errc::Invalid);
+  std::string rest = text.substr(6);
+  auto colon = rest.find(':');
+  if (colon == std::string::npos || colon + 1 >= rest.size())
+    return make_error("'" + text + "': a model reference is model:NAME@ALIAS:PATH (or NAME/V)",
+                      Errc::Invalid);
+  auto ref = models::parse_model_ref(rest.substr(0, colon));
+  if (!ref) return make_error("'" + text + "': " + ref.message(), Errc::Invalid);
+  return ModelDataRef{std::move(*ref), rest.substr(colon + 1)};
+}
+
 bool is_dataset_file_ref(const std::string& text) {
   auto colon = text.find(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size()) return false;

@@ -7,9 +7,21 @@
 #include <filesystem>
 #include <string>
 
+#include "common/model_ref.hpp"
 #include "common/result.hpp"
 
 namespace drover {
+
+// "model:REF:PATH" (REF as models::parse_model_ref reads it): the file PATH of the dataset
+// version that model version was trained on. The daemon resolves it from the registry when
+// the try starts (a try cannot read the store) and hands the try "VERSION_ID:PATH".
+struct ModelDataRef {
+  models::ModelRef model;
+  std::string path;
+};
+bool is_model_data_ref(const std::string& text);  // starts with "model:"
+// Errc::Invalid with the reason for a text that starts with "model:" but is not REF:PATH.
+Result<ModelDataRef> parse_model_data_ref(const std::string& text);
 
 // True when `text` looks like "REF:PATH" naming a snapshot file (and not a plain path).
 bool is_dataset_file_ref(const std::string& text);

@@ -56,6 +56,12 @@ class DriftTaskType final : public TaskType {
         errors.push_back({"", std::string("drift task needs '") + k + "'"});
       } else if (!with[k].is_string() || with[k].get<std::string>().empty()) {
         errors.push_back({k, std::string("'") + k + "' must be a file path"});
+      } else if (is_model_data_ref(with[k].get<std::string>()) && !is_template(with[k])) {
+        if (std::string(k) == "current")
+          errors.push_back(
+              {k, "'current' names the new data; only 'reference' may be model:REF:PATH"});
+        else if (auto m = parse_model_data_ref(with[k].get<std::string>()); !m)
+          errors.push_back({k, m.message()});
       }
     }
     if (with.contains("report") && !with["report"].is_string())
@@ -130,9 +136,24 @@ class DriftTaskType final : public TaskType {
     // A reference or current may name a file of a dataset snapshot ("events@reference:
     // train.csv"); it is materialized, verified, next to the work dir.
     fs::path refs_dir = fs::path(ctx.spec.try_dir) / "refs";
-    auto ref = materialize_dataset_file(ctx.spec.home, w["reference"].get<std::string>(), refs_dir);
+    // "model:NAME@ALIAS:PATH": the daemon resolved the model's training data for this try.
+    std::string reference = w["reference"].get<std::string>();
+    std::string missing;
+    if (is_model_data_ref(reference)) {
+      const json& c = ctx.spec.context;
+      if (c.is_object() && c.contains("reference")) {
+        std::printf("drift: reference %s is %s's training data, version %s\n", reference.c_str(),
+                    c.value("reference_model", "").c_str(), c.value("reference", "").c_str());
+        reference = c.value("reference", "");
+      } else {
+        missing = c.is_object() ? c.value("reference_missing", "") : "";
+        if (missing.empty()) missing = "the daemon resolved no model for it";
+      }
+    }
+    auto ref = missing.empty() ? materialize_dataset_file(ctx.spec.home, reference, refs_dir)
+                               : Result<fs::path>(make_error(missing, Errc::NotFound));
     if (!ref && ref.error().code == Errc::NotFound &&
-        is_dataset_file_ref(w["reference"].get<std::string>())) {
+        (!missing.empty() || is_dataset_file_ref(reference))) {
       // No reference yet (e.g. before the first successful retrain moves its tag): nothing
       // to compare with, which is not drift. Said plainly in the log and the values.
       std::printf("drift: no reference (%s): %s; skipping the check\n",

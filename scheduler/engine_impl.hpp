@@ -251,6 +251,7 @@ struct Engine::Impl {
   Result<json> pin_models(const DagSpec& dag);
   Result<std::vector<FileRecord>> pinned_model_files(const ActiveRun& v, const std::string& task);
   Result<json> model_context(const ActiveRun& v, const TaskSpec& t, const json& with);
+  Result<json> drift_reference_context(const json& with);
   void registry_step(const TryRecord& rec, core::TryResult& result, TimePoint now,
                      core::TryOutcome& out, engine::Writes& w);
   void register_model(ActiveRun& v, const TryRecord& rec, core::TryResult& result, TimePoint now,

@@ -2,7 +2,10 @@
 // validate and promote (TrySpec::context), and what a try's end writes to the registry in
 // the pump's commit: a train's version, a validate's verdict, a promote's alias move. A try
 // cannot change the store; these are decided here from the store, never taken from the try.
+#include <algorithm>
+
 #include "common/model_ref.hpp"
+#include "plugins/dataset_ref.hpp"
 #include "plugins/gates.hpp"
 #include "scheduler/engine_impl.hpp"
 #include "scheduler/store_models.hpp"
@@ -80,6 +83,7 @@ Result<std::vector<FileRecord>> Engine::Impl::pinned_model_files(const ActiveRun
 // | null}} (plugins/gates.hpp); promote: {model, version, alias, from, validation: {task,
 // try}}; null for other types. An error fails the try before it starts.
 Result<json> Engine::Impl::model_context(const ActiveRun& v, const TaskSpec& t, const json& with) {
+  if (t.type == "drift") return drift_reference_context(with);
   const bool validate = t.type == "validate";
   if (!validate && t.type != "promote") return json();
   auto up = validate ? v.dag->upstream_of_type(t.id, "train", "candidate")
@@ -132,6 +136,41 @@ Result<json> Engine::Impl::model_context(const ActiveRun& v, const TaskSpec& t, 
     baselines[alias] = gates::Baseline{it->second, std::move(*m)};
   }
   return gates::context(model, n, *candidate, baselines);
+}
+
+// drift with `reference: model:REF:PATH`: the dataset version the model version REF names
+// now was trained on, as {"reference": "VERSION_ID:PATH", "reference_model": "NAME/V"}; or
+// {"reference_missing": why} when REF names nothing yet (the first retrain has no production
+// model), which the check reports as skipped. Resolved when the try starts: in a retrain the
+// alias moves only after the check. Null for any other reference.
+Result<json> Engine::Impl::drift_reference_context(const json& with) {
+  const json ref = with.value("reference", json());
+  if (!ref.is_string() || !is_model_data_ref(ref.get<std::string>())) return json();
+  auto parsed = parse_model_data_ref(ref.get<std::string>());
+  if (!parsed) return make_error("drift: reference " + parsed.message(), Errc::Invalid);
+  auto version = resolve_model_ref(store, parsed->model);
+  if (!version) {
+    if (version.error().code != Errc::NotFound) return version.error();
+    return json{{"reference_missing", version.message()}};
+  }
+  const std::string model = version->name + "/" + std::to_string(version->version);
+  std::vector<std::string> datasets;  // the distinct dataset versions it read, in order
+  std::string named;                  // the one a file named PATH came from
+  for (const json& in : version->record.value("inputs", json::array())) {
+    std::string id = in.value("dataset_version", "");
+    if (id.empty()) continue;
+    if (std::find(datasets.begin(), datasets.end(), id) == datasets.end()) datasets.push_back(id);
+    std::string path = in.value("path", "");
+    if (path == parsed->path || path.ends_with("/" + parsed->path)) named = id;
+  }
+  if (named.empty() && datasets.size() == 1) named = datasets.front();
+  if (named.empty())
+    return make_error("drift: reference " + ref.get<std::string>() + ": model version " + model +
+                          (datasets.empty() ? " was trained on no dataset snapshot"
+                                            : " read several dataset versions and no file '" +
+                                                  parsed->path + "'"),
+                      Errc::Invalid);
+  return json{{"reference", named + ":" + parsed->path}, {"reference_model", model}};
 }
 
 // The registry writes of a try's end, by the type of its task (other types write nothing,

@@ -6,7 +6,7 @@ Each row is one (user, item) impression with a few behavioural features and a
 The output folder holds three CSV files with the same columns:
 
   train.csv    rows used to fit the model
-  holdout.csv  rows the evaluate step scores (never seen in training)
+  holdout.csv  rows the train step scores for the gates (never fitted on)
   score.csv    fresh rows to write predictions for (the label column is dropped)
 
 plus meta.json describing how the data was made. The same --seed and options give

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Write predictions of the click model for fresh events: the last step of weekly_retrain.
+"""Write predictions of the click model for fresh events: the predict step of daily_inference.
 
-Loads MODEL/model.pkl (from train.py) and DATA/score.csv (from make_data.py) and writes
+Loads MODEL/model.pkl (a click_model version's artifact, from train.py; the DAG names the
+version under `uses:`) and DATA/score.csv (from make_data.py) and writes
 --out/predictions.jsonl, one JSON object per line keyed by the event id:
 
   {"event_id": "e7-0000012", "user_id": 2362, "item_id": 803, "score": 0.4187, "clicked": false}
@@ -22,7 +23,7 @@ import common  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="folder written by train.py")
+    p.add_argument("--model", required=True, help="folder holding model.pkl (a registered version's artifacts)")
     p.add_argument("--data", required=True, help="folder written by make_data.py")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="score at or above which an event is predicted to click (default 0.5)")

@@ -458,9 +458,9 @@ TEST_F(RunTest, InvalidDagFileExitsOneWithFileLineCol) {
   EXPECT_NE(r.err.find(f.string() + ":3:"), std::string::npos) << r.err;
 }
 
-TEST_F(RunTest, SnapshotAndDriftTasksLinkDataVersionsAndFlagDrift) {
-  auto f = dag("data.yaml", R"(dag: data
-params:
+// A DAG's params and first tasks: `make` writes d/data.csv (500 numbers from `start`), `snap`
+// makes it a version of the dataset `numbers`.
+constexpr const char* kNumbers = R"(params:
   start: {type: int, default: 1}
 tasks:
   make:
@@ -470,7 +470,10 @@ tasks:
     type: snapshot
     needs: [make]
     with: {path: "{{ inputs.make.path }}/d", dataset: numbers}
-  check:
+)";
+
+TEST_F(RunTest, SnapshotAndDriftTasksLinkDataVersionsAndFlagDrift) {
+  auto f = dag("data.yaml", std::string("dag: data\n") + kNumbers + R"(  check:
     type: drift
     needs: [snap]
     with: {reference: "numbers@reference:data.csv", current: "{{ inputs.snap.path }}/data.csv"}
@@ -503,6 +506,93 @@ tasks:
   json check = try_of(record(r3), "check", 1);
   EXPECT_EQ(check["values"]["drift"], true);
   EXPECT_FALSE(check["metrics"].empty());
+}
+
+// A drift reference may be the data a model version was trained on: `model:NAME@ALIAS:PATH`
+// resolves, when the try starts, to that file of the snapshot among the version's inputs.
+// Before the alias names a version the check is skipped, saying why; after, the check
+// compares against the version the alias names, not against the newest data.
+TEST_F(RunTest, ADriftReferenceMayBeTheTrainingDataOfTheModelUnderAnAlias) {
+  auto f = dag("retrain.yaml", std::string("dag: retrain\n") + kNumbers + R"(  check:
+    type: drift
+    needs: [snap]
+    with: {reference: "model:clicks@production:data.csv", current: "{{ inputs.snap.path }}/data.csv"}
+  train:
+    type: train
+    needs: [snap]
+    run: "echo '{\"auc\": 0.9}' > metrics.json && cp {{ inputs.snap.path }}/data.csv model.pkl"
+    with: {model: clicks, artifacts: [model.pkl], metrics: metrics.json}
+)");
+  auto r1 = run(f);
+  ASSERT_EQ(r1.code, 0) << r1.out << r1.err;
+  json check1 = try_of(record(r1), "check", 1);
+  EXPECT_EQ(check1["values"]["drift"], false);
+  EXPECT_EQ(check1["values"]["skipped"], "no reference: no model 'clicks' in the registry")
+      << check1.dump(2);
+  std::string v1 = try_of(record(r1), "snap", 1)["values"]["version"];
+  auto moved = drover(
+      {"models", "alias", "clicks", "production", "1", "--force", "--home", home().string()});
+  ASSERT_EQ(moved.code, 0) << moved.err;
+
+  // Shifted data is compared with clicks/1's data: drift, and the log names the version.
+  auto r2 = run(f, {"-p", "start=400"});
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  json check2 = try_of(record(r2), "check", 1);
+  EXPECT_EQ(check2["values"]["drift"], true) << check2.dump(2);
+  std::string log = read_all(check2["log"].get<std::string>());
+  EXPECT_NE(log.find("is clicks/1's training data, version " + v1), std::string::npos) << log;
+  // clicks/2 was trained on the shifted data, but production still names clicks/1: the
+  // original data again shows no drift against it.
+  auto r3 = run(f);
+  ASSERT_EQ(r3.code, 0) << r3.err;
+  EXPECT_EQ(try_of(record(r3), "check", 1)["values"]["drift"], false);
+}
+
+// With a registry at hand (a store under --home), lint warns of a `uses:` reference it
+// cannot resolve, naming the file, line and column of the task, and still exits 0; a
+// reference it resolves gives no warning. A malformed model: drift reference is an error.
+TEST_F(RunTest, LintWarnsOfAModelReferenceTheRegistryCannotResolve) {
+  auto train = dag("train.yaml", R"(dag: train
+tasks:
+  train:
+    type: train
+    run: "echo '{\"auc\": 0.9}' > metrics.json && echo m > model.pkl"
+    with: {model: clicks, artifacts: [model.pkl], metrics: metrics.json}
+)");
+  auto uses = [&](const std::string& ref) {
+    return dag("predict.yaml", "dag: predict\ntasks:\n  predict:\n    uses: {model: " + ref +
+                                   "}\n    run: [cat, \"{{ inputs.model.path }}/model.pkl\"]\n");
+  };
+  // No store yet: nothing to look up, no warning.
+  auto before = drover({"lint", uses("clicks@production").string(), "--home", home().string()});
+  EXPECT_EQ(before.code, 0) << before.err;
+  EXPECT_EQ(before.err, "drover lint: 1 file, all valid\n");
+  ASSERT_EQ(run(train).code, 0);
+
+  fs::path f = uses("clicks@production");
+  auto warned = drover({"lint", f.string(), "--home", home().string()});
+  EXPECT_EQ(warned.code, 0) << warned.err;
+  EXPECT_EQ(warned.err, f.string() +
+                            ":3:3: warning: task 'predict' uses model clicks@production: model "
+                            "'clicks' has no alias 'production' (in " +
+                            (home() / "drover.db").string() +
+                            ")\ndrover lint: 1 file, all valid\n");
+  auto fine = drover({"lint", uses("clicks/1").string(), "--home", home().string()});
+  EXPECT_EQ(fine.code, 0);
+  EXPECT_EQ(fine.err, "drover lint: 1 file, all valid\n");
+
+  auto bad = dag("drift.yaml", R"(dag: drift
+tasks:
+  check:
+    type: drift
+    with: {reference: "model:clicks@Prod:train.csv", current: cur.csv}
+)");
+  auto refused = drover({"lint", bad.string(), "--home", home().string()});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(refused.out, bad.string() +
+                             ":5:12: task 'check': 'model:clicks@Prod:train.csv': model "
+                             "'clicks@Prod': an alias is [a-z0-9_-]+\n")
+      << refused.err;
 }
 
 }  // namespace
