@@ -109,6 +109,10 @@ class Engine final : public Service {
                             std::optional<int> try_number, unsigned long long offset,
                             size_t max) override;
   json alert_deliveries() override;
+  Result<json> list_models() override;
+  Result<json> get_model(const models::ModelRef& ref) override;
+  Result<json> model_history(const std::string& name) override;
+  Result<json> set_model_alias(const AliasMove& move) override;
 
  private:
   struct Impl;

@@ -2,6 +2,7 @@
 #include "common/time.hpp"
 #include "scheduler/engine_impl.hpp"
 #include "scheduler/store_json.hpp"
+#include "scheduler/store_models.hpp"
 
 namespace drover {
 
@@ -121,6 +122,43 @@ Result<json> StoreRunReads::list_runs(const RunFilter& filter) {
 
 Result<json> StoreRunReads::get_run(const std::string& run_id) {
   return run_record_json(*store_, run_id);
+}
+
+Result<json> StoreRunReads::list_models() { return models_listing_json(*store_); }
+
+Result<json> StoreRunReads::get_model(const models::ModelRef& ref) {
+  return model_version_json(*store_, ref);
+}
+
+Result<json> StoreRunReads::model_history(const std::string& name) {
+  return alias_history_json(*store_, name);
+}
+
+Result<json> Engine::list_models() { return models_listing_json(impl_->store); }
+
+Result<json> Engine::get_model(const models::ModelRef& ref) {
+  return model_version_json(impl_->store, ref);
+}
+
+Result<json> Engine::model_history(const std::string& name) {
+  return alias_history_json(impl_->store, name);
+}
+
+// On the loop and the Engine's own store connection, where every other write of the daemon
+// happens (trigger, cancel, and promote's moves, committed with their try's end): the daemon
+// stays the one writer of its store, and an API move is ordered with those commits instead
+// of contending with them from the read thread's connection, which only reads. A `drover
+// models alias` in another process may move the same alias meanwhile: Store::move_alias is a
+// compare-and-set on the version the alias names, so of two moves from the same version one
+// is refused (Errc::Conflict), never both recorded.
+Result<json> Engine::set_model_alias(const AliasMove& given) {
+  AliasMove m = given;
+  m.at = impl_->steady.now();
+  auto moved = move_model_alias(impl_->store, m);
+  if (moved)
+    spdlog::info("model {}: alias {} -> version {} by {}{}", m.name, m.alias, m.version, m.by,
+                 m.force ? " (forced)" : "");
+  return moved;
 }
 
 Status Engine::cancel(const std::string& run_id, const std::string& user) {

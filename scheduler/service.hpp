@@ -1,10 +1,10 @@
 // Service: what the daemon offers to the API (web/) — list and show DAGs and runs,
-// trigger, cancel, find logs. Implemented by the daemon (scheduler/daemon.cpp). Not
-// thread-safe: call it on the daemon's io thread (the HTTP server shares that thread).
-// RunReads is the part that only reads the record: StoreRunReads answers it on a store
-// connection of its own, so that the API's listings run on a thread of their own and never
-// hold the scheduler's loop. Errors carry a code (see common/result.hpp) that the API maps to
-// an HTTP status.
+// trigger, cancel, find logs, read the model registry and move its aliases. Implemented by
+// the daemon (scheduler/daemon.cpp). Not thread-safe: call it on the daemon's io thread (the
+// HTTP server shares that thread). RunReads is the part that only reads the record (runs and
+// the model registry): StoreRunReads answers it on a store connection of its own, so that the
+// API's listings run on a thread of their own and never hold the scheduler's loop. Errors
+// carry a code (see common/result.hpp) that the API maps to an HTTP status.
 #pragma once
 
 #include <memory>
@@ -15,15 +15,22 @@
 #include "common/result.hpp"
 #include "executor/executor.hpp"
 #include "scheduler/store.hpp"
+#include "scheduler/store_models.hpp"
 
 namespace drover {
 
-// Run listings and records, as the API serves them.
+// Run listings and records, and the model registry, as the API serves them.
 class RunReads {
  public:
   virtual ~RunReads() = default;
   virtual Result<json> list_runs(const RunFilter& filter) = 0;  // {"runs":[summary...]}
   virtual Result<json> get_run(const std::string& run_id) = 0;  // the §5 record
+  // The registry in the shapes of `drover models … --json` (scheduler/store_models.hpp):
+  // models_listing_json, model_version_json of `ref`, alias_history_json of `name`.
+  // Errc::NotFound naming the missing model, version or alias.
+  virtual Result<json> list_models() = 0;
+  virtual Result<json> get_model(const models::ModelRef& ref) = 0;
+  virtual Result<json> model_history(const std::string& name) = 0;
 };
 
 // RunReads on a store of its own (Store::open_reader): it sees what the scheduler has
@@ -33,6 +40,9 @@ class StoreRunReads final : public RunReads {
   explicit StoreRunReads(std::unique_ptr<Store> store) : store_(std::move(store)) {}
   Result<json> list_runs(const RunFilter& filter) override;
   Result<json> get_run(const std::string& run_id) override;
+  Result<json> list_models() override;
+  Result<json> get_model(const models::ModelRef& ref) override;
+  Result<json> model_history(const std::string& name) override;
 
  private:
   std::unique_ptr<Store> store_;
@@ -62,6 +72,14 @@ class Service : public RunReads {
   // Recent alert deliveries: [{time, channel, type, kind, dag, run_id, task, ok, error,
   // attempts}], oldest first (empty when no alert channels are configured).
   virtual json alert_deliveries() { return json::array(); }
+  // Moves an alias of the model registry as `drover models alias` does (move_model_alias in
+  // scheduler/store_models.hpp: the same checks, the same event, returned as the history
+  // gives it), on the daemon's own store, at the daemon's time (`move.at` is ignored). The
+  // daemon's promote tasks move aliases in the same commits that end their tries: going
+  // through here puts an API move in line with those on the loop rather than racing them
+  // from another connection. Errc::NotFound (no such model or version), Errc::Conflict (a
+  // refused move: not validated, failed its validation, named already, lost a race).
+  virtual Result<json> set_model_alias(const AliasMove& move) = 0;
 };
 
 }  // namespace drover

@@ -34,6 +34,7 @@
 #include "common/blob_store.hpp"
 #include "common/fs.hpp"
 #include "common/json_text.hpp"
+#include "common/model_ref.hpp"
 #include "common/sha256.hpp"
 #include "data/registry.hpp"
 #include "scheduler/service.hpp"
@@ -56,6 +57,7 @@ namespace {
 constexpr size_t kMaxLogChunk = 4u << 20;  // bytes of log per response; clients page on
 constexpr int kMaxJsonDepth = 64;
 constexpr int kMaxLimit = 1000;
+constexpr long long kMaxModelVersion = 1LL << 53;  // a version in a path
 
 const char* reason_code(int status) {
   switch (status) {
@@ -439,6 +441,46 @@ ApiResponse dataset_ref_route(const ApiOptions& options, const std::string& meth
   return json_response(200, {{"version", v}});
 }
 
+// ---- The model registry (docs/api.md "Models"): the same JSON as `drover models … --json`,
+// built by scheduler/store_models.hpp. Reads go through RunReads (the read thread's own
+// store connection in the daemon); an alias move goes to the Service, on the loop.
+
+// PUT /api/v1/models/{model}/aliases/{alias}: body {"version": N, "reason": "…", "force":
+// false} (reason and force optional). The move is `drover models alias`'s (move_model_alias,
+// the same checks), by the API user as a trigger or a cancel is.
+ApiResponse set_model_alias(Service& service, const std::string& model, const std::string& alias,
+                            const std::string& body) {
+  auto parsed = parse_body(body);
+  if (!parsed) return service_error(parsed.error());
+  const json& j = *parsed;
+  const char* shape =
+      "request body must be {\"version\": N, \"reason\": \"...\", \"force\": false}";
+  if (!j.is_object()) return error_response(422, shape);
+  AliasMove m;
+  m.name = model;
+  m.alias = alias;
+  m.by = "api";
+  for (auto& [key, value] : j.items()) {
+    if (key == "version") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1)
+        return error_response(422, "'version' must be a positive integer");
+      m.version = value.get<int64_t>();
+    } else if (key == "reason") {
+      if (!value.is_string()) return error_response(422, "'reason' must be a string");
+      m.reason = value.get<std::string>();
+    } else if (key == "force") {
+      if (!value.is_boolean()) return error_response(422, "'force' must be true or false");
+      m.force = value.get<bool>();
+    } else {
+      return error_response(422, "unknown field '" + key + "' (expected version, reason, force)");
+    }
+  }
+  if (m.version == 0) return error_response(422, shape);
+  auto event = service.set_model_alias(m);
+  if (!event) return service_error(event.error());
+  return json_response(200, *event);
+}
+
 // ---- The route table: every route the API has, in one place (docs/api.md lists the same;
 // tests/web/http_test.cpp checks that they agree). Dispatch matches the path against each
 // pattern; a {name} segment matches any one segment and is checked by its name (below)
@@ -460,13 +502,27 @@ struct Call {
   }
 };
 
+// GET of a checked {model}: its latest version, or the one its {version} or {alias} names
+// when the route has one.
+ApiResponse model_version_route(const Call& c) {
+  models::ModelRef ref{c["model"], std::nullopt, ""};
+  for (auto& [name, value] : c.params) {
+    if (name == "version") ref.version = std::stoll(value);  // checked: digits, in range
+    if (name == "alias") ref.alias = value;
+  }
+  auto v = c.reads->get_model(ref);
+  if (!v) return service_error(v.error());
+  return json_response(200, *v);
+}
+
 struct Route {
   std::vector<std::string> methods;  // in the order Allow names them
   std::string pattern;
   ApiScope scope;
   bool needs_home;  // a blob-store route: 404 where the server has no home
-  // A read of the record only (Call::reads): answered on the server's read thread when it has
-  // one, so that a listing never holds the scheduler's loop.
+  // Its GET is a read of the record only (Call::reads): answered on the server's read thread
+  // when it has one, so that a listing never holds the scheduler's loop. Its other methods
+  // (a write) go to the Service on the loop.
   bool reads_only;
   ApiResponse (*handler)(const Call&);
 };
@@ -556,6 +612,42 @@ const std::vector<Route>& route_table() {
        [](const Call& c) {
          return dataset_ref_route(c.options, c.req.method, c["name"], c["tag"], c.req.body);
        }},
+      {{"GET"},
+       "/api/v1/models",
+       ApiScope::user,
+       false,
+       true,
+       [](const Call& c) {
+         auto models = c.reads->list_models();
+         if (!models) return service_error(models.error());
+         return json_response(200, *models);
+       }},
+      {{"GET"}, "/api/v1/models/{model}", ApiScope::user, false, true, model_version_route},
+      {{"GET"},
+       "/api/v1/models/{model}/versions/{version}",
+       ApiScope::user,
+       false,
+       true,
+       model_version_route},
+      {{"GET", "PUT"},
+       "/api/v1/models/{model}/aliases/{alias}",
+       ApiScope::user,
+       false,
+       true,
+       [](const Call& c) {
+         if (c.req.method == "GET") return model_version_route(c);
+         return set_model_alias(*c.service, c["model"], c["alias"], c.req.body);
+       }},
+      {{"GET"},
+       "/api/v1/models/{model}/history",
+       ApiScope::user,
+       false,
+       true,
+       [](const Call& c) {
+         auto history = c.reads->model_history(c["model"]);
+         if (!history) return service_error(history.error());
+         return json_response(200, *history);
+       }},
   };
   return routes;
 }
@@ -569,6 +661,13 @@ std::optional<ApiResponse> check_param(const std::string& name, const std::strin
     return error_response(400, "invalid dataset name '" + value + "' (allowed: [a-z0-9_.-]+)");
   if (name == "tag" && value != "latest" && !data::valid_tag_name(value))
     return error_response(400, "invalid tag '" + value + "' (allowed: [A-Za-z0-9_.-]+)");
+  if (name == "model" && !models::valid_model_name(value))
+    return error_response(400,
+                          "invalid model name '" + value + "' (allowed: [a-z0-9][a-z0-9_.-]*)");
+  if (name == "version" && !parse_int(value, 1, kMaxModelVersion))
+    return error_response(400, "invalid version '" + value + "' (a positive integer)");
+  if (name == "alias" && !models::valid_alias(value))
+    return error_response(400, "invalid alias '" + value + "' (allowed: [a-z0-9_-]+)");
   return std::nullopt;
 }
 
@@ -629,8 +728,9 @@ ApiResponse route(Service* service, RunReads& reads, const ApiOptions& options,
       !token_matches(bearer_token(req.authorization), options.token_sha256))
     return unauthorized();
   if (!found) return error_response(404, "no route for " + req.method + " " + req.target);
-  if (!service && !found->reads_only)
-    return error_response(500, "internal error: " + found->pattern + " sent to the read thread");
+  if (!service && !(found->reads_only && req.method == "GET"))
+    return error_response(
+        500, "internal error: " + req.method + " " + found->pattern + " sent to the read thread");
   Call call{service, &reads, options, req, *target, std::move(params)};
   if (auto bad = precheck(*found, call)) return *bad;
   return found->handler(call);
@@ -646,8 +746,10 @@ bool needs_token(std::string_view target) {
   return true;
 }
 
-// True when the route `target` names only reads the record (answered on the read thread).
-bool reads_only(std::string_view target) {
+// True when `method` on the route `target` names only reads the record (a GET of a
+// reads_only route: answered on the read thread).
+bool reads_only(std::string_view method, std::string_view target) {
+  if (method != "GET") return false;
   auto t = parse_target(target);
   if (!t) return false;
   for (auto& r : route_table())
@@ -887,7 +989,7 @@ class Session : public std::enable_shared_from_this<Session> {
                        std::string(req[http::field::authorization]),
                        std::move(req.body()),
                        {}};
-    if (shared_->read_pool && reads_only(request.target))
+    if (shared_->read_pool && reads_only(request.method, request.target))
       return on_run_read(std::move(request), req.version(), req.keep_alive());
     ApiResponse r = handle_api_request(shared_->service, shared_->options, request);
     respond(request, r, req.version(), req.keep_alive());

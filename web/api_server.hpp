@@ -2,9 +2,9 @@
 // server (Boost.Beast, keep-alive, 30 s read timeouts) that authenticates every call with
 // the bearer token and answers it through the scheduler's Service. Runs on the io_context
 // it is given, which must be run by ONE thread (the daemon's): all Service calls happen
-// there, except run listings and records when the server is given a RunReads of their own
-// (then answered on a thread of the server's). Not thread-safe: call listen() and stop() on
-// that thread, or before it runs.
+// there, except run listings and records and the model registry's reads when the server is
+// given a RunReads of their own (then answered on a thread of the server's). Not
+// thread-safe: call listen() and stop() on that thread, or before it runs.
 #pragma once
 
 #include <memory>
@@ -66,7 +66,7 @@ struct ApiResponse {
 // own (admin, agent) come with per-user tokens.
 enum class ApiScope {
   none,  // no token needed (health)
-  user,  // the bearer token: read, trigger, cancel, blobs and dataset refs
+  user,  // the bearer token: read, trigger, cancel, blobs, dataset refs, model aliases
 };
 
 // One row of the API's route table, as docs/api.md lists it: the methods (in the order an
@@ -96,9 +96,10 @@ ApiResponse handle_blob_upload(const ApiOptions& options, const ApiRequest& requ
 class ApiServer {
  public:
   // `io` and `service` must outlive the server and every handler it leaves queued on `io`.
-  // `reads` (optional; it must outlive the server) answers GET /api/v1/runs and
-  // GET /api/v1/runs/{run} on a thread of the server's own, so that a heavy listing never
-  // holds the scheduler; without it they go to `service` on the loop.
+  // `reads` (optional; it must outlive the server) answers GET /api/v1/runs,
+  // GET /api/v1/runs/{run} and the GETs of /api/v1/models… on a thread of the server's own,
+  // so that a heavy listing never holds the scheduler; without it they go to `service` on
+  // the loop. Writes (an alias move included) always go to `service` on the loop.
   ApiServer(boost::asio::io_context& io, Service& service, ApiOptions options,
             RunReads* reads = nullptr);
   ~ApiServer();  // stops

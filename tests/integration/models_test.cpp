@@ -1,10 +1,12 @@
 // End to end: `train` tasks under `drover run` (real binary, workers, store, Debian's
-// /usr/bin/python3 with the drover helper) and the registry through `drover models`.
+// /usr/bin/python3 with the drover helper) and the registry through `drover models` and
+// through a real `drover serve`'s /api/v1/models routes.
 #include <fstream>
 
 #include "common/process.hpp"
 #include "common/sha256.hpp"
 #include "tests/integration/harness.hpp"
+#include "web/client.hpp"
 
 namespace drover::testing {
 namespace {
@@ -422,6 +424,155 @@ TEST_F(ModelsTest, AnUnknownModelOrAliasIsRefusedAtTriggerAndCreatesNothing) {
   auto ok = run(infer("clicks/1"));
   ASSERT_EQ(ok.code, 0) << ok.err;
   EXPECT_EQ(json::parse(ok.out)["id"], "infer-1");  // the refused ones drew no number
+}
+
+// ---- The registry through the REST API of a real daemon on the same home.
+
+class ModelsApiTest : public ModelsTest {
+ protected:
+  // clicks/1 passes its gates (production -> 1), clicks/2 fails them (run retrain-2),
+  // clicks/3 is never validated; then a daemon on the same home.
+  void SetUp() override {
+    ModelsTest::SetUp();
+    ASSERT_EQ(run(gated_dag()).code, 0);
+    ASSERT_NE(run(gated_dag(), {"-p", "auc=0.5"}).code, 0);
+    ASSERT_EQ(run(retrain_dag()).code, 0);
+    fs::create_directories(tmp / "dags");
+    daemon = std::make_unique<Daemon>(home(), tmp / "dags");
+    ASSERT_TRUE(daemon->start()) << daemon->log();
+    api = ClientConfig{daemon->url(), trim(daemon->token()), {}};
+  }
+  void TearDown() override {
+    if (HasFailure() && daemon) std::fprintf(stderr, "daemon log:\n%s\n", daemon->log().c_str());
+  }
+  HttpResponse call(const std::string& method, const std::string& target,
+                    const std::string& body = {}, std::optional<std::string> token = {}) {
+    ClientConfig c = api;
+    if (token) c.token = *token;
+    auto r = request(c, method, target, body);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? *r : HttpResponse{};
+  }
+  json get_json(const std::string& target) {
+    auto r = call("GET", target);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    json j = json::parse(r.body, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  }
+  static json error_of(const HttpResponse& r) {
+    return json::parse(r.body, nullptr, false).value("error", json());
+  }
+
+  std::unique_ptr<Daemon> daemon;
+  ClientConfig api;
+};
+
+// Each read route answers what `drover models … --json` prints for the same store, field
+// for field; what the registry lacks is 404 naming it.
+TEST_F(ModelsApiTest, TheApiServesTheRegistryInTheShapesOfTheClisJson) {
+  json listing = get_json("/api/v1/models");
+  EXPECT_EQ(listing, models_json({"ls"}));
+  ASSERT_EQ(listing["models"].size(), 1u) << listing.dump(2);
+  EXPECT_EQ(listing["models"][0]["latest"], 3);
+  json latest = get_json("/api/v1/models/clicks");
+  EXPECT_EQ(latest, models_json({"show", "clicks"}));
+  EXPECT_EQ(latest["ref"], "clicks/3");
+  json second = get_json("/api/v1/models/clicks/versions/2");
+  EXPECT_EQ(second, models_json({"show", "clicks/2"}));
+  ASSERT_EQ(second["validations"].size(), 1u) << second.dump(2);
+  EXPECT_EQ(second["validations"][0]["passed"], false);
+  ASSERT_FALSE(second["artifacts"].empty());
+  json production = get_json("/api/v1/models/clicks/aliases/production");
+  EXPECT_EQ(production, models_json({"show", "clicks@production"}));
+  EXPECT_EQ(production["version"], 1);
+  json history = get_json("/api/v1/models/clicks/history");
+  EXPECT_EQ(history, models_json({"history", "clicks"}));
+  ASSERT_EQ(history["events"].size(), 1u) << history.dump(2);
+  EXPECT_EQ(history["events"][0]["by"], "run retrain-1");
+
+  // An artifact's bytes come from the blob route, by the sha256 the version names.
+  const json& artifact = second["artifacts"][0];
+  auto blob = call("GET", "/api/v1/blobs/" + artifact["sha256"].get<std::string>());
+  EXPECT_EQ(blob.status, 200);
+  EXPECT_EQ(blob.body, "model over 3 rows\n");
+  EXPECT_EQ(sha256_hex(blob.body), artifact["sha256"]);
+
+  for (auto [target, message] : std::vector<std::pair<std::string, std::string>>{
+           {"/api/v1/models/nope", "no model 'nope' in the registry"},
+           {"/api/v1/models/nope/history", "no model 'nope' in the registry"},
+           {"/api/v1/models/clicks/versions/9", "no version 9 of model 'clicks'"},
+           {"/api/v1/models/clicks/aliases/canary", "model 'clicks' has no alias 'canary'"}}) {
+    auto r = call("GET", target);
+    EXPECT_EQ(r.status, 404) << target;
+    EXPECT_EQ(error_of(r), json({{"code", "not_found"}, {"message", message}})) << target;
+  }
+  EXPECT_EQ(call("GET", "/api/v1/models/clicks/versions/two").status, 400);
+  for (std::string target : {"/api/v1/models", "/api/v1/models/clicks/history"}) {
+    EXPECT_EQ(call("GET", target, "", "").status, 401) << target;
+    EXPECT_EQ(call("GET", target, "", "wrong").status, 401) << target;
+  }
+}
+
+// PUT on an alias moves it as `drover models alias` does: a version never validated, or
+// whose latest validation failed, is refused (409) and records nothing unless forced; the
+// move is one event by the API user with its reason and whether it was forced, the same
+// event the CLI's history then shows; a move to the version named already, or to none, is
+// refused.
+TEST_F(ModelsApiTest, AnAliasMoveThroughTheApiIsCheckedAndRecordedAsTheClisIs) {
+  const std::string staging = "/api/v1/models/clicks/aliases/staging";
+  auto never = call("PUT", staging, R"({"version": 3, "reason": "try it"})");
+  EXPECT_EQ(never.status, 409) << never.body;
+  EXPECT_EQ(error_of(never)["message"],
+            "clicks/3 was never validated: a validate task gates a version before an alias "
+            "names it (--force moves it anyway, and the event says so)");
+  auto failed = call("PUT", staging, R"({"version": 2})");
+  EXPECT_EQ(failed.status, 409);
+  EXPECT_EQ(error_of(failed)["message"],
+            "clicks/2 failed its latest validation (run retrain-2, task validate): --force "
+            "moves it anyway, and the event says so");
+  EXPECT_EQ(call("PUT", staging, R"({"version": 3, "force": true})", "").status, 401);
+  EXPECT_EQ(models_json({"history", "clicks"})["events"].size(), 1u) << "a refused move recorded";
+  EXPECT_EQ(call("GET", staging).status, 404);
+
+  auto forced = call("PUT", staging, R"({"version": 3, "reason": "shadow test", "force": true})");
+  ASSERT_EQ(forced.status, 200) << forced.body;
+  json event = json::parse(forced.body);
+  EXPECT_EQ(event["alias"], "staging");
+  EXPECT_TRUE(event["from"].is_null());
+  EXPECT_EQ(event["to"], 3);
+  EXPECT_EQ(event["by"], "api");
+  EXPECT_EQ(event["reason"], "shadow test");
+  EXPECT_EQ(event["forced"], true);
+  EXPECT_TRUE(event["run"].is_null());
+  json history = models_json({"history", "clicks"});
+  ASSERT_EQ(history["events"].size(), 2u) << history.dump(2);
+  EXPECT_EQ(history["events"][1], event);
+  EXPECT_EQ(get_json("/api/v1/models/clicks/history"), history);
+  json shown = get_json(staging);
+  EXPECT_EQ(shown, models_json({"show", "clicks@staging"}));
+  EXPECT_EQ(shown["version"], 3);
+  EXPECT_EQ(shown["aliases"], json::array({"staging"}));
+
+  // A validated version moves without force: the rollback of staging to clicks/1.
+  auto back = call("PUT", staging, R"({"version": 1, "reason": "rollback"})");
+  ASSERT_EQ(back.status, 200) << back.body;
+  EXPECT_EQ(json::parse(back.body)["from"], 3);
+  EXPECT_EQ(json::parse(back.body)["forced"], false);
+  EXPECT_EQ(models_json({"ls"})["models"][0]["aliases"], (json{{"production", 1}, {"staging", 1}}));
+
+  auto same = call("PUT", "/api/v1/models/clicks/aliases/production", R"({"version": 1})");
+  EXPECT_EQ(same.status, 409);
+  EXPECT_EQ(error_of(same)["message"],
+            "alias production of model 'clicks' names version 1 already");
+  auto none = call("PUT", staging, R"({"version": 9, "force": true})");
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(error_of(none)["message"], "no version 9 of model 'clicks'");
+  auto nomodel = call("PUT", "/api/v1/models/nope/aliases/staging", R"({"version": 1})");
+  EXPECT_EQ(nomodel.status, 404);
+  EXPECT_EQ(error_of(nomodel)["message"], "no model 'nope' in the registry");
+  EXPECT_EQ(call("PUT", staging, R"({"version": )").status, 400);
+  EXPECT_EQ(call("PUT", staging, R"({"reason": "no version"})").status, 422);
+  EXPECT_EQ(models_json({"history", "clicks"})["events"].size(), 3u);
 }
 
 }  // namespace

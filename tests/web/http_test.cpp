@@ -83,8 +83,48 @@ class FakeService : public Service {
       return make_error("no log for task '" + task + "' of run '" + run_id + "'", Errc::NotFound);
     return chunk;
   }
+  // A registry of one model, clicks, with one version, named by the alias production.
+  Result<json> list_models() override {
+    std::lock_guard lock(mu);
+    ++model_reads;
+    return json{{"models", json::array({{{"name", "clicks"}, {"latest", 1}}})}};
+  }
+  Result<json> get_model(const models::ModelRef& ref) override {
+    std::lock_guard lock(mu);
+    ++model_reads;
+    if (ref.name != "clicks")
+      return make_error("no model '" + ref.name + "' in the registry", Errc::NotFound);
+    if (ref.version && *ref.version != 1)
+      return make_error("no version " + std::to_string(*ref.version) + " of model 'clicks'",
+                        Errc::NotFound);
+    if (!ref.alias.empty() && ref.alias != "production")
+      return make_error("model 'clicks' has no alias '" + ref.alias + "'", Errc::NotFound);
+    return json{{"name", "clicks"}, {"version", 1}, {"asked", ref.text()}};
+  }
+  Result<json> model_history(const std::string& name) override {
+    std::lock_guard lock(mu);
+    ++model_reads;
+    if (name != "clicks")
+      return make_error("no model '" + name + "' in the registry", Errc::NotFound);
+    return json{{"name", "clicks"}, {"events", json::array()}};
+  }
+  Result<json> set_model_alias(const AliasMove& m) override {
+    std::lock_guard lock(mu);
+    moves.push_back(m);
+    if (m.name != "clicks")
+      return make_error("no model '" + m.name + "' in the registry", Errc::NotFound);
+    if (m.version == 3 && !m.force)
+      return make_error("clicks/3 was never validated", Errc::Conflict);
+    return json{{"alias", m.alias},
+                {"to", m.version},
+                {"by", m.by},
+                {"reason", m.reason},
+                {"forced", m.force}};
+  }
 
   std::mutex mu;
+  int model_reads = 0;
+  std::vector<AliasMove> moves;
   std::string trigger_dag, trigger_user, cancel_user;
   json trigger_params;
   RunFilter last_filter;
@@ -124,6 +164,12 @@ class HttpTest : public ::testing::Test {
   HttpResponse post(const std::string& target, const std::string& body,
                     const std::string& token = kToken) {
     auto r = request(ClientConfig{url_, token, {}}, "POST", target, body);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? *r : HttpResponse{};
+  }
+  HttpResponse put(const std::string& target, const std::string& body,
+                   const std::string& token = kToken) {
+    auto r = request(ClientConfig{url_, token, {}}, "PUT", target, body);
     EXPECT_TRUE(r.ok()) << r.message();
     return r.ok() ? *r : HttpResponse{};
   }
@@ -291,6 +337,97 @@ TEST_F(HttpTest, ShowRunAndCancelMapServiceErrors) {
   EXPECT_EQ(service_.cancel_user, "api");
 }
 
+// Each model route asks the registry for the reference its path names: NAME (the latest),
+// NAME/V, NAME@ALIAS; its errors are the registry's, mapped as every service error is.
+TEST_F(HttpTest, ModelRoutesAskForTheReferenceTheirPathNames) {
+  EXPECT_EQ(json::parse(get("/api/v1/models").body)["models"][0]["name"], "clicks");
+  EXPECT_EQ(json::parse(get("/api/v1/models/clicks").body)["asked"], "clicks");
+  EXPECT_EQ(json::parse(get("/api/v1/models/clicks/versions/1").body)["asked"], "clicks/1");
+  EXPECT_EQ(json::parse(get("/api/v1/models/clicks/aliases/production").body)["asked"],
+            "clicks@production");
+  EXPECT_EQ(json::parse(get("/api/v1/models/clicks/history").body)["events"], json::array());
+  auto version = get("/api/v1/models/clicks/versions/7");
+  EXPECT_EQ(version.status, 404);
+  EXPECT_EQ(error_of(version),
+            json({{"code", "not_found"}, {"message", "no version 7 of model 'clicks'"}}));
+  EXPECT_EQ(error_of(get("/api/v1/models/clicks/aliases/canary"))["message"],
+            "model 'clicks' has no alias 'canary'");
+  EXPECT_EQ(error_of(get("/api/v1/models/nope/history"))["message"],
+            "no model 'nope' in the registry");
+}
+
+TEST_F(HttpTest, ModelRoutesRefuseABadNameVersionOrAliasBeforeAskingTheRegistry) {
+  auto name = get("/api/v1/models/Clicks");
+  EXPECT_EQ(name.status, 400);
+  EXPECT_EQ(error_of(name), json({{"code", "bad_request"},
+                                  {"message",
+                                   "invalid model name 'Clicks' (allowed: "
+                                   "[a-z0-9][a-z0-9_.-]*)"}}));
+  EXPECT_EQ(error_of(get("/api/v1/models/clicks/versions/0"))["message"],
+            "invalid version '0' (a positive integer)");
+  EXPECT_EQ(get("/api/v1/models/clicks/versions/1x").status, 400);
+  EXPECT_EQ(get("/api/v1/models/clicks/versions/-1").status, 400);
+  EXPECT_EQ(error_of(get("/api/v1/models/clicks/aliases/Prod!"))["message"],
+            "invalid alias 'Prod!' (allowed: [a-z0-9_-]+)");
+  EXPECT_EQ(get("/api/v1/models/%2E%2E/history").status, 400);
+  EXPECT_EQ(put("/api/v1/models/clicks/aliases/a%2Fb", R"({"version": 1})").status, 400);
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.model_reads, 0);
+  EXPECT_TRUE(service_.moves.empty());
+}
+
+TEST_F(HttpTest, PutAliasHandsTheMoveToTheServiceAsTheApiUser) {
+  auto r = put("/api/v1/models/clicks/aliases/staging",
+               R"({"version": 3, "reason": "shadow test", "force": true})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json({{"alias", "staging"},
+                                       {"to", 3},
+                                       {"by", "api"},
+                                       {"reason", "shadow test"},
+                                       {"forced", true}}));
+  auto refused = put("/api/v1/models/clicks/aliases/staging", R"({"version": 3})");
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(error_of(refused),
+            json({{"code", "conflict"}, {"message", "clicks/3 was never validated"}}));
+  EXPECT_EQ(put("/api/v1/models/other/aliases/staging", R"({"version": 1})").status, 404);
+  std::lock_guard lock(service_.mu);
+  ASSERT_EQ(service_.moves.size(), 3u);
+  const AliasMove& m = service_.moves[0];
+  EXPECT_EQ(m.name, "clicks");
+  EXPECT_EQ(m.alias, "staging");
+  EXPECT_EQ(m.version, 3);
+  EXPECT_EQ(m.by, "api");
+  EXPECT_EQ(m.reason, "shadow test");
+  EXPECT_TRUE(m.force);
+  EXPECT_FALSE(service_.moves[1].force);
+  EXPECT_EQ(service_.moves[1].reason, "");
+}
+
+TEST_F(HttpTest, PutAliasRefusesABadBodyAndMovesNothing) {
+  const std::string alias = "/api/v1/models/clicks/aliases/production";
+  auto malformed = put(alias, "{\"version\": ");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_EQ(error_of(malformed)["code"], "bad_request");
+  const std::string shape =
+      "request body must be {\"version\": N, \"reason\": \"...\", \"force\": false}";
+  EXPECT_EQ(error_of(put(alias, ""))["message"], shape);
+  EXPECT_EQ(error_of(put(alias, "[1]"))["message"], shape);
+  EXPECT_EQ(error_of(put(alias, R"({"version": "2"})"))["message"],
+            "'version' must be a positive integer");
+  EXPECT_EQ(put(alias, R"({"version": 0})").status, 422);
+  EXPECT_EQ(put(alias, R"({"version": 1.5})").status, 422);
+  EXPECT_EQ(put(alias, R"({"version": 18446744073709551615})").status, 422);
+  EXPECT_EQ(error_of(put(alias, R"({"version": 1, "force": "yes"})"))["message"],
+            "'force' must be true or false");
+  EXPECT_EQ(error_of(put(alias, R"({"version": 1, "reason": 5})"))["message"],
+            "'reason' must be a string");
+  auto unknown = put(alias, R"({"version": 1, "by": "someone else"})");
+  EXPECT_EQ(unknown.status, 422);
+  EXPECT_EQ(error_of(unknown)["message"], "unknown field 'by' (expected version, reason, force)");
+  std::lock_guard lock(service_.mu);
+  EXPECT_TRUE(service_.moves.empty());
+}
+
 TEST_F(HttpTest, LogsAreServedFromAnOffsetWithTheFileSize) {
   ASSERT_TRUE(write_file_atomic(dir_ / "train.log", "hello world\n").ok());
   auto all = get("/api/v1/runs/etl-1/tasks/train/logs");
@@ -377,6 +514,14 @@ class HeldReads : public RunReads {
     thread = std::this_thread::get_id();
     return json{{"id", run_id}, {"read_by", "reader"}};
   }
+  Result<json> list_models() override { return read_by_reader(); }
+  Result<json> get_model(const models::ModelRef&) override { return read_by_reader(); }
+  Result<json> model_history(const std::string&) override { return read_by_reader(); }
+  json read_by_reader() {
+    std::lock_guard lock(mu);
+    thread = std::this_thread::get_id();
+    return json{{"read_by", "reader"}};
+  }
   bool wait_entered(std::chrono::seconds deadline) {
     std::unique_lock lock(mu);
     return cv.wait_for(lock, deadline, [&] { return entered > 0; });
@@ -430,6 +575,27 @@ TEST_F(HttpReadThreadTest, AListingInProgressLeavesTheLoopFreeAndRunsOnTheReadTh
   EXPECT_NE(held_.thread, thread_.get_id());
   std::lock_guard service_lock(service_.mu);
   EXPECT_FALSE(service_.last_filter.limit == 1) << "the service was asked for the listing";
+}
+
+// The registry's reads are the read thread's too; an alias move (PUT on the same route as a
+// read) is a write, and goes to the service on the loop.
+TEST_F(HttpReadThreadTest, ModelReadsRunOnTheReadThreadAndAnAliasMoveOnTheLoop) {
+  for (std::string target :
+       {"/api/v1/models", "/api/v1/models/clicks", "/api/v1/models/clicks/versions/2",
+        "/api/v1/models/clicks/aliases/production", "/api/v1/models/clicks/history"}) {
+    auto r = get(target);
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_EQ(json::parse(r.body).value("read_by", ""), "reader") << target;
+  }
+  auto moved = put("/api/v1/models/clicks/aliases/production", R"({"version": 1})");
+  EXPECT_EQ(moved.status, 200) << moved.body;
+  {
+    std::lock_guard lock(held_.mu);
+    EXPECT_NE(held_.thread, thread_.get_id());
+  }
+  std::lock_guard lock(service_.mu);
+  EXPECT_EQ(service_.model_reads, 0) << "the service was asked for a registry read";
+  EXPECT_EQ(service_.moves.size(), 1u);
 }
 
 class AuthTest : public ::testing::Test {
@@ -503,8 +669,9 @@ class HttpRoutesTest : public HttpTest {
   // A path of `pattern` whose named segments hold valid values.
   static std::string concrete(const std::string& pattern) {
     static const std::map<std::string, std::string> kValues = {
-        {"{dag}", "etl"},     {"{run}", "etl-1"},  {"{task}", "train"},
-        {"{name}", "events"}, {"{tag}", "latest"}, {"{sha256}", std::string(64, 'a')}};
+        {"{dag}", "etl"},      {"{run}", "etl-1"},  {"{task}", "train"},
+        {"{name}", "events"},  {"{tag}", "latest"}, {"{sha256}", std::string(64, 'a')},
+        {"{model}", "clicks"}, {"{version}", "1"},  {"{alias}", "production"}};
     std::string out = pattern;
     for (auto& [param, value] : kValues)
       if (auto at = out.find(param); at != std::string::npos) out.replace(at, param.size(), value);
