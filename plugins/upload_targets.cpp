@@ -1,5 +1,5 @@
-// The Redis and folder upload targets (plugins/upload_targets.hpp). Layout: docs/models.md,
-// "Upload targets".
+// The Redis, folder and HTTP(S) upload targets (plugins/upload_targets.hpp). Layouts and the
+// HTTP protocol: docs/models.md, "Upload targets".
 #include "plugins/upload_targets.hpp"
 
 #include <fcntl.h>
@@ -18,9 +18,13 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
 
 #include "common/clock.hpp"
+#include "common/curl_client.hpp"
 #include "common/fs.hpp"
+#include "common/sha256.hpp"
 #include "common/time.hpp"
 
 namespace drover {
@@ -734,6 +738,375 @@ class FileTarget final : public UploadTarget {
   std::optional<std::pair<int64_t, std::string>> dup_;
 };
 
+// ---------------------------------------------------------------------------------------
+// HTTP(S)
+
+bool is_retryable_status(long status) {
+  return status == 408 || status == 429 ||
+         (status >= 500 && status <= 599 && status != 501 && status != 505);
+}
+
+// Retry-After (RFC 9110 §10.2.3): delta-seconds or an HTTP-date; nullopt when absent or
+// unreadable.
+std::optional<std::chrono::milliseconds> retry_after(const std::vector<std::string>& headers) {
+  std::string v = header_value(headers, "Retry-After");
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+  if (v.empty()) return std::nullopt;
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.size() > 9) return std::chrono::hours(24);
+    return std::chrono::seconds(std::stoll(v));
+  }
+  std::tm tm{};
+  const char* end = ::strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end) return std::nullopt;
+  auto at = std::chrono::system_clock::from_time_t(::timegm(&tm));
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(at - std::chrono::system_clock::now());
+  return std::max(left, std::chrono::milliseconds(0));
+}
+
+// The first line of an answer's body, trimmed and cut to 300 bytes (on a UTF-8 boundary).
+std::string first_line(std::string_view body) {
+  std::string_view line = body.substr(0, body.find('\n'));
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+    line.remove_suffix(1);
+  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+  if (line.size() > 300) {
+    size_t cut = 300;
+    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(line.substr(0, cut)) + "...";
+  }
+  return std::string(line);
+}
+
+// An HTTP(S) endpoint (docs/models.md, "HTTP protocol"). put() checks each row and spools it
+// to an unlinked file; finish() sends the batches one after another; commit() sends the
+// commit request, the store's flip. Every request is retried on its own (5xx but 501/505,
+// 408, 429, a failed connection) with exponential backoff, under an Idempotency-Key that
+// names the request, so a retry whose first try did arrive changes nothing.
+class HttpTarget final : public UploadTarget {
+ public:
+  static constexpr size_t kEnvelope = 512;  // the bytes of a batch body besides its rows
+
+  HttpTarget(TargetUrl url, std::string prefix, UploadTargetOptions o)
+      : url_(std::move(url)), prefix_(std::move(prefix)), o_(std::move(o)) {}
+  ~HttpTarget() override {
+    if (spool_) std::fclose(spool_);
+  }
+
+  const std::string& display() const override { return url_.display; }
+
+  Status begin(const std::string& version) override {
+    version_ = version;
+    std::error_code ec;
+    fs::path dir = o_.spool_dir.empty() ? fs::temp_directory_path(ec) : fs::path(o_.spool_dir);
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {  // a file system without O_TMPFILE: a named file, unlinked at once
+      std::string name = (dir / (".drover-upload-" + random_hex(6))).string();
+      fd = ::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd >= 0) ::unlink(name.c_str());
+    }
+    if (fd < 0) return make_error(dir.string() + ": a spool file: " + std::strerror(errno));
+    spool_ = ::fdopen(fd, "w+b");
+    if (!spool_) {
+      ::close(fd);
+      return make_error(dir.string() + ": a spool file: " + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  Status put(std::string_view k, std::string_view value, int64_t line) override {
+    if (!hashes_.insert(std::hash<std::string_view>()(k)) && seen(k)) {
+      dup_ = {line, std::string(k)};
+      return make_error("duplicate key '" + std::string(k) + "'", Errc::Conflict);
+    }
+    item_.assign("{\"key\":");
+    item_ += json(std::string(k)).dump(-1, ' ', false, json::error_handler_t::replace);
+    item_ += ",\"value\":";
+    item_.append(value);
+    item_ += '}';
+    size_t add = item_.size() + (cur_rows_ ? 1 : 0);  // and its ','
+    if (cur_rows_ && (cur_rows_ >= static_cast<size_t>(o_.batch_size) ||
+                      kEnvelope + cur_bytes_ + add > kHttpMaxBatchBytes)) {
+      batches_.push_back(cur_rows_);
+      cur_rows_ = cur_bytes_ = 0;
+      add = item_.size();
+    }
+    ++cur_rows_;
+    cur_bytes_ += add;
+    ++rows_;
+    item_ += '\n';
+    if (std::fwrite(item_.data(), 1, item_.size(), spool_) != item_.size())
+      return make_error("the upload's spool file: " + std::string(std::strerror(errno)));
+    return Status::Ok();
+  }
+
+  Status finish() override {
+    if (cur_rows_) batches_.push_back(cur_rows_);
+    cur_rows_ = cur_bytes_ = 0;
+    if (std::fflush(spool_) != 0 || std::fseek(spool_, 0, SEEK_SET) != 0)
+      return make_error("the upload's spool file: " + std::string(std::strerror(errno)));
+    const size_t n = batches_.size();
+    Sha256 set_digest;
+    char* buf = nullptr;
+    size_t cap = 0;
+    std::string body;
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < n; ++i) {
+      std::string number = std::to_string(i + 1) + "/" + std::to_string(n);
+      body = "{\"prefix\":" + json(prefix_).dump() + ",\"version\":" + json(version_).dump() +
+             ",\"batch\":" + std::to_string(i + 1) + ",\"batches\":" + std::to_string(n) +
+             ",\"rows\":[";
+      for (size_t r = 0; r < batches_[i]; ++r) {
+        ssize_t got = ::getline(&buf, &cap, spool_);
+        if (got <= 0) {
+          std::free(buf);
+          return make_error("the upload's spool file ended early");
+        }
+        if (r) body += ',';
+        body.append(buf, static_cast<size_t>(got) - 1);
+      }
+      body += "]}";
+      std::string digest = sha256_hex(body);
+      set_digest.update(digest + "\n");
+      auto s = send("batch " + number, request_key(std::to_string(i + 1)), body,
+                    {"X-Drover-Request: batch", "X-Drover-Batch: " + number});
+      if (!s) {
+        std::free(buf);
+        return s.error();
+      }
+    }
+    std::free(buf);
+    set_sha256_ = set_digest.hex_digest();
+    std::printf("upload: %s: sent %lld rows in %zu batches in %.0f ms (%d retries)\n",
+                url_.display.c_str(), static_cast<long long>(rows_), n, ms_since(t0), retried_);
+    std::fflush(stdout);
+    return Status::Ok();
+  }
+
+  std::optional<std::pair<int64_t, std::string>> duplicate() const override { return dup_; }
+
+  Result<FlipResult> commit(const UploadVersion& v, const std::string& by,
+                            const std::string& reason) override {
+    json body = {{"prefix", prefix_},
+                 {"version", v.id},
+                 {"commit", true},
+                 {"batches", batches_.size()},
+                 {"rows", rows_},
+                 {"bytes", v.bytes},
+                 {"sha256", set_sha256_},
+                 {"keep", o_.keep},
+                 {"created_at", v.created_at},
+                 {"by", by},
+                 {"reason", reason}};
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = send("commit", request_key("commit"),
+                  body.dump(-1, ' ', false, json::error_handler_t::replace),
+                  {"X-Drover-Request: commit"});
+    if (!r) return r.error();
+    double flip_ms = ms_since(t0);
+    committed_ = true;
+    FlipResult f{std::nullopt, v.id, flip_ms};
+    json answer = json::parse(r->body, nullptr, false);
+    if (answer.is_object()) {
+      if (answer.contains("previous") && answer["previous"].is_string() &&
+          !answer["previous"].get_ref<const std::string&>().empty())
+        f.from = answer["previous"].get<std::string>();
+      if (answer.contains("removed") && answer["removed"].is_array())
+        for (const json& id : answer["removed"])
+          if (id.is_string()) removed_.push_back(id.get<std::string>());
+    }
+    return f;
+  }
+
+  void abort() override {
+    if (!sent_ || committed_) return;
+    json body = {{"prefix", prefix_}, {"version", version_}, {"abort", true}};
+    o_.retries = 0;
+    auto r = send("abort", request_key("abort"), body.dump(), {"X-Drover-Request: abort"},
+                  /*quiet=*/true);
+    // The error names the target and the request already.
+    std::printf("upload: %s\n", r ? (url_.display + ": abort of set " + version_ + ": sent").c_str()
+                                  : r.message().c_str());
+    std::fflush(stdout);
+  }
+
+  Result<std::vector<std::string>> prune(int) override { return removed_; }
+
+  Result<std::vector<UploadVersion>> list() override { return unsupported("listing sets"); }
+  Result<FlipResult> rollback(const std::string&, const std::string&, const std::string&) override {
+    return unsupported("rollback");
+  }
+  Result<std::vector<std::string>> events() override { return unsupported("reading events"); }
+
+ private:
+  Error unsupported(const std::string& what) const {
+    return make_error(what + " is not supported for http targets (" + url_.display +
+                          "): the store keeps its own versions; ask it, or upload the older "
+                          "predictions again",
+                      Errc::Invalid);
+  }
+  // The Idempotency-Key of one request of this set: stable across its retries, unique to it.
+  std::string request_key(const std::string& what) const {
+    return sha256_hex(prefix_ + "/" + version_ + "/" + what);
+  }
+  // `s` with the token masked.
+  std::string masked(std::string s) const {
+    if (o_.token.empty()) return s;
+    for (size_t at; (at = s.find(o_.token)) != std::string::npos;)
+      s.replace(at, o_.token.size(), "***");
+    return s;
+  }
+  // POSTs `body`, retrying what may pass; a 2xx answer, or an error naming `what`.
+  Result<CurlResponse> send(const std::string& what, const std::string& key,
+                            const std::string& body, std::vector<std::string> headers,
+                            bool quiet = false) {
+    headers.insert(headers.end(), {"Content-Type: application/json", "Accept: application/json",
+                                   "User-Agent: drover", "Expect:", "Idempotency-Key: " + key,
+                                   "X-Drover-Prefix: " + prefix_, "X-Drover-Version: " + version_});
+    if (!o_.token.empty()) headers.push_back("Authorization: Bearer " + o_.token);
+    std::mt19937_64 rng(std::random_device{}());
+    for (int attempt = 0;; ++attempt) {
+      CurlRequest c;
+      c.method = "POST";
+      c.url = url_.url;
+      c.headers = headers;
+      UploadBody b;
+      b.data = body.data();
+      b.size = body.size();
+      c.body = &b;
+      c.connect_timeout = std::chrono::seconds(10);
+      c.timeout = std::chrono::seconds(300);
+      c.low_speed_time = std::chrono::seconds(60);
+      c.protocols = "http,https";
+      c.ca_file = o_.ca_file;
+      c.keep_headers = true;
+      c.max_body = 64 * 1024;
+      sent_ = true;
+      auto r = curl_perform(c);
+      std::string why;
+      bool retry = true;
+      std::optional<std::chrono::milliseconds> after;
+      if (!r) {
+        why = r.message();
+      } else if (r->status >= 200 && r->status <= 299) {
+        return r;
+      } else {
+        std::string line = first_line(r->body);
+        why = "HTTP " + std::to_string(r->status) + (line.empty() ? "" : ": " + line);
+        retry = is_retryable_status(r->status);
+        after = retry_after(r->headers);
+      }
+      why = masked(why);
+      if (!retry || attempt >= o_.retries) {
+        std::string text = url_.display + ": " + what + ": " + why;
+        if (attempt > 0) text += " (after " + std::to_string(attempt + 1) + " tries)";
+        if (!r && what == "commit")
+          text += "; the commit's outcome is unknown: the store may have flipped to " + version_;
+        return make_error(text);
+      }
+      auto delay = std::min(o_.max_backoff, o_.backoff * (int64_t{1} << std::min(attempt, 20)));
+      delay = delay / 2 + std::chrono::milliseconds(static_cast<int64_t>(
+                              rng() % static_cast<uint64_t>(delay.count() / 2 + 1)));
+      if (after) delay = std::min(*after, o_.max_backoff);
+      ++retried_;
+      if (!quiet) {
+        std::printf("upload: %s: %s: %s; try %d of %d in %.1f s\n", url_.display.c_str(),
+                    what.c_str(), why.c_str(), attempt + 2, o_.retries + 1,
+                    static_cast<double>(delay.count()) / 1000);
+        std::fflush(stdout);
+      }
+      std::this_thread::sleep_for(delay);
+    }
+  }
+  // Whether `k` is among the keys spooled so far (a hash hit confirmed).
+  bool seen(std::string_view k) {
+    std::fflush(spool_);
+    std::rewind(spool_);
+    char* buf = nullptr;
+    size_t cap = 0;
+    ssize_t n;
+    bool found = false;
+    while (!found && (n = ::getline(&buf, &cap, spool_)) > 0) {
+      json j = json::parse(std::string_view(buf, static_cast<size_t>(n)), nullptr, false);
+      found = j.is_object() && j["key"].is_string() && j["key"].get_ref<const std::string&>() == k;
+    }
+    std::free(buf);
+    std::fseek(spool_, 0, SEEK_END);
+    return found;
+  }
+
+  TargetUrl url_;
+  std::string prefix_;
+  UploadTargetOptions o_;
+  std::string version_;
+  FILE* spool_ = nullptr;
+  HashSet hashes_;
+  std::string item_;
+  std::vector<size_t> batches_;  // rows in each batch
+  size_t cur_rows_ = 0, cur_bytes_ = 0;
+  int64_t rows_ = 0;
+  int retried_ = 0;
+  bool sent_ = false, committed_ = false;
+  std::string set_sha256_;
+  std::vector<std::string> removed_;
+  std::optional<std::pair<int64_t, std::string>> dup_;
+};
+
+// http(s)://HOST[:PORT][/PATH][?QUERY]: no user information, no fragment.
+Result<TargetUrl> parse_http_url(std::string_view url) {
+  TargetUrl t;
+  t.scheme = url.starts_with("https://") ? "https" : "http";
+  t.port = t.scheme == "https" ? 443 : 80;
+  t.url = std::string(url);
+  std::string_view rest = url.substr(t.scheme.size() + 3);
+  size_t end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, end), tail;
+  if (end != std::string_view::npos) tail = rest.substr(end);
+  if (authority.find('@') != std::string_view::npos)
+    return make_error(t.scheme +
+                          ":// target: no user information in the URL; give the credential "
+                          "as 'token: \"{{ secrets.NAME }}\"' (sent as a bearer token)",
+                      Errc::Invalid);
+  if (tail.find('#') != std::string_view::npos)
+    return make_error(t.scheme + ":// target: a URL with a '#fragment'", Errc::Invalid);
+  std::string_view portpart;
+  bool has_port = false;
+  if (authority.starts_with("[")) {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      return make_error(t.scheme + ":// target: unclosed '[' in the host", Errc::Invalid);
+    t.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (after.starts_with(":")) {
+      portpart = after.substr(1);
+      has_port = true;
+    } else if (!after.empty()) {
+      return make_error(t.scheme + ":// target: junk after the host", Errc::Invalid);
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    t.host = std::string(authority.substr(0, colon));
+    portpart = authority.substr(colon + 1);
+    has_port = true;
+  } else {
+    t.host = std::string(authority);
+  }
+  if (t.host.empty()) return make_error(t.scheme + ":// target names no host", Errc::Invalid);
+  if (has_port && !parse_int(portpart, 1, 65535, t.port))
+    return make_error("the port of an " + t.scheme + ":// target must be 1..65535, not '" +
+                          std::string(portpart) + "'",
+                      Errc::Invalid);
+  for (char c : tail)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return make_error(t.scheme + ":// target: a space or control character in the URL",
+                        Errc::Invalid);
+  std::string_view path = tail.substr(0, tail.find('?'));
+  t.display = std::string(url.substr(0, t.scheme.size() + 3)) + std::string(authority) +
+              std::string(path.empty() ? "/" : path) +
+              (tail.find('?') != std::string_view::npos ? "?***" : "");
+  return t;
+}
+
 }  // namespace
 
 Result<TargetUrl> parse_target_url(std::string_view url) {
@@ -745,12 +1118,12 @@ Result<TargetUrl> parse_target_url(std::string_view url) {
     t.display = std::string(url);
     return t;
   }
-  if (url.starts_with("http://") || url.starts_with("https://"))
-    return make_error("http(s) upload targets are not supported yet (use redis:// or file://)",
-                      Errc::Invalid);
+  if (url.starts_with("http://") || url.starts_with("https://")) return parse_http_url(url);
   if (!url.starts_with("redis://"))
-    return make_error("target must be redis://[:PASSWORD@]HOST:PORT/DB or file://DIR",
-                      Errc::Invalid);
+    return make_error(
+        "target must be redis://[:PASSWORD@]HOST:PORT/DB, file://DIR or "
+        "http(s)://HOST[:PORT]/PATH",
+        Errc::Invalid);
   t.scheme = "redis";
   std::string_view rest = url.substr(8);
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
@@ -821,12 +1194,25 @@ std::string new_upload_version() {
 Result<std::unique_ptr<UploadTarget>> open_upload_target(std::string_view url,
                                                          const std::string& prefix,
                                                          const std::string& password) {
+  UploadTargetOptions o;
+  o.password = password;
+  return open_upload_target(url, prefix, o);
+}
+
+Result<std::unique_ptr<UploadTarget>> open_upload_target(std::string_view url,
+                                                         const std::string& prefix,
+                                                         const UploadTargetOptions& options) {
   auto t = parse_target_url(url);
   if (!t) return t.error();
   if (!valid_upload_prefix(prefix))
     return make_error("prefix '" + prefix + "' must be 1..128 of [A-Za-z0-9_.-]", Errc::Invalid);
   if (t->scheme == "file") return std::unique_ptr<UploadTarget>(new FileTarget(*t, prefix));
-  if (t->password.empty()) t->password = password;
+  if (t->scheme == "http" || t->scheme == "https") {
+    if (options.batch_size < 1 || options.retries < 0)
+      return make_error("batch_size must be at least 1 and retries at least 0", Errc::Invalid);
+    return std::unique_ptr<UploadTarget>(new HttpTarget(*t, prefix, options));
+  }
+  if (t->password.empty()) t->password = options.password;
   auto r = std::make_unique<RedisTarget>(*t, prefix);
   if (auto s = r->connect(); !s) return s.error();
   return std::unique_ptr<UploadTarget>(std::move(r));

@@ -1,5 +1,6 @@
 // The `upload` task type (DESIGN.md §6, docs/models.md "Upload targets"): with: {target:
-// URL, prefix: NAME, file: PATH, key: COLUMN, keep: 3, format: jsonl|csv}. Streams batch
+// URL, prefix: NAME, file: PATH, key: COLUMN, keep: 3, format: jsonl|csv}, and for http(s)
+// targets {token, batch_size, retries, ca_file}. Streams batch
 // predictions (JSON lines, or CSV with a header) keyed by a column into a serving store
 // (plugins/upload_targets.hpp) under a new version, then flips the current pointer in one
 // atomic step and removes sets beyond `keep`. Bad input (a broken line, a missing key, a
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "common/clock.hpp"
 #include "common/time.hpp"
@@ -577,17 +579,39 @@ class UploadTaskType final : public TaskType {
           {"", "upload task needs 'with: {target: URL, prefix: NAME, file: PATH, key: COLUMN}'"});
       return;
     }
-    check_known_keys(with, {"target", "prefix", "file", "key", "keep", "format"}, "upload", errors);
+    check_known_keys(with,
+                     {"target", "prefix", "file", "key", "keep", "format", "token", "batch_size",
+                      "retries", "ca_file"},
+                     "upload", errors);
     for (const char* k : {"target", "prefix", "file", "key"}) {
       if (!with.contains(k))
         errors.push_back({"", std::string("upload task needs '") + k + "'"});
       else if (!with[k].is_string() || with[k].get<std::string>().empty())
         errors.push_back({k, std::string("'") + k + "' must be a non-empty string"});
     }
+    std::optional<bool> http;  // whether the target is http(s); nullopt: not known yet
     if (with.contains("target") && with["target"].is_string() && !is_template(with["target"])) {
       auto t = parse_target_url(with["target"].get<std::string>());
-      if (!t) errors.push_back({"target", t.message()});
+      if (!t)
+        errors.push_back({"target", t.message()});
+      else
+        http = t->scheme == "http" || t->scheme == "https";
     }
+    for (const char* k : {"token", "ca_file"})
+      if (with.contains(k) && (!with[k].is_string() || with[k].get<std::string>().empty()))
+        errors.push_back({k, std::string("'") + k + "' must be a non-empty string"});
+    auto whole = [&](const char* k, int64_t lo, int64_t hi, const std::string& message) {
+      if (!with.contains(k) || is_template(with[k])) return;
+      const json& v = with[k];
+      if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+        errors.push_back({k, message});
+    };
+    whole("batch_size", 1, 100000, "'batch_size' must be a whole number of rows, 1..100000");
+    whole("retries", 0, 100, "'retries' must be a whole number, 0..100");
+    if (http && !*http)
+      for (const char* k : {"token", "batch_size", "retries", "ca_file"})
+        if (with.contains(k))
+          errors.push_back({k, std::string("'") + k + "' is only for http(s):// targets"});
     if (with.contains("prefix") && with["prefix"].is_string() && !is_template(with["prefix"]) &&
         !valid_upload_prefix(with["prefix"].get<std::string>()))
       errors.push_back({"prefix", "'prefix' must be 1..128 of [A-Za-z0-9_.-]"});
@@ -636,7 +660,23 @@ class UploadTaskType final : public TaskType {
       return 1;
     }
     // The URL holds the password: only the target's display form is ever printed.
-    auto target = open_upload_target(w["target"].get<std::string>(), prefix);
+    UploadTargetOptions options;
+    options.keep = keep;
+    options.spool_dir = ctx.spec.work_dir().string();
+    if (w.contains("token")) {
+      options.token = w["token"];
+      bool secret = false;
+      for (const std::string& r : ctx.spec.redact)
+        secret |= !r.empty() && options.token.find(r) != std::string::npos;
+      if (!secret)
+        std::printf(
+            "upload: warning: 'token' does not come from {{ secrets.NAME }}, so logs do not "
+            "mask it\n");
+    }
+    if (w.contains("batch_size")) options.batch_size = w["batch_size"].get<int>();
+    if (w.contains("retries")) options.retries = w["retries"].get<int>();
+    if (w.contains("ca_file")) options.ca_file = w["ca_file"];
+    auto target = open_upload_target(w["target"].get<std::string>(), prefix, options);
     if (!target) {
       std::fprintf(stderr, "upload: %s\n", target.message().c_str());
       return 1;

@@ -1,6 +1,7 @@
 // End to end: `upload` tasks under `drover run` (the real binary) into a real redis-server
-// this test starts on a free loopback port, and into a folder (file://); the sets read back
-// by an independent hiredis reader; `drover predictions ls` and `rollback`.
+// this test starts on a free loopback port, into a folder (file://) and into an HTTP
+// endpoint (tests/integration/upload_receiver.py, a real process that can fail on purpose);
+// the sets read back by an independent hiredis reader; `drover predictions ls` and `rollback`.
 #include <hiredis/hiredis.h>
 #include <sys/wait.h>
 
@@ -10,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "common/sha256.hpp"
 #include "tests/integration/harness.hpp"
 
 namespace drover::testing {
@@ -145,6 +147,52 @@ class RedisServer {
   std::string password_;
 };
 
+// The HTTP receiver (tests/integration/upload_receiver.py) with its files in `dir`; killed
+// when the object goes away.
+class Receiver {
+ public:
+  Receiver(fs::path dir, const std::vector<std::string>& args = {}) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    std::vector<std::string> argv = {
+        "/usr/bin/python3",
+        std::string(DROVER_SOURCE_DIR) + "/tests/integration/upload_receiver.py", dir_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = spawn(argv, dir_ / "receiver.out", dir_ / "receiver.err");
+    wait_until([&] {
+      std::string text = read_all(dir_ / "receiver.out");
+      if (text.find('\n') == std::string::npos) return false;
+      port_ = std::stoi(text);
+      return true;
+    });
+  }
+  ~Receiver() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool ok() const { return port_ > 0; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/ingest"; }
+  // The requests it got, in order.
+  std::vector<json> requests() const {
+    std::vector<json> out;
+    std::ifstream in(dir_ / "requests.jsonl");
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+  // {"current", "versions", "sets"} of `prefix`, or null when nothing was committed.
+  json store(const std::string& prefix = "preds") const {
+    fs::path p = dir_ / "store" / (prefix + ".json");
+    return fs::exists(p) ? json::parse(read_all(p)) : json();
+  }
+  std::string errors() const { return read_all(dir_ / "receiver.err"); }
+
+ private:
+  fs::path dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
 class UploadTest : public LocalFixture {
  protected:
   std::unique_ptr<RedisServer> server;
@@ -190,6 +238,10 @@ class UploadTest : public LocalFixture {
     std::ofstream out(tmp / file);
     for (int i = 0; i < n; ++i)
       out << "{\"id\": \"k" << i << "\", \"gen\": " << gen << ", \"score\": " << i << "}\n";
+  }
+  fs::path http_dag(const Receiver& rx, const std::string& file, const std::string& more = "") {
+    return upload_dag("{target: \"" + rx.url() + "\", prefix: preds, file: \"" +
+                      (tmp / file).string() + "\", key: id" + more + "}");
   }
   ProcResult predictions(std::vector<std::string> args,
                          const std::map<std::string, std::string>& env = {}) {
@@ -506,7 +558,8 @@ TEST_F(UploadTest, LintRefusesABadWithBlock) {
   EXPECT_EQ(r.code, 1);
   for (const char* m :
        {"unknown key 'extra' in upload task",
-        "target must be redis://[:PASSWORD@]HOST:PORT/DB or file://DIR",
+        "target must be redis://[:PASSWORD@]HOST:PORT/DB, file://DIR or "
+        "http(s)://HOST[:PORT]/PATH",
         "'prefix' must be 1..128 of [A-Za-z0-9_.-]",
         "'keep' must be a whole number of sets, 1..1000", "cannot tell the format of 'p.txt'"})
     EXPECT_NE(r.out.find(m), std::string::npos) << m << "\n" << r.out;
@@ -661,6 +714,294 @@ TEST_F(UploadTest, FileTargetFlipsALinkKeepsNSetsAndRollsBack) {
   EXPECT_EQ(j["current"], v[1]);
   ASSERT_EQ(j["versions"].size(), 2u);
   EXPECT_EQ(j["versions"][0]["version"], v[2]);
+}
+
+// ---------------------------------------------------------------------------------------
+// http(s):// targets (docs/models.md, "HTTP protocol")
+
+// The rows of every batch request among `reqs`, in order.
+std::vector<json> batch_rows(const std::vector<json>& reqs) {
+  std::vector<json> out;
+  for (const json& r : reqs)
+    if (r["body"].is_object() && r["body"].contains("batch") && r["status"] == 200 &&
+        !r["replayed"].get<bool>())
+      for (const json& row : r["body"]["rows"]) out.push_back(row);
+  return out;
+}
+
+// Each batch of up to batch_size rows is one POST with its own Idempotency-Key (sha256 of
+// PREFIX/VERSION/N) and X-Drover-* headers; every row arrives exactly once, as {key, value};
+// the commit (rows, batches, keep) comes last and flips the store. A second upload's
+// previous_version is the first's, and the sets the store dropped beyond keep are logged.
+TEST_F(UploadTest, HttpTargetPostsEveryRowOnceInBatchesAndTheCommitLast) {
+  Receiver rx(tmp / "rx");
+  ASSERT_TRUE(rx.ok()) << rx.errors();
+  write_rows("p.jsonl", 2500, 1);
+  json t = upload(http_dag(rx, "p.jsonl", ", batch_size: 1000"));
+  ASSERT_TRUE(t.is_object());
+  std::string v = t["values"]["version"];
+  EXPECT_EQ(t["values"]["rows"], 2500);
+  EXPECT_EQ(t["values"]["target"], rx.url());
+  EXPECT_EQ(t["values"]["previous_version"], "");
+
+  auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 4u) << rx.errors();
+  for (size_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const json& h = reqs[i]["headers"];
+    std::string n = std::to_string(i + 1);
+    EXPECT_EQ(reqs[i]["path"], "/ingest");
+    EXPECT_EQ(h["content-type"], "application/json");
+    EXPECT_EQ(h["idempotency-key"], sha256_hex("preds/" + v + "/" + n));
+    EXPECT_EQ(h["x-drover-request"], "batch");
+    EXPECT_EQ(h["x-drover-batch"], n + "/3");
+    EXPECT_EQ(h["x-drover-prefix"], "preds");
+    EXPECT_EQ(h["x-drover-version"], v);
+    EXPECT_FALSE(h.contains("authorization"));
+    EXPECT_EQ(reqs[i]["body"]["prefix"], "preds");
+    EXPECT_EQ(reqs[i]["body"]["version"], v);
+    EXPECT_EQ(reqs[i]["body"]["batch"], i + 1);
+    EXPECT_EQ(reqs[i]["body"]["batches"], 3);
+    EXPECT_EQ(reqs[i]["body"]["rows"].size(), i < 2 ? 1000u : 500u);
+    EXPECT_EQ(reqs[i]["status"], 200);
+  }
+  std::set<std::string> keys;
+  for (const json& row : batch_rows(reqs)) keys.insert(row["key"].get<std::string>());
+  EXPECT_EQ(keys.size(), 2500u) << "a row was sent twice or not at all";
+  EXPECT_EQ(reqs[0]["body"]["rows"][42],
+            json::parse(R"({"key":"k42","value":{"id":"k42","gen":1,"score":42}})"));
+  const json& c = reqs[3];
+  EXPECT_EQ(c["headers"]["x-drover-request"], "commit");
+  EXPECT_EQ(c["headers"]["idempotency-key"], sha256_hex("preds/" + v + "/commit"));
+  EXPECT_EQ(c["body"]["commit"], true);
+  EXPECT_EQ(c["body"]["rows"], 2500);
+  EXPECT_EQ(c["body"]["batches"], 3);
+  EXPECT_EQ(c["body"]["keep"], 3);
+  EXPECT_EQ(c["body"]["bytes"], t["values"]["bytes"]);
+  EXPECT_EQ(c["body"]["by"], "run " + last_record["id"].get<std::string>());
+  EXPECT_EQ(c["status"], 200) << c.dump();  // the receiver checked the count and the sha256
+
+  json store = rx.store();
+  ASSERT_TRUE(store.is_object());
+  EXPECT_EQ(store["current"], v);
+  EXPECT_EQ(store["sets"][v].size(), 2500u);
+  EXPECT_EQ(store["sets"][v]["k7"], json::parse(R"({"id":"k7","gen":1,"score":7})"));
+
+  write_rows("p.jsonl", 10, 2);
+  json t2 = upload(http_dag(rx, "p.jsonl", ", keep: 1"));
+  ASSERT_TRUE(t2.is_object());
+  EXPECT_EQ(t2["values"]["previous_version"], v);
+  EXPECT_NE(log_of(t2).find("upload: removed old set " + v + " (keep 1)"), std::string::npos)
+      << log_of(t2);
+  EXPECT_EQ(rx.store()["current"], t2["values"]["version"]);
+  EXPECT_EQ(rx.requests().size(), 6u);
+}
+
+// 503s and a connection dropped after the store kept the batch are retried with backoff,
+// under the same Idempotency-Key, so the store keeps that batch once; a 429's Retry-After
+// is waited out; a store that never answers fails the task once the retries run out.
+TEST_F(UploadTest, HttpTargetRetriesTransientFailuresUnderTheSameIdempotencyKey) {
+  Receiver rx(tmp / "rx", {"--fail-first", "2", "--drop-first", "1"});
+  ASSERT_TRUE(rx.ok()) << rx.errors();
+  write_rows("p.jsonl", 1500, 1);
+  json t = upload(http_dag(rx, "p.jsonl"));
+  ASSERT_TRUE(t.is_object());
+  std::string v = t["values"]["version"];
+  auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 6u) << rx.errors();
+  // Batch 1: 503, 503, kept but unanswered, answered again from its key; batch 2; the commit.
+  for (size_t i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(reqs[i]["headers"]["idempotency-key"], sha256_hex("preds/" + v + "/1"));
+    EXPECT_EQ(reqs[i]["headers"]["x-drover-batch"], "1/2");
+  }
+  EXPECT_EQ(reqs[0]["status"], 503);
+  EXPECT_EQ(reqs[1]["status"], 503);
+  EXPECT_TRUE(reqs[2]["dropped"].get<bool>());
+  EXPECT_TRUE(reqs[3]["replayed"].get<bool>());
+  EXPECT_EQ(reqs[4]["headers"]["x-drover-batch"], "2/2");
+  EXPECT_EQ(reqs[4]["headers"]["idempotency-key"], sha256_hex("preds/" + v + "/2"));
+  EXPECT_EQ(reqs[5]["headers"]["x-drover-request"], "commit");
+  EXPECT_EQ(reqs[5]["status"], 200);
+  EXPECT_EQ(rx.store()["current"], v);
+  EXPECT_EQ(rx.store()["sets"][v].size(), 1500u);
+  EXPECT_EQ(batch_rows(reqs).size(), 1500u);
+  std::string log = log_of(t);
+  EXPECT_NE(
+      log.find("upload: " + rx.url() + ": batch 1/2: HTTP 503: failing on purpose; try 2 of 6 in "),
+      std::string::npos)
+      << log;
+  EXPECT_NE(log.find("; try 3 of 6 in "), std::string::npos) << log;
+  EXPECT_NE(log.find("Empty reply from server; try 4 of 6 in "), std::string::npos) << log;
+
+  Receiver slow(tmp / "slow", {"--fail-first", "1", "--fail-status", "429", "--retry-after", "1"});
+  ASSERT_TRUE(slow.ok()) << slow.errors();
+  write_rows("small.jsonl", 3, 1);
+  json t2 = upload(http_dag(slow, "small.jsonl"));
+  ASSERT_TRUE(t2.is_object());
+  auto sreqs = slow.requests();
+  ASSERT_EQ(sreqs.size(), 3u);
+  EXPECT_EQ(sreqs[0]["status"], 429);
+  EXPECT_GE(sreqs[1]["t"].get<double>() - sreqs[0]["t"].get<double>(), 0.95);
+  EXPECT_NE(log_of(t2).find("HTTP 429: failing on purpose; try 2 of 6 in 1.0 s"), std::string::npos)
+      << log_of(t2);
+
+  Receiver down(tmp / "down", {"--fail-first", "100"});
+  ASSERT_TRUE(down.ok()) << down.errors();
+  json t3 = upload(http_dag(down, "small.jsonl", ", retries: 2"), /*expect_ok=*/false);
+  ASSERT_TRUE(t3.is_object());
+  EXPECT_NE(log_of(t3).find("upload: " + down.url() +
+                            ": batch 1/1: HTTP 503: failing on purpose (after 3 tries)\n"),
+            std::string::npos)
+      << log_of(t3);
+  auto dreqs = down.requests();
+  ASSERT_EQ(dreqs.size(), 4u);  // three tries, then the abort
+  EXPECT_EQ(dreqs[3]["headers"]["x-drover-request"], "abort");
+  EXPECT_TRUE(down.store().is_null());
+}
+
+// Any other 4xx is the store refusing the request: the task fails at once, naming the
+// status and the first line of the answer, no retry, no commit (an abort instead); the
+// store's current set stays what it was.
+TEST_F(UploadTest, HttpTargetFailsOnA400WithoutRetryAndSendsNoCommit) {
+  Receiver rx(tmp / "rx", {"--reject-batch", "2"});
+  ASSERT_TRUE(rx.ok()) << rx.errors();
+  write_rows("small.jsonl", 3, 1);
+  json t1 = upload(http_dag(rx, "small.jsonl"));
+  ASSERT_TRUE(t1.is_object());
+  std::string v1 = t1["values"]["version"];
+  size_t before = rx.requests().size();
+
+  write_rows("p.jsonl", 2500, 2);
+  json t = upload(http_dag(rx, "p.jsonl"), /*expect_ok=*/false);
+  ASSERT_TRUE(t.is_object());
+  EXPECT_EQ(t["state"], "failed");
+  std::string log = log_of(t);
+  EXPECT_NE(
+      log.find("upload: " + rx.url() + ": batch 2/3: HTTP 400: row 3: score must be a number\n"),
+      std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("second line"), std::string::npos) << log;
+  EXPECT_EQ(log.find("try 2 of"), std::string::npos) << log;
+  auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), before + 3) << "batch 1, batch 2 once, the abort";
+  EXPECT_EQ(reqs[before]["headers"]["x-drover-batch"], "1/3");
+  EXPECT_EQ(reqs[before + 1]["headers"]["x-drover-batch"], "2/3");
+  EXPECT_EQ(reqs[before + 1]["status"], 400);
+  EXPECT_EQ(reqs[before + 2]["headers"]["x-drover-request"], "abort");
+  for (size_t i = before; i < reqs.size(); ++i)
+    EXPECT_NE(reqs[i]["headers"]["x-drover-request"], "commit") << reqs[i].dump();
+  EXPECT_EQ(rx.store()["current"], v1);
+}
+
+// Bad input sends nothing at all: every row is checked (and spooled) before the first
+// request, so a broken line, a duplicate key past the first batch or an empty file fail the
+// try with FILE:LINE: MESSAGE and the store never hears of it.
+TEST_F(UploadTest, HttpTargetSendsNothingForBadInput) {
+  Receiver rx(tmp / "rx");
+  ASSERT_TRUE(rx.ok()) << rx.errors();
+  std::string many;
+  for (int i = 0; i < 2500; ++i) many += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
+  struct Case {
+    std::string file, content, message;
+  };
+  std::vector<Case> cases = {
+      {"broken.jsonl", many + "{\"id\": \"b\",}\n",
+       ":2501: not valid JSON: column 12: expected a member name"},
+      {"dup.jsonl", many + "{\"id\": \"k5\"}\n", ":2501: duplicate key 'k5'"},
+      {"empty.jsonl", "", ":1: empty file: no rows to upload"},
+      {"dup.csv", "id,b\nx,1\ny,2\nx,3\n", ":4: duplicate key 'x'"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.file);
+    write_text(tmp / c.file, c.content);
+    json t = upload(http_dag(rx, c.file, ", batch_size: 1000"), /*expect_ok=*/false);
+    ASSERT_TRUE(t.is_object());
+    EXPECT_EQ(t["state"], "failed");
+    EXPECT_NE(log_of(t).find("upload: " + (tmp / c.file).string() + c.message + "\n"),
+              std::string::npos)
+        << log_of(t);
+    EXPECT_EQ(rx.requests().size(), 0u) << "a request was sent";
+  }
+  EXPECT_TRUE(rx.store().is_null());
+}
+
+// The token (from a secret) goes as "Authorization: Bearer TOKEN" on every request and is
+// never shown: not in the log, the run record or stderr; a store that echoes a wrong token
+// in its 401 has it masked, and a 401 is not retried.
+TEST_F(UploadTest, HttpTargetSendsTheTokenAndNeverShowsIt) {
+  const std::string token = "tok-Secret-42";
+  Receiver rx(tmp / "rx", {"--token", token});
+  ASSERT_TRUE(rx.ok()) << rx.errors();
+  write_rows("p.jsonl", 5, 1);
+  fs::path f = http_dag(rx, "p.jsonl", ", token: \"{{ secrets.UPLOAD_TOKEN }}\", batch_size: 2");
+  json t = upload(f, true, {{"DROVER_SECRET_UPLOAD_TOKEN", token}});
+  ASSERT_TRUE(t.is_object());
+  auto reqs = rx.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  for (const json& r : reqs) EXPECT_EQ(r["headers"]["authorization"], "Bearer " + token);
+  std::string log = log_of(t);
+  EXPECT_EQ(log.find(token), std::string::npos) << log;
+  EXPECT_EQ(log.find("warning"), std::string::npos) << log;
+  EXPECT_EQ(last_record.dump().find(token), std::string::npos);
+  EXPECT_EQ(last_err.find(token), std::string::npos);
+  EXPECT_EQ(rx.store()["current"], t["values"]["version"]);
+
+  const std::string wrong = "wrong-token-99";
+  json bad = upload(f, false, {{"DROVER_SECRET_UPLOAD_TOKEN", wrong}});
+  ASSERT_TRUE(bad.is_object());
+  std::string blog = log_of(bad);
+  EXPECT_NE(blog.find("batch 1/3: HTTP 401: unauthorized: got 'Bearer ***'\n"), std::string::npos)
+      << blog;
+  EXPECT_EQ(blog.find(wrong), std::string::npos) << blog;
+  EXPECT_EQ(last_record.dump().find(wrong), std::string::npos);
+  EXPECT_EQ(rx.requests().size(), 4u + 2) << "one batch request, then the abort";
+
+  // A literal token works, with a warning that logs cannot mask it.
+  fs::path lit = http_dag(rx, "p.jsonl", ", token: \"" + token + "\"");
+  json t3 = upload(lit);
+  ASSERT_TRUE(t3.is_object());
+  EXPECT_NE(log_of(t3).find("upload: warning: 'token' does not come from {{ secrets.NAME }}"),
+            std::string::npos)
+      << log_of(t3);
+}
+
+// Lint takes http(s) targets and their keys, refuses those keys for other targets, and a
+// URL with user information; `drover predictions` says http targets are not for it.
+TEST_F(UploadTest, LintTakesHttpTargetsAndPredictionsRefusesThem) {
+  fs::path ok = upload_dag(
+      "{target: \"https://store.example.com/v1/ingest?tenant=a\", prefix: p, file: p.jsonl, "
+      "key: id, token: \"{{ secrets.T }}\", batch_size: 500, retries: 0, ca_file: /etc/ca.pem}",
+      "ok.yaml");
+  auto r = drover({"lint", ok.string(), "--home", home().string()});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+
+  fs::path bad = upload_dag(
+      "{target: \"redis://127.0.0.1:1/0\", prefix: p, file: p.jsonl, key: id, token: x, "
+      "batch_size: 0, retries: -1}",
+      "bad.yaml");
+  r = drover({"lint", bad.string(), "--home", home().string()});
+  EXPECT_EQ(r.code, 1);
+  for (const char* m : {"'token' is only for http(s):// targets",
+                        "'batch_size' must be a whole number of rows, 1..100000",
+                        "'retries' must be a whole number, 0..100"})
+    EXPECT_NE(r.out.find(m), std::string::npos) << m << "\n" << r.out;
+
+  fs::path user = upload_dag(
+      "{target: \"http://me:pw@127.0.0.1:9/x\", prefix: p, file: p.jsonl, key: id}", "user.yaml");
+  r = drover({"lint", user.string(), "--home", home().string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("http:// target: no user information in the URL"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("pw@"), std::string::npos) << r.out;
+
+  auto ls = predictions({"ls", "http://127.0.0.1:9/x", "--prefix", "p"});
+  EXPECT_EQ(ls.code, 1);
+  EXPECT_NE(ls.err.find("listing sets is not supported for http targets"), std::string::npos)
+      << ls.err;
+  auto rb = predictions({"rollback", "http://127.0.0.1:9/x", "--prefix", "p"});
+  EXPECT_EQ(rb.code, 1);
+  EXPECT_NE(rb.err.find("rollback is not supported for http targets"), std::string::npos) << rb.err;
 }
 
 }  // namespace
