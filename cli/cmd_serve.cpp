@@ -144,13 +144,9 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "drover serve: %s\n", url.message().c_str());
     return kExitFailure;
   }
-  json info = {{"url", *url}, {"pid", ::getpid()}};
-  if (auto s = write_file_atomic(std::filesystem::path(home) / "server.json", info.dump() + "\n");
-      !s) {
-    std::fprintf(stderr, "drover serve: %s\n", s.message().c_str());
-    return kExitFailure;
-  }
-  spdlog::info("drover serve: listening on {} (home {}, dags {})", *url, home, dags);
+  // The handler is in place before server.json says the daemon is up: a SIGTERM sent as soon
+  // as a client sees it stops the daemon cleanly (and leaves the clean-stop marker) instead of
+  // killing it by the default action.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
     spdlog::info("signal {}: stopping (running tries are left to finish and will be adopted)", sig);
@@ -159,6 +155,13 @@ int cmd_serve(int argc, char** argv) {
     exec->shutdown();
     io.stop();
   });
+  json info = {{"url", *url}, {"pid", ::getpid()}};
+  if (auto s = write_file_atomic(std::filesystem::path(home) / "server.json", info.dump() + "\n");
+      !s) {
+    std::fprintf(stderr, "drover serve: %s\n", s.message().c_str());
+    return kExitFailure;
+  }
+  spdlog::info("drover serve: listening on {} (home {}, dags {})", *url, home, dags);
   io.run();
   std::error_code ec;
   std::filesystem::remove(std::filesystem::path(home) / "server.json", ec);
