@@ -1,6 +1,7 @@
-// `drover models ls | show REF | history NAME | alias NAME ALIAS VERSION | download REF DIR`:
-// the model registry (docs/models.md) in the store under --home, read and changed directly
-// as the ML tools may (DESIGN.md §2); REF is NAME (its latest version), NAME/V or NAME@ALIAS.
+// `drover models ls | show REF | history NAME | alias NAME ALIAS VERSION | tag REF KEY=VALUE…
+// | untag REF KEY… | describe REF TEXT | download REF DIR`: the model registry
+// (docs/models.md) in the store under --home, read and changed directly as the ML tools may
+// (DESIGN.md §2); REF is NAME (its latest version), NAME/V or NAME@ALIAS.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,24 +49,49 @@ std::string text_of(const json& v) {
   return v.dump();
 }
 
-int models_ls(const Options& o) {
+// KEY=VALUE (the first '=' ends the key): Errc::Invalid when there is none.
+Result<std::pair<std::string, std::string>> split_tag(const std::string& arg) {
+  size_t eq = arg.find('=');
+  if (eq == std::string::npos)
+    return make_error("'" + printable(arg.substr(0, 100)) + "': a tag is KEY=VALUE", Errc::Invalid);
+  return std::make_pair(arg.substr(0, eq), arg.substr(eq + 1));
+}
+
+int models_ls(const Options& o, const std::vector<std::string>& tag_args) {
+  TagFilter tagged;
+  for (const std::string& arg : tag_args) {
+    auto kv = split_tag(arg);
+    if (!kv) return fail("--tag " + kv.message());
+    if (!models::valid_tag_key(kv->first))
+      return fail("--tag '" + printable(kv->first.substr(0, 100)) +
+                  "': a key is 1 to 64 of [A-Za-z0-9_.-]");
+    tagged.push_back(*kv);
+  }
   auto store = open_registry(o);
   if (!store) return fail(store.message());
-  auto j = models_listing_json(**store);
+  auto j = models_listing_json(**store, tagged);
   if (!j) return fail(j.message());
   if (o.json) {
     std::printf("%s\n", j->dump(2).c_str());
     return kExitOk;
   }
   if ((*j)["models"].empty()) {
-    std::printf("no models yet (a train task registers them)\n");
+    std::printf(tagged.empty() ? "no models yet (a train task registers them)\n"
+                               : "no version has those tags\n");
     return kExitOk;
   }
-  std::printf("%-24s %8s %6s  %-20s  %s\n", "MODEL", "VERSIONS", "LATEST", "UPDATED", "ALIASES");
+  std::printf("%-24s %8s %6s  %-20s  %s%s\n", "MODEL", "VERSIONS", "LATEST", "UPDATED", "ALIASES",
+              tagged.empty() ? "" : "  (TAGGED)");
   for (auto& m : (*j)["models"]) {
     std::string aliases;
     for (auto& [alias, v] : m["aliases"].items())
       aliases += (aliases.empty() ? "" : ", ") + alias + "=" + std::to_string(v.get<int64_t>());
+    if (m.contains("tagged")) {
+      std::string versions;
+      for (auto& v : m["tagged"])
+        versions += (versions.empty() ? "" : ", ") + std::to_string(v.get<int64_t>());
+      aliases += (aliases.empty() ? "(" : "  (") + versions + ")";
+    }
     std::printf("%-24s %8lld %6lld  %-20s  %s\n", m["name"].get<std::string>().c_str(),
                 static_cast<long long>(m["versions"].get<int64_t>()),
                 static_cast<long long>(m["latest"].get<int64_t>()),
@@ -103,6 +129,11 @@ int models_show(const Options& o, const std::string& text) {
                 git.value("dirty", false) ? " (with uncommitted changes)" : "");
   if (!v["description"].get<std::string>().empty())
     std::printf("  description: %s\n", printable(v["description"].get<std::string>()).c_str());
+  if (!v["tags"].empty()) {
+    std::printf("  tags:\n");
+    for (auto& [k, val] : v["tags"].items())
+      std::printf("    %s = %s\n", k.c_str(), printable(val.get<std::string>()).c_str());
+  }
   std::printf("  params:\n");
   for (auto& [k, val] : v["params"].items())
     std::printf("    %s = %s\n", printable(k).c_str(), text_of(val).c_str());
@@ -191,6 +222,56 @@ int models_alias(const Options& o, const std::string& name, const std::string& a
   return kExitOk;
 }
 
+// The answer of a tag, untag or describe: the JSON, or a line saying what changed.
+int print_change(const Options& o, const json& j, const std::string& what) {
+  if (o.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("%s: %s\n", j["ref"].get<std::string>().c_str(),
+              j["events"].empty() ? "unchanged" : what.c_str());
+  return kExitOk;
+}
+
+int models_tag(const Options& o, const std::string& text, const std::vector<std::string>& args,
+               bool remove) {
+  auto ref = models::parse_model_ref(text);
+  if (!ref) return fail(ref.message());
+  TagChange c{*ref, {}, current_user(), SystemClock().now()};
+  for (const std::string& arg : args) {
+    if (remove) {
+      c.tags.emplace_back(arg, std::nullopt);
+      continue;
+    }
+    auto kv = split_tag(arg);
+    if (!kv) return fail(kv.message());
+    c.tags.emplace_back(kv->first, kv->second);
+  }
+  auto store = open_registry(o);
+  if (!store) return fail(store.message());
+  auto j = change_model_tags(**store, c);
+  if (!j) return fail(j.message());
+  std::string keys;
+  for (auto& e : (*j)["events"]) {
+    keys += keys.empty() ? "" : ", ";
+    keys += e["value"].is_null()
+                ? e["key"].get<std::string>()
+                : e["key"].get<std::string>() + "=" + printable(e["value"].get<std::string>());
+  }
+  return print_change(o, *j, (remove ? "removed " : "tagged ") + keys);
+}
+
+int models_describe(const Options& o, const std::string& text, const std::string& description) {
+  auto ref = models::parse_model_ref(text);
+  if (!ref) return fail(ref.message());
+  auto store = open_registry(o);
+  if (!store) return fail(store.message());
+  auto j =
+      describe_model_version(**store, {*ref, description, current_user(), SystemClock().now()});
+  if (!j) return fail(j.message());
+  return print_change(o, *j, "description set");
+}
+
 int models_download(const Options& o, const std::string& text, const std::string& dir) {
   auto ref = models::parse_model_ref(text);
   if (!ref) return fail(ref.message());
@@ -240,15 +321,16 @@ int models_download(const Options& o, const std::string& text, const std::string
 
 int cmd_models(int argc, char** argv) {
   CLI::App app{
-      "The model registry: versions that train tasks registered, their lineage, and their\n"
-      "aliases (production, staging, ...). REF is NAME (its latest version), NAME/VERSION or\n"
-      "NAME@ALIAS. Reads and writes the store under --home.",
+      "The model registry: versions that train tasks registered, their lineage, their\n"
+      "aliases (production, staging, ...), tags and descriptions. REF is NAME (its latest\n"
+      "version), NAME/VERSION or NAME@ALIAS. Reads and writes the store under --home.",
       "drover models"};
   use_usage_first(app);
   app.footer(
       "Exit codes:\n"
       "  0  success\n"
-      "  1  no such model, version or alias; a refused alias move\n"
+      "  1  no such model, version, alias or tag; a refused alias move; a bad tag or\n"
+      "     description\n"
       "  2  usage error");
   app.require_subcommand(1);
   Options o;
@@ -257,11 +339,15 @@ int cmd_models(int argc, char** argv) {
     c->add_flag("--json", o.json, "Print JSON");
     c->add_option("--home", o.home, "The drover home (default ./.drover)");
   };
-  std::string ref, name, alias, dir, reason;
+  std::string ref, name, alias, dir, reason, description;
+  std::vector<std::string> tags;
   int64_t version = 0;
   bool force = false;
   CLI::App* ls = app.add_subcommand("ls", "List models: versions, latest, aliases");
   common(ls);
+  ls->add_option("--tag", tags,
+                 "Only models with a version tagged KEY=VALUE now (repeat: all of them, on one "
+                 "version); --json lists those versions as \"tagged\"");
   CLI::App* show = app.add_subcommand(
       "show", "Show a version: its run, params, metrics, artifacts, data, code, environment");
   common(show);
@@ -279,21 +365,41 @@ int cmd_models(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   al->add_option("--reason", reason, "Why (kept in the history)");
   al->add_flag("--force", force, "Recorded in the event as forced");
+  CLI::App* tag =
+      app.add_subcommand("tag", "Set tags KEY=VALUE on a version (one event per tag that changes)");
+  common(tag);
+  tag->add_option("ref", ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
+  tag->add_option("tags", tags,
+                  "KEY=VALUE: KEY 1 to 64 of [A-Za-z0-9_.-], VALUE text up to 1024 bytes")
+      ->required();
+  CLI::App* untag = app.add_subcommand("untag", "Remove tags of a version (one event per tag)");
+  common(untag);
+  untag->add_option("ref", ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
+  untag->add_option("keys", tags, "The tags' keys")->required();
+  CLI::App* describe =
+      app.add_subcommand("describe", "Set the description of a version (an edit event)");
+  common(describe);
+  describe->add_option("ref", ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
+  describe->add_option("text", description, "The description: text up to 4096 bytes")->required();
   CLI::App* dl = app.add_subcommand(
       "download", "Copy a version's artifacts into DIR, each verified by its sha256");
   common(dl);
   dl->add_option("ref", ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
   dl->add_option("dir", dir, "The folder to copy them into (created)")->required();
   if (int rc = parse_args(app, argc, argv, /*help_on_error=*/true); rc >= 0) return rc;
-  if (ls->parsed()) return models_ls(o);
+  if (ls->parsed()) return models_ls(o, tags);
   if (show->parsed()) return models_show(o, ref);
   if (history->parsed()) return models_history(o, name);
   if (al->parsed()) return models_alias(o, name, alias, version, reason, force);
+  if (tag->parsed()) return models_tag(o, ref, tags, /*remove=*/false);
+  if (untag->parsed()) return models_tag(o, ref, tags, /*remove=*/true);
+  if (describe->parsed()) return models_describe(o, ref, description);
   return models_download(o, ref, dir);
 }
 
 }  // namespace
 
-DROVER_COMMAND("models", "The model registry: versions, lineage, aliases, downloads", cmd_models);
+DROVER_COMMAND("models", "The model registry: versions, lineage, aliases, tags, downloads",
+               cmd_models);
 
 }  // namespace drover::cli

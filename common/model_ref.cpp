@@ -24,6 +24,14 @@ bool valid_alias(std::string_view alias) {
   return true;
 }
 
+bool valid_tag_key(std::string_view key) {
+  if (key.empty() || key.size() > 64) return false;
+  for (char c : key)
+    if (!lower_or_digit(c) && !(c >= 'A' && c <= 'Z') && c != '_' && c != '.' && c != '-')
+      return false;
+  return true;
+}
+
 std::string ModelRef::text() const {
   if (version) return name + "/" + std::to_string(*version);
   if (!alias.empty()) return name + "@" + alias;

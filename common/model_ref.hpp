@@ -1,6 +1,6 @@
-// Names in the model registry (docs/models.md): a model's name, an alias, and a reference to
-// a version as people write it — `NAME` (its latest version), `NAME/V`, `NAME@ALIAS`. Pure
-// functions; thread-safe.
+// Names in the model registry (docs/models.md): a model's name, an alias, a tag key, and a
+// reference to a version as people write it — `NAME` (its latest version), `NAME/V`,
+// `NAME@ALIAS`. Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,8 @@ namespace drover::models {
 bool valid_model_name(std::string_view name);
 // [a-z0-9_-]+, at most 64 bytes: production, staging, champion-2 …
 bool valid_alias(std::string_view alias);
+// [A-Za-z0-9_.-], 1 to 64 bytes: the key of a tag on a version (team, data.window, …).
+bool valid_tag_key(std::string_view key);
 
 struct ModelRef {
   std::string name;

@@ -41,6 +41,18 @@ std::optional<size_t> find_invalid_utf8(std::string_view t) {
   return std::nullopt;
 }
 
+std::optional<size_t> find_control_char(std::string_view s, std::string_view allowed) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    bool c0 = c < 0x20 || c == 0x7f;
+    if (c0 && allowed.find(static_cast<char>(c)) == std::string_view::npos) return i;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(s[i + 1]) < 0xa0)
+      return i;
+  }
+  return std::nullopt;
+}
+
 std::string byte_hex(std::string_view s, size_t offset) {
   char hex[8];
   unsigned c = offset < s.size() ? static_cast<unsigned char>(s[offset]) : 0;

@@ -17,6 +17,12 @@ namespace drover {
 std::optional<size_t> find_invalid_utf8(std::string_view s);
 inline bool is_valid_utf8(std::string_view s) { return !find_invalid_utf8(s).has_value(); }
 
+// The offset of the first control character of `s` — C0 (U+0000..U+001F), DEL, or C1
+// (U+0080..U+009F, in UTF-8 the bytes 0xc2 0x80..0x9f) — other than those in `allowed`
+// (ASCII only, e.g. "\t\n"), or nullopt when there is none. Meant for text already checked
+// with find_invalid_utf8.
+std::optional<size_t> find_control_char(std::string_view s, std::string_view allowed = {});
+
 // "0xa0": the byte at `offset` of `s`, for error messages.
 std::string byte_hex(std::string_view s, size_t offset);
 

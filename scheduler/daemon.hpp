@@ -113,6 +113,7 @@ class Engine final : public Service {
   Result<json> get_model(const models::ModelRef& ref) override;
   Result<json> model_history(const std::string& name) override;
   Result<json> set_model_alias(const AliasMove& move) override;
+  Result<json> set_model_tags(const TagChange& change) override;
 
  private:
   struct Impl;

@@ -161,6 +161,18 @@ Result<json> Engine::set_model_alias(const AliasMove& given) {
   return moved;
 }
 
+// On the loop, as an alias move is; tags need no compare-and-set (the later event of a key is
+// its tag), so a `drover models tag` in another process meanwhile only orders after or before.
+Result<json> Engine::set_model_tags(const TagChange& given) {
+  TagChange c = given;
+  c.at = impl_->steady.now();
+  auto changed = change_model_tags(impl_->store, c);
+  if (changed)
+    spdlog::info("model {}: {} tag event(s) by {}", (*changed)["ref"].get<std::string>(),
+                 (*changed)["events"].size(), c.by);
+  return changed;
+}
+
 Status Engine::cancel(const std::string& run_id, const std::string& user) {
   auto it = impl_->active.find(run_id);
   if (it == impl_->active.end() || is_terminal(it->second.run.state)) {

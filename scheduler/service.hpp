@@ -1,10 +1,11 @@
 // Service: what the daemon offers to the API (web/) — list and show DAGs and runs,
-// trigger, cancel, find logs, read the model registry and move its aliases. Implemented by
-// the daemon (scheduler/daemon.cpp). Not thread-safe: call it on the daemon's io thread (the
-// HTTP server shares that thread). RunReads is the part that only reads the record (runs and
-// the model registry): StoreRunReads answers it on a store connection of its own, so that the
-// API's listings run on a thread of their own and never hold the scheduler's loop. Errors
-// carry a code (see common/result.hpp) that the API maps to an HTTP status.
+// trigger, cancel, find logs, read the model registry, move its aliases and tag its
+// versions. Implemented by the daemon (scheduler/daemon.cpp). Not thread-safe: call it on
+// the daemon's io thread (the HTTP server shares that thread). RunReads is the part that
+// only reads the record (runs and the model registry): StoreRunReads answers it on a store
+// connection of its own, so that the API's listings run on a thread of their own and never
+// hold the scheduler's loop. Errors carry a code (see common/result.hpp) that the API maps
+// to an HTTP status.
 #pragma once
 
 #include <memory>
@@ -80,6 +81,12 @@ class Service : public RunReads {
   // from another connection. Errc::NotFound (no such model or version), Errc::Conflict (a
   // refused move: not validated, failed its validation, named already, lost a race).
   virtual Result<json> set_model_alias(const AliasMove& move) = 0;
+  // Sets or removes tags of a version as `drover models tag` / `untag` do (change_model_tags
+  // in scheduler/store_models.hpp: the same checks, the same events and answer), on the
+  // daemon's own store at the daemon's time (`change.at` is ignored), in line with its other
+  // writes. Errc::Invalid (a bad key or value), Errc::NotFound (no such model or version, or
+  // a removed tag the version does not have).
+  virtual Result<json> set_model_tags(const TagChange& change) = 0;
 };
 
 }  // namespace drover

@@ -129,11 +129,37 @@ struct ModelValidation {
   TimePoint at{};
 };
 
+// One change of a version's tags (docs/models.md "Tags and descriptions"): the key set to
+// `value`, or removed (nullopt). Nothing is updated in place: a version's tags are, per key,
+// its latest event's value where that is set.
+struct TagEvent {
+  int64_t seq = 0;  // assigned by add_tag_events, increasing across every model
+  std::string name;
+  int64_t version = 0;
+  std::string key;
+  std::optional<std::string> value;  // nullopt: the key was removed
+  std::string by;                    // who: a user, or "api"
+  TimePoint at{};
+};
+
+// One edit of a version's description: the description is its latest edit's text, or, with
+// none, the one its train task gave (ModelVersion::record "description"). Kept apart from
+// tags: one text per version, longer, possibly several lines, never filtered on.
+struct DescriptionEvent {
+  int64_t seq = 0;  // assigned by add_description_event, increasing across every model
+  std::string name;
+  int64_t version = 0;
+  std::string description;
+  std::string by;
+  TimePoint at{};
+};
+
 struct ModelSummary {
   std::string name;
   int64_t versions = 0;  // how many (the latest is `latest`: versions are never removed)
   int64_t latest = 0;
-  TimePoint created_at{}, updated_at{};    // first version, latest version or alias move
+  // The first version; the latest change (a version, an alias move, a tag or description edit).
+  TimePoint created_at{}, updated_at{};
   std::map<std::string, int64_t> aliases;  // alias -> version
 };
 
@@ -275,6 +301,21 @@ class Store {
   virtual Status add_model_validation(const ModelValidation& v) = 0;
   virtual Result<std::vector<ModelValidation>> model_validations(const std::string& name,
                                                                  int64_t version) = 0;
+  // Tags and descriptions, as events. add_tag_events records `events` in their order, all or
+  // nothing, and returns their seqs; each must name an existing version (Errc::NotFound "no
+  // version V of model 'N'"). The store records what it is given (no check of keys or
+  // values, nor whether an event changes anything: scheduler/store_models.hpp does that).
+  // tag_events: a version's, oldest first. model_tags: the tags of every version of `name`
+  // now, version -> {key -> value}; a version with none is absent. add_description_event:
+  // the same rule as add_tag_events for one edit; description_events: a version's, oldest
+  // first. Both move the model's ModelSummary::updated_at.
+  virtual Result<std::vector<int64_t>> add_tag_events(const std::vector<TagEvent>& events) = 0;
+  virtual Result<std::vector<TagEvent>> tag_events(const std::string& name, int64_t version) = 0;
+  virtual Result<std::map<int64_t, std::map<std::string, std::string>>> model_tags(
+      const std::string& name) = 0;
+  virtual Result<int64_t> add_description_event(const DescriptionEvent& e) = 0;
+  virtual Result<std::vector<DescriptionEvent>> description_events(const std::string& name,
+                                                                   int64_t version) = 0;
 
   // Schedule state: the logical date of the last run the scheduler created for a DAG.
   virtual Result<std::optional<TimePoint>> last_scheduled(const std::string& dag) = 0;

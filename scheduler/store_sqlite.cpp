@@ -217,6 +217,32 @@ CREATE TABLE model_validations(
 CREATE INDEX model_validations_version ON model_validations(name, version, seq);
 ALTER TABLE runs ADD COLUMN models TEXT NOT NULL DEFAULT '{}';
 )sql",
+    // 6: tags and descriptions of model versions (TagEvent, DescriptionEvent) as events:
+    // a version's tags are the latest event per key whose value is not null, its description
+    // the latest edit's (else its train's, in model_versions.record).
+    R"sql(
+CREATE TABLE model_tag_events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT,
+  by TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  FOREIGN KEY(name, version) REFERENCES model_versions(name, version)
+);
+CREATE INDEX model_tag_events_key ON model_tag_events(name, version, key, seq);
+CREATE TABLE model_description_events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  description TEXT NOT NULL,
+  by TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  FOREIGN KEY(name, version) REFERENCES model_versions(name, version)
+);
+CREATE INDEX model_description_events_version ON model_description_events(name, version, seq);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -937,16 +963,7 @@ class SqliteStore final : public Store {
   Result<int64_t> move_alias(const AliasEvent& e) override {
     int64_t seq = 0;
     Status s = atomically([&]() -> Status {
-      {
-        auto st = prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
-        if (!st.ok()) return st.error();
-        st->bind_all(e.name, e.to);
-        int rc = st->step();
-        if (rc == SQLITE_DONE)
-          return make_error("no version " + std::to_string(e.to) + " of model '" + e.name + "'",
-                            Errc::NotFound);
-        if (rc != SQLITE_ROW) return err("move_alias");
-      }
+      if (Status n = need_version(e.name, e.to, "move_alias"); !n.ok()) return n;
       {
         auto st = prepare(
             "SELECT to_version FROM model_alias_events WHERE name = ? AND alias = ? "
@@ -963,12 +980,7 @@ class SqliteStore final : public Store {
                                 " now",
                             Errc::Conflict);
       }
-      {
-        auto st = prepare("UPDATE models SET updated_at = MAX(updated_at, ?) WHERE name = ?");
-        if (!st.ok()) return st.error();
-        st->bind_all(e.at, e.name);
-        if (Status d = done(*st, "move_alias"); !d.ok()) return d;
-      }
+      if (Status u = touch_model(e.name, e.at, "move_alias"); !u.ok()) return u;
       auto st = prepare(
           "INSERT INTO model_alias_events(name, alias, from_version, to_version, by, reason, "
           "run_id, forced, at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq");
@@ -984,17 +996,7 @@ class SqliteStore final : public Store {
 
   Status add_model_validation(const ModelValidation& v) override {
     return atomically([&]() -> Status {
-      {
-        auto st = prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
-        if (!st.ok()) return st.error();
-        st->bind_all(v.name, v.version);
-        int rc = st->step();
-        if (rc == SQLITE_DONE)
-          return make_error(
-              "no version " + std::to_string(v.version) + " of model '" + v.name + "'",
-              Errc::NotFound);
-        if (rc != SQLITE_ROW) return err("add_model_validation");
-      }
+      if (Status n = need_version(v.name, v.version, "add_model_validation"); !n.ok()) return n;
       auto st = prepare(
           "INSERT INTO model_validations(name, version, run_id, task, try_number, passed, "
           "report, at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
@@ -1056,6 +1058,106 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<int64_t>> add_tag_events(const std::vector<TagEvent>& events) override {
+    std::vector<int64_t> seqs;
+    Status s = atomically([&]() -> Status {
+      for (const TagEvent& e : events) {
+        if (Status n = need_version(e.name, e.version, "add_tag_events"); !n.ok()) return n;
+        if (Status u = touch_model(e.name, e.at, "add_tag_events"); !u.ok()) return u;
+        auto st = prepare(
+            "INSERT INTO model_tag_events(name, version, key, value, by, at) "
+            "VALUES(?, ?, ?, ?, ?, ?) RETURNING seq");
+        if (!st.ok()) return st.error();
+        st->bind_all(e.name, e.version, e.key, e.value, e.by, e.at);
+        if (st->step() != SQLITE_ROW) return err("add_tag_events");
+        seqs.push_back(st->i64(0));
+        if (Status d = done(*st, "add_tag_events"); !d.ok()) return d;
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return s.error();
+    return seqs;
+  }
+
+  Result<std::vector<TagEvent>> tag_events(const std::string& name, int64_t version) override {
+    auto st = prepare(
+        "SELECT seq, key, value, by, at FROM model_tag_events WHERE name = ? AND version = ? "
+        "ORDER BY seq");
+    if (!st.ok()) return st.error();
+    st->bind_all(name, version);
+    std::vector<TagEvent> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      TagEvent e;
+      e.seq = st->i64(0);
+      e.name = name;
+      e.version = version;
+      e.key = st->text(1);
+      if (!st->is_null(2)) e.value = st->text(2);
+      e.by = st->text(3);
+      e.at = st->time(4);
+      out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return err("tag_events");
+    return out;
+  }
+
+  Result<std::map<int64_t, std::map<std::string, std::string>>> model_tags(
+      const std::string& name) override {
+    auto st = prepare(
+        "SELECT version, key, value FROM model_tag_events e WHERE name = ? AND seq = "
+        "(SELECT MAX(seq) FROM model_tag_events l WHERE l.name = e.name AND "
+        "l.version = e.version AND l.key = e.key) AND value IS NOT NULL");
+    if (!st.ok()) return st.error();
+    st->bind_all(name);
+    std::map<int64_t, std::map<std::string, std::string>> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) out[st->i64(0)][st->text(1)] = st->text(2);
+    if (rc != SQLITE_DONE) return err("model_tags");
+    return out;
+  }
+
+  Result<int64_t> add_description_event(const DescriptionEvent& e) override {
+    int64_t seq = 0;
+    Status s = atomically([&]() -> Status {
+      if (Status n = need_version(e.name, e.version, "add_description_event"); !n.ok()) return n;
+      if (Status u = touch_model(e.name, e.at, "add_description_event"); !u.ok()) return u;
+      auto st = prepare(
+          "INSERT INTO model_description_events(name, version, description, by, at) "
+          "VALUES(?, ?, ?, ?, ?) RETURNING seq");
+      if (!st.ok()) return st.error();
+      st->bind_all(e.name, e.version, e.description, e.by, e.at);
+      if (st->step() != SQLITE_ROW) return err("add_description_event");
+      seq = st->i64(0);
+      return done(*st, "add_description_event");
+    });
+    if (!s.ok()) return s.error();
+    return seq;
+  }
+
+  Result<std::vector<DescriptionEvent>> description_events(const std::string& name,
+                                                           int64_t version) override {
+    auto st = prepare(
+        "SELECT seq, description, by, at FROM model_description_events "
+        "WHERE name = ? AND version = ? ORDER BY seq");
+    if (!st.ok()) return st.error();
+    st->bind_all(name, version);
+    std::vector<DescriptionEvent> out;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      DescriptionEvent e;
+      e.seq = st->i64(0);
+      e.name = name;
+      e.version = version;
+      e.description = st->text(1);
+      e.by = st->text(2);
+      e.at = st->time(3);
+      out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return err("description_events");
+    return out;
+  }
+
   Result<bool> paused(const std::string& dag) override {
     auto st = prepare("SELECT paused FROM dag_state WHERE dag = ?");
     if (!st.ok()) return st.error();
@@ -1081,6 +1183,27 @@ class SqliteStore final : public Store {
     int code = sqlite3_errcode(db_);
     Errc c = (code & 0xff) == SQLITE_CONSTRAINT ? Errc::Conflict : Errc::None;
     return make_error("sqlite: " + what + ": " + sqlite3_errmsg(db_), c);
+  }
+
+  // Errc::NotFound "no version V of model 'N'" unless the registry has that version.
+  Status need_version(const std::string& name, int64_t version, const char* what) {
+    auto st = prepare("SELECT 1 FROM model_versions WHERE name = ? AND version = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(name, version);
+    int rc = st->step();
+    if (rc == SQLITE_DONE)
+      return make_error("no version " + std::to_string(version) + " of model '" + name + "'",
+                        Errc::NotFound);
+    if (rc != SQLITE_ROW) return err(what);
+    return Status::Ok();
+  }
+
+  // A change to the model at `at`: its last change (ModelSummary::updated_at) moves there.
+  Status touch_model(const std::string& name, TimePoint at, const char* what) {
+    auto st = prepare("UPDATE models SET updated_at = MAX(updated_at, ?) WHERE name = ?");
+    if (!st.ok()) return st.error();
+    st->bind_all(at, name);
+    return done(*st, what);
   }
 
   // The columns name .. created_at of a model_versions row (record and artifacts not read).

@@ -515,6 +515,28 @@ ApiResponse model_version_route(const Call& c) {
   return json_response(200, *v);
 }
 
+// PUT /api/v1/models/{model}/versions/{version}/tags/{key}: body {"value": "…"}; DELETE of
+// the same path removes the tag (no body). The change is `drover models tag`'s / `untag`'s
+// (change_model_tags, the same checks and answer), by the API user.
+ApiResponse model_tag_route(const Call& c) {
+  TagChange t;
+  t.ref = models::ModelRef{c["model"], std::stoll(c["version"]), ""};  // checked: in range
+  t.by = "api";
+  if (c.req.method == "DELETE") {
+    t.tags.emplace_back(c["key"], std::nullopt);
+  } else {
+    auto parsed = parse_body(c.req.body);
+    if (!parsed) return service_error(parsed.error());
+    const json& j = *parsed;
+    if (!j.is_object() || j.size() != 1 || !j.contains("value") || !j["value"].is_string())
+      return error_response(422, "request body must be {\"value\": \"...\"}");
+    t.tags.emplace_back(c["key"], j["value"].get<std::string>());
+  }
+  auto changed = c.service->set_model_tags(t);
+  if (!changed) return service_error(changed.error());
+  return json_response(200, *changed);
+}
+
 struct Route {
   std::vector<std::string> methods;  // in the order Allow names them
   std::string pattern;
@@ -638,6 +660,12 @@ const std::vector<Route>& route_table() {
          if (c.req.method == "GET") return model_version_route(c);
          return set_model_alias(*c.service, c["model"], c["alias"], c.req.body);
        }},
+      {{"PUT", "DELETE"},
+       "/api/v1/models/{model}/versions/{version}/tags/{key}",
+       ApiScope::user,
+       false,
+       false,
+       model_tag_route},
       {{"GET"},
        "/api/v1/models/{model}/history",
        ApiScope::user,
@@ -668,6 +696,9 @@ std::optional<ApiResponse> check_param(const std::string& name, const std::strin
     return error_response(400, "invalid version '" + value + "' (a positive integer)");
   if (name == "alias" && !models::valid_alias(value))
     return error_response(400, "invalid alias '" + value + "' (allowed: [a-z0-9_-]+)");
+  if (name == "key" && !models::valid_tag_key(value))
+    return error_response(400,
+                          "invalid tag key '" + value + "' (allowed: 1 to 64 of [A-Za-z0-9_.-])");
   return std::nullopt;
 }
 

@@ -44,5 +44,17 @@ TEST(Utf8Test, AppendEncodesCodePointsAndRefusesNonCharacters) {
   EXPECT_TRUE(is_valid_utf8(s));
 }
 
+TEST(Utf8Test, ControlCharactersAreFoundInC0DelAndC1ButNotInOtherText) {
+  EXPECT_EQ(find_control_char("plain caf\xc3\xa9 \xe2\x9c\x93"), std::nullopt);
+  EXPECT_EQ(find_control_char("a\tb"), 1u);
+  EXPECT_EQ(find_control_char("a\tb\nc", "\t\n"), std::nullopt);
+  EXPECT_EQ(find_control_char("a\tb\rc", "\t\n"), 3u);
+  EXPECT_EQ(find_control_char(std::string_view("x\0y", 3)), 1u);
+  EXPECT_EQ(find_control_char("x\x7f"), 1u);
+  EXPECT_EQ(find_control_char("ok\xc2\x85"), 2u);              // U+0085 (NEL), a C1 control
+  EXPECT_EQ(find_control_char("\xc2\xa0\xc2\x9f"), 2u);        // U+00A0 is not; U+009F is
+  EXPECT_EQ(find_control_char("\xe2\x80\xa8"), std::nullopt);  // U+2028: not a control
+}
+
 }  // namespace
 }  // namespace drover

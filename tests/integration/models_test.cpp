@@ -426,6 +426,133 @@ TEST_F(ModelsTest, AnUnknownModelOrAliasIsRefusedAtTriggerAndCreatesNothing) {
   EXPECT_EQ(json::parse(ok.out)["id"], "infer-1");  // the refused ones drew no number
 }
 
+// Tags and descriptions are events on a version: `tag` sets keys (one event per tag that
+// changes, by $USER), `untag` removes them, `describe` edits the description the train gave;
+// `show` gives the tags and description now and, with --json, every event oldest first;
+// `ls --tag` finds the versions tagged so. A bad key or value, a removal of a tag the
+// version lacks, or an unknown ref is refused (exit 1) and records nothing.
+TEST_F(ModelsTest, TagsAndDescriptionsAreEventsThatShowAndLsRead) {
+  fs::path f = retrain_dag();
+  ASSERT_EQ(run(f).code, 0);
+  ASSERT_EQ(run(f, {"-p", "auc=0.87"}).code, 0);
+  auto as_carol = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "models");
+    args.insert(args.end(), {"--home", home().string()});
+    return drover(args, {{"USER", "carol"}});
+  };
+
+  auto tagged = as_carol({"tag", "clicks/1", "team=ads", "stage=canary", "note=a=b c"});
+  ASSERT_EQ(tagged.code, 0) << tagged.err;
+  EXPECT_EQ(trim(tagged.out), "clicks/1: tagged team=ads, stage=canary, note=a=b c");
+  auto latest = as_carol({"tag", "clicks", "team=ads"});  // NAME: the latest, clicks/2
+  ASSERT_EQ(latest.code, 0) << latest.err;
+  EXPECT_EQ(trim(latest.out), "clicks/2: tagged team=ads");
+  auto same = as_carol({"tag", "clicks/1", "team=ads"});
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_EQ(trim(same.out), "clicks/1: unchanged");
+  auto untagged = as_carol({"untag", "clicks/1", "stage"});
+  ASSERT_EQ(untagged.code, 0) << untagged.err;
+  EXPECT_EQ(trim(untagged.out), "clicks/1: removed stage");
+  auto described = as_carol({"describe", "clicks/1", "baseline: 14 days of events"});
+  ASSERT_EQ(described.code, 0) << described.err;
+  EXPECT_EQ(trim(described.out), "clicks/1: description set");
+  json answer = models_json({"tag", "clicks/1", "stage=full"});
+  EXPECT_EQ(answer["ref"], "clicks/1");
+  EXPECT_EQ(answer["tags"], (json{{"team", "ads"}, {"note", "a=b c"}, {"stage", "full"}}));
+  ASSERT_EQ(answer["events"].size(), 1u) << answer.dump(2);
+  EXPECT_EQ(answer["events"][0]["key"], "stage");
+  EXPECT_EQ(answer["events"][0]["value"], "full");
+
+  json v = models_json({"show", "clicks/1"});
+  EXPECT_EQ(v["tags"], (json{{"team", "ads"}, {"note", "a=b c"}, {"stage", "full"}}));
+  EXPECT_EQ(v["description"], "baseline: 14 days of events");
+  const json& events = v["tag_events"];
+  ASSERT_EQ(events.size(), 5u) << v.dump(2);  // three set, one removed, one set again
+  EXPECT_EQ(events[0]["key"], "team");
+  EXPECT_EQ(events[0]["value"], "ads");
+  EXPECT_EQ(events[0]["by"], "carol");
+  EXPECT_TRUE(events[0]["at"].is_string());
+  EXPECT_EQ(events[3]["key"], "stage");
+  EXPECT_TRUE(events[3]["value"].is_null());
+  EXPECT_LT(events[0]["seq"].get<int64_t>(), events[4]["seq"].get<int64_t>());
+  ASSERT_EQ(v["description_events"].size(), 1u);
+  EXPECT_EQ(v["description_events"][0]["description"], "baseline: 14 days of events");
+  EXPECT_EQ(v["description_events"][0]["by"], "carol");
+  json two = models_json({"show", "clicks/2"});
+  EXPECT_EQ(two["tags"], (json{{"team", "ads"}}));
+  EXPECT_EQ(two["description"], "weekly");  // the train's, never edited
+  EXPECT_EQ(two["description_events"], json::array());
+
+  auto text = models({"show", "clicks/1"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("  description: baseline: 14 days of events\n"), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("  tags:\n    note = a=b c\n    stage = full\n    team = ads\n"),
+            std::string::npos)
+      << text.out;
+
+  json both = models_json({"ls", "--tag", "team=ads"});
+  ASSERT_EQ(both["models"].size(), 1u) << both.dump(2);
+  EXPECT_EQ(both["models"][0]["tagged"], json::array({1, 2}));
+  EXPECT_EQ(models_json({"ls", "--tag", "team=ads", "--tag", "stage=full"})["models"][0]["tagged"],
+            json::array({1}));
+  EXPECT_EQ(models_json({"ls", "--tag", "stage=canary"})["models"], json::array());
+  EXPECT_FALSE(models_json({"ls"})["models"][0].contains("tagged"));
+  auto none = models({"ls", "--tag", "team=search"});
+  ASSERT_EQ(none.code, 0) << none.err;
+  EXPECT_EQ(trim(none.out), "no version has those tags");
+  auto ls_text = models({"ls", "--tag", "team=ads"});
+  EXPECT_NE(ls_text.out.find("(1, 2)"), std::string::npos) << ls_text.out;
+  auto ls_bad = models({"ls", "--tag", "team"});
+  EXPECT_EQ(ls_bad.code, 1);
+  EXPECT_EQ(trim(ls_bad.err), "drover: --tag 'team': a tag is KEY=VALUE");
+
+  for (auto [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"tag", "clicks/1", "bad key=x"},
+            "tag key 'bad key': a key is 1 to 64 of [A-Za-z0-9_.-]"},
+           {{"tag", "clicks/1", std::string(65, 'k') + "=x"},
+            "tag key '" + std::string(65, 'k') + "': a key is 1 to 64 of [A-Za-z0-9_.-]"},
+           {{"tag", "clicks/1", "=x"}, "tag key '': a key is 1 to 64 of [A-Za-z0-9_.-]"},
+           {{"tag", "clicks/1", "team"}, "'team': a tag is KEY=VALUE"},
+           {{"tag", "clicks/1", "team=a\x1b[2Jb"},
+            "tag 'team': value holds the control character U+001B at offset 1"},
+           {{"tag", "clicks/1", "team=line\nbreak"},
+            "tag 'team': value holds the control character U+000A at offset 4"},
+           {{"tag", "clicks/1", "team=\xff"},
+            "tag 'team': value is not valid UTF-8 (byte 0xff at offset 0)"},
+           {{"tag", "clicks/1", "team=" + std::string(1025, 'x')},
+            "tag 'team': value is 1025 bytes, more than 1024"},
+           {{"tag", "clicks/1", "team=a", "team=b"}, "tag 'team' is given twice"},
+           {{"untag", "clicks/1", "owner"}, "clicks/1 has no tag 'owner'"},
+           {{"untag", "clicks/1", "team", "owner"}, "clicks/1 has no tag 'owner'"},
+           {{"describe", "clicks/1", "bell\a"},
+            "description holds the control character U+0007 at offset 4 (only tab and newline "
+            "are allowed)"},
+           {{"describe", "clicks/1", std::string(4097, 'd')},
+            "description is 4097 bytes, more than 4096"},
+           {{"tag", "nope", "team=x"}, "no model 'nope' in the registry"},
+           {{"tag", "clicks/9", "team=x"}, "no version 9 of model 'clicks'"},
+           {{"untag", "clicks@canary", "team"}, "model 'clicks' has no alias 'canary'"},
+           {{"describe", "nope/1", "x"}, "no model 'nope' in the registry"},
+       }) {
+    auto r = models(args);
+    EXPECT_EQ(r.code, 1) << args[0] << " " << args[2] << ": " << r.out;
+    EXPECT_EQ(trim(r.err), "drover: " + message) << args[0] << " " << args[2];
+  }
+  // 4096 bytes over several lines and a tab is a description; 1024 bytes of UTF-8 a value.
+  std::string euro;
+  for (int i = 0; i < 341; ++i) euro += "\xe2\x82\xac";  // 1023 bytes
+  ASSERT_EQ(models({"tag", "clicks/2", "price=" + euro + "!"}).code, 0);
+  std::string lines = "line one\n\tindented\n" + std::string(4096 - 19, 'x');
+  ASSERT_EQ(models({"describe", "clicks/2", lines}).code, 0);
+  EXPECT_EQ(models_json({"show", "clicks/2"})["description"], lines);
+  // Nothing the refusals were asked to record is there.
+  json after = models_json({"show", "clicks/1"});
+  EXPECT_EQ(after["tag_events"], v["tag_events"]);
+  EXPECT_EQ(after["description_events"], v["description_events"]);
+  EXPECT_EQ(models_json({"history", "clicks"})["events"], json::array());  // no alias moved
+}
+
 // ---- The registry through the REST API of a real daemon on the same home.
 
 class ModelsApiTest : public ModelsTest {
@@ -573,6 +700,50 @@ TEST_F(ModelsApiTest, AnAliasMoveThroughTheApiIsCheckedAndRecordedAsTheClisIs) {
   EXPECT_EQ(call("PUT", staging, R"({"version": )").status, 400);
   EXPECT_EQ(call("PUT", staging, R"({"reason": "no version"})").status, 422);
   EXPECT_EQ(models_json({"history", "clicks"})["events"].size(), 3u);
+}
+
+// PUT and DELETE on a version's tag change it as `drover models tag` / `untag` do: one event
+// by `api`, the answer the CLI's --json prints, the show JSON of both then the same; a bad
+// key is 400, a bad value 422, an unknown version or a removal of a tag it lacks 404.
+TEST_F(ModelsApiTest, ATagSetOrRemovedThroughTheApiIsTheClisTagEvent) {
+  const std::string team = "/api/v1/models/clicks/versions/2/tags/team";
+  auto set = call("PUT", team, R"({"value": "ads"})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  json answer = json::parse(set.body);
+  EXPECT_EQ(answer["ref"], "clicks/2");
+  EXPECT_EQ(answer["tags"], (json{{"team", "ads"}}));
+  ASSERT_EQ(answer["events"].size(), 1u) << answer.dump(2);
+  EXPECT_EQ(answer["events"][0]["by"], "api");
+  EXPECT_EQ(answer["events"][0]["value"], "ads");
+  json shown = get_json("/api/v1/models/clicks/versions/2");
+  EXPECT_EQ(shown, models_json({"show", "clicks/2"}));
+  EXPECT_EQ(shown["tags"], (json{{"team", "ads"}}));
+  EXPECT_EQ(shown["tag_events"], answer["events"]);
+  auto again = call("PUT", team, R"({"value": "ads"})");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(json::parse(again.body)["events"], json::array());  // unchanged: no event
+  EXPECT_EQ(models_json({"ls", "--tag", "team=ads"})["models"][0]["tagged"], json::array({2}));
+
+  auto removed = call("DELETE", team);
+  ASSERT_EQ(removed.status, 200) << removed.body;
+  EXPECT_EQ(json::parse(removed.body)["tags"], json::object());
+  EXPECT_TRUE(json::parse(removed.body)["events"][0]["value"].is_null());
+  auto gone = call("DELETE", team);
+  EXPECT_EQ(gone.status, 404);
+  EXPECT_EQ(error_of(gone),
+            json({{"code", "not_found"}, {"message", "clicks/2 has no tag 'team'"}}));
+  auto control = call("PUT", team, R"({"value": "a\u001bb"})");
+  EXPECT_EQ(control.status, 422);
+  EXPECT_EQ(error_of(control)["message"],
+            "tag 'team': value holds the control character U+001B at offset 1");
+  auto missing = call("PUT", "/api/v1/models/clicks/versions/9/tags/team", R"({"value": "x"})");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(error_of(missing)["message"], "no version 9 of model 'clicks'");
+  EXPECT_EQ(call("DELETE", "/api/v1/models/nope/versions/1/tags/team").status, 404);
+  EXPECT_EQ(call("PUT", "/api/v1/models/clicks/versions/2/tags/a%21", R"({"value": "x"})").status,
+            400);
+  EXPECT_EQ(call("PUT", team, R"({"value": "x"})", "").status, 401);
+  EXPECT_EQ(models_json({"show", "clicks/2"})["tag_events"].size(), 2u);  // the set, the removal
 }
 
 }  // namespace

@@ -65,12 +65,26 @@ struct FakeStore::Tables {
   std::vector<ModelVersion> model_versions;    // in insertion order
   std::vector<AliasEvent> alias_events;        // in seq order
   int64_t last_alias_seq = 0;
-  std::vector<ModelValidation> validations;  // in insertion order
+  std::vector<ModelValidation> validations;          // in insertion order
+  std::vector<TagEvent> tag_events;                  // in seq order
+  std::vector<DescriptionEvent> description_events;  // in seq order
+  int64_t last_tag_seq = 0, last_description_seq = 0;
 
   const ModelVersion* find_version(const std::string& name, int64_t version) const {
     for (const ModelVersion& v : model_versions)
       if (v.name == name && v.version == version) return &v;
     return nullptr;
+  }
+  // Errc::NotFound unless the registry has the version (SQLite's need_version).
+  Status need_version(const std::string& name, int64_t version) const {
+    if (find_version(name, version)) return Status::Ok();
+    return make_error("no version " + std::to_string(version) + " of model '" + name + "'",
+                      Errc::NotFound);
+  }
+  // A change to the model at `at` (SQLite's touch_model).
+  void touch_model(const std::string& name, TimePoint at) {
+    if (auto it = models.find(name); it != models.end())
+      it->second.updated_at = std::max(it->second.updated_at, at);
   }
   std::map<std::string, int64_t> aliases(const std::string& name) const {
     std::map<std::string, int64_t> out;
@@ -132,7 +146,7 @@ auto FakeStore::read(F&& fn) {
   return fn(tx_ ? static_cast<const Tables&>(*tx_) : db_->committed);
 }
 
-int FakeStore::schema_version() { return 5; }  // the SQLite schema whose rules it keeps
+int FakeStore::schema_version() { return 6; }  // the SQLite schema whose rules it keeps
 
 Status FakeStore::begin() {
   if (tx_) return make_error("store: begin() inside an open transaction", Errc::Conflict);
@@ -603,9 +617,7 @@ Result<std::map<std::string, int64_t>> FakeStore::model_aliases(const std::strin
 Result<int64_t> FakeStore::move_alias(const AliasEvent& e) {
   int64_t seq = 0;
   Status s = write("move_alias", [&](Tables& t) -> Status {
-    if (!t.find_version(e.name, e.to))
-      return make_error("no version " + std::to_string(e.to) + " of model '" + e.name + "'",
-                        Errc::NotFound);
+    if (Status n = t.need_version(e.name, e.to); !n.ok()) return n;
     auto now = t.aliases(e.name);
     std::optional<int64_t> cur;
     if (auto it = now.find(e.alias); it != now.end()) cur = it->second;
@@ -647,9 +659,7 @@ Status FakeStore::set_paused(const std::string& dag, bool paused) {
 
 Status FakeStore::add_model_validation(const ModelValidation& v) {
   return write("add_model_validation", [&](Tables& t) -> Status {
-    if (!t.find_version(v.name, v.version))
-      return make_error("no version " + std::to_string(v.version) + " of model '" + v.name + "'",
-                        Errc::NotFound);
+    if (Status n = t.need_version(v.name, v.version); !n.ok()) return n;
     if (Status s = t.need_try("add_model_validation", {v.run_id, v.task, v.try_number}); !s.ok())
       return s;
     for (const ModelValidation& o : t.validations)
@@ -669,6 +679,75 @@ Result<std::vector<ModelValidation>> FakeStore::model_validations(const std::str
     std::vector<ModelValidation> out;
     for (const ModelValidation& v : t.validations)
       if (v.name == name && v.version == version) out.push_back(v);
+    return out;
+  });
+}
+
+Result<std::vector<int64_t>> FakeStore::add_tag_events(const std::vector<TagEvent>& events) {
+  std::vector<int64_t> seqs;
+  Status s = write("add_tag_events", [&](Tables& t) -> Status {
+    for (const TagEvent& e : events)
+      if (Status n = t.need_version(e.name, e.version); !n.ok()) return n;
+    for (const TagEvent& e : events) {
+      TagEvent stored = e;
+      stored.seq = ++t.last_tag_seq;
+      seqs.push_back(stored.seq);
+      t.touch_model(e.name, e.at);
+      t.tag_events.push_back(std::move(stored));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.error();
+  return seqs;
+}
+
+Result<std::vector<TagEvent>> FakeStore::tag_events(const std::string& name, int64_t version) {
+  return read([&](const Tables& t) -> Result<std::vector<TagEvent>> {
+    std::vector<TagEvent> out;
+    for (const TagEvent& e : t.tag_events)
+      if (e.name == name && e.version == version) out.push_back(e);
+    return out;
+  });
+}
+
+Result<std::map<int64_t, std::map<std::string, std::string>>> FakeStore::model_tags(
+    const std::string& name) {
+  return read(
+      [&](const Tables& t) -> Result<std::map<int64_t, std::map<std::string, std::string>>> {
+        std::map<int64_t, std::map<std::string, std::string>> out;
+        for (const TagEvent& e : t.tag_events) {
+          if (e.name != name) continue;
+          if (e.value) {
+            out[e.version][e.key] = *e.value;
+          } else if (auto it = out.find(e.version); it != out.end()) {
+            it->second.erase(e.key);
+            if (it->second.empty()) out.erase(it);
+          }
+        }
+        return out;
+      });
+}
+
+Result<int64_t> FakeStore::add_description_event(const DescriptionEvent& e) {
+  int64_t seq = 0;
+  Status s = write("add_description_event", [&](Tables& t) -> Status {
+    if (Status n = t.need_version(e.name, e.version); !n.ok()) return n;
+    DescriptionEvent stored = e;
+    stored.seq = seq = ++t.last_description_seq;
+    t.touch_model(e.name, e.at);
+    t.description_events.push_back(std::move(stored));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.error();
+  return seq;
+}
+
+Result<std::vector<DescriptionEvent>> FakeStore::description_events(const std::string& name,
+                                                                    int64_t version) {
+  return read([&](const Tables& t) -> Result<std::vector<DescriptionEvent>> {
+    std::vector<DescriptionEvent> out;
+    for (const DescriptionEvent& e : t.description_events)
+      if (e.name == name && e.version == version) out.push_back(e);
     return out;
   });
 }

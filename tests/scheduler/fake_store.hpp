@@ -96,6 +96,13 @@ class FakeStore final : public Store {
   Status add_model_validation(const ModelValidation& v) override;
   Result<std::vector<ModelValidation>> model_validations(const std::string& name,
                                                          int64_t version) override;
+  Result<std::vector<int64_t>> add_tag_events(const std::vector<TagEvent>& events) override;
+  Result<std::vector<TagEvent>> tag_events(const std::string& name, int64_t version) override;
+  Result<std::map<int64_t, std::map<std::string, std::string>>> model_tags(
+      const std::string& name) override;
+  Result<int64_t> add_description_event(const DescriptionEvent& e) override;
+  Result<std::vector<DescriptionEvent>> description_events(const std::string& name,
+                                                           int64_t version) override;
   Result<bool> paused(const std::string& dag) override;
   Status set_paused(const std::string& dag, bool paused) override;
 

@@ -99,6 +99,22 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     return t;
   }
 
+  // Run retrain-1 whose task train registered clicks/1 .. clicks/N, one try each, version
+  // N created at N µs.
+  void register_versions(int count) {
+    ASSERT_TRUE(store_->insert_run(make_run("retrain", 1), tasks({"train"})).ok());
+    for (int n = 1; n <= count; ++n) {
+      ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "train", n)).ok());
+      ModelVersion v;
+      v.name = "clicks";
+      v.run_id = "retrain-1";
+      v.task = "train";
+      v.try_number = n;
+      v.created_at = TimePoint(Micros(n));
+      ASSERT_EQ(*store_->add_model_version(v), n);
+    }
+  }
+
   // Reads one integer with the raw C API, bypassing the store.
   int64_t raw_int(const std::string& sql) {
     sqlite3* db = nullptr;
@@ -214,8 +230,8 @@ TEST(StoreNamesTest, TerminalStatesAreTheFinalOnes) {
 
 TEST_P(SqliteStoreTest, FreshDatabaseIsMigratedToTheLatestVersion) {
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 5);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 5);
+  EXPECT_EQ(store_->schema_version(), 6);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 6);
   EXPECT_EQ(raw_text("PRAGMA journal_mode"), "wal");
 }
 
@@ -227,8 +243,8 @@ TEST_P(SqliteStoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
 
   store_ = open();
   ASSERT_TRUE(store_);
-  EXPECT_EQ(store_->schema_version(), 5);
-  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 5);
+  EXPECT_EQ(store_->schema_version(), 6);
+  EXPECT_EQ(raw_int("SELECT COUNT(*) FROM schema_migrations"), 6);
   EXPECT_EQ(raw_text("SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
   auto run = store_->get_run("etl-1");
   ASSERT_TRUE(run.ok());
@@ -248,7 +264,7 @@ TEST_P(SqliteStoreTest, DatabaseFromANewerDroverIsRefused) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "store: " + path_.string() +
                              ": store: the database has schema version 99, newer than this "
-                             "drover understands (5)");
+                             "drover understands (6)");
 }
 
 TEST_P(SqliteStoreTest, OpeningAFolderFailsWithSqlitesMessage) {
@@ -751,17 +767,7 @@ TEST_P(StoreTest, ModelVersionsCountUpPerNameAndKeepWhatTheyLinkTo) {
 }
 
 TEST_P(StoreTest, AliasMovesAreEventsAndEachMoveNamesTheVersionItReplaces) {
-  ASSERT_TRUE(store_->insert_run(make_run("retrain", 1), tasks({"train"})).ok());
-  for (int n = 1; n <= 3; ++n) {
-    ASSERT_TRUE(store_->insert_try(make_try("retrain-1", "train", n)).ok());
-    ModelVersion v;
-    v.name = "clicks";
-    v.run_id = "retrain-1";
-    v.task = "train";
-    v.try_number = n;
-    v.created_at = TimePoint(Micros(n));
-    ASSERT_EQ(*store_->add_model_version(v), n);
-  }
+  ASSERT_NO_FATAL_FAILURE(register_versions(3));
   auto move = [&](const std::string& alias, std::optional<int64_t> from, int64_t to) {
     AliasEvent e;
     e.name = "clicks";
@@ -854,6 +860,93 @@ TEST_P(StoreTest, ValidationsAreKeptPerTryOldestFirst) {
   EXPECT_EQ((*got)[1].at, TimePoint(Micros(20)));
   EXPECT_EQ((*got)[1].report["gates"][0]["metric"], "auc");
   EXPECT_TRUE(store_->model_validations("clicks", 2)->empty());
+}
+
+// Tags and descriptions are events, nothing updated in place: a version's tags are the
+// latest event per key whose value is set; a batch of tag events is all or nothing; each
+// names a version that exists; every event moves the model's last change.
+TEST_P(StoreTest, TagAndDescriptionEditsAreEventsAndTheLatestPerKeyIsTheTag) {
+  ASSERT_NO_FATAL_FAILURE(register_versions(2));
+  auto event = [](int64_t version, const std::string& key, std::optional<std::string> value,
+                  int64_t at) {
+    return TagEvent{0, "clicks", version, key, std::move(value), "alice", TimePoint(Micros(at))};
+  };
+  auto first = store_->add_tag_events(
+      {event(1, "team", "ads", 10), event(1, "stage", "canary", 11), event(2, "team", "ads", 12)});
+  ASSERT_TRUE(first.ok()) << first.message();
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_LT((*first)[0], (*first)[1]);
+  EXPECT_LT((*first)[1], (*first)[2]);
+  auto second = store_->add_tag_events({event(1, "team", "search", 20), event(1, "stage", {}, 21)});
+  ASSERT_TRUE(second.ok()) << second.message();
+  EXPECT_GT(second->front(), first->back());
+
+  // A batch naming a version that is not there records none of its events.
+  auto missing = store_->add_tag_events({event(1, "owner", "bob", 30), event(9, "team", "x", 31)});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, Errc::NotFound);
+  EXPECT_EQ(missing.message(), "no version 9 of model 'clicks'");
+  EXPECT_EQ(store_->add_tag_events({event(1, "team", "x", 32)})->size(), 1u);  // still writable
+  ASSERT_TRUE(store_->add_tag_events({event(1, "team", "search", 33)}).ok());
+  EXPECT_TRUE(store_->add_tag_events({})->empty());
+
+  auto tags = store_->model_tags("clicks");
+  ASSERT_TRUE(tags.ok()) << tags.message();
+  EXPECT_EQ(*tags, (std::map<int64_t, std::map<std::string, std::string>>{{1, {{"team", "search"}}},
+                                                                          {2, {{"team", "ads"}}}}));
+  EXPECT_TRUE(store_->model_tags("other")->empty());
+  auto events = store_->tag_events("clicks", 1);
+  ASSERT_TRUE(events.ok()) << events.message();
+  ASSERT_EQ(events->size(), 6u);  // oldest first, the removal and the refused batch's none
+  EXPECT_EQ((*events)[0].key, "team");
+  EXPECT_EQ((*events)[0].value, "ads");
+  EXPECT_EQ((*events)[0].seq, (*first)[0]);
+  EXPECT_EQ((*events)[0].by, "alice");
+  EXPECT_EQ((*events)[0].at, TimePoint(Micros(10)));
+  EXPECT_EQ((*events)[0].name, "clicks");
+  EXPECT_EQ((*events)[0].version, 1);
+  EXPECT_EQ((*events)[3].key, "stage");
+  EXPECT_EQ((*events)[3].value, std::nullopt);
+  EXPECT_EQ((*events)[4].value, "x");
+  EXPECT_EQ(store_->tag_events("clicks", 2)->size(), 1u);
+
+  // A removed key comes back with a new event.
+  ASSERT_TRUE(store_->add_tag_events({event(1, "stage", "full", 40)}).ok());
+  EXPECT_EQ(store_->model_tags("clicks")->at(1),
+            (std::map<std::string, std::string>{{"stage", "full"}, {"team", "search"}}));
+
+  auto edit = [](int64_t version, const std::string& text, int64_t at) {
+    return DescriptionEvent{0, "clicks", version, text, "bob", TimePoint(Micros(at))};
+  };
+  auto d1 = store_->add_description_event(edit(1, "first\ntwo lines", 50));
+  ASSERT_TRUE(d1.ok()) << d1.message();
+  auto d2 = store_->add_description_event(edit(1, "", 51));
+  ASSERT_TRUE(d2.ok()) << d2.message();
+  EXPECT_GT(*d2, *d1);
+  auto none = store_->add_description_event(edit(3, "x", 52));
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, Errc::NotFound);
+  auto edits = store_->description_events("clicks", 1);
+  ASSERT_TRUE(edits.ok()) << edits.message();
+  ASSERT_EQ(edits->size(), 2u);
+  EXPECT_EQ((*edits)[0].description, "first\ntwo lines");
+  EXPECT_EQ((*edits)[0].by, "bob");
+  EXPECT_EQ((*edits)[0].at, TimePoint(Micros(50)));
+  EXPECT_EQ((*edits)[0].seq, *d1);
+  EXPECT_EQ((*edits)[1].description, "");
+  EXPECT_TRUE(store_->description_events("clicks", 2)->empty());
+  EXPECT_EQ((*store_->models())[0].updated_at, TimePoint(Micros(51)));
+
+  // Inside a transaction they roll back with it.
+  {
+    Transaction tx(*store_);
+    ASSERT_TRUE(tx.status().ok());
+    ASSERT_TRUE(store_->add_tag_events({event(2, "team", "gone", 60)}).ok());
+    ASSERT_TRUE(store_->add_description_event(edit(2, "gone", 61)).ok());
+  }
+  EXPECT_EQ(store_->model_tags("clicks")->at(2),
+            (std::map<std::string, std::string>{{"team", "ads"}}));
+  EXPECT_TRUE(store_->description_events("clicks", 2)->empty());
 }
 
 TEST_P(StoreTest, DagVersionsAreIdempotentAndKeepExactBytes) {

@@ -122,9 +122,20 @@ class FakeService : public Service {
                 {"forced", m.force}};
   }
 
+  Result<json> set_model_tags(const TagChange& c) override {
+    std::lock_guard lock(mu);
+    tag_changes.push_back(c);
+    if (c.ref.name != "clicks")
+      return make_error("no model '" + c.ref.name + "' in the registry", Errc::NotFound);
+    if (c.tags[0].second && c.tags[0].second->size() > 1024)
+      return make_error("tag 'team': value is 2000 bytes, more than 1024", Errc::Invalid);
+    return json{{"ref", c.ref.text()}, {"tags", json::object()}, {"events", json::array()}};
+  }
+
   std::mutex mu;
   int model_reads = 0;
   std::vector<AliasMove> moves;
+  std::vector<TagChange> tag_changes;
   std::string trigger_dag, trigger_user, cancel_user;
   json trigger_params;
   RunFilter last_filter;
@@ -428,6 +439,44 @@ TEST_F(HttpTest, PutAliasRefusesABadBodyAndMovesNothing) {
   EXPECT_TRUE(service_.moves.empty());
 }
 
+// PUT and DELETE on a version's tag hand one change to the Service as the API user: a value
+// to set, or none (the removal); a bad key is 400 and a body of the wrong shape 422 before
+// the Service is asked; the Service's refusals map as every service error does.
+TEST_F(HttpTest, TagRoutesHandOneChangeToTheServiceAsTheApiUser) {
+  const std::string tag = "/api/v1/models/clicks/versions/2/tags/team";
+  auto set = put(tag, R"({"value": "ads"})");
+  EXPECT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(json::parse(set.body)["ref"], "clicks/2");
+  auto removed = request(ClientConfig{url_, kToken, {}}, "DELETE", tag);
+  ASSERT_TRUE(removed.ok()) << removed.message();
+  EXPECT_EQ(removed->status, 200) << removed->body;
+  EXPECT_EQ(put("/api/v1/models/other/versions/1/tags/team", R"({"value": "ads"})").status, 404);
+  auto big = put(tag, json({{"value", std::string(2000, 'x')}}).dump());
+  EXPECT_EQ(big.status, 422);
+  EXPECT_EQ(error_of(big)["message"], "tag 'team': value is 2000 bytes, more than 1024");
+
+  const std::string shape = "request body must be {\"value\": \"...\"}";
+  EXPECT_EQ(error_of(put(tag, R"({"value": 5})"))["message"], shape);
+  EXPECT_EQ(error_of(put(tag, R"({"value": "a", "by": "x"})"))["message"], shape);
+  EXPECT_EQ(error_of(put(tag, ""))["message"], shape);
+  EXPECT_EQ(put(tag, R"({"value": )").status, 400);
+  auto key = put("/api/v1/models/clicks/versions/2/tags/a%20b", R"({"value": "x"})");
+  EXPECT_EQ(key.status, 400);
+  EXPECT_EQ(error_of(key)["message"], "invalid tag key 'a b' (allowed: 1 to 64 of [A-Za-z0-9_.-])");
+  EXPECT_EQ(put("/api/v1/models/clicks/versions/2/tags/" + std::string(65, 'k'), "{}").status, 400);
+  EXPECT_EQ(put(tag, R"({"value": "ads"})", "").status, 401);
+
+  std::lock_guard lock(service_.mu);
+  ASSERT_EQ(service_.tag_changes.size(), 4u);
+  const TagChange& c = service_.tag_changes[0];
+  EXPECT_EQ(c.ref.text(), "clicks/2");
+  EXPECT_EQ(c.by, "api");
+  ASSERT_EQ(c.tags.size(), 1u);
+  EXPECT_EQ(c.tags[0].first, "team");
+  EXPECT_EQ(c.tags[0].second, "ads");
+  EXPECT_EQ(service_.tag_changes[1].tags[0].second, std::nullopt);
+}
+
 TEST_F(HttpTest, LogsAreServedFromAnOffsetWithTheFileSize) {
   ASSERT_TRUE(write_file_atomic(dir_ / "train.log", "hello world\n").ok());
   auto all = get("/api/v1/runs/etl-1/tasks/train/logs");
@@ -671,7 +720,8 @@ class HttpRoutesTest : public HttpTest {
     static const std::map<std::string, std::string> kValues = {
         {"{dag}", "etl"},      {"{run}", "etl-1"},  {"{task}", "train"},
         {"{name}", "events"},  {"{tag}", "latest"}, {"{sha256}", std::string(64, 'a')},
-        {"{model}", "clicks"}, {"{version}", "1"},  {"{alias}", "production"}};
+        {"{model}", "clicks"}, {"{version}", "1"},  {"{alias}", "production"},
+        {"{key}", "team"}};
     std::string out = pattern;
     for (auto& [param, value] : kValues)
       if (auto at = out.find(param); at != std::string::npos) out.replace(at, param.size(), value);
