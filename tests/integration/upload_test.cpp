@@ -505,10 +505,22 @@ TEST_F(UploadTest, BadInputFailsNamingTheLineAndUploadsNothing) {
   std::string current = r.get("preds:current");
   std::string many;  // 1500 good rows (more than one pipelined batch), then a duplicate
   for (int i = 0; i < 1500; ++i) many += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
+  // Which duplicate is named when there are several: the one on the earliest line, whether its
+  // first occurrence is in an earlier batch or in its own (a batch is 1000 rows).
+  auto rows = [](int from, int to) {
+    std::string out;
+    for (int i = from; i < to; ++i) out += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
+    return out;
+  };
+  std::string both = rows(0, 1000) + "{\"id\": \"k5\"}\n{\"id\": \"a\"}\n{\"id\": \"a\"}\n";
+  std::string later = rows(0, 1000) + rows(1000, 1499) + "{\"id\": \"k7\"}\n" + rows(1500, 2000) +
+                      "{\"id\": \"z\"}\n{\"id\": \"z\"}\n";
   struct Case {
     std::string file, content, message;
   };
   std::vector<Case> cases = {
+      {"dupboth.jsonl", both, ":1001: duplicate key 'k5'"},
+      {"duplater.jsonl", later, ":1500: duplicate key 'k7'"},
       {"broken.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\",}\n",
        ":2: not valid JSON: column 12: expected a member name"},
       {"cut.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\"\n",
@@ -902,10 +914,22 @@ TEST_F(UploadTest, HttpTargetSendsNothingForBadInput) {
   ASSERT_TRUE(rx.ok()) << rx.errors();
   std::string many;
   for (int i = 0; i < 2500; ++i) many += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
+  // Which duplicate is named when there are several: the one on the earliest line, whether its
+  // first occurrence is in an earlier batch or in its own (a batch is 1000 rows).
+  auto rows = [](int from, int to) {
+    std::string out;
+    for (int i = from; i < to; ++i) out += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
+    return out;
+  };
+  std::string both = rows(0, 1000) + "{\"id\": \"k5\"}\n{\"id\": \"a\"}\n{\"id\": \"a\"}\n";
+  std::string later = rows(0, 1000) + rows(1000, 1499) + "{\"id\": \"k7\"}\n" + rows(1500, 2000) +
+                      "{\"id\": \"z\"}\n{\"id\": \"z\"}\n";
   struct Case {
     std::string file, content, message;
   };
   std::vector<Case> cases = {
+      {"dupboth.jsonl", both, ":1001: duplicate key 'k5'"},
+      {"duplater.jsonl", later, ":1500: duplicate key 'k7'"},
       {"broken.jsonl", many + "{\"id\": \"b\",}\n",
        ":2501: not valid JSON: column 12: expected a member name"},
       {"dup.jsonl", many + "{\"id\": \"k5\"}\n", ":2501: duplicate key 'k5'"},
