@@ -25,17 +25,22 @@ path, n = sys.argv[1], int(sys.argv[2])
 with open(path, "w") as f:
     f.write("dag: registry_fill\ndefaults: {retries: 0}\ntasks:\n")
     for i in range(n):
-        f.write(f"  t{i}:\n    type: train\n"
-                f"    run: printf '{{\"auc\": 0.{i % 1000:03d}5}}' > metrics.json && echo {i} > model.pkl\n"
+        f.write(f"  t{i}:\n    type: train\n    run: >-\n"
+                f"      printf '{{\"auc\": 0.{i % 1000:03d}5}}' > metrics.json && echo {i} > model.pkl\n"
                 f"    with: {{model: clicks, artifacts: [model.pkl], metrics: metrics.json}}\n")
 PY
 }
+
+# 10,000 tasks make a DAG file past the default limits (1 MiB, 100,000 YAML nodes).
+printf 'dags: {max_file_bytes: 67108864, max_yaml_nodes: 10000000}\n' >"$work/config.yaml"
+chmod 600 "$work/config.yaml"
 
 fill() {  # HOME N: one run registering N versions, then production -> the middle one
   make_dag "$work/fill-$2.yaml" "$2"
   local t0 t1
   t0=$(date +%s.%N)
-  "$drover" run "$work/fill-$2.yaml" --home "$1" --project-dir "$work" >/dev/null
+  "$drover" run "$work/fill-$2.yaml" --home "$1" --project-dir "$work" \
+    --config "$work/config.yaml" >/dev/null
   t1=$(date +%s.%N)
   echo "registered $2 versions in $(echo "$t1 - $t0" | bc) s (one run of $2 train tasks)" >&2
   "$drover" models alias clicks production $(( ($2 + 1) / 2 )) --home "$1" --force \
