@@ -80,7 +80,7 @@ int models_ls(const Options& o, const std::vector<std::string>& tag_args) {
                                : "no version has those tags\n");
     return kExitOk;
   }
-  std::printf("%-24s %8s %6s  %-20s  %s%s\n", "MODEL", "VERSIONS", "LATEST", "UPDATED", "ALIASES",
+  std::printf("%-24s %8s %6s  %-27s  %s%s\n", "MODEL", "VERSIONS", "LATEST", "UPDATED", "ALIASES",
               tagged.empty() ? "" : "  (TAGGED)");
   for (auto& m : (*j)["models"]) {
     std::string aliases;
@@ -92,7 +92,7 @@ int models_ls(const Options& o, const std::vector<std::string>& tag_args) {
         versions += (versions.empty() ? "" : ", ") + std::to_string(v.get<int64_t>());
       aliases += (aliases.empty() ? "(" : "  (") + versions + ")";
     }
-    std::printf("%-24s %8lld %6lld  %-20s  %s\n", m["name"].get<std::string>().c_str(),
+    std::printf("%-24s %8lld %6lld  %-27s  %s\n", m["name"].get<std::string>().c_str(),
                 static_cast<long long>(m["versions"].get<int64_t>()),
                 static_cast<long long>(m["latest"].get<int64_t>()),
                 m["updated_at"].get<std::string>().c_str(), aliases.c_str());
@@ -187,13 +187,13 @@ int models_history(const Options& o, const std::string& name) {
     std::printf("no alias of %s has been set\n", name.c_str());
     return kExitOk;
   }
-  std::printf("%-20s  %-12s %5s %5s  %-20s  %s\n", "AT", "ALIAS", "FROM", "TO", "BY", "REASON");
+  std::printf("%-27s  %-12s %5s %5s  %-20s  %s\n", "AT", "ALIAS", "FROM", "TO", "BY", "REASON");
   for (auto& e : (*j)["events"]) {
     std::string reason = e["reason"].get<std::string>();
     if (e["forced"].get<bool>()) reason = "(forced) " + reason;
     if (e["run"].is_string())
       reason += (reason.empty() ? "" : " ") + ("[run " + e["run"].get<std::string>() + "]");
-    std::printf("%-20s  %-12s %5s %5lld  %-20s  %s\n", e["at"].get<std::string>().c_str(),
+    std::printf("%-27s  %-12s %5s %5lld  %-20s  %s\n", e["at"].get<std::string>().c_str(),
                 e["alias"].get<std::string>().c_str(),
                 e["from"].is_null() ? "-" : std::to_string(e["from"].get<int64_t>()).c_str(),
                 static_cast<long long>(e["to"].get<int64_t>()),
