@@ -98,15 +98,27 @@ bool unchanged(const struct stat& a, const struct stat& b) {
 }
 
 // Copies `in` (from offset 0) into the empty file `out`: a reflink where the filesystem can
-// share extents (btrfs, XFS), else an in-kernel copy_file_range, else read/write.
-bool copy_fd(int in, int out) {
+// share extents (btrfs, XFS), else an in-kernel copy_file_range, else read/write. False with
+// errno set on an error; false with `*stopped` set when `check` failed.
+bool copy_fd(int in, int out, const ReadCheck& check = {}, Status* stopped = nullptr) {
 #ifdef FICLONE
   if (::ioctl(out, FICLONE, in) == 0) return true;
 #endif
+  ReadChecker checker(check);
+  auto go_on = [&](ssize_t n) {
+    Status s = checker.add(static_cast<uint64_t>(n));
+    if (!s && stopped) *stopped = s;
+    return s.ok();
+  };
+  // A check is made between calls: one call copies no more than it lets go unchecked.
+  size_t chunk = check ? size_t{kReadCheckEvery} : size_t{1} << 30;
   loff_t off_in = 0, off_out = 0;
   for (;;) {
-    ssize_t n = ::copy_file_range(in, &off_in, out, &off_out, size_t{1} << 30, 0);
-    if (n > 0) continue;
+    ssize_t n = ::copy_file_range(in, &off_in, out, &off_out, chunk, 0);
+    if (n > 0) {
+      if (!go_on(n)) return false;
+      continue;
+    }
     if (n == 0) return true;
     if (errno == EINTR) continue;
     if (off_in == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
@@ -122,12 +134,14 @@ bool copy_fd(int in, int out) {
     if (n == 0) return true;
     if (!write_all(out, std::string_view(buf.data(), static_cast<size_t>(n)))) return false;
     off += n;
+    if (!go_on(n)) return false;
   }
 }
 
 }  // namespace
 
-Result<BlobRef> BlobStore::put_file(const fs::path& src, bool follow_links) {
+Result<BlobRef> BlobStore::put_file(const fs::path& src, bool follow_links,
+                                    const ReadCheck& check) {
   // O_NONBLOCK: opening a FIFO for reading would wait for a writer (forever, for a FIFO a
   // task left behind); regular files read the same with it.
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_links ? 0 : O_NOFOLLOW));
@@ -148,10 +162,10 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src, bool follow_links) {
   // A file changed within the racy window may change again within the same timestamp
   // tick, unseen by stat: store it by copying while hashing, so the blob holds exactly
   // the bytes that were hashed.
-  if (to_ns(before.st_ctim) > now_ns() - racy_window_ns_) return copy_while_hashing(in, src);
+  if (to_ns(before.st_ctim) > now_ns() - racy_window_ns_) return copy_while_hashing(in, src, check);
 
   // Otherwise hash first (read only); a blob already stored costs no write at all.
-  auto digest = sha256_fd(in, src.string());
+  auto digest = sha256_fd(in, src.string(), check);
   if (!digest) return digest.error();
   if (digest->size != static_cast<uint64_t>(before.st_size)) return changed();
   BlobRef ref{digest->sha256, digest->size};
@@ -160,12 +174,14 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src, bool follow_links) {
   if (!has(ref.sha256)) {
     auto out = open_temp(root_, tmp);
     if (!out) return out.error();
-    bool ok = copy_fd(in, *out);
+    Status stopped;
+    bool ok = copy_fd(in, *out, check, &stopped);
     int e = errno;
     ok = ok && (deferred_sync_ || ::fsync(*out) == 0);
     ok = (::close(*out) == 0) && ok;
     if (!ok) {
       ::unlink(tmp.c_str());
+      if (!stopped) return stopped.error();
       return make_error(src.string() + ": copying into the blob store: " + std::strerror(e));
     }
   }
@@ -178,12 +194,13 @@ Result<BlobRef> BlobStore::put_file(const fs::path& src, bool follow_links) {
   return commit_temp(tmp, ref);
 }
 
-Result<BlobRef> BlobStore::copy_while_hashing(int in, const fs::path& src) {
+Result<BlobRef> BlobStore::copy_while_hashing(int in, const fs::path& src, const ReadCheck& check) {
   fs::path tmp;
   auto out = open_temp(root_, tmp);
   if (!out) return out.error();
   Sha256 h;
   BlobRef ref;
+  ReadChecker checker(check);
   thread_local std::vector<char> buf(128 << 10);
   for (;;) {
     ssize_t n = ::read(in, buf.data(), buf.size());
@@ -198,6 +215,11 @@ Result<BlobRef> BlobStore::copy_while_hashing(int in, const fs::path& src) {
     if (n == 0) break;
     h.update(buf.data(), static_cast<size_t>(n));
     ref.size += static_cast<uint64_t>(n);
+    if (auto s = checker.add(static_cast<uint64_t>(n)); !s) {
+      ::close(*out);
+      ::unlink(tmp.c_str());
+      return s.error();
+    }
   }
   bool ok = deferred_sync_ || ::fsync(*out) == 0;
   ok = (::close(*out) == 0) && ok;

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "common/result.hpp"
+#include "common/sha256.hpp"
 
 namespace drover {
 
@@ -32,8 +33,11 @@ class BlobStore {
   // changes meanwhile is refused ("SRC: changed while being stored") and nothing is stored.
   // A file changed in the last `racy_window` seconds is copied while hashed instead.
   // A regular file only (a FIFO, device or socket is refused without being read: opened
-  // without waiting); `follow_links` false also refuses a symbolic link.
-  Result<BlobRef> put_file(const std::filesystem::path& src, bool follow_links = true);
+  // without waiting); `follow_links` false also refuses a symbolic link. `check` is made
+  // every kReadCheckEvery bytes hashed or copied (common/sha256.hpp); when it fails nothing
+  // is stored (no temp file is left) and its Status is the result.
+  Result<BlobRef> put_file(const std::filesystem::path& src, bool follow_links = true,
+                           const ReadCheck& check = {});
   Result<BlobRef> put_bytes(std::string_view data);
   // A fresh name under root()/tmp for a writer that streams a blob in (an upload); gc
   // deletes such files once older than its grace period.
@@ -77,7 +81,8 @@ class BlobStore {
 
  private:
   Result<BlobRef> commit_temp(const std::filesystem::path& tmp, BlobRef ref);
-  Result<BlobRef> copy_while_hashing(int in, const std::filesystem::path& src);
+  Result<BlobRef> copy_while_hashing(int in, const std::filesystem::path& src,
+                                     const ReadCheck& check);
   std::filesystem::path root_;
   bool deferred_sync_ = false;
   std::atomic<uint64_t> unsynced_{0};  // blobs stored in batch mode since the last sync()

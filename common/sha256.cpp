@@ -41,12 +41,13 @@ std::string sha256_hex(std::string_view data) {
   return h.hex_digest();
 }
 
-Result<FileDigest> sha256_fd(int fd, const std::string& name) {
+Result<FileDigest> sha256_fd(int fd, const std::string& name, const ReadCheck& check) {
   // 128 KiB stays in a core's L2 cache, so the copy out of the page cache and the hashing
   // that follows read from L2 (measured here: 1.54 GB/s per core vs 1.19 with 1 MiB).
   thread_local std::vector<char> buf(128 << 10);
   Sha256 h;
   FileDigest d;
+  ReadChecker checker(check);
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
@@ -56,6 +57,7 @@ Result<FileDigest> sha256_fd(int fd, const std::string& name) {
     if (n == 0) break;
     h.update(buf.data(), static_cast<size_t>(n));
     d.size += static_cast<uint64_t>(n);
+    if (auto s = checker.add(static_cast<uint64_t>(n)); !s) return s.error();
   }
   d.sha256 = h.hex_digest();
   return d;

@@ -31,8 +31,10 @@ class BlobSource {
   // After the try: an error when an input it was given could reach the store and was
   // changed there (the blob is then out of the store).
   virtual Status check_fetched() { return {}; }
-  // Stores the content of the file `src` (an output of the try); its hash and size.
-  virtual Result<BlobRef> store(const std::filesystem::path& src) = 0;
+  // Stores the content of the file `src` (an output of the try); its hash and size. `check`
+  // is made every kReadCheckEvery bytes read (the try's timeout); when it fails nothing is
+  // stored and its Status is the result.
+  virtual Result<BlobRef> store(const std::filesystem::path& src, const ReadCheck& check = {}) = 0;
   // Stores `bytes` (a symbolic link's target text, an output of the try); its hash and size.
   virtual Result<BlobRef> store_bytes(std::string_view bytes) = 0;
   // The bytes of blob `sha256` (a link's text, to place an input as a link): an error when
@@ -70,8 +72,8 @@ class LocalBlobSource final : public BlobSource {
   }
   // An output is read as what it is, never through a link (its target could be anything
   // the worker may read: /etc/shadow, the API token).
-  Result<BlobRef> store(const std::filesystem::path& src) override {
-    return store_.put_file(src, /*follow_links=*/false);
+  Result<BlobRef> store(const std::filesystem::path& src, const ReadCheck& check = {}) override {
+    return store_.put_file(src, /*follow_links=*/false, check);
   }
   Result<BlobRef> store_bytes(std::string_view bytes) override { return store_.put_bytes(bytes); }
   Result<std::string> read_bytes(std::string_view sha256, size_t max_bytes) override {

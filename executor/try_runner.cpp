@@ -96,8 +96,8 @@ Status refuse(const fs::path& work, const fs::path& p, mode_t m) {
 }
 
 Status collect_file(BlobSource& blobs, const fs::path& work, const fs::path& file, mode_t mode,
-                    std::vector<FileEntry>& out) {
-  auto ref = blobs.store(file);
+                    const ReadCheck& check, std::vector<FileEntry>& out) {
+  auto ref = blobs.store(file, check);
   if (!ref) return ref.error();
   out.push_back(FileEntry{file.lexically_relative(work).generic_string(), ref->sha256, ref->size,
                           static_cast<int>(mode & 07777), ""});
@@ -123,9 +123,9 @@ Status collect_link(BlobSource& blobs, const fs::path& work, const fs::path& lin
 }
 
 Status collect_entry(BlobSource& blobs, const fs::path& work, const fs::path& p, mode_t mode,
-                     std::vector<FileEntry>& out) {
+                     const ReadCheck& check, std::vector<FileEntry>& out) {
   return S_ISLNK(mode) ? collect_link(blobs, work, p, out)
-                       : collect_file(blobs, work, p, mode, out);
+                       : collect_file(blobs, work, p, mode, check, out);
 }
 
 // Whether the folders on the way to output `decl` (normalized) are folders of the work dir:
@@ -153,13 +153,16 @@ Status check_folders(const fs::path& work, const std::string& decl) {
 Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileEntry>& out,
                        const CollectBy& by) {
   fs::path work = spec.work_dir();
-  // Checked before each file is stored and every 1,000 entries of a folder's walk.
+  // Checked before each file is stored, every 1,000 entries of a folder's walk and every
+  // kReadCheckEvery bytes of a file being stored (one file can be bigger than a timeout's
+  // worth of hashing: a sparse file of terabytes).
   auto late = [&] {
     return by && std::chrono::steady_clock::now() >= *by
                ? make_error("collecting outputs ran past the try's timeout (" +
                             std::to_string(spec.timeout_ms / 1000) + " s)")
                : Status{};
   };
+  ReadCheck while_stored = by ? ReadCheck(late) : ReadCheck();
   // The task's `outputs:`, then what its type collects besides (a train's artifacts).
   std::vector<std::string> wanted = spec.outputs;
   if (const TaskType* type = TaskTypeRegistry::instance().find(spec.type))
@@ -178,7 +181,7 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
       return make_error("declared output '" + declared + "' was not produced");
     if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) {
       if (auto s = late(); !s) return s;
-      if (auto s = collect_entry(blobs, work, p, st.st_mode, out); !s) return s;
+      if (auto s = collect_entry(blobs, work, p, st.st_mode, while_stored, out); !s) return s;
       continue;
     }
     if (!S_ISDIR(st.st_mode)) return refuse(work, p, st.st_mode);
@@ -201,7 +204,7 @@ Status collect_outputs(const TrySpec& spec, BlobSource& blobs, std::vector<FileE
     std::sort(entries.begin(), entries.end());
     for (auto& [e, mode] : entries) {
       if (auto s = late(); !s) return s;
-      if (auto s = collect_entry(blobs, work, e, mode, out); !s) return s;
+      if (auto s = collect_entry(blobs, work, e, mode, while_stored, out); !s) return s;
     }
   }
   return {};

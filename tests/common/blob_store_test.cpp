@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "common/sha256.hpp"
 
@@ -228,6 +229,42 @@ TEST_F(BlobStoreTest, AFileChangedJustNowIsCopiedWhileHashed) {
   EXPECT_EQ(hooks, 0);  // one pass: the blob holds exactly the bytes that were hashed
   EXPECT_EQ(read(store.path_of(r->sha256)), data);
   EXPECT_EQ(r->sha256, sha256_hex(data));
+}
+
+// A check made every kReadCheckEvery bytes stops the storing of a big file — while it is
+// hashed, while it is copied, or while it is copied and hashed at once (a file changed just
+// now) — with the check's error, and nothing is stored or left in tmp.
+TEST_F(BlobStoreTest, AFailedReadCheckStopsStoringAndLeavesNothing) {
+  fs::path f = dir / "big.bin";
+  std::ofstream(f).close();
+  fs::resize_file(f, uint64_t{200} << 20);  // sparse: 3 checks to hash it, 3 more to copy it
+  auto store_with = [&](const fs::path& root, int64_t racy_ns, int fail_at, int& calls) {
+    BlobStore store(root);
+    store.set_racy_window_ns(racy_ns);
+    return store.put_file(f, true, [&]() -> Status {
+      return ++calls >= fail_at ? Status(make_error("too late")) : Status();
+    });
+  };
+  auto stopped = [&](const char* name, int64_t racy_ns, int fail_at) {
+    SCOPED_TRACE(name);
+    fs::path root = dir / "blobs";
+    int calls = 0;
+    auto r = store_with(root, racy_ns, fail_at, calls);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.message(), "too late");
+    EXPECT_EQ(calls, fail_at);
+    EXPECT_EQ(blob_count(), 0u);
+    EXPECT_TRUE(fs::is_empty(root / "tmp"));
+  };
+  // First, while the file is still inside the racy window.
+  stopped("copying while hashing", BlobStore::kDefaultRacyWindowNs, 2);
+  stopped("hashing", 0, 2);
+  int calls = 0;
+  auto whole = store_with(dir / "passing", 0, 1000, calls);
+  ASSERT_TRUE(whole.ok()) << whole.message();
+  EXPECT_EQ(whole->size, uint64_t{200} << 20);
+  EXPECT_TRUE(calls == 6 || calls == 3) << calls;  // 3: a reflink, which checks nothing
+  if (calls == 6) stopped("copying", 0, 5);
 }
 
 }  // namespace

@@ -5,8 +5,10 @@
 // outputs may be (links recorded as their text; FIFOs, sockets, devices refused; collected only
 // within the try's timeout). The kill -9 of a real `drover serve` and its restart are
 // tests/integration/isolation_test.cpp's.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -68,9 +71,10 @@ class LocalExecutorTest : public ::testing::Test {
     return s;
   }
 
-  // Runs `io` until `done` (at most 20 s of real time).
-  static bool run_until(boost::asio::io_context& io, const std::function<bool()>& done) {
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Runs `io` until `done` (at most `limit` of real time).
+  static bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
+                        std::chrono::seconds limit = std::chrono::seconds(20)) {
+    auto until = std::chrono::steady_clock::now() + limit;
     while (!done() && std::chrono::steady_clock::now() < until) {
       io.restart();
       io.run_for(std::chrono::milliseconds(10));
@@ -291,6 +295,56 @@ TEST_F(LocalExecutorTest, OutputsAreNotCollectedPastTheTrysTimeout) {
   const TryEvent* ok = event(TryEvent::Kind::Finished, "r-1/within/1");
   EXPECT_EQ(ok->exit_code, 0) << ok->result.dump();
   EXPECT_EQ(ok->result["outputs"].size(), 1u) << ok->result.dump();
+}
+
+// Within one file too: a task that leaves a sparse 64 GB file behind (written in no time,
+// read at the speed of hashing: most of a minute) is stopped at its timeout while the file is
+// hashed and copied, and no part of it is left in the blob store.
+TEST_F(LocalExecutorTest, AHugeOutputFileIsNotCollectedPastTheTrysTimeout) {
+  constexpr off_t kBig = off_t{64} << 30;
+  // The sparse file is made here and hard-linked into the try's outputs by the task.
+  fs::path huge = dir_ / "huge";
+  {  // a filesystem that refuses a sparse file this large cannot run it
+    int fd = ::open(huge.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    int rc = ::ftruncate(fd, kBig);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0) GTEST_SKIP() << "a sparse file of 64 GB is refused here: " << std::strerror(e);
+  }
+  // Should collection ever stop checking its deadline, the worker (which inherits this
+  // limit) writes at most 4 GB into the blob store's temp folder, not 64.
+  struct rlimit before;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+  struct rlimit cap = before;
+  cap.rlim_cur = rlim_t{4} << 30;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &cap), 0);
+  struct Restore {
+    rlimit r;
+    ~Restore() { ::setrlimit(RLIMIT_FSIZE, &r); }
+  } restore{before};
+  boost::asio::io_context io;
+  auto x = make(io);
+  TrySpec big = command("big", "mkdir out && ln '" + huge.string() + "' out/big");
+  big.outputs = {"out"};
+  big.timeout_ms = 2000;
+  auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(x->start(big).ok());
+  ASSERT_TRUE(run_until(
+      io, [&] { return event(TryEvent::Kind::Finished, "r-1/big/1"); }, std::chrono::seconds(60)));
+  auto took = std::chrono::steady_clock::now() - began;
+  std::printf("the try with a 64 GB output ended after %.1f s\n",
+              std::chrono::duration<double>(took).count());
+  const TryEvent* end = event(TryEvent::Kind::Finished, "r-1/big/1");
+  EXPECT_EQ(end->exit_code, 1);
+  EXPECT_NE(end->result.dump().find("collecting outputs ran past the try's timeout (2 s)"),
+            std::string::npos)
+      << end->result.dump();
+  EXPECT_TRUE(end->result["outputs"].empty()) << end->result.dump();
+  // No blob and no temp file (BlobStore writes under HOME/blobs/tmp, then renames).
+  std::error_code ec;
+  for (auto& e : fs::recursive_directory_iterator(dir_ / "home" / "blobs", ec))
+    EXPECT_FALSE(e.is_regular_file()) << e.path();
 }
 
 // Inputs as no run records them (a link `a` and a file `a/x` of one task): a link is never a
