@@ -464,6 +464,22 @@ class RedisTarget final : public UploadTarget {
 // ---------------------------------------------------------------------------------------
 // Folder
 
+// Whether a JSON line of `f` (a file being appended to) matches; reads it from the start and
+// leaves it positioned at its end again.
+bool any_line(std::FILE* f, const std::function<bool(const json&)>& match) {
+  std::fflush(f);
+  std::rewind(f);
+  char* buf = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  bool found = false;
+  while (!found && (n = ::getline(&buf, &cap, f)) > 0)
+    found = match(json::parse(std::string_view(buf, static_cast<size_t>(n)), nullptr, false));
+  std::free(buf);
+  std::fseek(f, 0, SEEK_END);
+  return found;
+}
+
 // A set of 64-bit key hashes (open addressing): 8 bytes a key, for the folder target, which
 // has no SET NX to find duplicates with. A hit is confirmed against the keys written.
 class HashSet {
@@ -668,19 +684,9 @@ class FileTarget final : public UploadTarget {
   }
   // Whether `k` is among the keys written so far (a hash hit confirmed).
   bool seen(std::string_view k) {
-    std::fflush(keys_);
-    std::rewind(keys_);
-    char* buf = nullptr;
-    size_t cap = 0;
-    ssize_t n;
-    bool found = false;
-    while (!found && (n = ::getline(&buf, &cap, keys_)) > 0) {
-      json j = json::parse(std::string_view(buf, static_cast<size_t>(n)), nullptr, false);
-      found = j.is_string() && j.get_ref<const std::string&>() == k;
-    }
-    std::free(buf);
-    std::fseek(keys_, 0, SEEK_END);
-    return found;
+    return any_line(keys_, [&](const json& j) {
+      return j.is_string() && j.get_ref<const std::string&>() == k;
+    });
   }
   std::optional<std::string> current_version() const {
     std::error_code ec;
@@ -1021,19 +1027,9 @@ class HttpTarget final : public UploadTarget {
   }
   // Whether `k` is among the keys spooled so far (a hash hit confirmed).
   bool seen(std::string_view k) {
-    std::fflush(spool_);
-    std::rewind(spool_);
-    char* buf = nullptr;
-    size_t cap = 0;
-    ssize_t n;
-    bool found = false;
-    while (!found && (n = ::getline(&buf, &cap, spool_)) > 0) {
-      json j = json::parse(std::string_view(buf, static_cast<size_t>(n)), nullptr, false);
-      found = j.is_object() && j["key"].is_string() && j["key"].get_ref<const std::string&>() == k;
-    }
-    std::free(buf);
-    std::fseek(spool_, 0, SEEK_END);
-    return found;
+    return any_line(spool_, [&](const json& j) {
+      return j.is_object() && j["key"].is_string() && j["key"].get_ref<const std::string&>() == k;
+    });
   }
 
   TargetUrl url_;

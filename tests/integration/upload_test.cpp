@@ -22,6 +22,26 @@ struct ReplyFree {
 };
 using Reply = std::unique_ptr<redisReply, ReplyFree>;
 
+// A bad input file and the message its upload must fail with (after FILE).
+struct BadInput {
+  std::string file, content, message;
+};
+
+// Which duplicate is named when there are several: the one on the earliest line, whether its
+// first occurrence is in an earlier batch or in its own (a batch is 1000 rows).
+std::vector<BadInput> duplicate_order_cases() {
+  auto rows = [](int from, int to) {
+    std::string out;
+    for (int i = from; i < to; ++i) out += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
+    return out;
+  };
+  std::string both = rows(0, 1000) + "{\"id\": \"k5\"}\n{\"id\": \"a\"}\n{\"id\": \"a\"}\n";
+  std::string later = rows(0, 1000) + rows(1000, 1499) + "{\"id\": \"k7\"}\n" + rows(1500, 2000) +
+                      "{\"id\": \"z\"}\n{\"id\": \"z\"}\n";
+  return {{"dupboth.jsonl", both, ":1001: duplicate key 'k5'"},
+          {"duplater.jsonl", later, ":1500: duplicate key 'k7'"}};
+}
+
 // A free TCP port on loopback (bound, read back, closed).
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -505,45 +525,34 @@ TEST_F(UploadTest, BadInputFailsNamingTheLineAndUploadsNothing) {
   std::string current = r.get("preds:current");
   std::string many;  // 1500 good rows (more than one pipelined batch), then a duplicate
   for (int i = 0; i < 1500; ++i) many += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
-  // Which duplicate is named when there are several: the one on the earliest line, whether its
-  // first occurrence is in an earlier batch or in its own (a batch is 1000 rows).
-  auto rows = [](int from, int to) {
-    std::string out;
-    for (int i = from; i < to; ++i) out += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
-    return out;
-  };
-  std::string both = rows(0, 1000) + "{\"id\": \"k5\"}\n{\"id\": \"a\"}\n{\"id\": \"a\"}\n";
-  std::string later = rows(0, 1000) + rows(1000, 1499) + "{\"id\": \"k7\"}\n" + rows(1500, 2000) +
-                      "{\"id\": \"z\"}\n{\"id\": \"z\"}\n";
-  struct Case {
-    std::string file, content, message;
-  };
-  std::vector<Case> cases = {
-      {"dupboth.jsonl", both, ":1001: duplicate key 'k5'"},
-      {"duplater.jsonl", later, ":1500: duplicate key 'k7'"},
-      {"broken.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\",}\n",
-       ":2: not valid JSON: column 12: expected a member name"},
-      {"cut.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\"\n",
-       ":2: not valid JSON: column 11: "
-       "unexpected end of the line"},
-      {"array.jsonl", "[1, 2]\n", ":1: not a JSON object"},
-      {"nokey.jsonl", "{\"id\": 1}\n{\"id\": 2}\n{\"name\": 3}\n",
-       ":3: no key column 'id' in this row"},
-      {"nullkey.jsonl", "{\"id\": null}\n",
-       ":1: key column 'id' must be a string or a number, "
-       "not null"},
-      {"emptykey.jsonl", "{\"id\": \"\"}\n", ":1: empty key"},
-      {"dup.jsonl", many + "{\"id\": \"k5\"}\n", ":1501: duplicate key 'k5'"},
-      {"dupnum.jsonl", "{\"id\": 1}\n{\"id\": \"1\"}\n", ":2: duplicate key '1'"},
-      {"empty.jsonl", "", ":1: empty file: no rows to upload"},
-      {"nokey.csv", "a,b\n1,2\n", ":1: no key column 'id' in the header (columns: a, b)"},
-      {"cells.csv", "id,b\nx,1\ny,2,3\n", ":3: 3 cells, the header has 2"},
-      {"header.csv", "id,b\n", ":1: a header but no rows to upload"},
-      {"dup.csv", "id,b\nx,1\ny,2\nx,3\n", ":4: duplicate key 'x'"},
-      {"quote.csv", "id,b\nx,\"open\n", ":2: a quoted cell is not closed by the end of the file"},
-  };
+  std::vector<BadInput> cases = duplicate_order_cases();
+  cases.insert(
+      cases.end(),
+      {
+          {"broken.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\",}\n",
+           ":2: not valid JSON: column 12: expected a member name"},
+          {"cut.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\"\n",
+           ":2: not valid JSON: column 11: "
+           "unexpected end of the line"},
+          {"array.jsonl", "[1, 2]\n", ":1: not a JSON object"},
+          {"nokey.jsonl", "{\"id\": 1}\n{\"id\": 2}\n{\"name\": 3}\n",
+           ":3: no key column 'id' in this row"},
+          {"nullkey.jsonl", "{\"id\": null}\n",
+           ":1: key column 'id' must be a string or a number, "
+           "not null"},
+          {"emptykey.jsonl", "{\"id\": \"\"}\n", ":1: empty key"},
+          {"dup.jsonl", many + "{\"id\": \"k5\"}\n", ":1501: duplicate key 'k5'"},
+          {"dupnum.jsonl", "{\"id\": 1}\n{\"id\": \"1\"}\n", ":2: duplicate key '1'"},
+          {"empty.jsonl", "", ":1: empty file: no rows to upload"},
+          {"nokey.csv", "a,b\n1,2\n", ":1: no key column 'id' in the header (columns: a, b)"},
+          {"cells.csv", "id,b\nx,1\ny,2,3\n", ":3: 3 cells, the header has 2"},
+          {"header.csv", "id,b\n", ":1: a header but no rows to upload"},
+          {"dup.csv", "id,b\nx,1\ny,2\nx,3\n", ":4: duplicate key 'x'"},
+          {"quote.csv", "id,b\nx,\"open\n",
+           ":2: a quoted cell is not closed by the end of the file"},
+      });
   std::set<std::string> before = r.scan();
-  for (const Case& c : cases) {
+  for (const BadInput& c : cases) {
     SCOPED_TRACE(c.file);
     write_text(tmp / c.file, c.content);
     json t = upload(redis_dag(c.file, ""), /*expect_ok=*/false);
@@ -914,29 +923,16 @@ TEST_F(UploadTest, HttpTargetSendsNothingForBadInput) {
   ASSERT_TRUE(rx.ok()) << rx.errors();
   std::string many;
   for (int i = 0; i < 2500; ++i) many += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
-  // Which duplicate is named when there are several: the one on the earliest line, whether its
-  // first occurrence is in an earlier batch or in its own (a batch is 1000 rows).
-  auto rows = [](int from, int to) {
-    std::string out;
-    for (int i = from; i < to; ++i) out += "{\"id\": \"k" + std::to_string(i) + "\"}\n";
-    return out;
-  };
-  std::string both = rows(0, 1000) + "{\"id\": \"k5\"}\n{\"id\": \"a\"}\n{\"id\": \"a\"}\n";
-  std::string later = rows(0, 1000) + rows(1000, 1499) + "{\"id\": \"k7\"}\n" + rows(1500, 2000) +
-                      "{\"id\": \"z\"}\n{\"id\": \"z\"}\n";
-  struct Case {
-    std::string file, content, message;
-  };
-  std::vector<Case> cases = {
-      {"dupboth.jsonl", both, ":1001: duplicate key 'k5'"},
-      {"duplater.jsonl", later, ":1500: duplicate key 'k7'"},
-      {"broken.jsonl", many + "{\"id\": \"b\",}\n",
-       ":2501: not valid JSON: column 12: expected a member name"},
-      {"dup.jsonl", many + "{\"id\": \"k5\"}\n", ":2501: duplicate key 'k5'"},
-      {"empty.jsonl", "", ":1: empty file: no rows to upload"},
-      {"dup.csv", "id,b\nx,1\ny,2\nx,3\n", ":4: duplicate key 'x'"},
-  };
-  for (const Case& c : cases) {
+  std::vector<BadInput> cases = duplicate_order_cases();
+  cases.insert(cases.end(),
+               {
+                   {"broken.jsonl", many + "{\"id\": \"b\",}\n",
+                    ":2501: not valid JSON: column 12: expected a member name"},
+                   {"dup.jsonl", many + "{\"id\": \"k5\"}\n", ":2501: duplicate key 'k5'"},
+                   {"empty.jsonl", "", ":1: empty file: no rows to upload"},
+                   {"dup.csv", "id,b\nx,1\ny,2\nx,3\n", ":4: duplicate key 'x'"},
+               });
+  for (const BadInput& c : cases) {
     SCOPED_TRACE(c.file);
     write_text(tmp / c.file, c.content);
     json t = upload(http_dag(rx, c.file, ", batch_size: 1000"), /*expect_ok=*/false);
